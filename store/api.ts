@@ -1,0 +1,128 @@
+/**
+ * The in-process API of a store node, as the wire protocol server, the shipper and the receiver
+ * see it. One StoreNode holds several namespaces; each namespace executes single-record
+ * commands, applies replicated writes, scans partitions and exposes its write logs.
+ */
+import type {
+  Bin,
+  ConflictPolicyId,
+  PartitionId,
+  RecordCommand,
+  RecordResult,
+  RecordVersion,
+  ResultCodeId,
+  WriteLogEntry,
+} from './types.js';
+
+/** Options of a partition scan. */
+export interface ScanOptions {
+  /** Set to scan; '' or undefined = all sets. */
+  set?: string;
+  /** Bin names to return; undefined = all bins. */
+  bins?: string[];
+  /** Return metadata only. */
+  headerOnly?: boolean;
+  /** Include tombstones (XDR recovery and verify need them; client scans do not). */
+  includeTombstones?: boolean;
+  /** Only records with LUT strictly greater than this (ms); XDR recovery uses it. */
+  lutAfterMs?: number;
+}
+
+/** Outcome of applying a replicated (XDR) write. */
+export interface ApplyResult {
+  resultCode: ResultCodeId;
+  /** True when the incoming version won and was stored. */
+  applied: boolean;
+}
+
+/** A reader of one partition's write log. */
+export interface WriteLogReader {
+  /** Lowest retained sequence (entries before it were trimmed), or next sequence if empty. */
+  firstSequence(pid: PartitionId): bigint;
+  /** Sequence the next appended entry will get. */
+  nextSequence(pid: PartitionId): bigint;
+  /** Up to `max` entries starting at `from` (>= firstSequence). */
+  read(pid: PartitionId, from: bigint, max: number): WriteLogEntry[];
+  /** Resolves when an entry with sequence >= `from` exists in any of `pids`, or after `timeoutMs`. */
+  waitForEntries(pids: PartitionId[] | 'all', fromByPid: (pid: PartitionId) => bigint, timeoutMs: number): Promise<void>;
+}
+
+export interface StoreNamespace {
+  readonly name: string;
+
+  /** get / exists / put / operate / touch / remove: everything one AS_MSG can ask of one record. */
+  execute(cmd: RecordCommand): Promise<RecordResult>;
+
+  /**
+   * Applies a version shipped from another site under the record lock, only if it wins against
+   * the local one by `policy` (ties broken deterministically). Keeps the source's generation and
+   * LUT. Allowed on a fenced (passive) namespace.
+   */
+  applyReplicated(version: RecordVersion, policy: ConflictPolicyId): Promise<ApplyResult>;
+
+  /** The record's current version, tombstones included; undefined when unknown. */
+  readVersion(digest: Buffer): RecordVersion | undefined;
+
+  /** Iterates one partition's live records (and tombstones if asked). */
+  scanPartition(pid: PartitionId, opts: ScanOptions): Iterable<RecordVersion>;
+
+  /** The per-partition write logs of this namespace. */
+  readonly writeLog: WriteLogReader;
+
+  /** Removes all records (of one set, or all) with LUT <= beforeLutMs (default: now). Durable. */
+  truncate(set: string | undefined, beforeLutMs?: number): Promise<number>;
+
+  /** Fenced: ordinary client writes answer FORBIDDEN; replicated writes still apply. */
+  setFenced(fenced: boolean): void;
+  readonly fenced: boolean;
+
+  /** Namespace statistics as info `namespace/<ns>` reports them (name -> value). */
+  stats(): Record<string, string | number | boolean>;
+  /** Set names with their object counts. */
+  sets(): Array<{ name: string; objects: number; tombstones: number }>;
+  /** Bin names seen in this namespace. */
+  binNames(): string[];
+
+  /** Dynamic configuration (info set-config); returns false when the key is not settable. */
+  setConfig(key: string, value: string): boolean;
+  getConfig(): Record<string, string | number | boolean>;
+}
+
+export interface StoreNode {
+  /** Stable node id: uppercase hex, at most 19 characters. */
+  readonly nodeId: string;
+  namespace(name: string): StoreNamespace | undefined;
+  namespaceNames(): string[];
+  /** Node-wide statistics (info `statistics`). */
+  stats(): Record<string, string | number | boolean>;
+  /** Flushes and persists a warm-restart snapshot. */
+  close(): Promise<void>;
+}
+
+export type { Bin };
+
+/** Parsed arguments of an info command: `name:k=v;k=v` or `name/a/b`. */
+export interface InfoRequest {
+  /** The command exactly as received (echoed back in the reply). */
+  raw: string;
+  name: string;
+  params: Record<string, string>;
+  positional: string[];
+}
+
+/** Answers one info command with its value (no name, no tab, no newline). */
+export type InfoHandler = (req: InfoRequest) => string | Promise<string>;
+
+/**
+ * Something that runs inside a node process beside the store: the XDR shipper is one. The node
+ * owns this interface so `store` imports nothing of `shipper`.
+ */
+export interface NodeExtension {
+  readonly name: string;
+  start(node: StoreNode): Promise<void>;
+  stop(): Promise<void>;
+  /** Extra info commands this extension answers (name -> handler). */
+  infoCommands?(): Record<string, InfoHandler>;
+  /** Prometheus text exposition lines for the node's /metrics. */
+  metrics?(): Promise<string> | string;
+}
