@@ -1,0 +1,300 @@
+/**
+ * Info commands answered in the formats the Aerospike clients parse (docs section 2), built from
+ * a StoreNode. Cluster shape (peers, partition ownership) comes from a ClusterView so a
+ * multi-node owner table can fill it in later; `singleNodeView` claims every partition.
+ */
+import type { InfoHandler, InfoRequest, StoreNamespace, StoreNode } from '../api.js';
+import { PARTITION_COUNT } from '../types.js';
+import { infoError, parseInfoCommand } from './info-codec.js';
+
+/** The build we report: selects the modern client protocol (batch-any, user-agent-set, ...). */
+export const BUILD = '8.1.1.0';
+export const EDITION = 'Aerospike Community Edition';
+export const FEATURES = [
+  'batch-any',
+  'batch-index',
+  'blob-bits',
+  'float',
+  'geo',
+  'peers',
+  'pipelining',
+  'pquery',
+  'pscans',
+  'query-show',
+  'replicas',
+  'replicas-all',
+  'replicas-master',
+  'replicas-max',
+  'truncate-namespace',
+].join(';');
+/** Bytes of one replica bitmap (4096 bits). */
+export const PARTITION_BITMAP_BYTES = PARTITION_COUNT / 8;
+/** Nanoseconds per millisecond (truncate lut is in ns). */
+const NS_PER_MS = 1_000_000n;
+
+export interface PeerAddress {
+  host: string;
+  port: number;
+}
+export interface Peer {
+  nodeId: string;
+  tlsName?: string;
+  addresses: PeerAddress[];
+}
+
+/** Partition ownership of one namespace as this node reports it. */
+export interface NamespaceOwnership {
+  /** 0 for AP namespaces. */
+  regime: number;
+  /** replicas[i](pid): this node is replica i of pid (0 = master). At least one entry. */
+  replicas: Array<(pid: number) => boolean>;
+}
+
+/** What this node knows about its cluster. */
+export interface ClusterView {
+  partitionGeneration(): number;
+  peersGeneration(): number;
+  /** Other nodes (never this one). */
+  peers(): Peer[];
+  ownership(namespace: string): NamespaceOwnership;
+  clusterName(): string;
+  clusterSize(): number;
+  /** Cluster key, hex; stable while membership is. */
+  clusterKey(): string;
+}
+
+/** A one-node cluster: owns every partition as master, no peers, generations fixed at 1. */
+export function singleNodeView(clusterName = 'ferry', clusterKey = '1F3A5C7E9B'): ClusterView {
+  const all = (): boolean => true;
+  return {
+    partitionGeneration: () => 1,
+    peersGeneration: () => 1,
+    peers: () => [],
+    ownership: () => ({ regime: 0, replicas: [all] }),
+    clusterName: () => clusterName,
+    clusterSize: () => 1,
+    clusterKey: () => clusterKey,
+  };
+}
+
+/** Base64 of a 4096-bit bitmap, MSB first: partition p is bit 0x80 >> (p & 7) of byte p >> 3. */
+export function partitionBitmapBase64(owns: (pid: number) => boolean): string {
+  const bits = Buffer.alloc(PARTITION_BITMAP_BYTES);
+  for (let p = 0; p < PARTITION_COUNT; p++) if (owns(p)) bits[p >> 3]! |= 0x80 >> (p & 7);
+  return bits.toString('base64');
+}
+
+/** Decodes a replicas bitmap (client side). */
+export function parsePartitionBitmap(b64: string): (pid: number) => boolean {
+  const bits = Buffer.from(b64, 'base64');
+  if (bits.length !== PARTITION_BITMAP_BYTES) throw new RangeError(`bitmap of ${bits.length} bytes`);
+  return (p) => (bits[p >> 3]! & (0x80 >> (p & 7))) !== 0;
+}
+
+/** `replicas` value: `<ns>:<regime>,<count>,<b64>[,<b64>...];...` */
+export function replicasValue(namespaces: readonly string[], view: Pick<ClusterView, 'ownership'>): string {
+  return namespaces
+    .map((ns) => {
+      const o = view.ownership(ns);
+      return `${ns}:${o.regime},${o.replicas.length},${o.replicas.map(partitionBitmapBase64).join(',')}`;
+    })
+    .join(';');
+}
+
+/** `peers-clear-std` value: `<gen>,<default port>,[[id,tls,[h:p,...]],...]`. */
+export function peersValue(generation: number, defaultPort: number, peers: readonly Peer[]): string {
+  const fmtHost = (a: PeerAddress): string => {
+    const h = a.host.includes(':') ? `[${a.host}]` : a.host;
+    return a.port === defaultPort ? h : `${h}:${a.port}`;
+  };
+  const items = peers.map((p) => `[${p.nodeId},${p.tlsName ?? ''},[${p.addresses.map(fmtHost).join(',')}]]`);
+  return `${generation},${defaultPort},[${items.join(',')}]`;
+}
+
+const kv = (o: Record<string, string | number | boolean>, sep = ';'): string =>
+  Object.entries(o)
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join(sep);
+
+export interface InfoContext {
+  node: StoreNode;
+  view: ClusterView;
+  /** Address clients reach this node at. */
+  host: string;
+  port: number;
+  /** Service-level settings reported by get-config:context=service. */
+  serviceConfig?: () => Record<string, string | number | boolean>;
+  /** Extra commands (e.g. from node extensions); they win over the built-in ones. */
+  extra?: Record<string, InfoHandler>;
+  startedAtMs?: number;
+}
+
+/** Builds the command table. */
+export function infoCommands(ctx: InfoContext): Record<string, InfoHandler> {
+  const { node, view } = ctx;
+  const startedAtMs = ctx.startedAtMs ?? Date.now();
+  const nsOf = (name: string | undefined): StoreNamespace | undefined => (name ? node.namespace(name) : undefined);
+  const nsParam = (req: InfoRequest): string | undefined => req.params['namespace'] ?? req.params['ns'] ?? req.params['id'] ?? req.positional[0];
+  const peers = (req: InfoRequest): string =>
+    peersValue(view.peersGeneration(), ctx.port, req.name.startsWith('peers-tls') ? [] : view.peers());
+
+  const setsEntries = (ns: StoreNamespace, only?: string): string =>
+    ns
+      .sets()
+      .filter((s) => only === undefined || s.name === only)
+      .map(
+        (s) =>
+          `ns=${ns.name}:set=${s.name}:objects=${s.objects}:tombstones=${s.tombstones}:data_used_bytes=0:truncate_lut=0:sindexes=0:index_populating=false:truncating=false:default-ttl=0:`,
+      )
+      .join(';');
+
+  const table: Record<string, InfoHandler> = {
+    node: () => node.nodeId,
+    build: () => BUILD,
+    version: () => `${EDITION} build ${BUILD}`,
+    edition: () => EDITION,
+    release: () => `edition=${EDITION};version=${BUILD};os=linux;arch=${process.arch};sha=ferry`,
+    status: () => 'ok',
+    'partition-generation': () => String(view.partitionGeneration()),
+    'peers-generation': () => String(view.peersGeneration()),
+    'peers-clear-std': peers,
+    'peers-clear-alt': peers,
+    'peers-tls-std': peers,
+    'peers-tls-alt': peers,
+    'service-clear-std': () => `${ctx.host}:${ctx.port}`,
+    'service-clear-alt': () => `${ctx.host}:${ctx.port}`,
+    'service-tls-std': () => '',
+    'service-tls-alt': () => '',
+    services: () => view.peers().map((p) => p.addresses.map((a) => `${a.host}:${a.port}`).join(';')).filter(Boolean).join(';'),
+    'services-alternate': () => '',
+    'services-alumni': () => '',
+    replicas: () => replicasValue(node.namespaceNames(), view),
+    'replicas-master': () => node.namespaceNames().map((ns) => `${ns}:${partitionBitmapBase64(view.ownership(ns).replicas[0]!)}`).join(';'),
+    'replicas-all': () =>
+      node
+        .namespaceNames()
+        .map((ns) => {
+          const o = view.ownership(ns);
+          return `${ns}:${o.replicas.length},${o.replicas.map(partitionBitmapBase64).join(',')}`;
+        })
+        .join(';'),
+    partitions: () => String(PARTITION_COUNT),
+    'cluster-name': () => view.clusterName(),
+    'cluster-stable': (req) => {
+      const ns = nsParam(req);
+      if (ns !== undefined && !node.namespace(ns)) return infoError(20, `unknown namespace ${ns}`);
+      return view.clusterKey();
+    },
+    features: () => FEATURES,
+    'user-agent-set': () => 'ok',
+    statistics: () =>
+      kv({
+        cluster_size: view.clusterSize(),
+        cluster_key: view.clusterKey(),
+        cluster_name: view.clusterName(),
+        uptime: Math.floor((Date.now() - startedAtMs) / 1000),
+        ...node.stats(),
+      }),
+    namespaces: () => node.namespaceNames().join(';'),
+    namespace: (req) => {
+      const ns = nsOf(req.positional[0]);
+      if (!ns) return 'type=unknown';
+      return kv({ ns_cluster_size: view.clusterSize(), effective_replication_factor: view.ownership(ns.name).replicas.length, ...ns.stats(), ...ns.getConfig() });
+    },
+    sets: (req) => {
+      const [nsName, setName] = req.positional;
+      if (nsName !== undefined && nsName !== '') {
+        const ns = nsOf(nsName);
+        if (!ns) return 'ns_type=unknown';
+        if (setName !== undefined && setName !== '') {
+          const s = ns.sets().find((x) => x.name === setName);
+          return s ? `objects=${s.objects}:tombstones=${s.tombstones}:data_used_bytes=0:truncate_lut=0:sindexes=0:index_populating=false:truncating=false:default-ttl=0:` : '';
+        }
+        const e = setsEntries(ns);
+        return e ? `${e};` : '';
+      }
+      const all = node
+        .namespaceNames()
+        .map((n) => setsEntries(node.namespace(n)!))
+        .filter(Boolean)
+        .join(';');
+      return all ? `${all};` : '';
+    },
+    bins: (req) => {
+      const names = req.positional[0] ? [req.positional[0]] : node.namespaceNames();
+      const parts: string[] = [];
+      for (const n of names) {
+        const ns = nsOf(n);
+        if (!ns) return infoError(20, `unknown namespace ${n}`);
+        const bins = ns.binNames();
+        const body = [`bin_names=${bins.length}`, 'bin_names_quota=65535', ...bins].join(',');
+        parts.push(req.positional[0] ? body : `${n}:${body}`);
+      }
+      return parts.join(';');
+    },
+    'get-config': (req) => {
+      const context = req.params['context'] ?? 'service';
+      if (context === 'service') return kv(ctx.serviceConfig?.() ?? { 'cluster-name': view.clusterName(), 'node-id': node.nodeId, port: ctx.port });
+      if (context === 'namespace') {
+        const name = req.params['id'] ?? req.params['namespace'];
+        const ns = nsOf(name);
+        if (!ns) return infoError(20, `namespace not found`);
+        return kv(ns.getConfig());
+      }
+      return infoError(4, `unknown context ${context}`);
+    },
+    'set-config': (req) => {
+      const context = req.params['context'];
+      if (context !== 'namespace') return infoError(4, `set-config supports context=namespace only`);
+      const name = req.params['id'] ?? req.params['namespace'];
+      const ns = nsOf(name);
+      if (!ns) return infoError(20, 'namespace not found');
+      const settings = Object.entries(req.params).filter(([k]) => k !== 'context' && k !== 'id' && k !== 'namespace');
+      if (settings.length === 0) return infoError(4, 'no setting given');
+      for (const [k, v] of settings) {
+        if (!ns.setConfig(k, v)) return infoError(4, `${k} is not a dynamic setting or ${v} is invalid`);
+      }
+      return 'ok';
+    },
+    truncate: async (req) => truncate(req, true),
+    'truncate-namespace': async (req) => truncate(req, false),
+  };
+
+  async function truncate(req: InfoRequest, withSet: boolean): Promise<string> {
+    const ns = nsOf(nsParam(req));
+    if (!ns) return infoError(20, 'namespace not found');
+    const set = withSet ? req.params['set'] : undefined;
+    let beforeMs: number | undefined;
+    const lut = req.params['lut'];
+    if (lut !== undefined && lut !== '') {
+      if (!/^\d+$/.test(lut)) return infoError(4, 'bad lut');
+      beforeMs = Number(BigInt(lut) / NS_PER_MS);
+      if (beforeMs > Date.now()) return infoError(4, 'lut is in the future');
+    }
+    await ns.truncate(set === '' ? undefined : set, beforeMs);
+    return 'ok';
+  }
+
+  return { ...table, ...(ctx.extra ?? {}) };
+}
+
+/** Answers one info request body's commands in order; unknown commands get ERROR:4. */
+export async function answerInfo(table: Record<string, InfoHandler>, commands: readonly InfoRequest[]): Promise<Array<[string, string]>> {
+  const out: Array<[string, string]> = [];
+  for (const req of commands) {
+    const h = Object.hasOwn(table, req.name) ? table[req.name] : undefined;
+    let value: string;
+    if (!h) value = infoError(4, 'unrecognized command');
+    else {
+      try {
+        value = await h(req);
+      } catch (err) {
+        value = infoError(1, (err as Error).message);
+      }
+    }
+    out.push([req.raw, value]);
+  }
+  return out;
+}
+
+export { parseInfoCommand };
