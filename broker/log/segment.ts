@@ -1,0 +1,271 @@
+/**
+ * One log segment: `<base>.log` holding stored record batches back to back, `<base>.index`
+ * (sparse: relative offset int32, position int32) and `<base>.timeindex` (running max timestamp
+ * int64, relative offset int32), both written every `indexIntervalBytes` of log. Synchronous
+ * file I/O on the event loop: appends and reads are page-cache operations.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { batchCrcValid, iterateBatches, readBatchHeader, type BatchHeader } from '../protocol/recordBatch.js';
+
+export const indexEntryBytes = 8;
+export const timeIndexEntryBytes = 12;
+/** Chunk size used when scanning a segment during recovery. */
+export const recoveryChunkBytes = 8 * 1024 * 1024;
+
+export interface IndexEntry {
+  offset: number;
+  position: number;
+  /** Largest record timestamp in this segment up to and including the batch at `offset`. */
+  maxTimestamp: number;
+}
+
+export function segmentFileName(baseOffset: number, ext: string): string {
+  return `${String(baseOffset).padStart(20, '0')}${ext}`;
+}
+
+export interface ScannedBatch {
+  header: BatchHeader;
+  position: number;
+}
+
+export class Segment {
+  readonly entries: IndexEntry[] = [];
+  sizeBytes = 0;
+  /** Offset after the last stored record (= baseOffset while empty). */
+  nextOffset: number;
+  maxTimestamp = -1;
+  /** Wall clock of the last append or of the file's mtime at open (for time retention). */
+  lastModifiedMs: number;
+  private bytesSinceIndex = 0;
+  private logFd: number;
+  private indexFd: number;
+  private timeFd: number;
+  private closed = false;
+  dirty = false;
+
+  private constructor(readonly dir: string, readonly baseOffset: number, private readonly indexIntervalBytes: number) {
+    this.nextOffset = baseOffset;
+    this.logFd = fs.openSync(this.file('.log'), 'a+');
+    this.indexFd = fs.openSync(this.file('.index'), 'a+');
+    this.timeFd = fs.openSync(this.file('.timeindex'), 'a+');
+    this.lastModifiedMs = Date.now();
+  }
+
+  file(ext: string): string {
+    return path.join(this.dir, segmentFileName(this.baseOffset, ext));
+  }
+
+  static create(dir: string, baseOffset: number, indexIntervalBytes: number): Segment {
+    return new Segment(dir, baseOffset, indexIntervalBytes);
+  }
+
+  /**
+   * Opens an existing segment. `recover` scans the whole log checking every batch's CRC, cuts a
+   * torn or corrupt tail and rewrites both indexes; otherwise the indexes are loaded as stored
+   * (rebuilt by a scan when they look damaged). `onBatch` sees every batch of a recovery scan.
+   */
+  static open(dir: string, baseOffset: number, indexIntervalBytes: number, recover: boolean, onBatch?: (b: ScannedBatch) => void): Segment {
+    const seg = new Segment(dir, baseOffset, indexIntervalBytes);
+    const stat = fs.fstatSync(seg.logFd);
+    seg.sizeBytes = stat.size;
+    seg.lastModifiedMs = stat.mtimeMs;
+    if (recover || !seg.loadIndexes()) seg.recover(onBatch);
+    return seg;
+  }
+
+  private loadIndexes(): boolean {
+    const idx = fs.readFileSync(this.file('.index'));
+    const tix = fs.readFileSync(this.file('.timeindex'));
+    if (idx.length % indexEntryBytes !== 0 || tix.length % timeIndexEntryBytes !== 0) return false;
+    const n = idx.length / indexEntryBytes;
+    if (tix.length / timeIndexEntryBytes !== n) return false;
+    if (this.sizeBytes > 0 && n === 0) return false;
+    for (let i = 0; i < n; i++) {
+      const position = idx.readInt32BE(i * indexEntryBytes + 4);
+      if (position >= this.sizeBytes) return false;
+      this.entries.push({
+        offset: this.baseOffset + idx.readInt32BE(i * indexEntryBytes),
+        position,
+        maxTimestamp: Number(tix.readBigInt64BE(i * timeIndexEntryBytes)),
+      });
+    }
+    // The tail after the last index entry: read its batch headers to learn nextOffset/maxTimestamp.
+    const last = this.entries[this.entries.length - 1];
+    if (last) this.maxTimestamp = last.maxTimestamp;
+    let pos = last ? last.position : 0;
+    while (pos < this.sizeBytes) {
+      const h = readBatchHeader(this.readAt(pos, 61));
+      if (h === null || h.sizeBytes < 61 || pos + h.sizeBytes > this.sizeBytes) return false;
+      this.nextOffset = h.baseOffset + h.lastOffsetDelta + 1;
+      this.maxTimestamp = Math.max(this.maxTimestamp, h.maxTimestamp);
+      pos += h.sizeBytes;
+    }
+    this.bytesSinceIndex = last ? this.sizeBytes - last.position : this.sizeBytes;
+    return true;
+  }
+
+  /** Full scan with CRC checks; truncates at the first incomplete or corrupt batch. */
+  private recover(onBatch?: (b: ScannedBatch) => void): void {
+    this.entries.length = 0;
+    this.maxTimestamp = -1;
+    this.nextOffset = this.baseOffset;
+    this.bytesSinceIndex = 0;
+    fs.ftruncateSync(this.indexFd, 0);
+    fs.ftruncateSync(this.timeFd, 0);
+    const fileSize = this.sizeBytes;
+    let pos = 0;
+    let expected = this.baseOffset;
+    scan: while (pos < fileSize) {
+      const chunk = this.readAt(pos, Math.min(recoveryChunkBytes, fileSize - pos));
+      let used = 0;
+      for (const { at, header } of iterateBatches(chunk)) {
+        const batch = chunk.subarray(at, at + header.sizeBytes);
+        if (header.magic !== 2 || header.baseOffset < expected || !batchCrcValid(batch)) break scan;
+        this.noteBatch(header, pos + at);
+        onBatch?.({ header, position: pos + at });
+        expected = header.baseOffset + header.lastOffsetDelta + 1;
+        used = at + header.sizeBytes;
+      }
+      if (used === 0) {
+        // A batch larger than the chunk: read it whole, else it is a torn tail.
+        const h = readBatchHeader(chunk);
+        if (h === null || h.sizeBytes <= chunk.length || pos + h.sizeBytes > fileSize) break;
+        const batch = this.readAt(pos, h.sizeBytes);
+        if (h.magic !== 2 || h.baseOffset < expected || !batchCrcValid(batch)) break;
+        this.noteBatch(h, pos);
+        onBatch?.({ header: h, position: pos });
+        expected = h.baseOffset + h.lastOffsetDelta + 1;
+        used = h.sizeBytes;
+      }
+      pos += used;
+    }
+    if (pos < fileSize) {
+      fs.ftruncateSync(this.logFd, pos);
+      fs.fsyncSync(this.logFd);
+    }
+    this.sizeBytes = pos;
+  }
+
+  /** Updates in-memory state (and index files) for a batch stored at `position`. */
+  private noteBatch(h: BatchHeader, position: number): void {
+    this.nextOffset = h.baseOffset + h.lastOffsetDelta + 1;
+    if (h.maxTimestamp > this.maxTimestamp) this.maxTimestamp = h.maxTimestamp;
+    if (this.entries.length === 0 || this.bytesSinceIndex >= this.indexIntervalBytes) {
+      const e: IndexEntry = { offset: h.baseOffset, position, maxTimestamp: this.maxTimestamp };
+      this.entries.push(e);
+      const idx = Buffer.allocUnsafe(indexEntryBytes);
+      idx.writeInt32BE(e.offset - this.baseOffset, 0);
+      idx.writeInt32BE(position, 4);
+      fs.writeSync(this.indexFd, idx);
+      const tix = Buffer.allocUnsafe(timeIndexEntryBytes);
+      tix.writeBigInt64BE(BigInt(e.maxTimestamp), 0);
+      tix.writeInt32BE(e.offset - this.baseOffset, 8);
+      fs.writeSync(this.timeFd, tix);
+      this.bytesSinceIndex = 0;
+    }
+    this.bytesSinceIndex += h.sizeBytes;
+  }
+
+  /** Appends one stored batch (its base offset already assigned). */
+  append(batch: Buffer, h: BatchHeader): void {
+    const position = this.sizeBytes;
+    let written = 0;
+    while (written < batch.length) written += fs.writeSync(this.logFd, batch, written, batch.length - written, position + written);
+    this.sizeBytes += batch.length;
+    this.noteBatch(h, position);
+    this.lastModifiedMs = Date.now();
+    this.dirty = true;
+  }
+
+  readAt(position: number, length: number): Buffer {
+    const buf = Buffer.allocUnsafe(length);
+    let got = 0;
+    while (got < length) {
+      const n = fs.readSync(this.logFd, buf, got, length - got, position + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return got === length ? buf : buf.subarray(0, got);
+  }
+
+  /** Position of the last index entry at or before `offset` (0 if none). */
+  private positionFor(pick: (e: IndexEntry) => boolean): number {
+    let lo = 0;
+    let hi = this.entries.length - 1;
+    let pos = 0;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const e = this.entries[mid]!;
+      if (pick(e)) {
+        pos = e.position;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return pos;
+  }
+
+  /**
+   * Whole batches starting with the one containing `offset` (or the first after it), up to
+   * `maxBytes` in total but always at least one batch.
+   */
+  read(offset: number, maxBytes: number): Buffer[] {
+    let pos = this.positionFor((e) => e.offset <= offset);
+    // Skip batches that end before `offset`.
+    for (;;) {
+      if (pos >= this.sizeBytes) return [];
+      const h = readBatchHeader(this.readAt(pos, 61));
+      if (h === null) return [];
+      if (h.baseOffset + h.lastOffsetDelta >= offset) break;
+      pos += h.sizeBytes;
+    }
+    const want = Math.min(Math.max(maxBytes, 61), this.sizeBytes - pos);
+    const chunk = this.readAt(pos, want);
+    let end = 0;
+    for (const { at, header } of iterateBatches(chunk)) end = at + header.sizeBytes;
+    if (end > 0) return [chunk.subarray(0, end)];
+    const h = readBatchHeader(chunk);
+    return h === null ? [] : [this.readAt(pos, h.sizeBytes)];
+  }
+
+  /** First batch whose max timestamp is >= ts, with its position; null if none. */
+  findBatchByTimestamp(ts: number): { header: BatchHeader; batch: Buffer } | null {
+    if (this.maxTimestamp < ts) return null;
+    let pos = this.positionFor((e) => e.maxTimestamp < ts);
+    while (pos < this.sizeBytes) {
+      const h = readBatchHeader(this.readAt(pos, 61));
+      if (h === null) return null;
+      if (h.maxTimestamp >= ts) return { header: h, batch: this.readAt(pos, h.sizeBytes) };
+      pos += h.sizeBytes;
+    }
+    return null;
+  }
+
+  fsync(): Promise<void> {
+    if (this.closed || !this.dirty) return Promise.resolve();
+    this.dirty = false;
+    const fds = [this.logFd, this.indexFd, this.timeFd];
+    return Promise.all(fds.map((fd) => new Promise<void>((res) => fs.fsync(fd, () => res())))).then(() => undefined);
+  }
+
+  fsyncSync(): void {
+    if (this.closed) return;
+    this.dirty = false;
+    fs.fsyncSync(this.logFd);
+    fs.fsyncSync(this.indexFd);
+    fs.fsyncSync(this.timeFd);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    fs.closeSync(this.logFd);
+    fs.closeSync(this.indexFd);
+    fs.closeSync(this.timeFd);
+  }
+
+  deleteFiles(): void {
+    this.close();
+    for (const ext of ['.log', '.index', '.timeindex']) fs.rmSync(this.file(ext), { force: true });
+  }
+}

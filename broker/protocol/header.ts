@@ -1,0 +1,30 @@
+/** Request header parsing and response framing (header v0: correlation id only). */
+import { Reader } from './codec.js';
+import { isFlexible } from './versions.js';
+
+export interface RequestHeader {
+  apiKey: number;
+  apiVersion: number;
+  correlationId: number;
+  clientId: string | null;
+}
+
+/** Parses header v1 (or v2 for flexible versions); the reader is left at the start of the body. */
+export function parseRequestHeader(r: Reader): RequestHeader {
+  const apiKey = r.int16();
+  const apiVersion = r.int16();
+  const correlationId = r.int32();
+  const clientId = r.nullableString();
+  if (isFlexible(apiKey, apiVersion)) r.skipTags();
+  return { apiKey, apiVersion, correlationId, clientId };
+}
+
+/** Frame = int32 size, int32 correlation id, body chunks. */
+export function frameResponse(correlationId: number, body: Buffer[]): Buffer[] {
+  let size = 4;
+  for (const b of body) size += b.length;
+  const head = Buffer.allocUnsafe(8);
+  head.writeInt32BE(size, 0);
+  head.writeInt32BE(correlationId, 4);
+  return [head, ...body];
+}

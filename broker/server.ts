@@ -1,0 +1,128 @@
+/**
+ * The embedded broker: `startBroker` opens the data directory (recovering every partition),
+ * listens on TCP, and serves the Kafka protocol subset in protocol/versions.ts.
+ */
+import net from 'node:net';
+import os from 'node:os';
+import { Connection } from './connection.js';
+import { logConfigDefaults, type LogConfig } from './log/partitionLog.js';
+import { brokerMetrics, registerBroker, unregisterBroker } from './metrics.js';
+import { BrokerState, type FlushPolicy } from './state.js';
+
+export { brokerMetrics };
+
+/** Largest request frame accepted; bigger ones close the connection. */
+export const requestBytesMaxDefault = 100 * 1024 * 1024;
+export const maxBatchBytesDefault = 16 * 1024 * 1024;
+export const retentionCheckIntervalMsDefault = 60_000;
+/** Under the `os` policy, dirty files are still fsynced this often. */
+export const osFlushIntervalMsDefault = 1000;
+export const fetchWaitMsMaxDefault = 30_000;
+/** Smallest consumer session timeout accepted (Kafka's group.min.session.timeout.ms). */
+export const sessionTimeoutMsMinDefault = 6000;
+
+export interface BrokerOptions {
+  host?: string;
+  port?: number;
+  dataDir: string;
+  advertisedHost?: string;
+  defaultPartitions?: number;
+  flushPolicy?: FlushPolicy;
+  autoCreateTopics?: boolean;
+  segmentBytes?: number;
+  retentionBytes?: number;
+  retentionMs?: number;
+  retentionCheckIntervalMs?: number;
+  requestBytesMax?: number;
+  maxBatchBytes?: number;
+  sessionTimeoutMsMin?: number;
+  nodeId?: number;
+  /** Called for unexpected handler failures (the connection is closed). */
+  onError?: (err: unknown) => void;
+}
+
+export interface BrokerHandle {
+  host: string;
+  port: number;
+  /** Prometheus text of this process's brokers. */
+  metrics(): string;
+  /** Runs the retention sweep now; returns segments deleted. */
+  enforceRetention(): number;
+  close(): Promise<void>;
+}
+
+export async function startBroker(opts: BrokerOptions): Promise<BrokerHandle> {
+  const host = opts.host ?? '127.0.0.1';
+  const log: LogConfig = {
+    ...logConfigDefaults,
+    ...(opts.segmentBytes !== undefined ? { segmentBytes: opts.segmentBytes } : {}),
+    ...(opts.retentionBytes !== undefined ? { retentionBytes: opts.retentionBytes } : {}),
+    ...(opts.retentionMs !== undefined ? { retentionMs: opts.retentionMs } : {}),
+  };
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 9092, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as net.AddressInfo;
+  const wildcard = host === '0.0.0.0' || host === '::';
+  const advertisedHost = opts.advertisedHost ?? (wildcard ? os.hostname() : host);
+  let state: BrokerState;
+  try {
+    state = new BrokerState(
+      {
+        dataDir: opts.dataDir,
+        nodeId: opts.nodeId ?? 1,
+        advertisedHost,
+        advertisedPort: address.port,
+        defaultPartitions: opts.defaultPartitions ?? 1,
+        autoCreateTopics: opts.autoCreateTopics ?? true,
+        flushPolicy: opts.flushPolicy ?? 'fsync',
+        log,
+        maxBatchBytes: opts.maxBatchBytes ?? maxBatchBytesDefault,
+        fetchWaitMsMax: fetchWaitMsMaxDefault,
+      },
+      opts.sessionTimeoutMsMin ?? sessionTimeoutMsMinDefault,
+    );
+  } catch (err) {
+    server.close();
+    throw err;
+  }
+  registerBroker(state, `${advertisedHost}:${address.port}`);
+  const connections = new Set<Connection>();
+  server.on('connection', (socket) => {
+    const conn = new Connection(socket, state, {
+      requestBytesMax: opts.requestBytesMax ?? requestBytesMaxDefault,
+      onError: (err) => opts.onError?.(err),
+    });
+    connections.add(conn);
+    socket.on('close', () => connections.delete(conn));
+  });
+  const timers = [
+    setInterval(() => state.topics.enforceRetention(Date.now()), opts.retentionCheckIntervalMs ?? retentionCheckIntervalMsDefault),
+  ];
+  if (state.config.flushPolicy === 'os') timers.push(setInterval(() => void state.flusher.flushAll(), osFlushIntervalMsDefault));
+  for (const t of timers) t.unref();
+  let closing: Promise<void> | null = null;
+  return {
+    host: advertisedHost,
+    port: address.port,
+    metrics: brokerMetrics,
+    enforceRetention: () => state.topics.enforceRetention(Date.now()),
+    close(): Promise<void> {
+      closing ??= (async () => {
+        for (const t of timers) clearInterval(t);
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        for (const c of connections) c.close();
+        await closed;
+        await state.flusher.flushAll();
+        state.close();
+        unregisterBroker(state);
+      })();
+      return closing;
+    },
+  };
+}
