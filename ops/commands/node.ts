@@ -1,0 +1,114 @@
+/**
+ * `ferry node`: runs a store node — its namespaces and the Aerospike service port.
+ * Prints `ferry node listening on <host>:<port>` on stdout once it serves; logs go to stderr.
+ */
+import type { Command } from 'commander';
+import pino from 'pino';
+import { ConfigError, loadNodeConfig } from '../../store/config.js';
+import { openStoreNode } from '../../store/node.js';
+import { startWireServer } from '../../store/wire/server.js';
+
+export interface NodeCliOptions {
+  port?: string;
+  data?: string;
+  config?: string;
+  host?: string;
+  metricsPort?: string;
+  storage?: string;
+  commitToDevice?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('node')
+    .description('run a store node (Aerospike protocol on --port, default 3000; namespace "test"; data under ./data)')
+    .option('-p, --port <port>', 'service port (env FERRY_PORT; 0 = any free port)')
+    .option('-d, --data <dir>', 'data directory (env FERRY_DATA)')
+    .option('-c, --config <file>', 'configuration file (JSON)')
+    .option('--host <address>', 'listen address (env FERRY_HOST)')
+    .option('--metrics-port <port>', 'Prometheus /metrics port (env FERRY_METRICS_PORT)')
+    .option('--storage <engine>', 'storage engine for every namespace: memory or device (env FERRY_NS_STORAGE_ENGINE)')
+    .option('--commit-to-device', 'acknowledge writes only once durable (env FERRY_NS_COMMIT_TO_DEVICE)')
+    .action(async (o: NodeCliOptions) => {
+      process.exitCode = await runNode(o);
+    });
+}
+
+function intArg(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new ConfigError(`invalid option --${name}: must be an integer: value was "${v}"`);
+  return n;
+}
+
+export async function runNode(o: NodeCliOptions): Promise<number> {
+  const log = pino({ name: 'ferry-node' }, pino.destination(2));
+  let config;
+  try {
+    const env = { ...process.env };
+    if (o.storage !== undefined) env.FERRY_NS_STORAGE_ENGINE = o.storage;
+    if (o.commitToDevice) env.FERRY_NS_COMMIT_TO_DEVICE = 'true';
+    const lo: Parameters<typeof loadNodeConfig>[0] = {
+      env,
+      overrides: {
+        'service.port': intArg('port', o.port),
+        data: o.data,
+        'service.address': o.host,
+        'metrics.port': intArg('metrics-port', o.metricsPort),
+      },
+    };
+    if (o.config) lo.file = o.config;
+    config = loadNodeConfig(lo);
+  } catch (err) {
+    console.error(`ferry node: ${(err as Error).message}`);
+    return 2;
+  }
+  let node;
+  try {
+    node = await openStoreNode(config);
+  } catch (err) {
+    console.error(`ferry node: cannot open the store: ${(err as Error).message}`);
+    return 1;
+  }
+  for (const [ns, r] of Object.entries(node.openReports())) {
+    log.info({ namespace: ns, ...r }, `namespace ${ns} opened (${r.mode}, ${r.records} records, ${r.durationMs.toFixed(0)} ms)`);
+  }
+  let server;
+  try {
+    server = await startWireServer(node, {
+      host: config.host,
+      port: config.port,
+      maxConnections: config.maxConnections,
+      log: (msg, err) => log.warn({ err }, msg),
+    });
+  } catch (err) {
+    console.error(`ferry node: cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
+    await node.close();
+    return 1;
+  }
+  console.log(`ferry node listening on ${server.host}:${server.port}`);
+  log.info({ nodeId: node.nodeId, host: server.host, port: server.port, data: config.data }, 'node ready');
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) {
+        log.warn(`second ${signal}: exiting without a clean shutdown (next start will cold-scan)`);
+        process.exit(1);
+      }
+      stopping = true;
+      log.info(`${signal}: shutting down`);
+      try {
+        await server.close();
+        await node.close();
+        log.info('clean shutdown complete');
+        resolve(0);
+      } catch (err) {
+        log.error({ err }, 'shutdown failed');
+        resolve(1);
+      }
+    };
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+    process.once('SIGINT', () => void stop('SIGINT'));
+  });
+}

@@ -1,0 +1,793 @@
+/**
+ * A namespace: record semantics on top of a RecordStore.
+ *
+ * - Commands on one digest run one at a time (the record lock): while a write waits for its
+ *   group commit, later commands on the same key queue behind it; more than
+ *   `transactionPendingLimit` queued answer KEY_BUSY.
+ * - Generation increments on every write and keeps increasing across a delete (a tombstone
+ *   carries it), LUT is max(now, previous + 1), void time follows Aerospike's TTL encodings.
+ * - Deletes, expirations and evictions write durable tombstones; tombstones are reclaimed later
+ *   when nothing on the device could bring the record back.
+ * - Every applied change appends to the partition's write log for the shipper.
+ */
+import { partitionOf } from '../digest.js';
+import type { ApplyResult, ScanOptions, StoreNamespace } from '../api.js';
+import {
+  CITRUSLEAF_EPOCH_S,
+  ConflictPolicy,
+  DIGEST_BYTES,
+  ExistsPolicy,
+  GenerationPolicy,
+  OpType,
+  PARTITION_COUNT,
+  ResultCode,
+  TTL_S_MAX,
+  Ttl,
+  WriteKind,
+  type Bin,
+  type Clock,
+  type ConflictPolicyId,
+  type PartitionId,
+  type RecordCommand,
+  type RecordResult,
+  type RecordVersion,
+  type ResultCodeId,
+  type UserKey,
+  type Value,
+  type WriteKindId,
+} from '../types.js';
+import { StorageError } from '../storage/errors.js';
+import { emptyEntry, type IndexEntry } from '../storage/primary-index.js';
+import { encodeRecord, type StoredRecord } from '../storage/record-format.js';
+import type { OpenReport, RecordStore } from '../storage/record-store.js';
+import type { WriteLog } from '../writelog.js';
+import { NULL_VALUE, OpFailure, applyWriteOp, binNameError, binsToMap, isWriteOp, mapToBins } from './bin-ops.js';
+
+/** Dynamic and static settings of a namespace (names as in the config file, camelCased). */
+export interface NamespaceSettings {
+  defaultTtlS: number;
+  nsupPeriodS: number;
+  highWaterDiskPct: number;
+  highWaterMemoryPct: number;
+  stopWritesPct: number;
+  transactionPendingLimit: number;
+  maxRecordBytes: number;
+  commitToDevice: boolean;
+  tombRaiderEligibleAgeS: number;
+  tombRaiderPeriodS: number;
+  conflictPolicy: ConflictPolicyId;
+  /** Bytes of index memory the high-water-memory-pct refers to. */
+  indexMemoryBytes: number;
+}
+
+/** Keys `set-config` may change at run time, with their validators. */
+const DYNAMIC: Record<string, { key: keyof NamespaceSettings; min: number; max: number }> = {
+  'default-ttl': { key: 'defaultTtlS', min: 0, max: TTL_S_MAX },
+  'nsup-period': { key: 'nsupPeriodS', min: 0, max: 86_400 },
+  'high-water-disk-pct': { key: 'highWaterDiskPct', min: 0, max: 100 },
+  'high-water-memory-pct': { key: 'highWaterMemoryPct', min: 0, max: 100 },
+  'stop-writes-pct': { key: 'stopWritesPct', min: 0, max: 100 },
+  'transaction-pending-limit': { key: 'transactionPendingLimit', min: 0, max: 1_000_000 },
+  'tomb-raider-eligible-age': { key: 'tombRaiderEligibleAgeS', min: 0, max: 315_360_000 },
+};
+
+interface KeyQueue {
+  pending: number;
+  tail: Promise<unknown>;
+}
+
+/** Records deleted per expiration slice before yielding. */
+const NSUP_SLICE_PARTITIONS = 64;
+/** Sets tracked for counts (matches the store's set id space). */
+const SET_SLOTS = 4096;
+/** Distinct bin names remembered for info `bins`. */
+const BIN_NAMES_MAX = 65_535;
+
+export class Namespace implements StoreNamespace {
+  private readonly locks = new Map<string, KeyQueue>();
+  private fencedFlag = false;
+  private readonly objectsBySet = new Float64Array(SET_SLOTS);
+  private readonly tombstonesBySet = new Float64Array(SET_SLOTS);
+  private readonly bins = new Set<string>();
+  private readonly e = emptyEntry();
+  private timers: NodeJS.Timeout[] = [];
+  private nsupCursor = 0;
+  private nsupRunning = false;
+  private closed = false;
+  readonly counters = {
+    client_read_success: 0,
+    client_read_not_found: 0,
+    client_read_error: 0,
+    client_write_success: 0,
+    client_write_error: 0,
+    client_delete_success: 0,
+    client_delete_not_found: 0,
+    client_lang_error: 0,
+    fail_generation: 0,
+    fail_key_busy: 0,
+    fail_record_too_big: 0,
+    fail_out_of_space: 0,
+    fail_forbidden: 0,
+    expired_objects: 0,
+    evicted_objects: 0,
+    xdr_write_success: 0,
+    xdr_lost_conflict: 0,
+    storage_checksum_errors: 0,
+    truncated_objects: 0,
+  };
+  private stopWrites = false;
+  private hwmBreached = false;
+
+  constructor(
+    readonly name: string,
+    readonly store: RecordStore,
+    readonly writeLog: WriteLog,
+    readonly settings: NamespaceSettings,
+    readonly openReport: OpenReport,
+    private readonly clock: Clock,
+  ) {
+    for (let p = 0; p < PARTITION_COUNT; p++) {
+      store.forEach(p as PartitionId, (_d, e) => this.countSet(e.setId, e.tombstone ? 'tomb' : 'live', 1));
+    }
+    this.updateSpaceFlags();
+  }
+
+  /** Starts background expiration/eviction and tombstone reclamation. */
+  start(): void {
+    const tick = setInterval(() => void this.nsupTick(), 1000);
+    tick.unref();
+    this.timers.push(tick);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    // Let queued commands finish.
+    await Promise.allSettled([...this.locks.values()].map((q) => q.tail));
+    await this.writeLog.close();
+    await this.store.close();
+  }
+
+  get fenced(): boolean {
+    return this.fencedFlag;
+  }
+
+  setFenced(fenced: boolean): void {
+    this.fencedFlag = fenced;
+  }
+
+  // ------------------------------------------------------------------ commands
+
+  execute(cmd: RecordCommand): Promise<RecordResult> {
+    if (cmd.digest.length !== DIGEST_BYTES) return Promise.resolve(fail(ResultCode.PARAMETER));
+    const hex = cmd.digest.toString('hex');
+    const q = this.locks.get(hex);
+    if (!q) {
+      const r = this.runLocked(cmd);
+      if (!(r instanceof Promise)) return Promise.resolve(r);
+      const entry: KeyQueue = { pending: 1, tail: r };
+      this.locks.set(hex, entry);
+      return this.release(hex, entry, r);
+    }
+    if (q.pending >= this.settings.transactionPendingLimit) {
+      this.counters.fail_key_busy++;
+      return Promise.resolve(fail(ResultCode.KEY_BUSY));
+    }
+    q.pending++;
+    const queuedAt = this.clock.nowMs();
+    const run = q.tail.then(() => {
+      if (cmd.timeoutMs && this.clock.nowMs() - queuedAt > cmd.timeoutMs) return fail(ResultCode.TIMEOUT);
+      return this.runLocked(cmd);
+    });
+    q.tail = run;
+    return this.release(hex, q, run);
+  }
+
+  private async release(hex: string, q: KeyQueue, run: Promise<RecordResult>): Promise<RecordResult> {
+    try {
+      return await run;
+    } catch (err) {
+      return this.errorResult(err);
+    } finally {
+      q.pending--;
+      if (q.pending === 0 && this.locks.get(hex) === q) this.locks.delete(hex);
+    }
+  }
+
+  /** Runs a command; returns a promise only when it must wait for a commit. */
+  private runLocked(cmd: RecordCommand): RecordResult | Promise<RecordResult> {
+    let out: { result: RecordResult; wrote: boolean };
+    try {
+      out = this.run(cmd);
+    } catch (err) {
+      return this.errorResult(err);
+    }
+    if (out.wrote && this.settings.commitToDevice) {
+      return Promise.all([this.store.commit(), this.writeLog.commit()]).then(
+        () => out.result,
+        (err: unknown) => this.errorResult(err),
+      );
+    }
+    return out.result;
+  }
+
+  private errorResult(err: unknown): RecordResult {
+    if (err instanceof StorageError) {
+      if (err.code === 'CHECKSUM') {
+        this.counters.storage_checksum_errors++;
+        return fail(ResultCode.SERVER_ERROR);
+      }
+      if (err.code === 'DEVICE_FULL') {
+        this.counters.fail_out_of_space++;
+        return fail(ResultCode.OUT_OF_SPACE);
+      }
+      if (err.code === 'RECORD_TOO_BIG') {
+        this.counters.fail_record_too_big++;
+        return fail(ResultCode.RECORD_TOO_BIG);
+      }
+      if (err.code === 'SET_LIMIT') return fail(ResultCode.FORBIDDEN);
+    }
+    this.counters.client_write_error++;
+    return fail(ResultCode.SERVER_ERROR);
+  }
+
+  private nowVoidS(now: number): number {
+    return Math.floor(now / 1000) - CITRUSLEAF_EPOCH_S;
+  }
+
+  private isExpired(e: IndexEntry, now: number): boolean {
+    return e.voidTimeS !== 0 && e.voidTimeS <= this.nowVoidS(now);
+  }
+
+  private run(cmd: RecordCommand): { result: RecordResult; wrote: boolean } {
+    const now = this.clock.nowMs();
+    const e = this.e;
+    const found = this.store.lookup(cmd.digest, e);
+    const live = found && !e.tombstone && !this.isExpired(e, now);
+    const writes = cmd.ops.some((o) => isWriteOp(o.op));
+
+    for (const o of cmd.ops) {
+      if (o.bin !== '' && binNameError(o.bin)) return { result: fail(ResultCode.BIN_NAME), wrote: false };
+    }
+    if (!writes) return { result: this.read(cmd, live), wrote: false };
+
+    if (this.fencedFlag) {
+      this.counters.fail_forbidden++;
+      return { result: fail(ResultCode.FORBIDDEN), wrote: false };
+    }
+    if (this.stopWrites) {
+      this.counters.fail_out_of_space++;
+      return { result: fail(ResultCode.OUT_OF_SPACE), wrote: false };
+    }
+    const exists = cmd.exists ?? ExistsPolicy.UPSERT;
+    if (exists === ExistsPolicy.CREATE_ONLY && live) return { result: fail(ResultCode.RECORD_EXISTS), wrote: false };
+    if ((exists === ExistsPolicy.UPDATE_ONLY || exists === ExistsPolicy.REPLACE_ONLY) && !live) {
+      return { result: fail(ResultCode.NOT_FOUND), wrote: false };
+    }
+    if (live && cmd.generationPolicy === GenerationPolicy.EXPECT_EQUAL && e.generation !== cmd.generation) {
+      this.counters.fail_generation++;
+      return { result: fail(ResultCode.GENERATION), wrote: false };
+    }
+    if (live && cmd.generationPolicy === GenerationPolicy.EXPECT_GREATER && (cmd.generation ?? 0) <= e.generation) {
+      this.counters.fail_generation++;
+      return { result: fail(ResultCode.GENERATION), wrote: false };
+    }
+    const ttl = cmd.ttlS ?? Ttl.NAMESPACE_DEFAULT;
+    if (ttl < Ttl.DONT_UPDATE || ttl > TTL_S_MAX) return { result: fail(ResultCode.PARAMETER), wrote: false };
+
+    const prev = live ? this.store.read(cmd.digest) : undefined;
+    if (cmd.key && prev?.key && !sameValue(cmd.key, prev.key)) return { result: fail(ResultCode.KEY_MISMATCH), wrote: false };
+
+    const replace = exists === ExistsPolicy.REPLACE || exists === ExistsPolicy.REPLACE_ONLY;
+    const bins = prev && !replace ? binsToMap(prev.bins) : new Map<string, Value>();
+    const opResults: Bin[] = [];
+    let deleted = false;
+    let recordOp = false;
+    for (const op of cmd.ops) {
+      if (op.op === OpType.DELETE && op.bin === '') {
+        bins.clear();
+        deleted = true;
+        if (cmd.respondAllOps) opResults.push({ name: op.bin, ...NULL_VALUE });
+        continue;
+      }
+      if (op.op === OpType.TOUCH) {
+        if (!live) return { result: fail(ResultCode.NOT_FOUND), wrote: false };
+        recordOp = true;
+        if (cmd.respondAllOps) opResults.push({ name: op.bin, ...NULL_VALUE });
+        continue;
+      }
+      if (op.op === OpType.READ) {
+        if (op.bin === '') for (const [name, v] of bins) opResults.push({ name, ...v });
+        else {
+          const v = bins.get(op.bin);
+          if (v) opResults.push({ name: op.bin, ...v });
+          else if (cmd.respondAllOps) opResults.push({ name: op.bin, ...NULL_VALUE });
+        }
+        continue;
+      }
+      const r = applyWriteOp(bins, op);
+      if (r instanceof OpFailure) {
+        if (r.resultCode === ResultCode.INCOMPATIBLE_TYPE || r.resultCode === ResultCode.PARAMETER) this.counters.client_lang_error++;
+        return { result: fail(r.resultCode), wrote: false };
+      }
+      if (cmd.respondAllOps) opResults.push({ name: op.bin, ...r });
+    }
+
+    const deleteOnly = deleted && bins.size === 0;
+    if (deleteOnly || (bins.size === 0 && !recordOp)) {
+      // A delete, or a write that left no bins: the record goes (Aerospike semantics).
+      if (!live) {
+        if (deleted) {
+          this.counters.client_delete_not_found++;
+          return { result: fail(ResultCode.NOT_FOUND), wrote: false };
+        }
+        return { result: ok(0, 0, [], 0), wrote: false };
+      }
+      const meta = this.nextMeta(found ? e : undefined, now);
+      this.writeVersion(cmd.digest, cmd.set, meta.generation, meta.lutMs, 0, true, prev?.key, [], WriteKind.DELETE, e.setId, e.tombstone);
+      this.counters.client_delete_success++;
+      return { result: ok(meta.generation, 0, opResults, meta.lutMs), wrote: true };
+    }
+
+    const meta = this.nextMeta(found ? e : undefined, now);
+    const voidTimeS = this.voidTimeFor(ttl, live ? e.voidTimeS : undefined, now);
+    const newBins = mapToBins(bins);
+    const key = cmd.key ?? prev?.key;
+    const size = encodedSize(cmd.set, key, newBins);
+    if (size > this.settings.maxRecordBytes) {
+      this.counters.fail_record_too_big++;
+      return { result: fail(ResultCode.RECORD_TOO_BIG), wrote: false };
+    }
+    this.writeVersion(cmd.digest, cmd.set, meta.generation, meta.lutMs, voidTimeS, false, key, newBins, WriteKind.WRITE, found ? e.setId : -1, found && e.tombstone);
+    if (this.bins.size < BIN_NAMES_MAX) for (const b of newBins) this.bins.add(b.name);
+    this.counters.client_write_success++;
+    const result = ok(meta.generation, voidTimeS, opResults, meta.lutMs);
+    if (key && opResults.length > 0) result.key = key;
+    return { result, wrote: true };
+  }
+
+  private read(cmd: RecordCommand, live: boolean): RecordResult {
+    const e = this.e;
+    if (!live) {
+      this.counters.client_read_not_found++;
+      return fail(ResultCode.NOT_FOUND);
+    }
+    this.counters.client_read_success++;
+    if (cmd.headerOnly) return ok(e.generation, e.voidTimeS, [], e.lutMs);
+    const readsBins = cmd.readAll || cmd.ops.some((o) => o.op === OpType.READ);
+    if (!readsBins) return ok(e.generation, e.voidTimeS, [], e.lutMs);
+    const rec = this.store.read(cmd.digest);
+    if (!rec) return fail(ResultCode.NOT_FOUND);
+    let bins: Bin[];
+    if (cmd.readAll) bins = rec.bins;
+    else {
+      const m = binsToMap(rec.bins);
+      bins = [];
+      for (const o of cmd.ops) {
+        if (o.op !== OpType.READ) continue;
+        if (o.bin === '') {
+          bins.push(...rec.bins);
+          continue;
+        }
+        const v = m.get(o.bin);
+        if (v) bins.push({ name: o.bin, ...v });
+        else if (cmd.respondAllOps) bins.push({ name: o.bin, ...NULL_VALUE });
+      }
+    }
+    const r = ok(rec.generation, rec.voidTimeS, bins, rec.lutMs);
+    if (rec.key) r.key = rec.key;
+    return r;
+  }
+
+  private nextMeta(prev: IndexEntry | undefined, now: number): { generation: number; lutMs: number } {
+    if (!prev) return { generation: 1, lutMs: now };
+    let generation = (prev.generation + 1) >>> 0;
+    if (generation === 0) generation = 1;
+    return { generation, lutMs: Math.max(now, prev.lutMs + 1) };
+  }
+
+  private voidTimeFor(ttl: number, prevVoid: number | undefined, now: number): number {
+    if (ttl === Ttl.DONT_UPDATE && prevVoid !== undefined) return prevVoid;
+    if (ttl === Ttl.NEVER_EXPIRE) return 0;
+    const s = ttl > 0 ? ttl : this.settings.defaultTtlS;
+    return s === 0 ? 0 : this.nowVoidS(now) + s;
+  }
+
+  /** Stores a version (or tombstone), updates set counts, and logs it. */
+  private writeVersion(
+    digest: Buffer,
+    set: string,
+    generation: number,
+    lutMs: number,
+    voidTimeS: number,
+    tombstone: boolean,
+    key: UserKey | undefined,
+    bins: Bin[],
+    kind: WriteKindId,
+    prevSetId: number,
+    prevTomb: boolean,
+  ): void {
+    const rec: StoredRecord = { digest, setName: set, generation, lutMs, voidTimeS, tombstone, bins };
+    if (key) rec.key = key;
+    const hadEntry = prevSetId >= 0;
+    this.store.write(rec);
+    const setId = this.store.setId(set);
+    if (hadEntry) this.countSet(prevSetId, prevTomb ? 'tomb' : 'live', -1);
+    this.countSet(setId, tombstone ? 'tomb' : 'live', 1);
+    this.writeLog.append(partitionOf(digest), digest, generation, lutMs, kind);
+  }
+
+  private countSet(setId: number, kind: 'live' | 'tomb', delta: number): void {
+    const arr = kind === 'live' ? this.objectsBySet : this.tombstonesBySet;
+    arr[setId] = Math.max(0, arr[setId]! + delta);
+  }
+
+  // ------------------------------------------------------------------ replication
+
+  applyReplicated(v: RecordVersion, policy: ConflictPolicyId): Promise<ApplyResult> {
+    const hex = v.digest.toString('hex');
+    const run = (): ApplyResult | Promise<ApplyResult> => {
+      const r = this.applyNow(v, policy);
+      if (r.applied && this.settings.commitToDevice) {
+        return Promise.all([this.store.commit(), this.writeLog.commit()]).then(() => r);
+      }
+      return r;
+    };
+    const q = this.locks.get(hex);
+    if (!q) {
+      try {
+        const r = run();
+        if (!(r instanceof Promise)) return Promise.resolve(r);
+        const entry: KeyQueue = { pending: 1, tail: r };
+        this.locks.set(hex, entry);
+        return r.finally(() => {
+          entry.pending--;
+          if (entry.pending === 0 && this.locks.get(hex) === entry) this.locks.delete(hex);
+        });
+      } catch (err) {
+        return Promise.resolve({ resultCode: this.errorResult(err).resultCode, applied: false });
+      }
+    }
+    q.pending++;
+    const p = q.tail.then(run).catch((err: unknown) => ({ resultCode: this.errorResult(err).resultCode, applied: false }));
+    q.tail = p;
+    return p.finally(() => {
+      q.pending--;
+      if (q.pending === 0 && this.locks.get(hex) === q) this.locks.delete(hex);
+    });
+  }
+
+  private applyNow(v: RecordVersion, policy: ConflictPolicyId): ApplyResult {
+    if (v.digest.length !== DIGEST_BYTES) return { resultCode: ResultCode.PARAMETER, applied: false };
+    for (const b of v.bins) if (binNameError(b.name)) return { resultCode: ResultCode.BIN_NAME, applied: false };
+    const e = this.e;
+    const found = this.store.lookup(v.digest, e);
+    if (found) {
+      const local = this.store.read(v.digest);
+      const cmp = local ? compareVersions(v, local, policy) : 1;
+      if (cmp <= 0) {
+        this.counters.xdr_lost_conflict++;
+        return { resultCode: ResultCode.LOST_CONFLICT, applied: false };
+      }
+    }
+    this.writeVersion(
+      v.digest,
+      v.set,
+      v.generation,
+      v.lutMs,
+      v.voidTimeS,
+      v.tombstone,
+      v.key,
+      v.tombstone ? [] : v.bins,
+      v.tombstone ? WriteKind.REPLICATED_DELETE : WriteKind.REPLICATED_WRITE,
+      found ? e.setId : -1,
+      found && e.tombstone,
+    );
+    this.counters.xdr_write_success++;
+    return { resultCode: ResultCode.OK, applied: true };
+  }
+
+  readVersion(digest: Buffer): RecordVersion | undefined {
+    const rec = this.store.read(digest);
+    if (!rec) return undefined;
+    return toVersion(this.name, rec);
+  }
+
+  *scanPartition(pid: PartitionId, opts: ScanOptions): Iterable<RecordVersion> {
+    const digests: Buffer[] = [];
+    const wantSet = opts.set ? this.store.setId(opts.set) : -1;
+    const now = this.clock.nowMs();
+    this.store.forEach(pid, (d, e) => {
+      if (e.tombstone && !opts.includeTombstones) return;
+      if (!e.tombstone && this.isExpired(e, now)) return;
+      if (wantSet >= 0 && e.setId !== wantSet) return;
+      if (opts.lutAfterMs !== undefined && e.lutMs <= opts.lutAfterMs) return;
+      digests.push(d);
+    });
+    for (const d of digests) {
+      if (opts.headerOnly) {
+        if (!this.store.lookup(d, this.e)) continue;
+        const e = this.e;
+        yield {
+          namespace: this.name,
+          set: this.store.setName(e.setId),
+          digest: d,
+          generation: e.generation,
+          lutMs: e.lutMs,
+          voidTimeS: e.voidTimeS,
+          tombstone: e.tombstone,
+          bins: [],
+        };
+        continue;
+      }
+      let rec: StoredRecord | undefined;
+      try {
+        rec = this.store.read(d);
+      } catch (err) {
+        if (err instanceof StorageError && err.code === 'CHECKSUM') {
+          this.counters.storage_checksum_errors++;
+          continue;
+        }
+        throw err;
+      }
+      if (!rec) continue;
+      const v = toVersion(this.name, rec);
+      if (opts.bins) {
+        const want = new Set(opts.bins);
+        v.bins = v.bins.filter((b) => want.has(b.name));
+      }
+      yield v;
+    }
+  }
+
+  /** Meta of one record (index only); undefined when absent. */
+  meta(digest: Buffer): IndexEntry | undefined {
+    const e = emptyEntry();
+    return this.store.lookup(digest, e) ? e : undefined;
+  }
+
+  async truncate(set: string | undefined, beforeLutMs?: number): Promise<number> {
+    const before = beforeLutMs ?? this.clock.nowMs();
+    const setId = set ? this.store.setId(set) : -1;
+    let n = 0;
+    for (let p = 0; p < PARTITION_COUNT; p++) {
+      const victims: Array<{ d: Buffer; e: IndexEntry }> = [];
+      this.store.forEach(p as PartitionId, (d, e) => {
+        if (!e.tombstone && e.lutMs <= before && (setId < 0 || e.setId === setId)) victims.push({ d, e: { ...e } });
+      });
+      for (const { d } of victims) {
+        if (this.locks.has(d.toString('hex'))) continue;
+        if (!this.store.lookup(d, this.e) || this.e.tombstone) continue;
+        const e = this.e;
+        const meta = this.nextMeta(e, this.clock.nowMs());
+        this.writeVersion(d, this.store.setName(e.setId), meta.generation, meta.lutMs, 0, true, undefined, [], WriteKind.DELETE, e.setId, false);
+        n++;
+      }
+      if (p % 256 === 255) await new Promise((r) => setImmediate(r));
+    }
+    this.counters.truncated_objects += n;
+    await Promise.all([this.store.commit(), this.writeLog.commit()]);
+    return n;
+  }
+
+  // ------------------------------------------------------------------ expiration, eviction
+
+  private updateSpaceFlags(): void {
+    const s = this.store.stats();
+    const diskPct = s.totalBytes > 0 ? (s.usedBytes * 100) / s.totalBytes : 0;
+    const memPct = this.settings.indexMemoryBytes > 0 ? (s.indexBytes * 100) / this.settings.indexMemoryBytes : 0;
+    this.stopWrites = diskPct >= this.settings.stopWritesPct || s.availablePct <= 1;
+    this.hwmBreached =
+      (this.settings.highWaterDiskPct > 0 && diskPct >= this.settings.highWaterDiskPct) ||
+      (this.settings.highWaterMemoryPct > 0 && memPct >= this.settings.highWaterMemoryPct);
+  }
+
+  /** One second of background work: refresh space flags, expire a slice, evict if needed. */
+  private async nsupTick(): Promise<void> {
+    if (this.closed || this.nsupRunning) return;
+    this.nsupRunning = true;
+    try {
+      this.updateSpaceFlags();
+      if (this.settings.nsupPeriodS > 0) this.expireSlice();
+      if (this.hwmBreached) this.evict();
+      const age = this.settings.tombRaiderEligibleAgeS;
+      if (this.settings.tombRaiderPeriodS > 0 && this.tombRaidAt <= this.clock.nowMs()) {
+        this.tombRaidAt = this.clock.nowMs() + this.settings.tombRaiderPeriodS * 1000;
+        await this.store.reclaimTombstones(this.clock.nowMs() - age * 1000);
+      }
+    } catch {
+      // Background work retries on the next tick; errors are counted by the store.
+    } finally {
+      this.nsupRunning = false;
+    }
+  }
+  private tombRaidAt = 0;
+
+  /** Expires due records in the next slice of partitions (all partitions every ~nsup-period). */
+  expireSlice(partitions = NSUP_SLICE_PARTITIONS): number {
+    const now = this.clock.nowMs();
+    const nowVoid = this.nowVoidS(now);
+    let n = 0;
+    for (let i = 0; i < partitions; i++) {
+      const p = this.nsupCursor as PartitionId;
+      this.nsupCursor = (this.nsupCursor + 1) % PARTITION_COUNT;
+      const due: Buffer[] = [];
+      this.store.forEach(p, (d, e) => {
+        if (!e.tombstone && e.voidTimeS !== 0 && e.voidTimeS <= nowVoid) due.push(d);
+      });
+      for (const d of due) if (this.removeQuietly(d, WriteKind.EXPIRE)) n++;
+    }
+    this.counters.expired_objects += n;
+    return n;
+  }
+
+  /** Expires every due record now (tests, and the `expire` info command). */
+  expireAll(): number {
+    return this.expireSlice(PARTITION_COUNT);
+  }
+
+  /** Evicts soonest-expiring records until under the high-water marks (records without TTL are never evicted). */
+  evict(): number {
+    const voids: number[] = [];
+    for (let p = 0; p < PARTITION_COUNT; p++) {
+      this.store.forEach(p as PartitionId, (_d, e) => {
+        if (!e.tombstone && e.voidTimeS !== 0) voids.push(e.voidTimeS);
+      });
+    }
+    if (voids.length === 0) return 0;
+    voids.sort((a, b) => a - b);
+    // Evict the soonest-expiring tenth (at least one), then re-check on the next tick.
+    const threshold = voids[Math.max(0, Math.ceil(voids.length / 10) - 1)]!;
+    let n = 0;
+    for (let p = 0; p < PARTITION_COUNT; p++) {
+      const due: Buffer[] = [];
+      this.store.forEach(p as PartitionId, (d, e) => {
+        if (!e.tombstone && e.voidTimeS !== 0 && e.voidTimeS <= threshold) due.push(d);
+      });
+      for (const d of due) if (this.removeQuietly(d, WriteKind.EVICT)) n++;
+    }
+    this.counters.evicted_objects += n;
+    this.updateSpaceFlags();
+    return n;
+  }
+
+  /** Deletes a record for expiry/eviction with a tombstone, unless a command holds its lock. */
+  private removeQuietly(d: Buffer, kind: WriteKindId): boolean {
+    if (this.locks.has(d.toString('hex'))) return false;
+    const e = this.e;
+    if (!this.store.lookup(d, e) || e.tombstone) return false;
+    const meta = this.nextMeta(e, this.clock.nowMs());
+    try {
+      this.writeVersion(d, this.store.setName(e.setId), meta.generation, meta.lutMs, 0, true, undefined, [], kind, e.setId, false);
+    } catch {
+      return false;
+    }
+    return true;
+  }
+
+  // ------------------------------------------------------------------ info
+
+  stats(): Record<string, string | number | boolean> {
+    this.updateSpaceFlags();
+    const s = this.store.stats();
+    return {
+      objects: s.records - s.tombstones,
+      tombstones: s.tombstones,
+      master_objects: s.records - s.tombstones,
+      master_tombstones: s.tombstones,
+      prole_objects: 0,
+      non_replica_objects: 0,
+      index_used_bytes: s.indexBytes,
+      data_used_bytes: s.usedBytes,
+      data_total_bytes: s.totalBytes,
+      data_avail_pct: s.availablePct,
+      data_used_pct: s.totalBytes > 0 ? Math.round((s.usedBytes * 100) / s.totalBytes) : 0,
+      stop_writes: this.stopWrites,
+      hwm_breached: this.hwmBreached,
+      fenced: this.fencedFlag,
+      current_time: this.nowVoidS(this.clock.nowMs()),
+      defrag_blocks: s.defragBlocks,
+      defrag_records: s.defragRecords,
+      cache_read_pct: s.cacheHits + s.cacheMisses > 0 ? Math.round((s.cacheHits * 100) / (s.cacheHits + s.cacheMisses)) : 0,
+      device_flushes: s.flushes,
+      tombstones_reclaimed: s.tombstonesReclaimed,
+      ...this.counters,
+      storage_checksum_errors: this.counters.storage_checksum_errors + s.checksumErrors,
+      ...this.getConfig(),
+    };
+  }
+
+  sets(): Array<{ name: string; objects: number; tombstones: number }> {
+    return this.store.allSetNames().map((name) => {
+      const id = this.store.setId(name);
+      return { name, objects: this.objectsBySet[id]!, tombstones: this.tombstonesBySet[id]! };
+    });
+  }
+
+  binNames(): string[] {
+    return [...this.bins];
+  }
+
+  setConfig(key: string, value: string): boolean {
+    const spec = DYNAMIC[key];
+    if (!spec) return false;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < spec.min || n > spec.max) return false;
+    (this.settings as unknown as Record<string, number>)[spec.key] = n;
+    this.updateSpaceFlags();
+    return true;
+  }
+
+  getConfig(): Record<string, string | number | boolean> {
+    const s = this.settings;
+    return {
+      'replication-factor': 1,
+      'default-ttl': s.defaultTtlS,
+      'nsup-period': s.nsupPeriodS,
+      'high-water-disk-pct': s.highWaterDiskPct,
+      'high-water-memory-pct': s.highWaterMemoryPct,
+      'stop-writes-pct': s.stopWritesPct,
+      'transaction-pending-limit': s.transactionPendingLimit,
+      'max-record-size': s.maxRecordBytes,
+      'commit-to-device': s.commitToDevice,
+      'tomb-raider-eligible-age': s.tombRaiderEligibleAgeS,
+      'tomb-raider-period': s.tombRaiderPeriodS,
+      'conflict-resolution-policy': s.conflictPolicy,
+    };
+  }
+}
+
+/**
+ * Orders two versions of one record: > 0 when `a` wins. Policy `generation` compares
+ * (generation, LUT), `last-update-time` (LUT, generation); an exact tie is broken by the
+ * encoded bodies so every site picks the same winner whatever the delivery order.
+ */
+export function compareVersions(a: RecordVersion | StoredRecord, b: RecordVersion | StoredRecord, policy: ConflictPolicyId): number {
+  const byGen = a.generation - b.generation;
+  const byLut = a.lutMs - b.lutMs;
+  const first = policy === ConflictPolicy.LAST_UPDATE_TIME ? byLut : byGen;
+  const second = policy === ConflictPolicy.LAST_UPDATE_TIME ? byGen : byLut;
+  if (first !== 0) return Math.sign(first);
+  if (second !== 0) return Math.sign(second);
+  return Buffer.compare(canonicalBody(a), canonicalBody(b));
+}
+
+function canonicalBody(v: RecordVersion | StoredRecord): Buffer {
+  const bins = [...v.bins].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+  const setName = 'set' in v ? v.set : v.setName;
+  const r: StoredRecord = { digest: v.digest, setName, generation: v.generation, lutMs: v.lutMs, voidTimeS: v.voidTimeS, tombstone: v.tombstone, bins };
+  return encodeRecord(r, 0).subarray(12);
+}
+
+function toVersion(namespace: string, rec: StoredRecord): RecordVersion {
+  const v: RecordVersion = {
+    namespace,
+    set: rec.setName,
+    digest: rec.digest,
+    generation: rec.generation,
+    lutMs: rec.lutMs,
+    voidTimeS: rec.voidTimeS,
+    tombstone: rec.tombstone,
+    bins: rec.bins,
+  };
+  if (rec.key) v.key = rec.key;
+  return v;
+}
+
+function encodedSize(set: string, key: UserKey | undefined, bins: Bin[]): number {
+  let n = 64 + Buffer.byteLength(set) + (key ? 5 + key.bytes.length : 0);
+  for (const b of bins) n += 6 + Buffer.byteLength(b.name) + b.bytes.length;
+  return n;
+}
+
+function sameValue(a: Value, b: Value): boolean {
+  return a.type === b.type && a.bytes.equals(b.bytes);
+}
+
+function fail(resultCode: ResultCodeId): RecordResult {
+  return { resultCode, generation: 0, voidTimeS: 0, bins: [], lutMs: 0 };
+}
+
+function ok(generation: number, voidTimeS: number, bins: Bin[], lutMs: number): RecordResult {
+  return { resultCode: ResultCode.OK, generation, voidTimeS, bins, lutMs };
+}

@@ -1,0 +1,883 @@
+/**
+ * RecordStore: the primary index plus log-structured record storage for one namespace.
+ *
+ * Writes append encoded records to the open write block (a buffer); the block is written to the
+ * device when it fills, every `flushMaxMs`, or when a caller asks for `commit()` (group commit:
+ * every write appended before a flush starts shares its one datasync). Each block tracks its
+ * live bytes; blocks under `defragLwmPct` are defragmented in small slices between foreground
+ * work: live records are re-appended, and the block is freed only after their new copies are
+ * durable, then marked free on the device (its first record's magic zeroed) before reuse.
+ *
+ * Restart: a clean close persists the index, block table and set names (warm restart loads them
+ * instead of scanning). Otherwise open() scans every block in write-sequence order and the later
+ * copy of a digest wins; a record carries its block's write sequence, so the scan never mistakes
+ * a stale record left in a reused block for a current one. Deletes are tombstones; a tombstone
+ * is reclaimed only when no older copy of its record remains on any block (reclaimTombstones).
+ *
+ * Everything but flushing, opening and closing is synchronous: the node is one event loop, so a
+ * namespace holding a record lock sees a consistent index.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { LRUCache } from 'lru-cache';
+import { PARTITION_COUNT, type PartitionId } from '../types.js';
+import { FileDevice, MemoryDevice, type BlockDevice } from './devices.js';
+import { StorageError } from './errors.js';
+import { PrimaryIndex, emptyEntry, SET_ID_MAX, type IndexEntry } from './primary-index.js';
+import {
+  RECORD_ALIGN_BYTES,
+  RECORD_HEADER_BYTES,
+  alignUp,
+  checkRecord,
+  decodeRecord,
+  digestAt,
+  encodeRecord,
+  readHeader,
+  sealRecord,
+  type StoredRecord,
+} from './record-format.js';
+
+const BlockState = { FREE: 0, OPEN: 1, USED: 2, DEFRAG: 3, PENDING_FREE: 4, MARKED_FREE: 5 } as const;
+
+/** Blocks only defrag may take, so defrag can always make progress on a nearly full device. */
+const DEFRAG_RESERVE_BLOCKS = 2;
+/** Records a defrag slice moves before yielding to foreground work. */
+const DEFRAG_SLICE_RECORDS = 500;
+/** First read of a record on a device: most records fit; larger ones take a second read. */
+const READ_PROBE_BYTES = 4096;
+/** Sets a namespace may hold (Aerospike's limit). */
+export const SETS_MAX = 1023;
+const SNAPSHOT_FORMAT = 1;
+
+export interface RecordStoreOptions {
+  /** Namespace name, for messages. */
+  name: string;
+  device: BlockDevice;
+  /** Directory for warm-restart snapshots (device namespaces). */
+  stateDir?: string;
+  flushMaxMs: number;
+  /** Buffered writes are flushed at least this often; commits flush at once. */
+  defragLwmPct: number;
+  /** Pause between defrag slices. */
+  defragSleepMs: number;
+  /** Sealed blocks kept in memory for reads (post-write cache). */
+  readCacheBlocks: number;
+}
+
+export interface StoreStats {
+  records: number;
+  tombstones: number;
+  usedBytes: number;
+  totalBytes: number;
+  freeBlocks: number;
+  totalBlocks: number;
+  availablePct: number;
+  indexBytes: number;
+  checksumErrors: number;
+  defragBlocks: number;
+  defragRecords: number;
+  cacheHits: number;
+  cacheMisses: number;
+  flushes: number;
+  tombstonesReclaimed: number;
+}
+
+export interface OpenReport {
+  mode: 'new' | 'warm' | 'cold' | 'memory';
+  records: number;
+  tombstones: number;
+  durationMs: number;
+  bytesRead: number;
+  corrupt: number;
+  /** Why a warm restart was not possible, when a snapshot existed. */
+  warmRefused?: string;
+}
+
+interface Segment {
+  block: number;
+  buf: Buffer;
+  from: number;
+  to: number;
+}
+
+export class RecordStore {
+  readonly index = new PrimaryIndex();
+  private ix: PrimaryIndex = this.index;
+  private readonly device: BlockDevice;
+  private readonly blockBytes: number;
+  private readonly unitsPerBlock: number;
+  private readonly seq: Float64Array;
+  private readonly live: Float64Array;
+  private readonly state: Uint8Array;
+  private readonly freeList: number[] = [];
+  private openBlock = -1;
+  private openBuf: Buffer = Buffer.alloc(0);
+  private pos = 0;
+  private flushedPos = 0;
+  private nextSeq = 1;
+  private segments: Segment[] = [];
+  private waiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  private flushing = false;
+  private flushScheduled = false;
+  private flushesStarted = 0;
+  private flushesDone = 0;
+  private readonly pendingFree: Array<{ block: number; after: number }> = [];
+  private readonly markerInFlight: number[] = [];
+  private readonly cache: LRUCache<number, Buffer>;
+  private readonly setIds = new Map<string, number>();
+  private readonly setNames: string[] = [''];
+  private tombstoneCount = 0;
+  private defragging = -1;
+  private defragOffset = 0;
+  private timers: NodeJS.Timeout[] = [];
+  private closed = false;
+  private lastFlushError: Error | undefined;
+  private readonly counters = { checksumErrors: 0, defragBlocks: 0, defragRecords: 0, cacheHits: 0, cacheMisses: 0, flushes: 0, tombstonesReclaimed: 0 };
+  private readonly scratch = emptyEntry();
+
+  constructor(private readonly opts: RecordStoreOptions) {
+    this.device = opts.device;
+    this.blockBytes = opts.device.blockBytes;
+    if (this.blockBytes % RECORD_ALIGN_BYTES !== 0 || this.blockBytes < 4096) {
+      throw new StorageError('CONFIG', `write-block-size ${this.blockBytes} must be a multiple of 16 and at least 4096`);
+    }
+    this.unitsPerBlock = this.blockBytes / RECORD_ALIGN_BYTES;
+    const n = this.device.blockCount;
+    if (n < DEFRAG_RESERVE_BLOCKS + 2) {
+      throw new StorageError('CONFIG', `namespace ${opts.name}: storage holds ${n} write blocks; at least ${DEFRAG_RESERVE_BLOCKS + 2} are needed`);
+    }
+    this.seq = new Float64Array(n);
+    this.live = new Float64Array(n);
+    this.state = new Uint8Array(n);
+    this.cache = new LRUCache<number, Buffer>({ max: Math.max(1, opts.readCacheBlocks) });
+  }
+
+  // ---------------------------------------------------------------- open / close
+
+  async open(): Promise<OpenReport> {
+    const t0 = performance.now();
+    let report: OpenReport;
+    if (!this.device.persistent) {
+      this.rebuildFreeList();
+      this.openNewBlock(false);
+      report = { mode: 'memory', records: 0, tombstones: 0, durationMs: 0, bytesRead: 0, corrupt: 0 };
+    } else {
+      const warm = this.tryWarm();
+      if (warm === true) {
+        report = { mode: 'warm', records: this.ix.size, tombstones: this.tombstoneCount, durationMs: 0, bytesRead: 0, corrupt: 0 };
+      } else {
+        const cold = this.coldScan();
+        report = { ...cold, durationMs: 0 };
+        if (typeof warm === 'string') report.warmRefused = warm;
+      }
+    }
+    report.durationMs = performance.now() - t0;
+    this.timers.push(setInterval(() => this.scheduleFlush(), Math.max(1, this.opts.flushMaxMs)));
+    this.timers.push(setInterval(() => this.defragTick(), Math.max(1, this.opts.defragSleepMs)));
+    for (const t of this.timers) t.unref();
+    return report;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.flushAll();
+    this.closed = true;
+    if (this.device.persistent && this.opts.stateDir) this.writeSnapshot();
+    await this.device.close();
+  }
+
+  /** Abandons the store without flushing or snapshotting (tests simulate a crash with it). */
+  async abandon(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.closed = true;
+    await this.device.close();
+  }
+
+  // ---------------------------------------------------------------- records
+
+  /** Reads index metadata; false when absent. */
+  lookup(digest: Buffer, out: IndexEntry): boolean {
+    return this.ix.get(digest, out);
+  }
+
+  /** The stored record (tombstones included), or undefined when the digest is not indexed. */
+  read(digest: Buffer): StoredRecord | undefined {
+    if (!this.ix.get(digest, this.scratch)) return undefined;
+    const { buf, off } = this.recordBytes(this.scratch.address);
+    return decodeRecord(buf, off);
+  }
+
+  /** Writes a record version (or a tombstone when `r.tombstone`). */
+  write(r: StoredRecord): void {
+    this.assertOpen();
+    const setId = this.setId(r.setName);
+    const bytes = encodeRecord(r, 0);
+    if (bytes.length > this.blockBytes) {
+      throw new StorageError('RECORD_TOO_BIG', `record of ${bytes.length} bytes exceeds the write block (${this.blockBytes} bytes)`);
+    }
+    const had = this.ix.get(r.digest, this.scratch);
+    const oldAddress = this.scratch.address;
+    const oldTomb = had && this.scratch.tombstone;
+    const address = this.append(bytes, false);
+    if (had) this.unaccount(oldAddress);
+    this.ix.put(r.digest, {
+      generation: r.generation,
+      lutMs: r.lutMs,
+      voidTimeS: r.voidTimeS,
+      address,
+      setId,
+      tombstone: r.tombstone,
+      hasKey: r.key !== undefined,
+    });
+    if (oldTomb) this.tombstoneCount--;
+    if (r.tombstone) this.tombstoneCount++;
+  }
+
+  /** Forgets a record entirely (memory namespaces expire this way; devices reclaim tombstones). */
+  drop(digest: Buffer): boolean {
+    if (!this.ix.get(digest, this.scratch)) return false;
+    this.unaccount(this.scratch.address);
+    if (this.scratch.tombstone) this.tombstoneCount--;
+    this.ix.delete(digest);
+    return true;
+  }
+
+  forEach(pid: PartitionId, visit: (digest: Buffer, e: IndexEntry) => void): void {
+    this.ix.forEach(pid, visit);
+  }
+
+  partitionSize(pid: PartitionId): number {
+    return this.ix.partitionSize(pid);
+  }
+
+  setId(name: string): number {
+    if (name === '') return 0;
+    let id = this.setIds.get(name);
+    if (id === undefined) {
+      if (this.setNames.length > Math.min(SETS_MAX, SET_ID_MAX)) {
+        throw new StorageError('SET_LIMIT', `namespace ${this.opts.name} already holds ${SETS_MAX} sets`);
+      }
+      id = this.setNames.length;
+      this.setNames.push(name);
+      this.setIds.set(name, id);
+    }
+    return id;
+  }
+
+  setName(id: number): string {
+    return this.setNames[id] ?? '';
+  }
+
+  allSetNames(): string[] {
+    return this.setNames.slice(1);
+  }
+
+  /** Resolves when everything written so far is durable. */
+  commit(): Promise<void> {
+    if (!this.device.persistent) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  stats(): StoreStats {
+    let used = 0;
+    let free = 0;
+    for (let b = 0; b < this.live.length; b++) {
+      used += this.live[b]!;
+      if (this.state[b] === BlockState.FREE) free++;
+    }
+    const total = this.device.blockCount * this.blockBytes;
+    return {
+      records: this.ix.size,
+      tombstones: this.tombstoneCount,
+      usedBytes: used,
+      totalBytes: total,
+      freeBlocks: free,
+      totalBlocks: this.device.blockCount,
+      availablePct: Math.floor((free * 100) / this.device.blockCount),
+      indexBytes: this.ix.memoryBytes(),
+      ...this.counters,
+    };
+  }
+
+  // ---------------------------------------------------------------- block writing
+
+  private assertOpen(): void {
+    if (this.closed) throw new StorageError('CLOSED', `namespace ${this.opts.name}: storage is closed`);
+    if (this.lastFlushError) {
+      throw new StorageError('DEVICE_FULL', `namespace ${this.opts.name}: device write failed: ${this.lastFlushError.message}`, {
+        cause: this.lastFlushError,
+        retriable: true,
+      });
+    }
+  }
+
+  /** Appends sealed bytes to the open block and returns their address (16-byte units). */
+  private append(bytes: Buffer, forDefrag: boolean): number {
+    if (this.pos + bytes.length > this.blockBytes) {
+      if (this.freeList.length <= (forDefrag ? 0 : DEFRAG_RESERVE_BLOCKS)) {
+        throw new StorageError('DEVICE_FULL', `namespace ${this.opts.name}: no free write block`, { retriable: true });
+      }
+      this.sealOpenBlock();
+      this.openNewBlock(forDefrag);
+    }
+    sealRecord(bytes, this.seq[this.openBlock]!);
+    bytes.copy(this.openBuf, this.pos);
+    const address = this.openBlock * this.unitsPerBlock + this.pos / RECORD_ALIGN_BYTES;
+    this.pos += bytes.length;
+    this.live[this.openBlock]! += bytes.length;
+    return address;
+  }
+
+  private sealOpenBlock(): void {
+    const b = this.openBlock;
+    if (b < 0) return;
+    if (this.device.persistent) {
+      if (this.pos > this.flushedPos) this.segments.push({ block: b, buf: this.openBuf, from: this.flushedPos, to: this.pos });
+      this.cache.set(b, this.openBuf);
+    }
+    this.state[b] = BlockState.USED;
+    this.openBlock = -1;
+  }
+
+  private openNewBlock(forDefrag: boolean): void {
+    const b = this.freeList.pop();
+    if (b === undefined || (!forDefrag && this.freeList.length < 0)) {
+      throw new StorageError('DEVICE_FULL', `namespace ${this.opts.name}: no free write block`, { retriable: true });
+    }
+    this.openBlock = b;
+    this.state[b] = BlockState.OPEN;
+    this.seq[b] = this.nextSeq++;
+    this.live[b] = 0;
+    this.pos = 0;
+    this.flushedPos = 0;
+    this.cache.delete(b);
+    this.openBuf = this.device instanceof MemoryDevice ? this.device.blockBuffer(b) : Buffer.alloc(this.blockBytes);
+  }
+
+  private rebuildFreeList(): void {
+    this.freeList.length = 0;
+    // Pop from the end: hand out low block numbers first.
+    for (let b = this.state.length - 1; b >= 0; b--) if (this.state[b] === BlockState.FREE) this.freeList.push(b);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.closed || !this.device.persistent) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      void this.flushLoop();
+    });
+  }
+
+  private hasUnflushed(): boolean {
+    return this.segments.length > 0 || this.pos > this.flushedPos || this.pendingFree.length > 0 || this.markerInFlight.length > 0;
+  }
+
+  private async flushLoop(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.waiters.length > 0 || this.hasUnflushed()) {
+        const before = this.pendingFree.length + this.markerInFlight.length;
+        await this.flushOnce();
+        // Pending frees need one more round each; stop when nothing else moved.
+        if (this.waiters.length === 0 && this.segments.length === 0 && this.pos === this.flushedPos && before === this.pendingFree.length + this.markerInFlight.length) break;
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private async flushOnce(): Promise<void> {
+    const waiters = this.waiters;
+    this.waiters = [];
+    const segs = this.segments;
+    this.segments = [];
+    if (this.openBlock >= 0 && this.pos > this.flushedPos) {
+      segs.push({ block: this.openBlock, buf: this.openBuf, from: this.flushedPos, to: this.pos });
+      this.flushedPos = this.pos;
+    }
+    this.flushesStarted++;
+    // Blocks whose moved records became durable in an earlier flush get their free marker now.
+    const markers: number[] = [];
+    for (let i = this.pendingFree.length - 1; i >= 0; i--) {
+      const p = this.pendingFree[i]!;
+      if (p.after <= this.flushesDone) {
+        markers.push(p.block);
+        this.pendingFree.splice(i, 1);
+      }
+    }
+    const zero = Buffer.alloc(RECORD_ALIGN_BYTES);
+    try {
+      await Promise.all([
+        ...segs.map((s) => this.device.write(s.block, s.from, s.buf.subarray(s.from, s.to))),
+        ...markers.map((b) => this.device.write(b, 0, zero)),
+      ]);
+      await this.device.sync();
+      this.lastFlushError = undefined;
+    } catch (err) {
+      const e = new StorageError('DEVICE_FULL', `namespace ${this.opts.name}: device write failed: ${(err as Error).message}`, { cause: err, retriable: true });
+      this.lastFlushError = e;
+      this.segments.unshift(...segs);
+      for (const b of markers) this.pendingFree.push({ block: b, after: this.flushesDone });
+      for (const w of waiters) w.reject(e);
+      return;
+    }
+    this.flushesDone++;
+    this.counters.flushes++;
+    for (const b of markers) {
+      this.state[b] = BlockState.FREE;
+      this.freeList.unshift(b);
+    }
+    for (const w of waiters) w.resolve();
+  }
+
+  private async flushAll(): Promise<void> {
+    if (!this.device.persistent) return;
+    while (this.flushing) await new Promise((r) => setTimeout(r, 1));
+    for (let i = 0; i < 4 && (this.hasUnflushed() || this.waiters.length > 0); i++) {
+      await this.flushOnce();
+      if (this.lastFlushError) throw this.lastFlushError;
+    }
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  private blockOf(address: number): { block: number; off: number } {
+    const block = Math.floor(address / this.unitsPerBlock);
+    return { block, off: (address - block * this.unitsPerBlock) * RECORD_ALIGN_BYTES };
+  }
+
+  /** The buffer holding the record at `address` and its offset, checksum verified. */
+  private recordBytes(address: number): { buf: Buffer; off: number } {
+    const { block, off } = this.blockOf(address);
+    let buf: Buffer | undefined;
+    let at = off;
+    if (block === this.openBlock) buf = this.openBuf;
+    else {
+      buf = this.cache.get(block);
+      if (buf) this.counters.cacheHits++;
+    }
+    if (!buf) {
+      this.counters.cacheMisses++;
+      const probe = Math.min(READ_PROBE_BYTES, this.blockBytes - off);
+      buf = this.device.read(block, off, probe);
+      at = 0;
+      const length = buf.readUInt32LE(4);
+      if (length > probe && off + length <= this.blockBytes) {
+        buf = this.device.read(block, off, alignUp(length));
+      }
+    }
+    const check = checkRecord(buf, at);
+    if (check !== 'ok') {
+      this.counters.checksumErrors++;
+      throw new StorageError('CHECKSUM', `namespace ${this.opts.name}: record at block ${block} offset ${off} failed its check (${check})`);
+    }
+    return { buf, off: at };
+  }
+
+  /** Subtracts a superseded record's bytes from its block's live count. */
+  private unaccount(address: number): void {
+    const { block, off } = this.blockOf(address);
+    let length: number;
+    try {
+      const { buf, off: at } = this.recordBytes(address);
+      length = alignUp(buf.readUInt32LE(at + 4));
+    } catch {
+      // A corrupt superseded copy: its bytes are dead either way; count the minimum.
+      length = RECORD_HEADER_BYTES;
+    }
+    this.live[block] = Math.max(0, this.live[block]! - length);
+    void off;
+  }
+
+  // ---------------------------------------------------------------- defrag
+
+  private defragTick(): void {
+    if (this.closed) return;
+    if (this.defragging < 0) {
+      const b = this.pickDefragBlock();
+      if (b < 0) return;
+      this.defragging = b;
+      this.defragOffset = 0;
+      this.state[b] = BlockState.DEFRAG;
+    }
+    this.defragSlice();
+  }
+
+  private pickDefragBlock(): number {
+    const lwm = (this.blockBytes * this.opts.defragLwmPct) / 100;
+    let best = -1;
+    for (let b = 0; b < this.state.length; b++) {
+      if (this.state[b] !== BlockState.USED || this.live[b]! >= lwm) continue;
+      if (best < 0 || this.live[b]! < this.live[best]!) best = b;
+    }
+    return best;
+  }
+
+  /** Moves up to DEFRAG_SLICE_RECORDS live records out of the block being defragmented. */
+  defragSlice(): void {
+    const b = this.defragging;
+    if (b < 0) return;
+    const buf = this.cache.get(b) ?? this.device.read(b, 0, this.blockBytes);
+    const seq = this.seq[b]!;
+    let moved = 0;
+    let off = this.defragOffset;
+    while (moved < DEFRAG_SLICE_RECORDS) {
+      const check = checkRecord(buf, off);
+      if (check === 'no-record' || check === 'bad-length') break;
+      const h = readHeader(buf, off);
+      if (h.blockSeq !== seq) break;
+      if (check === 'ok') {
+        const address = b * this.unitsPerBlock + off / RECORD_ALIGN_BYTES;
+        const digest = digestAt(buf, off);
+        if (this.ix.get(digest, this.scratch) && this.scratch.address === address) {
+          const copy = Buffer.from(buf.subarray(off, off + h.paddedLength));
+          try {
+            this.scratch.address = this.append(copy, true);
+          } catch (err) {
+            this.state[b] = BlockState.USED;
+            this.defragging = -1;
+            return;
+          }
+          this.ix.put(digest, this.scratch);
+          this.live[b] = Math.max(0, this.live[b]! - h.paddedLength);
+          this.counters.defragRecords++;
+          moved++;
+        }
+      } else {
+        this.counters.checksumErrors++;
+      }
+      off += h.paddedLength;
+      if (off >= this.blockBytes) break;
+    }
+    this.defragOffset = off;
+    if (moved >= DEFRAG_SLICE_RECORDS) return;
+    this.counters.defragBlocks++;
+    this.defragging = -1;
+    this.cache.delete(b);
+    this.live[b] = 0;
+    if (this.device.persistent) {
+      this.state[b] = BlockState.PENDING_FREE;
+      this.pendingFree.push({ block: b, after: this.flushesStarted + 1 });
+      this.scheduleFlush();
+    } else {
+      this.device.release(b);
+      this.state[b] = BlockState.FREE;
+      this.freeList.unshift(b);
+    }
+  }
+
+  /** Runs defrag until no block is under the low-water mark (tests and benchmarks). */
+  async defragNow(): Promise<void> {
+    for (;;) {
+      if (this.defragging < 0) {
+        const b = this.pickDefragBlock();
+        if (b < 0) break;
+        this.defragging = b;
+        this.defragOffset = 0;
+        this.state[b] = BlockState.DEFRAG;
+      }
+      this.defragSlice();
+      await new Promise((r) => setImmediate(r));
+    }
+    await this.flushAll();
+  }
+
+  // ---------------------------------------------------------------- tombstones
+
+  /**
+   * Reclaims tombstones last updated before `olderThanLutMs` when no older copy of their record
+   * remains on any block (a cold restart could otherwise bring it back). Returns how many.
+   */
+  async reclaimTombstones(olderThanLutMs: number): Promise<number> {
+    const candidates = new Map<string, number>(); // digest hex -> tombstone block seq
+    for (let p = 0; p < PARTITION_COUNT; p++) {
+      this.ix.forEach(p as PartitionId, (d, e) => {
+        if (e.tombstone && e.lutMs < olderThanLutMs) candidates.set(d.toString('hex'), this.seq[this.blockOf(e.address).block]!);
+      });
+    }
+    if (candidates.size === 0) return 0;
+    if (this.device.persistent) {
+      await this.flushAll();
+      for (let b = 0; b < this.state.length; b++) {
+        const st = this.state[b];
+        if (st === BlockState.FREE || st === BlockState.MARKED_FREE || st === BlockState.PENDING_FREE) continue;
+        const buf = b === this.openBlock ? this.openBuf : (this.cache.get(b) ?? this.device.read(b, 0, this.blockBytes));
+        const seq = this.seq[b]!;
+        for (let off = 0; off < this.blockBytes; ) {
+          const check = checkRecord(buf, off);
+          if (check === 'no-record' || check === 'bad-length') break;
+          const h = readHeader(buf, off);
+          if (h.blockSeq !== seq) break;
+          if (check === 'ok' && !h.tombstone) {
+            const hex = digestAt(buf, off).toString('hex');
+            const tseq = candidates.get(hex);
+            if (tseq !== undefined && seq <= tseq) candidates.delete(hex);
+          }
+          off += h.paddedLength;
+        }
+        if (b % 64 === 0) await new Promise((r) => setImmediate(r));
+      }
+    }
+    let n = 0;
+    for (const hex of candidates.keys()) {
+      const d = Buffer.from(hex, 'hex');
+      if (this.ix.get(d, this.scratch) && this.scratch.tombstone && this.scratch.lutMs < olderThanLutMs) {
+        this.drop(d);
+        n++;
+      }
+    }
+    this.counters.tombstonesReclaimed += n;
+    return n;
+  }
+
+  // ---------------------------------------------------------------- cold scan
+
+  private coldScan(): Omit<OpenReport, 'durationMs'> {
+    const n = this.device.blockCount;
+    const order: Array<{ b: number; seq: number }> = [];
+    let bytesRead = 0;
+    for (let b = 0; b < n; b++) {
+      const h = this.device.read(b, 0, RECORD_HEADER_BYTES);
+      bytesRead += RECORD_HEADER_BYTES;
+      if (checkRecord(h, 0) === 'no-record') continue;
+      order.push({ b, seq: h.readDoubleLE(16) });
+    }
+    order.sort((x, y) => x.seq - y.seq);
+    // Per block, the offsets and sizes of records seen, to un-count superseded copies.
+    const offsets = new Map<number, { offs: number[]; sizes: number[] }>();
+    const sizeAt = (address: number): number => {
+      const { block, off } = this.blockOf(address);
+      const rec = offsets.get(block);
+      if (!rec) return 0;
+      let lo = 0;
+      let hi = rec.offs.length - 1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1;
+        const v = rec.offs[mid]!;
+        if (v === off) return rec.sizes[mid]!;
+        if (v < off) lo = mid + 1;
+        else hi = mid - 1;
+      }
+      return 0;
+    };
+    let corrupt = 0;
+    let maxSeq = 0;
+    const e = emptyEntry();
+    for (const { b, seq } of order) {
+      const buf = this.device.read(b, 0, this.blockBytes);
+      bytesRead += this.blockBytes;
+      const seen = { offs: [] as number[], sizes: [] as number[] };
+      offsets.set(b, seen);
+      this.seq[b] = seq;
+      this.state[b] = BlockState.USED;
+      maxSeq = Math.max(maxSeq, seq);
+      let off = 0;
+      while (off < this.blockBytes) {
+        const check = checkRecord(buf, off);
+        if (check === 'no-record' || check === 'bad-length') break;
+        const h = readHeader(buf, off);
+        if (h.blockSeq !== seq) break;
+        if (check !== 'ok') {
+          corrupt++;
+          this.counters.checksumErrors++;
+          off += h.paddedLength;
+          continue;
+        }
+        const digest = digestAt(buf, off);
+        if (this.ix.get(digest, e)) {
+          const old = this.blockOf(e.address).block;
+          this.live[old] = Math.max(0, this.live[old]! - sizeAt(e.address));
+          if (e.tombstone) this.tombstoneCount--;
+        }
+        let setId = 0;
+        try {
+          setId = this.setId(h.setName);
+        } catch {
+          corrupt++;
+        }
+        this.ix.put(digest, {
+          generation: h.generation,
+          lutMs: h.lutMs,
+          voidTimeS: h.voidTimeS,
+          address: b * this.unitsPerBlock + off / RECORD_ALIGN_BYTES,
+          setId,
+          tombstone: h.tombstone,
+          hasKey: h.hasKey,
+        });
+        if (h.tombstone) this.tombstoneCount++;
+        seen.offs.push(off);
+        seen.sizes.push(h.paddedLength);
+        this.live[b]! += h.paddedLength;
+        off += h.paddedLength;
+      }
+    }
+    this.nextSeq = maxSeq + 1;
+    this.rebuildFreeList();
+    this.openNewBlock(true);
+    return {
+      mode: order.length === 0 ? 'new' : 'cold',
+      records: this.ix.size,
+      tombstones: this.tombstoneCount,
+      bytesRead,
+      corrupt,
+    };
+  }
+
+  // ---------------------------------------------------------------- warm restart snapshot
+
+  private snapshotPaths(): { index: string; state: string; clean: string } {
+    const dir = this.opts.stateDir!;
+    return { index: join(dir, 'index.snap'), state: join(dir, 'state.json'), clean: join(dir, 'clean') };
+  }
+
+  private writeSnapshot(): void {
+    const dir = this.opts.stateDir!;
+    mkdirSync(dir, { recursive: true });
+    const p = this.snapshotPaths();
+    const chunks = [...this.ix.snapshotChunks()];
+    const indexBuf = Buffer.concat(chunks);
+    writeDurable(p.index, indexBuf);
+    const blocks = Buffer.concat([
+      Buffer.from(this.seq.buffer, this.seq.byteOffset, this.seq.byteLength),
+      Buffer.from(this.live.buffer, this.live.byteOffset, this.live.byteLength),
+      Buffer.from(this.state.buffer, this.state.byteOffset, this.state.byteLength),
+    ]);
+    const state = {
+      format: SNAPSHOT_FORMAT,
+      blockBytes: this.blockBytes,
+      blockCount: this.device.blockCount,
+      nextSeq: this.nextSeq,
+      openBlock: this.openBlock,
+      pos: this.pos,
+      sets: this.setNames.slice(1),
+      tombstones: this.tombstoneCount,
+      records: this.ix.size,
+      indexCrc: crc32(indexBuf),
+      indexBytes: indexBuf.length,
+      blocks: blocks.toString('base64'),
+    };
+    writeDurable(p.state, Buffer.from(JSON.stringify(state)));
+    writeDurable(p.clean, Buffer.from(`${Date.now()}\n`));
+  }
+
+  /** true when loaded; a string saying why not when a snapshot existed; false when none. */
+  private tryWarm(): boolean | string {
+    if (!this.opts.stateDir) return false;
+    const p = this.snapshotPaths();
+    if (!existsSync(p.clean)) return false;
+    // Whatever happens next, the snapshot is consumed: a crash from here on must cold-scan.
+    unlinkSync(p.clean);
+    fsyncDir(this.opts.stateDir);
+    try {
+      const state = JSON.parse(readFileSync(p.state, 'utf8')) as {
+        format: number; blockBytes: number; blockCount: number; nextSeq: number; openBlock: number; pos: number;
+        sets: string[]; tombstones: number; indexCrc: number; indexBytes: number; blocks: string;
+      };
+      if (state.format !== SNAPSHOT_FORMAT) return `snapshot format ${state.format} is not ${SNAPSHOT_FORMAT}`;
+      if (state.blockBytes !== this.blockBytes || state.blockCount !== this.device.blockCount) {
+        return 'device geometry changed since the snapshot';
+      }
+      const indexBuf = readFileSync(p.index);
+      if (indexBuf.length !== state.indexBytes || crc32(indexBuf) !== state.indexCrc) return 'index snapshot checksum mismatch';
+      const blocks = Buffer.from(state.blocks, 'base64');
+      const n = this.device.blockCount;
+      if (blocks.length !== n * 17) return 'block table size mismatch';
+      const aligned = Buffer.alloc(blocks.length);
+      blocks.copy(aligned);
+      this.seq.set(new Float64Array(aligned.buffer, aligned.byteOffset, n));
+      this.live.set(new Float64Array(aligned.buffer, aligned.byteOffset + n * 8, n));
+      this.state.set(new Uint8Array(aligned.buffer, aligned.byteOffset + n * 16, n));
+      this.ix = PrimaryIndex.fromSnapshot(indexBuf);
+      (this as { index: PrimaryIndex }).index = this.ix;
+      for (const name of state.sets) this.setId(name);
+      this.tombstoneCount = state.tombstones;
+      this.nextSeq = state.nextSeq;
+      for (let b = 0; b < n; b++) {
+        const st = this.state[b];
+        if (st === BlockState.DEFRAG) this.state[b] = BlockState.USED;
+        if (st === BlockState.PENDING_FREE || st === BlockState.MARKED_FREE) this.state[b] = BlockState.FREE;
+      }
+      this.rebuildFreeList();
+      if (state.openBlock >= 0) {
+        this.openBlock = state.openBlock;
+        this.state[this.openBlock] = BlockState.OPEN;
+        this.openBuf = Buffer.alloc(this.blockBytes);
+        this.device.read(this.openBlock, 0, state.pos).copy(this.openBuf);
+        this.pos = state.pos;
+        this.flushedPos = state.pos;
+      } else {
+        this.openNewBlock(true);
+      }
+      return true;
+    } catch (err) {
+      // Start over from a clean slate and scan.
+      this.ix = new PrimaryIndex();
+      (this as { index: PrimaryIndex }).index = this.ix;
+      this.seq.fill(0);
+      this.live.fill(0);
+      this.state.fill(0);
+      this.setIds.clear();
+      this.setNames.length = 1;
+      this.tombstoneCount = 0;
+      return `snapshot unreadable: ${(err as Error).message}`;
+    }
+  }
+}
+
+function writeDurable(path: string, data: Buffer): void {
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, data);
+  const fd = openSync(tmp, 'r');
+  fsyncSync(fd);
+  closeSync(fd);
+  renameSync(tmp, path);
+}
+
+function fsyncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, 'r');
+    fsyncSync(fd);
+    closeSync(fd);
+  } catch {
+    // Some filesystems refuse directory fsync; the unlink is still ordered before new writes.
+  }
+}
+
+/** Opens a RecordStore on files under `dir` (or in memory when `files` is empty). */
+export async function openRecordStore(o: {
+  name: string;
+  files: string[];
+  fileBytes: number;
+  memoryBytes: number;
+  blockBytes: number;
+  stateDir?: string;
+  flushMaxMs: number;
+  defragLwmPct: number;
+  defragSleepMs: number;
+  readCacheBlocks: number;
+}): Promise<{ store: RecordStore; report: OpenReport }> {
+  const device: BlockDevice =
+    o.files.length > 0
+      ? await FileDevice.open(o.files, o.fileBytes, o.blockBytes)
+      : new MemoryDevice(o.blockBytes, Math.floor(o.memoryBytes / o.blockBytes));
+  const opts: RecordStoreOptions = {
+    name: o.name,
+    device,
+    flushMaxMs: o.flushMaxMs,
+    defragLwmPct: o.defragLwmPct,
+    defragSleepMs: o.defragSleepMs,
+    readCacheBlocks: o.readCacheBlocks,
+  };
+  if (o.stateDir) opts.stateDir = o.stateDir;
+  const store = new RecordStore(opts);
+  const report = await store.open();
+  return { store, report };
+}

@@ -1,0 +1,302 @@
+/**
+ * Per-partition write logs of one namespace: every applied write, delete and expiry appends
+ * {sequence, digest, generation, LUT, kind} to the log of its partition. The shipper tails them.
+ *
+ * All partitions share one bounded ring of fixed 64-byte entries (`capacityEntries`), kept in
+ * memory and mirrored slot-for-slot into a file of the same size, so the log is durable, bounded,
+ * and needs no compaction: the oldest entries are overwritten. Each partition keeps a deque of
+ * its ring slots, so reading partition p from sequence s is an array index.
+ *
+ * Entry (64 bytes): u32 CRC-32 of bytes 4..64 | u16 partition | u8 kind | u8 0 |
+ *   f64 global sequence | f64 partition sequence | f64 LUT ms | u32 generation | 20 digest | 8 zero
+ * An entry is valid when its CRC matches and its global sequence maps to its slot; on start the
+ * longest run of consecutive global sequences ending at the newest valid entry is kept.
+ */
+import { closeSync, existsSync, fdatasyncSync, mkdirSync, openSync, readFileSync, writeFileSync, renameSync, fsyncSync } from 'node:fs';
+import { open as openAsync, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { crc32 } from 'node:zlib';
+import type { WriteLogReader } from './api.js';
+import { DIGEST_BYTES, PARTITION_COUNT, type PartitionId, type WriteKindId, type WriteLogEntry } from './types.js';
+
+export const WRITE_LOG_ENTRY_BYTES = 64;
+
+/** A growable ring of u32 (a partition's slots, oldest first). */
+class SlotDeque {
+  private buf = new Uint32Array(4);
+  private head = 0;
+  length = 0;
+  push(v: number): void {
+    if (this.length === this.buf.length) {
+      const next = new Uint32Array(this.buf.length * 2);
+      for (let i = 0; i < this.length; i++) next[i] = this.buf[(this.head + i) % this.buf.length]!;
+      this.buf = next;
+      this.head = 0;
+    }
+    this.buf[(this.head + this.length) % this.buf.length] = v;
+    this.length++;
+  }
+  shift(): number {
+    const v = this.buf[this.head]!;
+    this.head = (this.head + 1) % this.buf.length;
+    this.length--;
+    return v;
+  }
+  at(i: number): number {
+    return this.buf[(this.head + i) % this.buf.length]!;
+  }
+  first(): number | undefined {
+    return this.length > 0 ? this.buf[this.head] : undefined;
+  }
+}
+
+export interface WriteLogOptions {
+  /** Ring size in entries (each 64 bytes). */
+  capacityEntries: number;
+  /** Backing file; undefined = memory only (memory namespaces). */
+  path?: string;
+}
+
+export class WriteLog implements WriteLogReader {
+  private readonly capacity: number;
+  private readonly ring: Buffer;
+  private readonly slotPid: Uint16Array;
+  private readonly slotUsed: Uint8Array;
+  private readonly deques: SlotDeque[] = [];
+  /** Next partition sequence per partition. */
+  private readonly nextP = new Float64Array(PARTITION_COUNT).fill(1);
+  private nextG = 1;
+  /** Global sequence of the first entry not yet written to the file. */
+  private flushedG = 1;
+  private handle: FileHandle | undefined;
+  private flushing: Promise<void> | undefined;
+  private waiters: Array<{ check: () => boolean; resolve: () => void; timer: NodeJS.Timeout }> = [];
+  private notifyScheduled = false;
+
+  private constructor(private readonly opts: WriteLogOptions) {
+    if (!Number.isInteger(opts.capacityEntries) || opts.capacityEntries < 16) {
+      throw new RangeError(`write log capacity ${opts.capacityEntries} entries; at least 16`);
+    }
+    this.capacity = opts.capacityEntries;
+    this.ring = Buffer.alloc(this.capacity * WRITE_LOG_ENTRY_BYTES);
+    this.slotPid = new Uint16Array(this.capacity);
+    this.slotUsed = new Uint8Array(this.capacity);
+    for (let p = 0; p < PARTITION_COUNT; p++) this.deques.push(new SlotDeque());
+  }
+
+  static async open(opts: WriteLogOptions): Promise<WriteLog> {
+    const log = new WriteLog(opts);
+    if (opts.path) {
+      mkdirSync(dirname(opts.path), { recursive: true });
+      if (existsSync(opts.path)) log.load(readFileSync(opts.path));
+      log.loadState();
+      const h = await openAsync(opts.path, existsSync(opts.path) ? 'r+' : 'w+');
+      await h.truncate(log.ring.length);
+      log.handle = h;
+    }
+    return log;
+  }
+
+  /** Appends an entry and returns its partition sequence. */
+  append(pid: PartitionId, digest: Buffer, generation: number, lutMs: number, kind: WriteKindId): bigint {
+    const g = this.nextG++;
+    const slot = (g - 1) % this.capacity;
+    if (this.slotUsed[slot]) {
+      const old = this.slotPid[slot]!;
+      this.deques[old]!.shift();
+    }
+    const pseq = this.nextP[pid]!;
+    this.nextP[pid] = pseq + 1;
+    const o = slot * WRITE_LOG_ENTRY_BYTES;
+    const r = this.ring;
+    r.writeUInt16LE(pid, o + 4);
+    r[o + 6] = kind;
+    r[o + 7] = 0;
+    r.writeDoubleLE(g, o + 8);
+    r.writeDoubleLE(pseq, o + 16);
+    r.writeDoubleLE(lutMs, o + 24);
+    r.writeUInt32LE(generation >>> 0, o + 32);
+    digest.copy(r, o + 36, 0, DIGEST_BYTES);
+    r.fill(0, o + 56, o + 64);
+    r.writeUInt32LE(crc32(r.subarray(o + 4, o + WRITE_LOG_ENTRY_BYTES)), o);
+    this.slotPid[slot] = pid;
+    this.slotUsed[slot] = 1;
+    this.deques[pid]!.push(slot);
+    if (this.waiters.length > 0 && !this.notifyScheduled) {
+      this.notifyScheduled = true;
+      setImmediate(() => this.notify());
+    }
+    return BigInt(pseq);
+  }
+
+  firstSequence(pid: PartitionId): bigint {
+    const d = this.deques[pid]!;
+    const s = d.first();
+    if (s === undefined) return BigInt(this.nextP[pid]!);
+    return BigInt(this.ring.readDoubleLE(s * WRITE_LOG_ENTRY_BYTES + 16));
+  }
+
+  nextSequence(pid: PartitionId): bigint {
+    return BigInt(this.nextP[pid]!);
+  }
+
+  read(pid: PartitionId, from: bigint, max: number): WriteLogEntry[] {
+    const d = this.deques[pid]!;
+    const first = Number(this.firstSequence(pid));
+    const start = Math.max(0, Number(from) - first);
+    const out: WriteLogEntry[] = [];
+    for (let i = start; i < d.length && out.length < max; i++) {
+      const o = d.at(i) * WRITE_LOG_ENTRY_BYTES;
+      const r = this.ring;
+      out.push({
+        sequence: BigInt(r.readDoubleLE(o + 16)),
+        digest: Buffer.from(r.subarray(o + 36, o + 56)),
+        generation: r.readUInt32LE(o + 32),
+        lutMs: r.readDoubleLE(o + 24),
+        kind: r[o + 6]! as WriteKindId,
+      });
+    }
+    return out;
+  }
+
+  waitForEntries(pids: PartitionId[] | 'all', fromByPid: (pid: PartitionId) => bigint, timeoutMs: number): Promise<void> {
+    const list = pids === 'all' ? Array.from({ length: PARTITION_COUNT }, (_, i) => i as PartitionId) : pids;
+    const check = () => list.some((p) => BigInt(this.nextP[p]!) > fromByPid(p));
+    if (check()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const w = {
+        check,
+        resolve,
+        timer: setTimeout(() => {
+          this.waiters = this.waiters.filter((x) => x !== w);
+          resolve();
+        }, timeoutMs),
+      };
+      this.waiters.push(w);
+    });
+  }
+
+  private notify(): void {
+    this.notifyScheduled = false;
+    const keep: typeof this.waiters = [];
+    for (const w of this.waiters) {
+      if (w.check()) {
+        clearTimeout(w.timer);
+        w.resolve();
+      } else keep.push(w);
+    }
+    this.waiters = keep;
+  }
+
+  /** Writes every entry appended so far to the file and syncs it (group commit: calls share one). */
+  async commit(): Promise<void> {
+    if (!this.handle) return;
+    while (this.flushing) await this.flushing;
+    if (this.flushedG >= this.nextG) return;
+    this.flushing = this.flushOnce();
+    try {
+      await this.flushing;
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
+  private async flushOnce(): Promise<void> {
+    const h = this.handle!;
+    const from = this.flushedG;
+    const to = this.nextG;
+    // Entries older than a full ring were overwritten in memory already: write only the last lap.
+    const start = Math.max(from, to - this.capacity);
+    const writes: Promise<unknown>[] = [];
+    let g = start;
+    while (g < to) {
+      const slot = (g - 1) % this.capacity;
+      const n = Math.min(to - g, this.capacity - slot);
+      const off = slot * WRITE_LOG_ENTRY_BYTES;
+      writes.push(h.write(Buffer.from(this.ring.subarray(off, off + n * WRITE_LOG_ENTRY_BYTES)), 0, n * WRITE_LOG_ENTRY_BYTES, off));
+      g += n;
+    }
+    await Promise.all(writes);
+    await h.datasync();
+    this.flushedG = to;
+  }
+
+  async close(): Promise<void> {
+    for (const w of this.waiters) {
+      clearTimeout(w.timer);
+      w.resolve();
+    }
+    this.waiters = [];
+    if (!this.handle) return;
+    await this.commit();
+    await this.handle.close();
+    this.handle = undefined;
+    this.saveState();
+  }
+
+  /** Abandons without flushing (crash simulation in tests). */
+  async abandon(): Promise<void> {
+    await this.handle?.close();
+    this.handle = undefined;
+  }
+
+  private statePath(): string {
+    return `${this.opts.path!}.state`;
+  }
+
+  /** Per-partition next sequences, so sequences never go backwards after a clean restart. */
+  private saveState(): void {
+    const tmp = `${this.statePath()}.tmp`;
+    writeFileSync(tmp, Buffer.from(this.nextP.buffer));
+    const fd = openSync(tmp, 'r');
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(tmp, this.statePath());
+  }
+
+  private loadState(): void {
+    if (!existsSync(this.statePath())) return;
+    const b = readFileSync(this.statePath());
+    if (b.length !== PARTITION_COUNT * 8) return;
+    const saved = new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
+    for (let p = 0; p < PARTITION_COUNT; p++) this.nextP[p] = Math.max(this.nextP[p]!, saved[p]!);
+  }
+
+  private load(file: Buffer): void {
+    const n = Math.min(this.capacity, Math.floor(file.length / WRITE_LOG_ENTRY_BYTES));
+    const valid = (slot: number): number => {
+      const o = slot * WRITE_LOG_ENTRY_BYTES;
+      if (crc32(file.subarray(o + 4, o + WRITE_LOG_ENTRY_BYTES)) !== file.readUInt32LE(o)) return 0;
+      const g = file.readDoubleLE(o + 8);
+      return Number.isInteger(g) && g >= 1 && (g - 1) % this.capacity === slot ? g : 0;
+    };
+    let maxG = 0;
+    for (let s = 0; s < n; s++) maxG = Math.max(maxG, valid(s));
+    if (maxG === 0) return;
+    let firstG = maxG;
+    while (firstG > 1 && maxG - firstG + 1 < this.capacity) {
+      const s = (firstG - 2) % this.capacity;
+      if (s >= n || valid(s) !== firstG - 1) break;
+      firstG--;
+    }
+    for (let g = firstG; g <= maxG; g++) {
+      const slot = (g - 1) % this.capacity;
+      const o = slot * WRITE_LOG_ENTRY_BYTES;
+      file.copy(this.ring, o, o, o + WRITE_LOG_ENTRY_BYTES);
+      const pid = file.readUInt16LE(o + 4);
+      if (pid >= PARTITION_COUNT) continue;
+      this.slotPid[slot] = pid;
+      this.slotUsed[slot] = 1;
+      this.deques[pid]!.push(slot);
+      this.nextP[pid] = file.readDoubleLE(o + 16) + 1;
+    }
+    this.nextG = maxG + 1;
+    this.flushedG = this.nextG;
+  }
+}
+
+export function fsyncFile(path: string): void {
+  const fd = openSync(path, 'r');
+  fdatasyncSync(fd);
+  closeSync(fd);
+}
