@@ -114,31 +114,29 @@ export class Segment {
     fs.ftruncateSync(this.indexFd, 0);
     fs.ftruncateSync(this.timeFd, 0);
     const fileSize = this.sizeBytes;
+    /** End of the last verified batch. */
     let pos = 0;
     let expected = this.baseOffset;
+    const accept = (h: BatchHeader, batch: Buffer, at: number): boolean => {
+      if (h.magic !== 2 || h.baseOffset < expected || !batchCrcValid(batch)) return false;
+      this.noteBatch(h, at);
+      onBatch?.({ header: h, position: at });
+      expected = h.baseOffset + h.lastOffsetDelta + 1;
+      pos = at + h.sizeBytes;
+      return true;
+    };
     scan: while (pos < fileSize) {
-      const chunk = this.readAt(pos, Math.min(recoveryChunkBytes, fileSize - pos));
-      let used = 0;
+      const chunkStart = pos;
+      const chunk = this.readAt(chunkStart, Math.min(recoveryChunkBytes, fileSize - chunkStart));
       for (const { at, header } of iterateBatches(chunk)) {
-        const batch = chunk.subarray(at, at + header.sizeBytes);
-        if (header.magic !== 2 || header.baseOffset < expected || !batchCrcValid(batch)) break scan;
-        this.noteBatch(header, pos + at);
-        onBatch?.({ header, position: pos + at });
-        expected = header.baseOffset + header.lastOffsetDelta + 1;
-        used = at + header.sizeBytes;
+        if (!accept(header, chunk.subarray(at, at + header.sizeBytes), chunkStart + at)) break scan;
       }
-      if (used === 0) {
+      if (pos === chunkStart) {
         // A batch larger than the chunk: read it whole, else it is a torn tail.
         const h = readBatchHeader(chunk);
         if (h === null || h.sizeBytes <= chunk.length || pos + h.sizeBytes > fileSize) break;
-        const batch = this.readAt(pos, h.sizeBytes);
-        if (h.magic !== 2 || h.baseOffset < expected || !batchCrcValid(batch)) break;
-        this.noteBatch(h, pos);
-        onBatch?.({ header: h, position: pos });
-        expected = h.baseOffset + h.lastOffsetDelta + 1;
-        used = h.sizeBytes;
+        if (!accept(h, this.readAt(pos, h.sizeBytes), pos)) break;
       }
-      pos += used;
     }
     if (pos < fileSize) {
       fs.ftruncateSync(this.logFd, pos);

@@ -19,12 +19,12 @@ export async function broker(t: ExecutionContext, opts: Partial<BrokerOptions> =
   return Object.assign(b, { dataDir });
 }
 
-export function kafka(b: { host: string; port: number }, clientId = 'test'): Kafka {
+export function kafka(b: { host: string; port: number }, clientId = 'test', retries = 8): Kafka {
   return new Kafka({
     clientId,
     brokers: [`${b.host}:${b.port}`],
     logLevel: logLevel.NOTHING,
-    retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 1000 },
+    retry: { retries, initialRetryTime: 100, maxRetryTime: 1000 },
   });
 }
 

@@ -1,0 +1,59 @@
+import test from 'ava';
+import { broker, kafka } from './helpers.js';
+
+test('kafkajs admin and producer: auto-create with the default partition count, offsets by timestamp, describe configs, delete', async (t) => {
+  const b = await broker(t, { defaultPartitions: 3 });
+  const k = kafka(b, 'admin-test', 1);
+  const admin = k.admin();
+  await admin.connect();
+  t.teardown(() => admin.disconnect());
+  const producer = k.producer();
+  await producer.connect();
+  t.teardown(() => producer.disconnect());
+
+  // Metadata with allow_auto_topic_creation creates the topic with the configured default.
+  const base = Date.now() - 60_000;
+  for (let i = 0; i < 5; i++) {
+    await producer.send({ topic: 'auto', messages: [{ value: `m${i}`, partition: 0, timestamp: String(base + i * 1000) }] });
+  }
+  const meta = await admin.fetchTopicMetadata({ topics: ['auto'] });
+  t.is(meta.topics[0]!.partitions.length, 3);
+
+  const at = async (ts: number) => (await admin.fetchTopicOffsetsByTimestamp('auto', ts)).find((p) => p.partition === 0)!.offset;
+  t.is(await at(base), '0');
+  t.is(await at(base + 2500), '3');
+  t.is(await at(base + 4000), '4');
+  // Later than every record: kafkajs substitutes the high watermark for -1.
+  t.is(await at(base + 10_000), '5');
+  const offs = await admin.fetchTopicOffsets('auto');
+  t.deepEqual(offs.find((p) => p.partition === 0), { partition: 0, offset: '5', high: '5', low: '0' });
+
+  t.true(await admin.createTopics({ topics: [{ topic: 'cfg', numPartitions: 1, configEntries: [{ name: 'retention.ms', value: '3600000' }] }] }));
+  const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name: 'cfg' }] });
+  const entries = described.resources[0]!.configEntries;
+  t.is(entries.find((e) => e.configName === 'retention.ms')!.configValue, '3600000');
+  t.truthy(entries.find((e) => e.configName === 'segment.bytes'));
+
+  await t.throwsAsync(admin.createTopics({ topics: [{ topic: 'bad/name', numPartitions: 1 }] }));
+  await t.throwsAsync(admin.createTopics({ topics: [{ topic: 'rf', numPartitions: 1, replicationFactor: 3 }] }));
+
+  await admin.deleteTopics({ topics: ['cfg'] });
+  t.deepEqual((await admin.listTopics()).sort(), ['auto']);
+  await t.throwsAsync(admin.deleteTopics({ topics: ['never-was'] }));
+});
+
+test('kafkajs idempotent producer: InitProducerId, sequences accepted, messages stored once', async (t) => {
+  const b = await broker(t);
+  const k = kafka(b);
+  const producer = k.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  t.teardown(() => producer.disconnect());
+  for (let i = 0; i < 5; i++) {
+    const res = await producer.send({ topic: 'idem', messages: Array.from({ length: 10 }, (_, j) => ({ value: `${i}-${j}` })) });
+    t.is(res[0]!.baseOffset, String(i * 10));
+  }
+  const admin = k.admin();
+  await admin.connect();
+  t.teardown(() => admin.disconnect());
+  t.is((await admin.fetchTopicOffsets('idem'))[0]!.high, '50');
+});
