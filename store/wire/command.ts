@@ -268,10 +268,8 @@ export function parseRecordRequest(req: RecordRequest, digest?: Buffer): Parsed<
     }
     if (req.info2 & Info2.RESPOND_ALL_OPS) cmd.respondAllOps = true;
     if (req.info2 & Info2.DURABLE_DELETE) cmd.durableDelete = true;
-    if (req.info1 & Info1.GET_ALL) {
-      cmd.readAll = true;
-      storeOps = storeOps.filter((o) => !(o.op === OpType.READ && o.bin === ''));
-    }
+    // The store answers an empty-name READ inside a write with every bin, in op order.
+    if (req.info1 & Info1.GET_ALL) cmd.readAll = true;
     if (storeOps.length === 0) return fail(ResultCode.PARAMETER, 'write without ops');
   } else if (isRead) {
     for (const o of storeOps) {
