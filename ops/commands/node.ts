@@ -7,6 +7,7 @@ import pino from 'pino';
 import { ConfigError, loadNodeConfig } from '../../store/config.js';
 import { openStoreNode } from '../../store/node.js';
 import { startWireServer } from '../../store/wire/server.js';
+import { onShutdownSignal } from '../signals.js';
 
 export interface NodeCliOptions {
   port?: string;
@@ -108,7 +109,6 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
         resolve(1);
       }
     };
-    process.once('SIGTERM', () => void stop('SIGTERM'));
-    process.once('SIGINT', () => void stop('SIGINT'));
+    onShutdownSignal((signal) => void stop(signal));
   });
 }
