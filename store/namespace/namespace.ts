@@ -460,6 +460,9 @@ export class Namespace implements StoreNamespace {
   private applyNow(v: RecordVersion, policy: ConflictPolicyId): ApplyResult {
     if (v.digest.length !== DIGEST_BYTES) return { resultCode: ResultCode.PARAMETER, applied: false };
     for (const b of v.bins) if (binNameError(b.name)) return { resultCode: ResultCode.BIN_NAME, applied: false };
+    if (!validLut(v.lutMs) || !Number.isInteger(v.generation) || v.generation < 0 || v.generation > 0xffffffff) {
+      return { resultCode: ResultCode.PARAMETER, applied: false };
+    }
     const e = this.e;
     const found = this.store.lookup(v.digest, e);
     if (found) {
@@ -778,6 +781,12 @@ function encodedSize(set: string, key: UserKey | undefined, bins: Bin[]): number
   let n = 64 + Buffer.byteLength(set) + (key ? 5 + key.bytes.length : 0);
   for (const b of bins) n += 6 + Buffer.byteLength(b.name) + b.bytes.length;
   return n;
+}
+
+/** LUTs the index can hold: ms from the Aerospike epoch, 40 bits. */
+function validLut(lutMs: number): boolean {
+  const rel = lutMs - CITRUSLEAF_EPOCH_S * 1000;
+  return Number.isInteger(lutMs) && rel >= 0 && rel < 2 ** 40;
 }
 
 function sameValue(a: Value, b: Value): boolean {
