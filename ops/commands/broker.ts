@@ -1,0 +1,120 @@
+/**
+ * `ferry broker`: runs the embedded single-node Kafka-protocol broker.
+ * Prints `ferry broker listening on <host>:<port>` on stdout once it serves; logs go to stderr.
+ * Options fall back to FERRY_BROKER_* environment variables, then to defaults.
+ */
+import type { Command } from 'commander';
+import pino from 'pino';
+import { startBroker, type BrokerOptions } from '../../broker/server.js';
+import { onShutdownSignal } from '../signals.js';
+
+export interface BrokerCliOptions {
+  data?: string;
+  port?: string;
+  host?: string;
+  advertisedHost?: string;
+  partitions?: string;
+  flushPolicy?: string;
+  segmentBytes?: string;
+  retentionBytes?: string;
+  retentionMs?: string;
+}
+
+export const brokerPortDefault = 9092;
+export const brokerDataDefault = './data/broker';
+export const brokerHostDefault = '127.0.0.1';
+
+export function register(program: Command): void {
+  program
+    .command('broker')
+    .description('run the embedded Kafka-protocol broker (kafkajs, kcat and other Kafka clients can use it)')
+    .option('-d, --data <dir>', `data directory (env FERRY_BROKER_DATA; default ${brokerDataDefault})`)
+    .option('-p, --port <port>', `listen port (env FERRY_BROKER_PORT; default ${brokerPortDefault}; 0 = any free port)`)
+    .option('--host <address>', `listen address (env FERRY_BROKER_HOST; default ${brokerHostDefault})`)
+    .option('--advertised-host <host>', 'host clients are told to connect to (env FERRY_BROKER_ADVERTISED_HOST; default the listen address, or the hostname when listening on 0.0.0.0)')
+    .option('--partitions <n>', 'partitions of auto-created topics (env FERRY_BROKER_PARTITIONS; default 1)')
+    .option('--flush-policy <policy>', 'fsync: acks=-1 answered after fsync; os: leave flushing to the OS, fsync every second (env FERRY_BROKER_FLUSH_POLICY; default fsync)')
+    .option('--segment-bytes <n>', 'segment file size before rolling (env FERRY_BROKER_SEGMENT_BYTES)')
+    .option('--retention-bytes <n>', 'per-partition size limit, -1 = none (env FERRY_BROKER_RETENTION_BYTES)')
+    .option('--retention-ms <n>', 'age limit of records, -1 = none (env FERRY_BROKER_RETENTION_MS; default 7 days)')
+    .action(async (o: BrokerCliOptions) => {
+      process.exitCode = await runBroker(o, process.env);
+    });
+}
+
+class UsageError extends Error {
+  readonly code = 'USAGE';
+}
+
+function intOpt(name: string, v: string | undefined): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new UsageError(`invalid --${name}: must be an integer: value was "${v}"`);
+  return n;
+}
+
+export function brokerOptions(o: BrokerCliOptions, env: NodeJS.ProcessEnv): BrokerOptions {
+  const pick = (cli: string | undefined, key: string): string | undefined => cli ?? env[`FERRY_BROKER_${key}`];
+  const flush = pick(o.flushPolicy, 'FLUSH_POLICY') ?? 'fsync';
+  if (flush !== 'fsync' && flush !== 'os') throw new UsageError(`invalid --flush-policy "${flush}": fsync or os`);
+  const partitions = intOpt('partitions', pick(o.partitions, 'PARTITIONS'));
+  if (partitions !== undefined && partitions < 1) throw new UsageError('--partitions must be at least 1');
+  const port = intOpt('port', pick(o.port, 'PORT')) ?? brokerPortDefault;
+  if (port < 0 || port > 65535) throw new UsageError(`invalid --port ${port}`);
+  const opts: BrokerOptions = {
+    dataDir: pick(o.data, 'DATA') ?? brokerDataDefault,
+    port,
+    host: pick(o.host, 'HOST') ?? brokerHostDefault,
+    flushPolicy: flush,
+  };
+  const advertised = pick(o.advertisedHost, 'ADVERTISED_HOST');
+  if (advertised) opts.advertisedHost = advertised;
+  if (partitions !== undefined) opts.defaultPartitions = partitions;
+  const segmentBytes = intOpt('segment-bytes', pick(o.segmentBytes, 'SEGMENT_BYTES'));
+  if (segmentBytes !== undefined) opts.segmentBytes = segmentBytes;
+  const retentionBytes = intOpt('retention-bytes', pick(o.retentionBytes, 'RETENTION_BYTES'));
+  if (retentionBytes !== undefined) opts.retentionBytes = retentionBytes;
+  const retentionMs = intOpt('retention-ms', pick(o.retentionMs, 'RETENTION_MS'));
+  if (retentionMs !== undefined) opts.retentionMs = retentionMs;
+  return opts;
+}
+
+export async function runBroker(o: BrokerCliOptions, env: NodeJS.ProcessEnv): Promise<number> {
+  const log = pino({ name: 'ferry-broker' }, pino.destination(2));
+  let opts: BrokerOptions;
+  try {
+    opts = brokerOptions(o, env);
+  } catch (err) {
+    console.error(`ferry broker: ${(err as Error).message}`);
+    return 2;
+  }
+  let broker;
+  try {
+    broker = await startBroker({ ...opts, onError: (err) => log.error({ err }, 'request failed; connection closed') });
+  } catch (err) {
+    console.error(`ferry broker: cannot start on ${opts.host}:${opts.port} with data ${opts.dataDir}: ${(err as Error).message}`);
+    return 1;
+  }
+  console.log(`ferry broker listening on ${broker.host}:${broker.port}`);
+  log.info({ host: broker.host, port: broker.port, data: opts.dataDir, flushPolicy: opts.flushPolicy }, 'broker ready');
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = async (signal: string): Promise<void> => {
+      if (stopping) {
+        log.warn(`second ${signal}: exiting at once (acknowledged data is on disk per the flush policy; a torn tail is cut on the next start)`);
+        process.exit(1);
+      }
+      stopping = true;
+      log.info(`${signal}: shutting down`);
+      try {
+        await broker.close();
+        log.info('clean shutdown complete');
+        resolve(0);
+      } catch (err) {
+        log.error({ err }, 'shutdown failed');
+        resolve(1);
+      }
+    };
+    onShutdownSignal((signal) => void stop(signal));
+  });
+}
