@@ -1,6 +1,6 @@
 /** Request header parsing and response framing (header v0: correlation id only). */
 import { Reader } from './codec.js';
-import { isFlexible } from './versions.js';
+import { isFlexible, isSupported } from './versions.js';
 
 export interface RequestHeader {
   apiKey: number;
@@ -9,13 +9,17 @@ export interface RequestHeader {
   clientId: string | null;
 }
 
-/** Parses header v1 (or v2 for flexible versions); the reader is left at the start of the body. */
+/**
+ * Parses header v1 (or v2 for flexible versions); the reader is left at the start of the body.
+ * The tag buffer of a flexible header is read only for a version we serve: the body of an
+ * unsupported request is never parsed (ApiVersions gets its error answer regardless).
+ */
 export function parseRequestHeader(r: Reader): RequestHeader {
   const apiKey = r.int16();
   const apiVersion = r.int16();
   const correlationId = r.int32();
   const clientId = r.nullableString();
-  if (isFlexible(apiKey, apiVersion)) r.skipTags();
+  if (isFlexible(apiKey, apiVersion) && isSupported(apiKey, apiVersion)) r.skipTags();
   return { apiKey, apiVersion, correlationId, clientId };
 }
 
