@@ -111,11 +111,9 @@ export class CommandHandler {
         };
       }
       this.counters[isWrite ? 'writes' : 'reads']!++;
-      const result = await withDeadline(ns.execute(cmd), cmd.timeoutMs);
-      if (result === undefined) {
-        this.counters['timeouts']!++;
-        return { resultCode: ResultCode.TIMEOUT };
-      }
+      // The namespace answers TIMEOUT itself when a command waited on its key past timeoutMs.
+      const result = await ns.execute(cmd);
+      if (result.resultCode === ResultCode.TIMEOUT) this.counters['timeouts']!++;
       if (result.resultCode !== ResultCode.OK) this.counters[isWrite ? 'write_errors' : 'read_errors']!++;
       return { resultCode: result.resultCode, result };
     } catch (err) {
@@ -269,21 +267,6 @@ export class CommandHandler {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Resolves to the promise's value, or undefined if `timeoutMs` passes first (0 = no deadline). */
-async function withDeadline<T>(p: Promise<T>, timeoutMs: number | undefined): Promise<T | undefined> {
-  if (!timeoutMs) return p;
-  p.catch(() => {}); // a late failure after the deadline is not unhandled
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), timeoutMs);
-  });
-  try {
-    return await Promise.race([p, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 export { findField };
