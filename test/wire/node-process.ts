@@ -40,7 +40,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startNode(opts: { extraArgs?: string[] } = {}): Promise<NodeProcess> {
+export async function startNode(opts: { extraArgs?: string[]; env?: Record<string, string> } = {}): Promise<NodeProcess> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'ferry-wire-'));
   const port = await freePort();
   let proc: ChildProcess | undefined;
@@ -50,7 +50,7 @@ export async function startNode(opts: { extraArgs?: string[] } = {}): Promise<No
     const child = spawn(process.execPath, ['bin/ferry.mjs', 'node', '--port', String(port), '--data', dataDir, ...(opts.extraArgs ?? [])], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, FORCE_COLOR: '0' },
+      env: { ...process.env, FORCE_COLOR: '0', ...(opts.env ?? {}) },
     });
     proc = child;
     await new Promise<void>((resolve, reject) => {
