@@ -132,6 +132,7 @@ export const handleFetch: Handler = async ({ state, header }, r) => {
   const req = decodeFetch(r, header.apiVersion);
   const deadline = Date.now() + Math.min(Math.max(req.maxWaitMs, 0), state.config.fetchWaitMsMax);
   for (;;) {
+    if (state.closed) return null; // shutting down: the connection is going away
     const out = readFetch(state, req);
     const now = Date.now();
     if (out.bytes >= Math.max(req.minBytes, 1) || out.error || now >= deadline || state.closed) {

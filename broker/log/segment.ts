@@ -20,6 +20,15 @@ export interface IndexEntry {
   maxTimestamp: number;
 }
 
+export function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export function segmentFileName(baseOffset: number, ext: string): string {
   return `${String(baseOffset).padStart(20, '0')}${ext}`;
 }
@@ -56,8 +65,11 @@ export class Segment {
     return path.join(this.dir, segmentFileName(this.baseOffset, ext));
   }
 
+  /** A new empty segment; the directory is fsynced so the new files survive a power loss. */
   static create(dir: string, baseOffset: number, indexIntervalBytes: number): Segment {
-    return new Segment(dir, baseOffset, indexIntervalBytes);
+    const seg = new Segment(dir, baseOffset, indexIntervalBytes);
+    fsyncDir(dir);
+    return seg;
   }
 
   /**

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { ErrorCode, KafkaError } from '../protocol/errors.js';
 import { PartitionLog, logConfigDefaults, type LogConfig } from './partitionLog.js';
+import { fsyncDir } from './segment.js';
 
 export const topicNameLengthMax = 249;
 export const partitionCountMax = 10_000;
@@ -88,9 +89,15 @@ export class TopicStore {
     fs.mkdirSync(dir, { recursive: true });
     const meta: TopicMeta = { partitions, configs };
     const tmp = path.join(dir, `topic.json.${randomUUID()}`);
-    fs.writeFileSync(tmp, JSON.stringify(meta));
+    const fd = fs.openSync(tmp, 'w');
+    fs.writeSync(fd, JSON.stringify(meta));
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
     fs.renameSync(tmp, path.join(dir, 'topic.json'));
-    return this.openTopic(name, meta);
+    const topic = this.openTopic(name, meta);
+    fsyncDir(dir);
+    fsyncDir(this.root);
+    return topic;
   }
 
   delete(name: string): void {
