@@ -1,5 +1,5 @@
 import test from 'ava';
-import { broker, kafka } from './helpers.js';
+import { broker, kafka, waitFor } from './helpers.js';
 
 test('kafkajs admin and producer: auto-create with the default partition count, offsets by timestamp, describe configs, delete', async (t) => {
   const b = await broker(t, { defaultPartitions: 3 });
@@ -56,4 +56,32 @@ test('kafkajs idempotent producer: InitProducerId, sequences accepted, messages 
   await admin.connect();
   t.teardown(() => admin.disconnect());
   t.is((await admin.fetchTopicOffsets('idem'))[0]!.high, '50');
+});
+
+test('retention through topic configs: old segments deleted, low watermark moves, a consumer from the beginning starts there', async (t) => {
+  const b = await broker(t);
+  const k = kafka(b, 'retention', 1);
+  const admin = k.admin();
+  await admin.connect();
+  t.teardown(() => admin.disconnect());
+  await admin.createTopics({
+    topics: [{ topic: 'short', numPartitions: 1, configEntries: [{ name: 'segment.bytes', value: '2048' }, { name: 'retention.bytes', value: '4096' }] }],
+  });
+  const producer = k.producer();
+  await producer.connect();
+  t.teardown(() => producer.disconnect());
+  for (let i = 0; i < 40; i++) await producer.send({ topic: 'short', messages: [{ value: `v${i}`.padEnd(100, '.') }] });
+  t.true(b.enforceRetention() > 0);
+  const [p] = await admin.fetchTopicOffsets('short');
+  t.is(p!.high, '40');
+  const low = Number(p!.low);
+  t.true(low > 0 && low < 40);
+  const consumer = k.consumer({ groupId: 'ret', maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  t.teardown(() => consumer.disconnect());
+  await consumer.subscribe({ topic: 'short', fromBeginning: true });
+  const got: number[] = [];
+  await consumer.run({ eachMessage: async ({ message }) => void got.push(Number(message.offset)) });
+  await waitFor(() => got.length >= 40 - low, 10_000, 'retained messages');
+  t.is(got[0], low);
 });
