@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { ErrorCode, KafkaError } from '../protocol/errors.js';
 import { batchCrcValid, iterateBatches, readBatchHeader, type BatchHeader } from '../protocol/recordBatch.js';
 
 export const indexEntryBytes = 8;
@@ -177,11 +178,23 @@ export class Segment {
     this.bytesSinceIndex += h.sizeBytes;
   }
 
-  /** Appends one stored batch (its base offset already assigned). */
+  /**
+   * Appends one stored batch (its base offset already assigned). A failed write (disk full, I/O
+   * error) is cut back off the file so later appends never follow a partial batch.
+   */
   append(batch: Buffer, h: BatchHeader): void {
     const position = this.sizeBytes;
     let written = 0;
-    while (written < batch.length) written += fs.writeSync(this.logFd, batch, written, batch.length - written, position + written);
+    try {
+      while (written < batch.length) written += fs.writeSync(this.logFd, batch, written, batch.length - written, position + written);
+    } catch (err) {
+      try {
+        fs.ftruncateSync(this.logFd, position);
+      } catch {
+        // The recovery scan on the next start cuts the partial batch.
+      }
+      throw new KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, `append failed: ${(err as Error).message}`);
+    }
     this.sizeBytes += batch.length;
     this.noteBatch(h, position);
     this.lastModifiedMs = Date.now();
