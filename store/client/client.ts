@@ -247,33 +247,44 @@ export class FerryClient {
   /** One tend round: peers and partition maps of every node. */
   async tend(): Promise<void> {
     if (this.closed) return;
-    for (const node of [...this.nodes.values()]) {
-      let info: Map<string, string>;
-      try {
-        info = await this.infoOn(node.pool, ['node', 'peers-generation', 'partition-generation']);
-      } catch {
-        continue;
+    // Peers found in this round are tended in the same round.
+    const tended = new Set<string>();
+    for (;;) {
+      const next = [...this.nodes.values()].filter((n) => !tended.has(n.nodeId));
+      if (next.length === 0) break;
+      for (const node of next) {
+        tended.add(node.nodeId);
+        await this.tendNode(node);
       }
-      if (info.get('peers-generation') !== this.peersGeneration.get(node.nodeId)) {
-        const peers = (await this.infoOn(node.pool, ['peers-clear-std'])).get('peers-clear-std') ?? '';
-        for (const p of parsePeers(peers)) {
-          if (this.nodes.has(p.nodeId)) continue;
-          for (const a of p.addresses) {
-            try {
-              await this.addNode(a.host, a.port, p.nodeId);
-              break;
-            } catch {
-              /* try the next address */
-            }
+    }
+  }
+
+  private async tendNode(node: ClusterNode): Promise<void> {
+    let info: Map<string, string>;
+    try {
+      info = await this.infoOn(node.pool, ['node', 'peers-generation', 'partition-generation']);
+    } catch {
+      return;
+    }
+    if (info.get('peers-generation') !== this.peersGeneration.get(node.nodeId)) {
+      const peers = (await this.infoOn(node.pool, ['peers-clear-std'])).get('peers-clear-std') ?? '';
+      for (const p of parsePeers(peers)) {
+        if (this.nodes.has(p.nodeId)) continue;
+        for (const a of p.addresses) {
+          try {
+            await this.addNode(a.host, a.port, p.nodeId);
+            break;
+          } catch {
+            /* try the next address */
           }
         }
-        this.peersGeneration.set(node.nodeId, info.get('peers-generation') ?? '');
       }
-      if (info.get('partition-generation') !== this.partitionGeneration.get(node.nodeId)) {
-        const r = await this.infoOn(node.pool, ['partition-generation', 'replicas']);
-        this.applyReplicas(node.nodeId, r.get('replicas') ?? '');
-        this.partitionGeneration.set(node.nodeId, r.get('partition-generation') ?? '');
-      }
+      this.peersGeneration.set(node.nodeId, info.get('peers-generation') ?? '');
+    }
+    if (info.get('partition-generation') !== this.partitionGeneration.get(node.nodeId)) {
+      const r = await this.infoOn(node.pool, ['partition-generation', 'replicas']);
+      this.applyReplicas(node.nodeId, r.get('replicas') ?? '');
+      this.partitionGeneration.set(node.nodeId, r.get('partition-generation') ?? '');
     }
   }
 

@@ -5,6 +5,7 @@
 import type { StoreNamespace, StoreNode } from '../api.js';
 import { OpType, PARTITION_COUNT, ResultCode, type RecordResult, type RecordVersion, type ResultCodeId } from '../types.js';
 import { decodeBatchField } from './batch.js';
+import { partitionOf } from '../digest.js';
 import { binsToOps, parseRecordRequest, resultHeader, type RecordRequest } from './command.js';
 import {
   FieldType,
@@ -56,6 +57,7 @@ export class CommandHandler {
     timeouts: 0,
     server_errors: 0,
     refused: 0,
+    not_owner: 0,
   };
 
   constructor(
@@ -92,6 +94,13 @@ export class CommandHandler {
     if (!ns) {
       this.counters[isWrite ? 'write_errors' : 'read_errors']!++;
       return { resultCode: ResultCode.NAMESPACE_NOT_FOUND };
+    }
+    // A node answers only for partitions it holds: writes need the master, reads any replica.
+    const owner = this.view.ownership(namespace);
+    const pid = partitionOf(cmd.digest);
+    if (!(owner.replicas[0]!(pid) || (!isWrite && !replicated && owner.replicas.some((r) => r(pid))))) {
+      this.counters['not_owner']!++;
+      return { resultCode: ResultCode.UNAVAILABLE };
     }
     try {
       if (replicated) {

@@ -65,12 +65,12 @@ export interface ClusterView {
 
 /** A one-node cluster: owns every partition as master, no peers, generations fixed at 1. */
 export function singleNodeView(clusterName = 'ferry', clusterKey = '1F3A5C7E9B'): ClusterView {
-  const all = (): boolean => true;
+  const owned: NamespaceOwnership = { regime: 0, replicas: [() => true] };
   return {
     partitionGeneration: () => 1,
     peersGeneration: () => 1,
     peers: () => [],
-    ownership: () => ({ regime: 0, replicas: [all] }),
+    ownership: () => owned,
     clusterName: () => clusterName,
     clusterSize: () => 1,
     clusterKey: () => clusterKey,

@@ -30,6 +30,8 @@ export interface WireServerOptions {
   extraInfo?: Record<string, InfoHandler>;
   /** Cluster shape for info answers and partition checks; default: a one-node cluster. */
   view?: ClusterView;
+  /** Cluster name of the default one-node view (ignored with `view`); default 'ferry'. */
+  clusterName?: string;
   /** Host clients should use for this node (service-clear-std); default: the bound host. */
   advertiseHost?: string;
   idleTimeoutMs?: number;
@@ -49,7 +51,7 @@ export async function startWireServer(node: StoreNode, opts: WireServerOptions):
   const host = opts.host ?? '127.0.0.1';
   const maxConnections = opts.maxConnections ?? CONNECTIONS_MAX_DEFAULT;
   const bodyBytesMax = Math.min(opts.bodyBytesMax ?? PROTO_BODY_BYTES_MAX, PROTO_BODY_BYTES_MAX);
-  const view = opts.view ?? singleNodeView();
+  const view = opts.view ?? singleNodeView(opts.clusterName);
   const log = opts.log ?? (() => {});
   const handler = new CommandHandler(node, view, log);
   const sockets = new Set<net.Socket>();
