@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { lockDataDir } from './log/dataDirLock.js';
 import { Flusher } from './log/flusher.js';
 import { TopicStore } from './log/topicStore.js';
 import type { LogConfig } from './log/partitionLog.js';
@@ -40,20 +41,28 @@ export class BrokerState {
   private nextProducerId = 0;
   private producerIdLimit = 0;
   closed = false;
+  private readonly unlock: () => void;
 
   constructor(readonly config: BrokerConfig, sessionTimeoutMsMin: number) {
     fs.mkdirSync(config.dataDir, { recursive: true });
-    const metaFile = path.join(config.dataDir, 'broker.json');
-    let meta: { clusterId: string; nextProducerId: number };
-    if (fs.existsSync(metaFile)) meta = JSON.parse(fs.readFileSync(metaFile, 'utf8')) as typeof meta;
-    else meta = { clusterId: randomUUID().replace(/-/g, '').slice(0, 22), nextProducerId: 1000 };
-    this.clusterId = meta.clusterId;
-    this.nextProducerId = meta.nextProducerId;
-    this.producerIdLimit = meta.nextProducerId;
-    this.writeMeta(meta.nextProducerId);
-    this.topics = new TopicStore(config.dataDir, config.log);
-    this.offsets = new OffsetStore(config.dataDir);
-    this.groups = new GroupCoordinator(this.offsets, { sessionTimeoutMsMin });
+    this.unlock = lockDataDir(config.dataDir);
+    try {
+      const metaFile = path.join(config.dataDir, 'broker.json');
+      let meta: { clusterId: string; nextProducerId: number };
+      if (fs.existsSync(metaFile)) meta = JSON.parse(fs.readFileSync(metaFile, 'utf8')) as typeof meta;
+      else meta = { clusterId: randomUUID().replace(/-/g, '').slice(0, 22), nextProducerId: 1000 };
+      this.clusterId = meta.clusterId;
+      this.nextProducerId = meta.nextProducerId;
+      this.producerIdLimit = meta.nextProducerId;
+      this.writeMeta(meta.nextProducerId);
+      this.topics = new TopicStore(config.dataDir, config.log);
+      this.offsets = new OffsetStore(config.dataDir);
+      this.groups = new GroupCoordinator(this.offsets, { sessionTimeoutMsMin });
+    } catch (err) {
+      (this as { topics?: TopicStore }).topics?.close();
+      this.unlock();
+      throw err;
+    }
   }
 
   private writeMeta(nextProducerId: number): void {
@@ -99,5 +108,6 @@ export class BrokerState {
     this.groups.close();
     this.topics.close();
     this.offsets.close();
+    this.unlock();
   }
 }

@@ -144,3 +144,18 @@ test('retention deletes whole old segments by size and by time, never the active
   t.is(timed.logEndOffset, 60);
   t.is(timed.enforceRetention(Date.now()), 0);
 });
+
+test('one broker per data directory: a live owner refuses a second open, a dead owner\'s lock is taken over', async (t) => {
+  const { lockDataDir } = await import('../../broker/log/dataDirLock.js');
+  const dir = tempDir(t);
+  const unlock = lockDataDir(dir);
+  t.throws(() => lockDataDir(dir), { message: /already open/ });
+  unlock();
+  // A lock left by a process that no longer exists (kill -9).
+  fs.writeFileSync(path.join(dir, 'broker.lock'), '999999999');
+  const again = lockDataDir(dir);
+  // A lock held by a live process (our parent stands in for another broker).
+  again();
+  fs.writeFileSync(path.join(dir, 'broker.lock'), String(process.ppid));
+  t.throws(() => lockDataDir(dir), { message: /in use by process/ });
+});
