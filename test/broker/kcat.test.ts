@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import test from 'ava';
-import { broker, kafka } from './helpers.js';
+import { broker, kafka, waitFor } from './helpers.js';
 
 const kcatTimeoutMs = 20_000;
 const kcatPresent = spawnSync('kcat', ['-V'], { encoding: 'utf8' }).status === 0;
@@ -66,4 +66,60 @@ test('kcat (librdkafka): -L, -P, -C from the beginning and from a timestamp, -G 
   await kcat(['-b', bs, '-P', '-t', 'kt', '-p', '0'], 'six\n');
   const secondRun = await kcat(group);
   t.deepEqual(lines(secondRun.stdout), ['six']);
+});
+
+test('kcat -G: two members rebalance while producing; together they see every message', async (t) => {
+  if (!kcatPresent) {
+    t.fail('kcat is not on PATH: run `bash scripts/setup-test-deps.sh` (installs Debian kcat) and re-run');
+    return;
+  }
+  const b = await broker(t, { defaultPartitions: 2 });
+  const bs = `${b.host}:${b.port}`;
+  const seen = new Map<string, Set<string>>();
+  const member = (name: string) => {
+    const child = spawn('kcat', ['-b', bs, '-G', 'pair', '-X', 'auto.offset.reset=earliest', '-X', 'heartbeat.interval.ms=300', '-u', '-q', '-f', '%s\n', 'kg'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const mine = new Set<string>();
+    seen.set(name, mine);
+    let buf = '';
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const parts = buf.split('\n');
+      buf = parts.pop()!;
+      for (const p of parts) if (p) mine.add(p);
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    t.teardown(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    return { child, exited };
+  };
+  const produce = (from: number, n: number) =>
+    kcat(['-b', bs, '-P', '-t', 'kg', '-K', ':'], Array.from({ length: n }, (_, i) => `k${from + i}:m${from + i}\n`).join(''));
+  const all = () => new Set([...seen.values()].flatMap((s) => [...s]));
+
+  await produce(0, 20);
+  const a = member('a');
+  await waitFor(() => all().size >= 20, 15_000, 'first member to read the first 20');
+  const c = member('b');
+  const admin = kafka(b).admin();
+  await admin.connect();
+  t.teardown(() => admin.disconnect());
+  const groupIs = async (members: number) => {
+    const g = (await admin.describeGroups(['pair'])).groups[0]!;
+    return g.state === 'Stable' && g.members.length === members;
+  };
+  await waitFor(() => groupIs(2), 20_000, 'a stable two-member group');
+  await produce(20, 20);
+  await waitFor(() => all().size >= 40 && (seen.get('b')?.size ?? 0) > 0, 20_000, 'both members reading after the rebalance');
+  c.child.kill('SIGTERM');
+  await c.exited;
+  await waitFor(() => groupIs(1), 20_000, 'a stable one-member group after the leave');
+  await produce(40, 20);
+  await waitFor(() => all().size >= 60, 20_000, 'the remaining member to take over every partition');
+  a.child.kill('SIGTERM');
+  await a.exited;
+  t.is(all().size, 60);
+  t.true((seen.get('a')?.size ?? 0) > 0);
 });
