@@ -8,10 +8,10 @@
  * Prints figures next to the goals and ends with one JSON line {"bench":"wire", ...}.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -78,6 +78,19 @@ function stopChild(child: ChildProcess): Promise<void> {
     child.kill('SIGTERM');
   });
 }
+
+/** CPU seconds (user + system) a process has used, from /proc; undefined where /proc is absent. */
+function cpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
+  } catch {
+    return undefined;
+  }
+}
+const CLOCK_TICKS_PER_S = 100;
 
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return 0;
@@ -160,6 +173,8 @@ interface RedisResult {
   setOpsPerS: number;
   getP99Ms: number;
   setP99Ms: number;
+  serverCpuPct: number | undefined;
+  requests: number;
 }
 
 async function runRedis(requests: number, keys: number): Promise<RedisResult | { error: string }> {
@@ -172,11 +187,15 @@ async function runRedis(requests: number, keys: number): Promise<RedisResult | {
   });
   try {
     await waitForLine(child, /Ready to accept connections/, 'redis-server');
+    const cpu0 = cpuSeconds(child.pid);
+    const started = performance.now();
     const r = spawnSync(
       'redis-benchmark',
       ['-h', '127.0.0.1', '-p', String(port), '-c', String(IN_FLIGHT), '-d', String(VALUE_BYTES), '-t', 'get,set', '-n', String(requests), '-r', String(keys), '--csv'],
       { encoding: 'utf8', timeout: 600_000 },
     );
+    const cpu1 = cpuSeconds(child.pid);
+    const serverCpuPct = cpu0 !== undefined && cpu1 !== undefined ? Math.round(((cpu1 - cpu0) / ((performance.now() - started) / 1000)) * 100) : undefined;
     if (r.status !== 0) return { error: `redis-benchmark failed: ${r.stderr}` };
     // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
     const rows = new Map<string, string[]>();
@@ -187,7 +206,7 @@ async function runRedis(requests: number, keys: number): Promise<RedisResult | {
     const get = rows.get('GET');
     const set = rows.get('SET');
     if (!get || !set) return { error: `unexpected redis-benchmark output: ${r.stdout}` };
-    return { getOpsPerS: Number(get[1]), setOpsPerS: Number(set[1]), getP99Ms: Number(get[6]), setP99Ms: Number(set[6]) };
+    return { getOpsPerS: Number(get[1]), setOpsPerS: Number(set[1]), getP99Ms: Number(get[6]), setP99Ms: Number(set[6]), serverCpuPct, requests };
   } finally {
     await stopChild(child);
     rmSync(dir, { recursive: true, force: true });
@@ -238,7 +257,16 @@ export async function main(args: string[]): Promise<void> {
     // Load every key once, then warm up.
     await load(client, Aerospike, ns, keys);
     await runPhase(client, Aerospike, ns, keys, 80, Math.max(2, seconds / 3));
+    const nodeCpu0 = cpuSeconds(nodeProc.pid);
+    const benchCpu0 = process.cpuUsage();
     const mix80 = await runPhase(client, Aerospike, ns, keys, 80, seconds);
+    const nodeCpu1 = cpuSeconds(nodeProc.pid);
+    const benchCpu = process.cpuUsage(benchCpu0);
+    if (nodeCpu0 !== undefined && nodeCpu1 !== undefined) {
+      out['node_cpu_pct'] = Math.round(((nodeCpu1 - nodeCpu0) / mix80.seconds) * 100);
+      out['node_cpu_us_per_op'] = Math.round(((nodeCpu1 - nodeCpu0) * 1e6) / mix80.ops);
+    }
+    out['client_cpu_pct'] = Math.round(((benchCpu.user + benchCpu.system) / 1e6 / mix80.seconds) * 100);
     const mix50 = await runPhase(client, Aerospike, ns, keys, 50, seconds);
     const half = await runPhase(client, Aerospike, ns, keys, 80, seconds, mix80.opsPerS / 2);
     const show = (name: string, p: Phase): void =>
@@ -248,6 +276,7 @@ export async function main(args: string[]): Promise<void> {
     show('ferry 80/20 read/write', mix80);
     show('ferry 50/50 read/write', mix50);
     show('ferry 80/20 @ half peak', half);
+    console.log(`  80/20 CPU: ferry node ${out['node_cpu_pct'] ?? '?'}% (${out['node_cpu_us_per_op'] ?? '?'} us/op), official client process ${out['client_cpu_pct']}% (of one core; ${cpus().length} cores)`);
     Object.assign(out, {
       storage,
       in_flight: IN_FLIGHT,
@@ -282,7 +311,8 @@ export async function main(args: string[]): Promise<void> {
       const redis80 = mixRate(80, redis.getOpsPerS, redis.setOpsPerS);
       const redis50 = mixRate(50, redis.getOpsPerS, redis.setOpsPerS);
       console.log(`  redis GET ${Math.round(redis.getOpsPerS)} ops/s (p99 ${redis.getP99Ms} ms), SET ${Math.round(redis.setOpsPerS)} ops/s (p99 ${redis.setP99Ms} ms)`);
-      console.log(`  redis 80/20 (from GET/SET rates) ${Math.round(redis80)} ops/s, 50/50 ${Math.round(redis50)} ops/s`);
+      console.log(`  redis 80/20 (from GET/SET rates) ${Math.round(redis80)} ops/s, 50/50 ${Math.round(redis50)} ops/s; redis-server CPU ${redis.serverCpuPct ?? '?'}% (${redis.requests} requests per test)`);
+      if (redis.serverCpuPct !== undefined) out['redis_cpu_pct'] = redis.serverCpuPct;
       Object.assign(out, {
         redis_ops_per_s: Math.round(redis80),
         redis_ops_per_s_50_50: Math.round(redis50),
