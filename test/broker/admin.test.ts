@@ -85,3 +85,17 @@ test('retention through topic configs: old segments deleted, low watermark moves
   await waitFor(() => got.length >= 40 - low, 10_000, 'retained messages');
   t.is(got[0], low);
 });
+
+test('flush policy os: produces are answered without waiting for fsync and survive a clean restart', async (t) => {
+  const first = await broker(t, { flushPolicy: 'os' });
+  const producer = kafka(first, 'os-policy').producer();
+  await producer.connect();
+  for (let i = 0; i < 10; i++) await producer.send({ topic: 'os', acks: -1, messages: [{ value: `v${i}` }, { value: `w${i}` }] });
+  await producer.disconnect();
+  await first.close();
+  const second = await broker(t, { dataDir: first.dataDir });
+  const admin = kafka(second, 'os-policy').admin();
+  await admin.connect();
+  t.teardown(() => admin.disconnect());
+  t.is((await admin.fetchTopicOffsets('os'))[0]!.high, '20');
+});
