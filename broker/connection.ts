@@ -106,6 +106,10 @@ export class Connection {
         });
         if (!pipelined) await response.catch(() => undefined);
       }
+    } catch (err) {
+      // Nothing a client sends may take the process down: close this connection only.
+      this.opts.onError?.(err, null);
+      this.fail();
     } finally {
       this.pumping = false;
     }

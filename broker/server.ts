@@ -92,6 +92,7 @@ export async function startBroker(opts: BrokerOptions): Promise<BrokerHandle> {
     throw err;
   }
   registerBroker(state, `${advertisedHost}:${address.port}`);
+  server.on('error', (err) => opts.onError?.(err));
   const connections = new Set<Connection>();
   server.on('connection', (socket) => {
     const conn = new Connection(socket, state, {
