@@ -103,7 +103,13 @@ export async function startBroker(opts: BrokerOptions): Promise<BrokerHandle> {
     socket.on('close', () => connections.delete(conn));
   });
   const timers = [
-    setInterval(() => state.topics.enforceRetention(Date.now()), opts.retentionCheckIntervalMs ?? retentionCheckIntervalMsDefault),
+    setInterval(() => {
+      try {
+        state.topics.enforceRetention(Date.now());
+      } catch (err) {
+        opts.onError?.(err);
+      }
+    }, opts.retentionCheckIntervalMs ?? retentionCheckIntervalMsDefault),
   ];
   if (state.config.flushPolicy === 'os') timers.push(setInterval(() => void state.flusher.flushAll(), osFlushIntervalMsDefault));
   for (const t of timers) t.unref();
