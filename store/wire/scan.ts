@@ -4,7 +4,7 @@
  */
 import { DIGEST_BYTES, NAMESPACE_NAME_BYTES_MAX, OpType, PARTITION_COUNT, ResultCode, SET_NAME_BYTES_MAX, type ResultCodeId } from '../types.js';
 import { partitionOf } from '../digest.js';
-import { FieldType, Info1, Info2, KNOWN_FIELD_TYPES, type AsMsg } from './message.js';
+import { FieldType, Info1, Info2, Info3, KNOWN_FIELD_TYPES, type AsMsg } from './message.js';
 import type { Parsed } from './command.js';
 
 export interface ScanPartitionRequest {
@@ -59,11 +59,31 @@ const SCAN_FIELDS: ReadonlySet<number> = new Set([
   FieldType.QUERY_BINS,
 ]);
 
-/** True when an AS_MSG (not a batch) addresses no single record: a scan or query. */
+/** Fields only scans and queries carry. */
+const SCAN_MARKER_FIELDS: ReadonlySet<number> = new Set([
+  FieldType.TASK_ID,
+  FieldType.PID_ARRAY,
+  FieldType.DIGEST_ARRAY,
+  FieldType.MAX_RECORDS,
+  FieldType.RPS,
+  FieldType.SOCKET_TIMEOUT,
+  FieldType.UDF_OP,
+  ...QUERY_INDEX_FIELDS,
+]);
+
+/**
+ * True when an AS_MSG (not a batch) is a scan or query: no digest, and a scan marker (info3
+ * PARTITION_DONE or a scan-only field). Anything else goes the single-record way (and a missing
+ * digest is a PARAMETER error there).
+ */
 export function isScanMessage(msg: AsMsg): boolean {
   if (msg.info1 & Info1.BATCH) return false;
-  for (const f of msg.fields) if (f.type === FieldType.DIGEST) return false;
-  return true;
+  let marker = (msg.info3 & Info3.PARTITION_DONE) !== 0;
+  for (const f of msg.fields) {
+    if (f.type === FieldType.DIGEST) return false;
+    if (SCAN_MARKER_FIELDS.has(f.type)) marker = true;
+  }
+  return marker;
 }
 
 export function parseScanRequest(msg: AsMsg): Parsed<ScanRequest> {

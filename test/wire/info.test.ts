@@ -1,6 +1,6 @@
 import test from 'ava';
 import { parsePartitionBitmap, partitionBitmapBase64, peersValue, replicasValue, singleNodeView } from '../../store/wire/info.js';
-import { parseScanRequest } from '../../store/wire/scan.js';
+import { isScanMessage, parseScanRequest } from '../../store/wire/scan.js';
 import { decodeMsg, emptyHeader, field, op, encodeMsg } from '../../store/wire/message.js';
 import { ResultCode } from '../../store/types.js';
 
@@ -82,4 +82,13 @@ test('scan request parsing: pid array, digest resume, max records, refusals', (t
   t.is(code([field(0, 'test'), field(199, 'x')]), ResultCode.PARAMETER);
   t.is(code([field(1, 'demo')]), ResultCode.PARAMETER);
   t.is(code([field(0, 'test')], 0, [op(4, 'l', 4, Buffer.of(0x91, 0x10))]), ResultCode.UNSUPPORTED_FEATURE);
+});
+
+test('scan detection: no digest plus a scan marker', (t) => {
+  const msg = (info3: number, fields: ReturnType<typeof field>[]) => decodeMsg(encodeMsg({ ...emptyHeader(), info1: 1, info3 }, fields));
+  t.true(isScanMessage(msg(4, [field(0, 'test')])));
+  t.true(isScanMessage(msg(0, [field(0, 'test'), field(7, Buffer.alloc(8))])));
+  t.false(isScanMessage(msg(0, [field(0, 'test'), field(1, 'demo')])));
+  t.false(isScanMessage(msg(4, [field(0, 'test'), field(4, Buffer.alloc(20))])));
+  t.false(isScanMessage(decodeMsg(encodeMsg({ ...emptyHeader(), info1: 8 }, [field(41, Buffer.alloc(5))]))));
 });
