@@ -15,8 +15,8 @@ export { brokerMetrics };
 export const requestBytesMaxDefault = 100 * 1024 * 1024;
 export const maxBatchBytesDefault = 16 * 1024 * 1024;
 export const retentionCheckIntervalMsDefault = 60_000;
-/** Under the `os` policy, dirty files are still fsynced this often. */
-export const osFlushIntervalMsDefault = 1000;
+/** Dirty files not flushed by a produce (all of them under `os`) are fsynced this often. */
+export const periodicFlushIntervalMs = 1000;
 export const fetchWaitMsMaxDefault = 30_000;
 /** Smallest consumer session timeout accepted (Kafka's group.min.session.timeout.ms). */
 export const sessionTimeoutMsMinDefault = 6000;
@@ -111,7 +111,8 @@ export async function startBroker(opts: BrokerOptions): Promise<BrokerHandle> {
       }
     }, opts.retentionCheckIntervalMs ?? retentionCheckIntervalMsDefault),
   ];
-  if (state.config.flushPolicy === 'os') timers.push(setInterval(() => void state.flusher.flushAll(), osFlushIntervalMsDefault));
+  // Everything still dirty (all appends under `os`, offset commits under both) is fsynced this often.
+  timers.push(setInterval(() => void state.flusher.flushAll(), periodicFlushIntervalMs));
   for (const t of timers) t.unref();
   let closing: Promise<void> | null = null;
   return {

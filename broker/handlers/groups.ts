@@ -44,13 +44,15 @@ export const handleLeaveGroup: Handler = ({ state, header }, r) => {
   return encodeErrorOnly(state.groups.leave(req.groupId, req.memberId), header.apiVersion);
 };
 
-export const handleOffsetCommit: Handler = async ({ state, header }, r) => {
+/**
+ * Commits are written to the OS at once (they survive kill -9) and fsynced with the next flush
+ * round (the next acks=-1 produce, or the periodic flush within a second): like Kafka, which
+ * does not fsync offset commits either. A commit lost to an OS crash means re-delivery, not loss.
+ */
+export const handleOffsetCommit: Handler = ({ state, header }, r) => {
   const req = decodeOffsetCommit(r, header.apiVersion);
   const res = state.groups.commitOffsets(req);
-  if (state.config.flushPolicy === 'fsync') {
-    state.flusher.markDirty(state.offsets);
-    await state.flusher.whenDurable();
-  }
+  state.flusher.markDirty(state.offsets);
   return encodeOffsetCommit(res, header.apiVersion);
 };
 
