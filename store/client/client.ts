@@ -136,6 +136,10 @@ interface ClusterNode {
 }
 
 const DEFAULT_TIMEOUT_MS = 5_000;
+/** Extra wait beyond a command's server-side timeout, so the server's TIMEOUT answer arrives first. */
+const SERVER_ANSWER_GRACE_MS = 1_000;
+/** A scan without a timeout fails when no frame arrives for this long. */
+const SCAN_IDLE_TIMEOUT_MS = 60_000;
 const DEFAULT_CONNS_PER_NODE = 64;
 
 export class FerryClient {
@@ -337,7 +341,7 @@ export class FerryClient {
           msg = decodeMsg(f.body);
           return true;
         },
-        (timeoutMs ?? this.timeoutMs) + 1000,
+        (timeoutMs ?? this.timeoutMs) + SERVER_ANSWER_GRACE_MS,
       ),
     );
     const m = msg!;
@@ -470,7 +474,7 @@ export class FerryClient {
               }
               return false;
             },
-            t + 1000,
+            t + SERVER_ANSWER_GRACE_MS,
           ),
         );
         if (failure) throw failure;
@@ -556,7 +560,8 @@ export class FerryClient {
               wake?.();
               return false;
             },
-            (o.timeoutMs ?? 0) > 0 ? o.timeoutMs! : 60_000,
+            // Idle limit between frames; the server enforces timeoutMs itself (TIMEOUT in LAST).
+            (o.timeoutMs ?? 0) > 0 ? o.timeoutMs! + SERVER_ANSWER_GRACE_MS : SCAN_IDLE_TIMEOUT_MS,
           ),
         )
         .catch((err: Error) => {

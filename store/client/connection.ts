@@ -53,7 +53,7 @@ export class Connection {
 
   /**
    * Sends `request`; calls `onFrame` for each response frame (type 4 already inflated to type 3)
-   * until it returns true.
+   * until it returns true. Fails when no frame arrives for `timeoutMs` (each frame restarts it).
    */
   exchange(request: Buffer, onFrame: (f: Frame) => boolean, timeoutMs: number): Promise<void> {
     if (this.dead) return Promise.reject(this.dead);
@@ -65,6 +65,10 @@ export class Connection {
       this.pending = { onFrame, resolve, reject, timer };
       this.socket.write(request);
     });
+  }
+
+  private restartTimer(): void {
+    this.pending?.timer.refresh();
   }
 
   close(): void {
@@ -85,6 +89,7 @@ export class Connection {
         this.fail(new AerospikeError(ClientError.CLIENT, 'unsolicited data from server'));
         return;
       }
+      this.restartTimer();
       try {
         if (f.type === ProtoType.AS_MSG_COMPRESSED) f = { type: ProtoType.AS_MSG, body: decompressBody(f.body) };
         if (p.onFrame(f)) {

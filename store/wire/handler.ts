@@ -29,6 +29,9 @@ import { WireError } from './errors.js';
 export const COMPRESS_THRESHOLD_BYTES = 128;
 /** Multi-record responses are cut into proto messages of about this size. */
 export const RESPONSE_BLOCK_BYTES = 128 * 1024;
+/** A scan yields to other connections after this many partitions or records. */
+const SCAN_YIELD_PARTITIONS = 64;
+const SCAN_YIELD_RECORDS = 256;
 /** Batch rows executed concurrently. */
 export const BATCH_CONCURRENCY = 32;
 
@@ -205,8 +208,17 @@ export class CommandHandler {
     const flushFull = async (): Promise<void> => {
       for (const b of out.take()) await send(b);
     };
+    const deadline = msg.transactionTtl > 0 ? Date.now() + msg.transactionTtl : Infinity;
     try {
-      await this.streamScan(ns, req, out, flushFull, () => sink.closed);
+      const finished = await this.streamScan(ns, req, out, flushFull, () => sink.closed, deadline);
+      if (!finished && !sink.closed) {
+        // transaction_ttl passed: end the stream with TIMEOUT, as the real server does.
+        this.counters['timeouts']!++;
+        out.add({ ...emptyHeader(), info3: Info3.LAST, resultCode: ResultCode.TIMEOUT });
+        out.flush();
+        await flushFull();
+        return;
+      }
     } catch (err) {
       this.counters['server_errors']!++;
       this.log('scan failed', err);
@@ -226,14 +238,18 @@ export class CommandHandler {
     out: MsgBlockWriter,
     flushFull: () => Promise<void>,
     closed: () => boolean,
-  ): Promise<void> {
+    deadlineMs: number,
+  ): Promise<boolean> {
     const owns = this.view.ownership(ns.name).replicas[0]!;
     const nsField = field(FieldType.NAMESPACE, ns.name);
     const started = Date.now();
     let sent = 0;
+    let visited = 0;
+    let sentAtYield = 0;
     const opts = { ...(req.set !== undefined ? { set: req.set } : {}), ...(req.bins ? { bins: req.bins } : {}), headerOnly: req.headerOnly };
     for (const part of req.partitions) {
-      if (closed()) return;
+      if (closed()) return true;
+      if (Date.now() > deadlineMs) return false;
       if (part.pid < 0 || part.pid >= PARTITION_COUNT) continue;
       if (!owns(part.pid)) {
         out.add({ ...emptyHeader(), info3: Info3.PARTITION_DONE, generation: part.pid, resultCode: ResultCode.UNAVAILABLE });
@@ -266,11 +282,16 @@ export class CommandHandler {
             await sleep(dueMs);
           }
         }
-        if (req.maxRecords > 0 && sent >= req.maxRecords) return;
-        if (closed()) return;
+        if (req.maxRecords > 0 && sent >= req.maxRecords) return true;
+        if (closed()) return true;
       }
-      if (sent % 256 === 0) await new Promise<void>((r) => setImmediate(r));
+      // Let other connections run between partitions now and then.
+      if (++visited % SCAN_YIELD_PARTITIONS === 0 || sent - sentAtYield >= SCAN_YIELD_RECORDS) {
+        sentAtYield = sent;
+        await new Promise<void>((r) => setImmediate(r));
+      }
     }
+    return true;
   }
 }
 

@@ -244,3 +244,15 @@ test.serial('truncate and restart with data intact', async (t) => {
   for (let i = 0; i < 30; i++) t.deepEqual((await client.get(k(`keep${i}`)))!.bins, { i, l: [i] });
   t.is(await client.get(k('t1', 'fc-trunc')), null);
 });
+
+test.serial('a scan running past its transaction_ttl ends with TIMEOUT', async (t) => {
+  for (let i = 0; i < 20; i++) await client.put(k(i, 'fc-slow'), { i });
+  // 20 records at 10 per second need ~2 s; the scan may run for 300 ms.
+  const err = await t.throwsAsync(
+    async () => {
+      for await (const _ of client.scan(ns, { set: 'fc-slow', recordsPerSecond: 10, timeoutMs: 300 })) void _;
+    },
+    { instanceOf: AerospikeError },
+  );
+  t.is(err?.code, ResultCode.TIMEOUT);
+});
