@@ -184,6 +184,7 @@ export async function main(argv: string[]): Promise<void> {
     // End-to-end latency at 10k messages/s: 100 messages every 10 ms, send time in the value.
     const latencies: number[] = [];
     const trace: [number, number][] = [];
+    const ackLatencies: number[] = [];
     const e2eConsumer = kafka.consumer({ groupId: 'bench-e2e', maxWaitTimeInMs: 500 });
     await e2eConsumer.connect();
     await e2eConsumer.subscribe({ topic: 'e2e', fromBeginning: false });
@@ -214,7 +215,8 @@ export async function main(argv: string[]): Promise<void> {
         v.writeBigInt64BE(process.hrtime.bigint(), 0);
         return { value: v };
       });
-      sends.push(producer.send({ topic: 'e2e', acks: -1, messages }));
+      const sentAt = performance.now();
+      sends.push(producer.send({ topic: 'e2e', acks: -1, messages }).then(() => ackLatencies.push(performance.now() - sentAt)));
     }
     await withTimeout(Promise.all(sends), 'e2e produce');
     const e2eExpected = ticks * perTick;
@@ -230,6 +232,7 @@ export async function main(argv: string[]): Promise<void> {
       console.error('slow sends (send time → worst latency ms):', [...byMs].slice(0, 40).map(([a, l]) => `${a - Math.round(e2eStartHr)}:${l}`).join(' '));
     }
     latencies.sort((a, b) => a - b);
+    ackLatencies.sort((a, b) => a - b);
     const p50 = percentile(latencies, 50);
     const p99 = percentile(latencies, 99);
 
@@ -239,6 +242,7 @@ export async function main(argv: string[]): Promise<void> {
     console.log(`  produce   ${f(produceMsgsPerS).padStart(10)} msgs/s  ${f(produceMbPerS, 1).padStart(7)} MB/s   goal ≥ ${f(goalMsgsPerS)} msgs/s  ${mark(produceMsgsPerS >= goalMsgsPerS)}  (cores busy: broker ${f(produceBrokerCpu, 2)}, kafkajs process ${f(produceClientCpu, 2)})`);
     console.log(`  consume   ${f(consumeMsgsPerS).padStart(10)} msgs/s                 goal ≥ ${f(goalMsgsPerS)} msgs/s  ${mark(consumeMsgsPerS >= goalMsgsPerS)}  (cores busy: broker ${f(consumeBrokerCpu, 2)}, kafkajs ${f(consumeClientCpu, 2)})`);
     console.log(`  e2e @10k/s  p50 ${f(p50, 2)} ms  p99 ${f(p99, 2)} ms  (${f(latencies.length)} of ${f(e2eExpected)} messages, ${f(achievedRate)} msgs/s)   goal p99 < ${goalE2eP99Ms} ms  ${mark(p99 < goalE2eP99Ms)}`);
+    console.log(`  produce ack (acks=-1, fsync policy ${args.flushPolicy}) at 10k/s  p50 ${f(percentile(ackLatencies, 50), 2)} ms  p99 ${f(percentile(ackLatencies, 99), 2)} ms`);
     console.log(
       JSON.stringify({
         bench: 'broker',
@@ -260,6 +264,8 @@ export async function main(argv: string[]): Promise<void> {
         e2e_messages: latencies.length,
         e2e_p50_ms: Number(p50.toFixed(2)),
         e2e_p99_ms: Number(p99.toFixed(2)),
+        ack_p50_ms: Number(percentile(ackLatencies, 50).toFixed(2)),
+        ack_p99_ms: Number(percentile(ackLatencies, 99).toFixed(2)),
       }),
     );
   } finally {
