@@ -193,6 +193,7 @@ export class RecordStore {
   async abandon(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.closed = true;
+    while (this.flushing) await new Promise((r) => setTimeout(r, 1));
     await this.device.close();
   }
 

@@ -13,7 +13,7 @@ export function tempDir(prefix = 'ferry-test-'): { dir: string; cleanup: () => v
 
 /** A validated namespace config rooted in `data`, with the given namespace keys. */
 export function nsConfig(data: string, keys: Record<string, unknown> = {}): NamespaceConfig {
-  const c = loadNodeConfig({ env: {}, overrides: { data, namespaces: [{ name: 'test', filesize: 64 * 1024 * 1024, ...keys }] } });
+  const c = loadNodeConfig({ env: {}, overrides: { data, namespaces: [{ name: 'test', filesize: 64 * 1024 * 1024, 'write-log-entries': 65536, ...keys }] } });
   return c.namespaces[0]!;
 }
 
