@@ -266,6 +266,7 @@ export class WriteLog implements WriteLogReader {
     const n = Math.min(this.capacity, Math.floor(file.length / WRITE_LOG_ENTRY_BYTES));
     const valid = (slot: number): number => {
       const o = slot * WRITE_LOG_ENTRY_BYTES;
+      if (file.readUInt32LE(o) === 0 && file.readDoubleLE(o + 8) === 0) return 0; // never written
       if (crc32(file.subarray(o + 4, o + WRITE_LOG_ENTRY_BYTES)) !== file.readUInt32LE(o)) return 0;
       const g = file.readDoubleLE(o + 8);
       return Number.isInteger(g) && g >= 1 && (g - 1) % this.capacity === slot ? g : 0;

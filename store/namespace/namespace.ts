@@ -127,7 +127,7 @@ export class Namespace implements StoreNamespace {
     private readonly clock: Clock,
   ) {
     for (let p = 0; p < PARTITION_COUNT; p++) {
-      store.forEach(p as PartitionId, (_d, e) => this.countSet(e.setId, e.tombstone ? 'tomb' : 'live', 1));
+      store.forEachMeta(p as PartitionId, (setId, tomb) => this.countSet(setId, tomb ? 'tomb' : 'live', 1));
     }
     this.updateSpaceFlags();
   }

@@ -250,6 +250,10 @@ export class RecordStore {
     this.ix.forEach(pid, visit);
   }
 
+  forEachMeta(pid: PartitionId, visit: (setId: number, tombstone: boolean) => void): void {
+    this.ix.forEachMeta(pid, visit);
+  }
+
   partitionSize(pid: PartitionId): number {
     return this.ix.partitionSize(pid);
   }
@@ -672,6 +676,8 @@ export class RecordStore {
     let corrupt = 0;
     let maxSeq = 0;
     const e = emptyEntry();
+    let lastSetBytes: Buffer | undefined;
+    let lastSetId = 0;
     for (const { b, seq } of order) {
       const buf = this.device.read(b, 0, this.blockBytes);
       bytesRead += this.blockBytes;
@@ -684,40 +690,51 @@ export class RecordStore {
       while (off < this.blockBytes) {
         const check = checkRecord(buf, off);
         if (check === 'no-record' || check === 'bad-length') break;
-        const h = readHeader(buf, off);
-        if (h.blockSeq !== seq) break;
+        if (buf.readDoubleLE(off + 16) !== seq) break;
+        const paddedLength = alignUp(buf.readUInt32LE(off + 4));
         if (check !== 'ok') {
           corrupt++;
           this.counters.checksumErrors++;
-          off += h.paddedLength;
+          off += paddedLength;
           continue;
         }
-        const digest = digestAt(buf, off);
+        const digest = buf.subarray(off + 40, off + 60);
         if (this.ix.get(digest, e)) {
           const old = this.blockOf(e.address).block;
           this.live[old] = Math.max(0, this.live[old]! - sizeAt(e.address));
           if (e.tombstone) this.tombstoneCount--;
         }
+        const setLen = buf[off + 13]!;
         let setId = 0;
-        try {
-          setId = this.setId(h.setName);
-        } catch {
-          corrupt++;
+        if (setLen > 0) {
+          const nameBytes = buf.subarray(off + RECORD_HEADER_BYTES, off + RECORD_HEADER_BYTES + setLen);
+          if (lastSetBytes === undefined || !nameBytes.equals(lastSetBytes)) {
+            try {
+              lastSetId = this.setId(nameBytes.toString('utf8'));
+              lastSetBytes = Buffer.from(nameBytes);
+            } catch {
+              corrupt++;
+              lastSetId = 0;
+              lastSetBytes = undefined;
+            }
+          }
+          setId = lastSetId;
         }
-        this.ix.put(digest, {
-          generation: h.generation,
-          lutMs: h.lutMs,
-          voidTimeS: h.voidTimeS,
-          address: b * this.unitsPerBlock + off / RECORD_ALIGN_BYTES,
-          setId,
-          tombstone: h.tombstone,
-          hasKey: h.hasKey,
-        });
-        if (h.tombstone) this.tombstoneCount++;
+        const flags = buf[off + 12]!;
+        const tombstone = (flags & 1) !== 0;
+        e.generation = buf.readUInt32LE(off + 24);
+        e.voidTimeS = buf.readUInt32LE(off + 28);
+        e.lutMs = buf.readDoubleLE(off + 32);
+        e.address = b * this.unitsPerBlock + off / RECORD_ALIGN_BYTES;
+        e.setId = setId;
+        e.tombstone = tombstone;
+        e.hasKey = (flags & 2) !== 0;
+        this.ix.put(digest, e);
+        if (tombstone) this.tombstoneCount++;
         seen.offs.push(off);
-        seen.sizes.push(h.paddedLength);
-        this.live[b]! += h.paddedLength;
-        off += h.paddedLength;
+        seen.sizes.push(paddedLength);
+        this.live[b]! += paddedLength;
+        off += paddedLength;
       }
     }
     this.nextSeq = maxSeq + 1;

@@ -256,6 +256,21 @@ export function infoCommands(ctx: InfoContext): Record<string, InfoHandler> {
       }
       return 'ok';
     },
+    // Features ferry does not have yet answer "unsupported" (16) or "no such index" (201), and
+    // their list commands answer empty lists.
+    'sindex-create': () => infoError(16, 'secondary indexes are not supported'),
+    'sindex-delete': () => infoError(201, 'no such index'),
+    'sindex-stat': () => infoError(201, 'no such index'),
+    'sindex-list': () => '',
+    sindex: () => '',
+    'udf-put': () => infoError(16, 'UDFs are not supported'),
+    'udf-remove': () => infoError(16, 'UDFs are not supported'),
+    'udf-get': () => infoError(16, 'UDFs are not supported'),
+    'udf-list': () => '',
+    'query-show': () => infoError(2, 'job not found'),
+    'scan-show': () => infoError(2, 'job not found'),
+    'query-abort': () => infoError(2, 'job not found'),
+    'scan-abort': () => infoError(2, 'job not found'),
     truncate: async (req) => truncate(req, true),
     'truncate-namespace': async (req) => truncate(req, false),
   };
