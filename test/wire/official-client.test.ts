@@ -3,6 +3,9 @@
  */
 import test from 'ava';
 import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { startNode, type NodeProcess } from './node-process.js';
 
 /* The official client is CommonJS with loose typings; it is driven through `any` on purpose. */
@@ -315,6 +318,11 @@ test.serial('info operations: sets, bins, truncate, set-config refusal', async (
   t.true(await client.exists(key(1, 'scanset')));
   t.is(await codeOf(client.infoAny(`set-config:context=namespace;id=${ns};no-such-setting=1`)), status.ERR_REQUEST_INVALID);
   t.regex(await raw('get-config:context=service'), /=/);
+  t.is(await codeOf(client.createIntegerIndex({ ns, set: 'trunc', bin: 'a', index: 'idx_a' })), status.ERR_UNSUPPORTED_FEATURE);
+  const udfFile = path.join(mkdtempSync(path.join(tmpdir(), 'ferry-udf-')), 'm.lua');
+  writeFileSync(udfFile, 'function f(r) return 1 end\n');
+  t.is(await codeOf(client.udfRegister(udfFile)), status.ERR_UNSUPPORTED_FEATURE);
+  rmSync(path.dirname(udfFile), { recursive: true, force: true });
 });
 
 test.serial('hot key: writes queued beyond transaction-pending-limit answer KEY_BUSY', async (t) => {
