@@ -208,6 +208,14 @@ export class Namespace implements StoreNamespace {
         (err: unknown) => this.errorResult(err),
       );
     }
+    if (out.wrote && this.store.backlogged()) {
+      // Buffered writes outran the device: wait for a flush (bounded memory, and a loop that
+      // never yields still lets the flush run).
+      return this.store.commit().then(
+        () => out.result,
+        (err: unknown) => this.errorResult(err),
+      );
+    }
     return out.result;
   }
 

@@ -46,6 +46,11 @@ const DEFRAG_RESERVE_BLOCKS = 2;
 const DEFRAG_SLICE_RECORDS = 500;
 /** First read of a record on a device: most records fit; larger ones take a second read. */
 const READ_PROBE_BYTES = 4096;
+/**
+ * Sealed blocks not yet written to the device, held in memory until their write completes.
+ * Past this many, writers wait for a flush (backpressure instead of unbounded memory).
+ */
+const UNFLUSHED_BLOCKS_MAX = 32;
 /** Sets a namespace may hold (Aerospike's limit). */
 export const SETS_MAX = 1023;
 const SNAPSHOT_FORMAT = 1;
@@ -125,6 +130,7 @@ export class RecordStore {
   private readonly pendingFree: Array<{ block: number; after: number }> = [];
   private readonly markerInFlight: number[] = [];
   private readonly cache: LRUCache<number, Buffer>;
+  private readonly unflushed = new Map<number, Buffer>();
   private readonly setIds = new Map<string, number>();
   private readonly setNames: string[] = [''];
   private tombstoneCount = 0;
@@ -280,6 +286,17 @@ export class RecordStore {
     return this.setNames.slice(1);
   }
 
+  /** True when writers should wait for a flush before going on (too many unwritten blocks). */
+  backlogged(): boolean {
+    return this.unflushed.size >= UNFLUSHED_BLOCKS_MAX;
+  }
+
+  /** A block's bytes when they are in memory (open, not yet written, or cached). */
+  private memoryBlock(b: number): Buffer | undefined {
+    if (b === this.openBlock) return this.openBuf;
+    return this.unflushed.get(b) ?? this.cache.get(b);
+  }
+
   /** Resolves when everything written so far is durable. */
   commit(): Promise<void> {
     if (!this.device.persistent) return Promise.resolve();
@@ -343,8 +360,12 @@ export class RecordStore {
     const b = this.openBlock;
     if (b < 0) return;
     if (this.device.persistent) {
-      if (this.pos > this.flushedPos) this.segments.push({ block: b, buf: this.openBuf, from: this.flushedPos, to: this.pos });
+      if (this.pos > this.flushedPos) {
+        this.segments.push({ block: b, buf: this.openBuf, from: this.flushedPos, to: this.pos });
+        this.unflushed.set(b, this.openBuf);
+      }
       this.cache.set(b, this.openBuf);
+      if (this.unflushed.size >= UNFLUSHED_BLOCKS_MAX / 2) this.scheduleFlush();
     }
     this.state[b] = BlockState.USED;
     this.openBlock = -1;
@@ -436,6 +457,7 @@ export class RecordStore {
     }
     this.flushesDone++;
     this.counters.flushes++;
+    for (const seg of segs) if (seg.block !== this.openBlock && this.unflushed.get(seg.block) === seg.buf) this.unflushed.delete(seg.block);
     for (const b of markers) {
       this.state[b] = BlockState.FREE;
       this.freeList.unshift(b);
@@ -464,11 +486,8 @@ export class RecordStore {
     const { block, off } = this.blockOf(address);
     let buf: Buffer | undefined;
     let at = off;
-    if (block === this.openBlock) buf = this.openBuf;
-    else {
-      buf = this.cache.get(block);
-      if (buf) this.counters.cacheHits++;
-    }
+    buf = this.memoryBlock(block);
+    if (buf && block !== this.openBlock) this.counters.cacheHits++;
     if (!buf) {
       this.counters.cacheMisses++;
       const probe = Math.min(READ_PROBE_BYTES, this.blockBytes - off);
@@ -530,7 +549,7 @@ export class RecordStore {
   defragSlice(): void {
     const b = this.defragging;
     if (b < 0) return;
-    const buf = this.cache.get(b) ?? this.device.read(b, 0, this.blockBytes);
+    const buf = this.memoryBlock(b) ?? this.device.read(b, 0, this.blockBytes);
     const seq = this.seq[b]!;
     let moved = 0;
     let off = this.defragOffset;
@@ -614,7 +633,7 @@ export class RecordStore {
       for (let b = 0; b < this.state.length; b++) {
         const st = this.state[b];
         if (st === BlockState.FREE || st === BlockState.MARKED_FREE || st === BlockState.PENDING_FREE) continue;
-        const buf = b === this.openBlock ? this.openBuf : (this.cache.get(b) ?? this.device.read(b, 0, this.blockBytes));
+        const buf = this.memoryBlock(b) ?? this.device.read(b, 0, this.blockBytes);
         const seq = this.seq[b]!;
         for (let off = 0; off < this.blockBytes; ) {
           const check = checkRecord(buf, off);

@@ -218,3 +218,16 @@ test('kill -9 under load at random moments: every acknowledged write survives, n
   t.log(`checked ${checked} acknowledged keys over ${ITERATIONS} kill -9 cycles`);
   t.true(PARTITION_COUNT > 0);
 });
+
+test('blocks written faster than they are flushed stay readable (a loop that never yields)', async (t) => {
+  const { dir, cleanup } = tempDir();
+  t.teardown(cleanup);
+  const ns = await openNamespace(nsConfig(dir, { 'write-block-size': 65536, 'read-cache-blocks': 1 }));
+  const v = 'q'.repeat(1000);
+  for (let i = 0; i < 5000; i++) t.is((await ns.execute(put(`f${i}`, { v: str(v) }))).resultCode, ResultCode.OK);
+  let ok = 0;
+  for (let i = 0; i < 5000; i++) if (binsOf((await ns.execute(get(`f${i}`))).bins).v === v) ok++;
+  t.is(ok, 5000);
+  t.is(ns.store.stats().checksumErrors, 0);
+  await ns.close();
+});
