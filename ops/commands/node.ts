@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import pino from 'pino';
 import { ConfigError, loadNodeConfig } from '../../store/config.js';
 import { openStoreNode } from '../../store/node.js';
+import { nodeInfoCommands } from '../../store/node-info.js';
 import { startWireServer } from '../../store/wire/server.js';
 import { onShutdownSignal } from '../signals.js';
 
@@ -80,6 +81,7 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
       host: config.host,
       port: config.port,
       maxConnections: config.maxConnections,
+      extraInfo: nodeInfoCommands(node),
       log: (msg, err) => log.warn({ err }, msg),
     });
   } catch (err) {

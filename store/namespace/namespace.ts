@@ -720,6 +720,11 @@ export class Namespace implements StoreNamespace {
   }
 
   setConfig(key: string, value: string): boolean {
+    if (key === 'fenced') {
+      if (value !== 'true' && value !== 'false') return false;
+      this.setFenced(value === 'true');
+      return true;
+    }
     const spec = DYNAMIC[key];
     if (!spec) return false;
     const n = Number(value);
@@ -744,6 +749,7 @@ export class Namespace implements StoreNamespace {
       'tomb-raider-eligible-age': s.tombRaiderEligibleAgeS,
       'tomb-raider-period': s.tombRaiderPeriodS,
       'conflict-resolution-policy': s.conflictPolicy,
+      fenced: this.fencedFlag,
     };
   }
 }
