@@ -20,7 +20,7 @@ export const CONNECTIONS_MAX_DEFAULT = 10_000;
 const QUEUED_FRAMES_MAX = 64;
 /** Admin header bytes. */
 const ADMIN_HEADER_BYTES = 16;
-/** Idle connections are closed after this long (the real server's proto-fd-idle-ms is 0 = never; we bound it). */
+/** Connections idle (no request, nothing running) for between one and two of these are closed. */
 export const IDLE_TIMEOUT_MS_DEFAULT = 10 * 60 * 1000;
 
 export interface WireServerOptions {
@@ -55,6 +55,18 @@ export async function startWireServer(node: StoreNode, opts: WireServerOptions):
   const log = opts.log ?? (() => {});
   const handler = new CommandHandler(node, view, log);
   const sockets = new Set<net.Socket>();
+  /** Per connection: activity count at the last idle sweep, and whether a request is running. */
+  const activity = new Map<net.Socket, { seen: number; now: number; busy: () => boolean }>();
+  const idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS_DEFAULT;
+  // One coarse sweep instead of a per-socket timer refreshed on every read and write: a
+  // connection with no bytes in for a whole sweep interval, and nothing running, is closed.
+  const sweeper = setInterval(() => {
+    for (const [socket, a] of activity) {
+      if (a.now === a.seen && !a.busy() && socket.writableLength === 0) socket.destroy();
+      a.seen = a.now;
+    }
+  }, idleTimeoutMs);
+  sweeper.unref();
   const counters = {
     connections_opened: 0,
     connections_closed: 0,
@@ -84,7 +96,6 @@ export async function startWireServer(node: StoreNode, opts: WireServerOptions):
 
   function serveConnection(socket: net.Socket): void {
     socket.setNoDelay(true);
-    socket.setTimeout(opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS_DEFAULT, () => socket.destroy());
     const parser = new FrameParser(bodyBytesMax);
     const queue: Array<{ type: number; body: Buffer }> = [];
     let busy = false;
@@ -115,7 +126,10 @@ export async function startWireServer(node: StoreNode, opts: WireServerOptions):
       socket.destroy();
     };
 
+    const act = { seen: 0, now: 0, busy: () => busy || queue.length > 0 };
+    activity.set(socket, act);
     socket.on('data', (chunk: Buffer) => {
+      act.now++;
       counters.bytes_in += chunk.length;
       let frames;
       try {
@@ -133,6 +147,7 @@ export async function startWireServer(node: StoreNode, opts: WireServerOptions):
     socket.on('close', () => {
       closed = true;
       sockets.delete(socket);
+      activity.delete(socket);
       counters.connections_closed++;
     });
 
@@ -212,6 +227,7 @@ export async function startWireServer(node: StoreNode, opts: WireServerOptions):
     stats: () => ({ ...counters, connections_open: sockets.size, ...handler.counters }),
     close: () =>
       new Promise<void>((resolve) => {
+        clearInterval(sweeper);
         server.close(() => resolve());
         for (const s of sockets) s.destroy();
       }),

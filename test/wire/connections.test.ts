@@ -8,6 +8,12 @@ import { startNode, type NodeProcess } from './node-process.js';
 import { FrameParser } from '../../store/wire/proto.js';
 import { encodeInfoRequestFrame, parseInfoResponse } from '../../store/wire/info-codec.js';
 import { FerryClient } from '../../store/client/client.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { loadNodeConfig } from '../../store/config.js';
+import { openStoreNode } from '../../store/node.js';
+import { startWireServer } from '../../store/wire/server.js';
 
 const LIMIT = 5;
 const WAIT_MS = 5_000;
@@ -79,4 +85,32 @@ test.serial('info and data commands share one socket; a pooled client works with
   } finally {
     c.close();
   }
+});
+
+test.serial('idle connections are closed; active ones stay', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ferry-wire-idle-'));
+  const store = await openStoreNode(loadNodeConfig({ env: { FERRY_NS_STORAGE_ENGINE: 'memory' }, overrides: { data: dir } }));
+  const server = await startWireServer(store, { port: 0, idleTimeoutMs: 1000 });
+  t.teardown(async () => {
+    await server.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const connectTo = (): Promise<net.Socket> =>
+    new Promise((resolve, reject) => {
+      const s = net.connect({ host: '127.0.0.1', port: server.port }, () => resolve(s));
+      s.once('error', reject);
+    });
+  const idle = await connectTo();
+  const active = await connectTo();
+  let idleClosed = false;
+  idle.once('close', () => (idleClosed = true));
+  // The idle socket goes within two sweep intervals (<= 2 s); the active one asks every 100 ms.
+  for (let i = 0; i < 30; i++) {
+    t.is(await ask(active, 'status'), 'ok');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  t.true(idleClosed);
+  t.false(active.destroyed);
+  active.destroy();
 });
