@@ -55,6 +55,7 @@ export async function startBroker(opts: BrokerOptions): Promise<BrokerHandle> {
   const host = opts.host ?? '127.0.0.1';
   const log: LogConfig = {
     ...logConfigDefaults,
+    highWatermarkOnFsync: (opts.flushPolicy ?? 'fsync') === 'fsync',
     ...(opts.segmentBytes !== undefined ? { segmentBytes: opts.segmentBytes } : {}),
     ...(opts.retentionBytes !== undefined ? { retentionBytes: opts.retentionBytes } : {}),
     ...(opts.retentionMs !== undefined ? { retentionMs: opts.retentionMs } : {}),

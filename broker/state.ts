@@ -35,7 +35,7 @@ export class BrokerState {
   readonly topics: TopicStore;
   readonly offsets: OffsetStore;
   readonly groups: GroupCoordinator;
-  readonly flusher = new Flusher();
+  readonly flusher = new Flusher(() => this.notifyData());
   readonly clusterId: string;
   private readonly dataWaiters = new Set<() => void>();
   private nextProducerId = 0;

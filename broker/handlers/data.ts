@@ -87,8 +87,12 @@ export const handleProduce: Handler = async ({ state, header }, r) => {
     }),
   }));
   if (appended) state.notifyData();
+  if (appended && state.config.flushPolicy === 'fsync') {
+    // Every append is fsynced promptly (it moves the high watermark); only acks=-1 waits for it.
+    const durable = state.flusher.whenDurable();
+    if (req.acks === -1) await durable;
+  }
   if (req.acks === 0) return null;
-  if (appended && req.acks === -1 && state.config.flushPolicy === 'fsync') await state.flusher.whenDurable();
   return encodeProduce({ topics }, header.apiVersion);
 };
 
@@ -104,8 +108,8 @@ function readFetch(state: BrokerState, req: FetchRequest): { res: FetchResponse;
         error = true;
         return { partition: p.partition, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, highWatermark: -1, records: [] };
       }
-      const hw = log.logEndOffset;
-      if (p.fetchOffset < log.logStartOffset || p.fetchOffset > hw) {
+      const hw = log.highWatermark;
+      if (p.fetchOffset < log.logStartOffset || p.fetchOffset > log.logEndOffset) {
         error = true;
         return { partition: p.partition, errorCode: ErrorCode.OFFSET_OUT_OF_RANGE, highWatermark: hw, records: [] };
       }
@@ -150,7 +154,7 @@ export const handleListOffsets: Handler = ({ state, header }, r) => {
     partitions: t.partitions.map((p): ListOffsetsPartitionResult => {
       const log = state.topics.partition(t.name, p.index);
       if (!log) return { index: p.index, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, timestamp: -1, offset: -1 };
-      if (p.timestamp === ListOffsetsTimestamp.latest) return { index: p.index, errorCode: 0, timestamp: -1, offset: log.logEndOffset };
+      if (p.timestamp === ListOffsetsTimestamp.latest) return { index: p.index, errorCode: 0, timestamp: -1, offset: log.highWatermark };
       if (p.timestamp === ListOffsetsTimestamp.earliest) return { index: p.index, errorCode: 0, timestamp: -1, offset: log.logStartOffset };
       if (p.timestamp < 0) return { index: p.index, errorCode: ErrorCode.UNSUPPORTED_VERSION, timestamp: -1, offset: -1 };
       const found = log.offsetForTimestamp(p.timestamp);

@@ -11,6 +11,9 @@ export class Flusher {
   private readonly dirty = new Set<Flushable>();
   private running = false;
 
+  /** `onFlushed` runs after every round (the broker wakes long-polling fetches with it). */
+  constructor(private readonly onFlushed: () => void = () => {}) {}
+
   markDirty(target: Flushable): void {
     this.dirty.add(target);
   }
@@ -34,6 +37,7 @@ export class Flusher {
     const targets = [...this.dirty];
     this.dirty.clear();
     await Promise.all(targets.map((t) => t.flush().catch(() => undefined)));
+    this.onFlushed();
     for (const w of waiters) w();
     if (this.waiters.length > 0) this.schedule();
     else this.running = false;

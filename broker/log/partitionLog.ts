@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { assignBaseOffset, recordTimestamps, type BatchHeader } from '../protocol/recordBatch.js';
+import { assignBaseOffset, iterateBatches, recordTimestamps, type BatchHeader } from '../protocol/recordBatch.js';
 import { ProducerState, lastSequence } from './producerState.js';
 import { Segment } from './segment.js';
 
@@ -17,6 +17,12 @@ export interface LogConfig {
   /** -1 = unlimited. */
   retentionMs: number;
   indexIntervalBytes: number;
+  /**
+   * When true (the `fsync` flush policy) the high watermark, the end of what fetches and
+   * ListOffsets show, is the end of the fsynced log, so nothing a consumer saw can vanish in a
+   * crash. When false it is the log end offset.
+   */
+  highWatermarkOnFsync: boolean;
 }
 
 export const logConfigDefaults: LogConfig = {
@@ -24,6 +30,7 @@ export const logConfigDefaults: LogConfig = {
   retentionBytes: -1,
   retentionMs: 7 * 24 * 3600 * 1000,
   indexIntervalBytes: 4096,
+  highWatermarkOnFsync: false,
 };
 
 export interface AppendResult {
@@ -34,6 +41,8 @@ export interface AppendResult {
 export class PartitionLog {
   readonly segments: Segment[] = [];
   private readonly producers = new ProducerState();
+  /** Log end offset as of the last completed fsync (everything below it is on disk). */
+  private durableOffset = 0;
 
   private constructor(readonly dir: string, public config: LogConfig) {}
 
@@ -54,6 +63,7 @@ export class PartitionLog {
       const seg = Segment.open(dir, base, config.indexIntervalBytes, active, ({ header }) => log.noteProducer(header));
       log.segments.push(seg);
     });
+    log.durableOffset = log.logEndOffset;
     return log;
   }
 
@@ -72,6 +82,10 @@ export class PartitionLog {
   /** Log end offset = high watermark on a single node. */
   get logEndOffset(): number {
     return this.active.nextOffset;
+  }
+  /** What consumers may read up to (exclusive). */
+  get highWatermark(): number {
+    return this.config.highWatermarkOnFsync ? this.durableOffset : this.logEndOffset;
   }
   get sizeBytes(): number {
     let n = 0;
@@ -101,15 +115,17 @@ export class PartitionLog {
     this.segments.push(Segment.create(this.dir, old.nextOffset, this.config.indexIntervalBytes));
   }
 
-  /** Whole batches from `offset`; empty at the log end. Caller checks the range first. */
+  /** Whole batches from `offset` below the high watermark; empty at it. Caller checks the range first. */
   read(offset: number, maxBytes: number): Buffer[] {
+    const hw = this.highWatermark;
+    if (offset >= hw) return [];
     for (let i = this.segments.length - 1; i >= 0; i--) {
       const seg = this.segments[i]!;
       if (seg.baseOffset <= offset) {
-        const out = seg.read(offset, maxBytes);
-        if (out.length > 0 || i === this.segments.length - 1) return out;
+        let out = seg.read(offset, maxBytes);
         // Offset at the very end of a non-active segment: continue in the next one.
-        return this.segments[i + 1]!.read(offset, maxBytes);
+        if (out.length === 0 && i < this.segments.length - 1) out = this.segments[i + 1]!.read(offset, maxBytes);
+        return hw < this.logEndOffset ? trimAt(out, hw) : out;
       }
     }
     return [];
@@ -117,6 +133,11 @@ export class PartitionLog {
 
   /** Smallest offset whose record timestamp is >= ts, with that timestamp; null if none. */
   offsetForTimestamp(ts: number): { offset: number; timestamp: number } | null {
+    const found = this.findTimestamp(ts);
+    return found !== null && found.offset < this.highWatermark ? found : null;
+  }
+
+  private findTimestamp(ts: number): { offset: number; timestamp: number } | null {
     for (const seg of this.segments) {
       const found = seg.findBatchByTimestamp(ts);
       if (found === null) continue;
@@ -147,9 +168,11 @@ export class PartitionLog {
     return removed;
   }
 
-  /** fsync of every segment written since the last flush. */
-  flush(): Promise<void> {
-    return Promise.all(this.segments.map((s) => s.fsync())).then(() => undefined);
+  /** fsync of every segment written since the last flush; then the high watermark moves up. */
+  async flush(): Promise<void> {
+    const end = this.logEndOffset;
+    await Promise.all(this.segments.map((s) => s.fsync()));
+    if (end > this.durableOffset) this.durableOffset = end;
   }
 
   get dirty(): boolean {
@@ -166,4 +189,19 @@ export class PartitionLog {
   static segmentFiles(dir: string): string[] {
     return fs.readdirSync(dir).filter((f) => f.endsWith('.log')).map((f) => path.join(dir, f));
   }
+}
+
+/** Drops the batches at or beyond `end` from whole-batch chunks. */
+function trimAt(chunks: Buffer[], end: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const c of chunks) {
+    let keep = 0;
+    for (const { at, header } of iterateBatches(c)) {
+      if (header.baseOffset >= end) break;
+      keep = at + header.sizeBytes;
+    }
+    if (keep > 0) out.push(keep === c.length ? c : c.subarray(0, keep));
+    if (keep < c.length) break;
+  }
+  return out;
 }

@@ -58,6 +58,7 @@ export class TopicStore {
       retentionBytes: num('retention.bytes', this.defaults.retentionBytes),
       retentionMs: num('retention.ms', this.defaults.retentionMs),
       indexIntervalBytes: this.defaults.indexIntervalBytes,
+      highWatermarkOnFsync: this.defaults.highWatermarkOnFsync,
     };
   }
 

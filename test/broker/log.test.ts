@@ -159,3 +159,20 @@ test('one broker per data directory: a live owner refuses a second open, a dead 
   fs.writeFileSync(path.join(dir, 'broker.lock'), String(process.ppid));
   t.throws(() => lockDataDir(dir), { message: /in use by process/ });
 });
+
+test('with the high watermark on fsync, appended batches are invisible to reads and timestamp lookups until flushed', async (t) => {
+  const log = PartitionLog.open(tempDir(t), { ...logConfigDefaults, highWatermarkOnFsync: true });
+  t.teardown(() => log.close());
+  append(log, ['a', 'b'], { values: [], timestamps: [100, 200] });
+  t.is(log.logEndOffset, 2);
+  t.is(log.highWatermark, 0);
+  t.deepEqual(log.read(0, 1000), []);
+  t.is(log.offsetForTimestamp(150), null);
+  await log.flush();
+  t.is(log.highWatermark, 2);
+  append(log, ['c']);
+  t.deepEqual(readValues(log, 0), [0, 1]);
+  t.deepEqual(log.offsetForTimestamp(150), { offset: 1, timestamp: 200 });
+  await log.flush();
+  t.deepEqual(readValues(log, 0), [0, 1, 2]);
+});
