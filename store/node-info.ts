@@ -3,12 +3,82 @@
  * operational commands, used by the `ferry` CLI. Each returns a single value string.
  *
  * - `ferry-node` -> `node-id=<id>;namespaces=<a,b>;uptime=<s>`
+ * - `ferry-checksums:namespace=<ns>[;from=<pid>;to=<pid>]` -> `<pid>:<count>:<hash hex>;...`
+ *   (non-empty partitions of the range only; see store/checksums.ts)
+ * - `ferry-digests:namespace=<ns>;partition=<pid>` -> `<digest hex>:<gen>:<lut ms>:<0|1>;...`
+ *
+ * Errors answer `ERROR:<code>:<message>` (4 PARAMETER, 20 namespace not found).
  */
-import type { InfoHandler } from './api.js';
+import type { InfoHandler, InfoRequest } from './api.js';
+import { checksums, formatChecksums, formatListing, partitionListing, type PartitionChecksum } from './checksums.js';
+import type { Namespace } from './namespace/namespace.js';
 import type { FerryNode } from './node.js';
+import { PARTITION_COUNT } from './types.js';
+import { infoError } from './wire/info-codec.js';
+
+/** Partitions checksummed between two yields to the event loop (keeps the node responsive). */
+export const CHECKSUM_PARTITIONS_PER_SLICE = 64;
+
+const PARAMETER = 4;
+const NAMESPACE_NOT_FOUND = 20;
+
+class InfoParamError extends Error {
+  readonly code = PARAMETER;
+}
+
+function pidParam(req: InfoRequest, name: string, dflt?: number): number {
+  const v = req.params[name];
+  if (v === undefined) {
+    if (dflt === undefined) throw new InfoParamError(`missing ${name}`);
+    return dflt;
+  }
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n >= PARTITION_COUNT) throw new InfoParamError(`${name} must be a partition id 0..${PARTITION_COUNT - 1}`);
+  return n;
+}
+
+function nsParam(node: FerryNode, req: InfoRequest): Namespace | string {
+  const name = req.params['namespace'] ?? req.params['ns'];
+  if (!name) return infoError(PARAMETER, 'missing namespace');
+  return node.namespace(name) ?? infoError(NAMESPACE_NOT_FOUND, `namespace not found: ${name}`);
+}
+
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+async function checksumsCommand(node: FerryNode, req: InfoRequest): Promise<string> {
+  const ns = nsParam(node, req);
+  if (typeof ns === 'string') return ns;
+  try {
+    const from = pidParam(req, 'from', 0);
+    const to = pidParam(req, 'to', PARTITION_COUNT - 1);
+    if (from > to) throw new InfoParamError(`from ${from} > to ${to}`);
+    const out: PartitionChecksum[] = [];
+    for (let p = from; p <= to; p += CHECKSUM_PARTITIONS_PER_SLICE) {
+      if (p > from) await yieldToLoop();
+      out.push(...checksums(ns.store, p, Math.min(to, p + CHECKSUM_PARTITIONS_PER_SLICE - 1)));
+    }
+    return formatChecksums(out);
+  } catch (err) {
+    if (err instanceof InfoParamError) return infoError(err.code, err.message);
+    throw err;
+  }
+}
+
+function digestsCommand(node: FerryNode, req: InfoRequest): string {
+  const ns = nsParam(node, req);
+  if (typeof ns === 'string') return ns;
+  try {
+    return formatListing(partitionListing(ns.store, pidParam(req, 'partition')));
+  } catch (err) {
+    if (err instanceof InfoParamError) return infoError(err.code, err.message);
+    throw err;
+  }
+}
 
 export function nodeInfoCommands(node: FerryNode): Record<string, InfoHandler> {
   return {
     'ferry-node': () => `node-id=${node.nodeId};namespaces=${node.namespaceNames().join(',')};uptime=${node.stats().uptime}`,
+    'ferry-checksums': (req) => checksumsCommand(node, req),
+    'ferry-digests': (req) => digestsCommand(node, req),
   };
 }
