@@ -40,6 +40,12 @@ const nodeSchema = {
   metrics: {
     port: { doc: 'Prometheus /metrics HTTP port (0 = off)', format: intIn(0, 65535), default: 0, env: 'FERRY_METRICS_PORT', arg: 'metrics-port' },
   },
+  xdr: {
+    doc: 'XDR shipping: { site, destinations: [...] } (validated by the shipper, see README)',
+    format: Object,
+    default: {} as Record<string, unknown>,
+    env: 'FERRY_XDR',
+  },
   namespaces: {
     doc: 'Namespaces: a list of objects with the namespace keys (see README)',
     format: Array,
@@ -111,6 +117,8 @@ export interface NodeConfig {
   maxConnections: number;
   metricsPort: number;
   namespaces: NamespaceConfig[];
+  /** The raw `xdr` object; the shipper validates it. */
+  xdr: Record<string, unknown>;
 }
 
 export interface LoadOptions {
@@ -155,6 +163,7 @@ export function loadNodeConfig(o: LoadOptions = {}): NodeConfig {
     maxConnections: c.get('service.max-connections'),
     metricsPort: c.get('metrics.port'),
     namespaces,
+    xdr: c.get('xdr') as Record<string, unknown>,
   };
 }
 

@@ -105,6 +105,8 @@ export const BIN_NAME_BYTES_MAX = 15;
 export const NAMESPACE_NAME_BYTES_MAX = 31;
 /** Longest set name in bytes. */
 export const SET_NAME_BYTES_MAX = 63;
+/** The set where ferry keeps its own records (XDR checkpoints): writable on a fenced namespace, never shipped. */
+export const SYSTEM_SET_NAME = 'ferry-xdr';
 /** Largest TTL a client may ask for: 10 years, in seconds. */
 export const TTL_S_MAX = 315_360_000;
 

@@ -9,6 +9,9 @@ import { openStoreNode } from '../../store/node.js';
 import { nodeInfoCommands } from '../../store/node-info.js';
 import { startWireServer } from '../../store/wire/server.js';
 import { onShutdownSignal } from '../signals.js';
+import { startMetricsServer, type MetricsServer } from '../metrics-server.js';
+import { parseXdrConfig } from '../../shipper/config.js';
+import { Shipper } from '../../shipper/shipper.js';
 
 export interface NodeCliOptions {
   port?: string;
@@ -46,6 +49,7 @@ function intArg(name: string, v: string | undefined): number | undefined {
 export async function runNode(o: NodeCliOptions): Promise<number> {
   const log = pino({ name: 'ferry-node' }, pino.destination(2));
   let config;
+  let xdr;
   try {
     const env = { ...process.env };
     if (o.storage !== undefined) env.FERRY_NS_STORAGE_ENGINE = o.storage;
@@ -61,6 +65,7 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
     };
     if (o.config) lo.file = o.config;
     config = loadNodeConfig(lo);
+    xdr = parseXdrConfig(config.xdr);
   } catch (err) {
     console.error(`ferry node: ${(err as Error).message}`);
     return 2;
@@ -75,19 +80,38 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
   for (const [ns, r] of Object.entries(node.openReports())) {
     log.info({ namespace: ns, ...r }, `namespace ${ns} opened (${r.mode}, ${r.records} records, ${r.durationMs.toFixed(0)} ms)`);
   }
+  const shipper = xdr.destinations.length > 0 ? new Shipper(xdr, (msg, err) => log.warn({ err }, msg)) : undefined;
   let server;
   try {
     server = await startWireServer(node, {
       host: config.host,
       port: config.port,
       maxConnections: config.maxConnections,
-      extraInfo: nodeInfoCommands(node),
+      extraInfo: { ...nodeInfoCommands(node), ...(shipper ? shipper.infoCommands() : {}) },
       log: (msg, err) => log.warn({ err }, msg),
     });
   } catch (err) {
     console.error(`ferry node: cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
     await node.close();
     return 1;
+  }
+  if (shipper) {
+    try {
+      await shipper.start(node);
+      log.info({ site: xdr.site, destinations: xdr.destinations.map((d) => d.name) }, 'xdr shipping started');
+    } catch (err) {
+      console.error(`ferry node: xdr: ${(err as Error).message}`);
+      await server.close();
+      await node.close();
+      return 2;
+    }
+  }
+  let metrics: MetricsServer | undefined;
+  if (config.metricsPort > 0) {
+    metrics = await startMetricsServer(config.host, config.metricsPort, () => nodeMetrics(node) + (shipper?.metrics() ?? ''), () => ({
+      node: node.stats(),
+      xdr: shipper?.stats(false) ?? [],
+    }));
   }
   console.log(`ferry node listening on ${server.host}:${server.port}`);
   log.info({ nodeId: node.nodeId, host: server.host, port: server.port, data: config.data }, 'node ready');
@@ -102,6 +126,8 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
       stopping = true;
       log.info(`${signal}: shutting down`);
       try {
+        await shipper?.stop();
+        await metrics?.close();
         await server.close();
         await node.close();
         log.info('clean shutdown complete');
@@ -113,4 +139,18 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
     };
     onShutdownSignal((signal) => void stop(signal));
   });
+}
+
+/** Prometheus text for the node's namespaces (numeric statistics only). */
+function nodeMetrics(node: import('../../store/node.js').FerryNode): string {
+  const lines: string[] = [];
+  for (const name of node.namespaceNames()) {
+    const stats = node.namespace(name)!.stats();
+    for (const [k, v] of Object.entries(stats)) {
+      const n = typeof v === 'boolean' ? Number(v) : typeof v === 'number' ? v : undefined;
+      if (n === undefined) continue;
+      lines.push(`ferry_ns_${k.replace(/[^a-zA-Z0-9_]/g, '_')}{namespace="${name}"} ${n}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
 }

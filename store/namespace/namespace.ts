@@ -21,6 +21,7 @@ import {
   OpType,
   PARTITION_COUNT,
   ResultCode,
+  SYSTEM_SET_NAME,
   TTL_S_MAX,
   Ttl,
   WriteKind,
@@ -259,7 +260,7 @@ export class Namespace implements StoreNamespace {
     }
     if (!writes) return { result: this.read(cmd, live), wrote: false };
 
-    if (this.fencedFlag) {
+    if (this.fencedFlag && cmd.set !== SYSTEM_SET_NAME) {
       this.counters.fail_forbidden++;
       return { result: fail(ResultCode.FORBIDDEN), wrote: false };
     }

@@ -1,0 +1,105 @@
+/**
+ * `ferry receiver --config FILE`: consumes a source site's topics and applies them to the local
+ * site. Exposes GET /metrics and /stats, and POST /stop (failover: stop applying) on
+ * `metrics-port`. Prints `ferry receiver ready` once consuming.
+ */
+import convict from 'convict';
+import type { Command } from 'commander';
+import { createServer } from 'node:http';
+import pino from 'pino';
+import { Receiver } from '../../receiver/receiver.js';
+import { onShutdownSignal } from '../signals.js';
+
+const schema = {
+  brokers: { doc: 'Kafka bootstrap brokers host:port', format: Array, default: ['127.0.0.1:9092'], env: 'FERRY_RECEIVER_BROKERS' },
+  topics: { doc: 'Topics to consume (ferry.<site>.<namespace>)', format: Array, default: [] as string[], env: 'FERRY_RECEIVER_TOPICS' },
+  'group-id': { doc: 'Kafka consumer group', format: String, default: 'ferry-receiver', env: 'FERRY_RECEIVER_GROUP' },
+  destination: { doc: 'Local site nodes host:port', format: Array, default: ['127.0.0.1:3000'], env: 'FERRY_RECEIVER_DESTINATION' },
+  policy: { doc: 'Conflict policy', format: ['generation', 'last-update-time'], default: 'generation', env: 'FERRY_RECEIVER_POLICY' },
+  'dead-letter-topic': { doc: "Dead-letter topic ('' = <topic>.dlq)", format: String, default: '', env: 'FERRY_RECEIVER_DLQ' },
+  'apply-concurrency': { doc: 'Replicated writes in flight', format: 'nat', default: 64, env: 'FERRY_RECEIVER_APPLY_CONCURRENCY' },
+  'from-beginning': { doc: 'A new group starts at the beginning of the topic', format: Boolean, default: true, env: 'FERRY_RECEIVER_FROM_BEGINNING' },
+  'metrics-host': { doc: 'Address of the metrics/admin endpoint', format: String, default: '127.0.0.1', env: 'FERRY_RECEIVER_METRICS_HOST' },
+  'metrics-port': { doc: 'Port of the metrics/admin endpoint (0 = any free port)', format: 'port', default: 9464, env: 'FERRY_RECEIVER_METRICS_PORT' },
+};
+
+export function register(program: Command): void {
+  program
+    .command('receiver')
+    .description('consume a source site from Kafka and apply it here with conflict resolution')
+    .option('-c, --config <file>', 'configuration file (JSON)')
+    .option('--metrics-port <port>', 'metrics and admin HTTP port')
+    .action(async (o: { config?: string; metricsPort?: string }) => {
+      process.exitCode = await runReceiver(o);
+    });
+}
+
+function hostPort(s: string): { host: string; port: number } {
+  const m = /^([^:]+):(\d+)$/.exec(s);
+  if (!m) throw new Error(`destination: must be host:port: value was "${s}"`);
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+export async function runReceiver(o: { config?: string; metricsPort?: string }): Promise<number> {
+  const log = pino({ name: 'ferry-receiver' }, pino.destination(2));
+  const c = convict(schema);
+  let receiver: Receiver;
+  try {
+    if (o.config) c.loadFile(o.config);
+    if (o.metricsPort !== undefined) c.set('metrics-port', Number(o.metricsPort));
+    c.validate({ allowed: 'strict' });
+    const topics = c.get('topics') as string[];
+    if (topics.length === 0) throw new Error('topics: name at least one topic');
+    receiver = new Receiver({
+      brokers: c.get('brokers') as string[],
+      topics,
+      groupId: c.get('group-id'),
+      destination: (c.get('destination') as string[]).map(hostPort),
+      policy: c.get('policy') as 'generation' | 'last-update-time',
+      deadLetterTopic: c.get('dead-letter-topic'),
+      applyConcurrency: Math.max(1, c.get('apply-concurrency')),
+      fromBeginning: c.get('from-beginning'),
+      log: (msg, err) => log.warn({ err }, msg),
+    });
+  } catch (err) {
+    console.error(`ferry receiver: invalid configuration: ${(err as Error).message}`);
+    return 2;
+  }
+  let stopped = false;
+  const http = createServer((req, res) => {
+    if (req.url === '/metrics') res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(receiver.metrics());
+    else if (req.url === '/stats') res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(receiver.stats()));
+    else if (req.url === '/stop' && req.method === 'POST') {
+      void receiver.stop().then(() => {
+        stopped = true;
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(receiver.stats()));
+      });
+    } else res.writeHead(404).end('not found\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(c.get('metrics-port'), c.get('metrics-host'), () => resolve());
+  });
+  const addr = http.address();
+  const metricsPort = typeof addr === 'object' && addr ? addr.port : 0;
+  for (;;) {
+    try {
+      await receiver.start();
+      break;
+    } catch (err) {
+      log.warn({ err }, 'cannot start consuming yet; retrying in 1 s');
+      await receiver.stop();
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  console.log(`ferry receiver ready (metrics on ${c.get('metrics-host')}:${metricsPort})`);
+  return new Promise<number>((resolve) => {
+    onShutdownSignal(() => {
+      void (async () => {
+        if (!stopped) await receiver.stop();
+        http.close();
+        resolve(0);
+      })();
+    });
+  });
+}

@@ -1,0 +1,252 @@
+/**
+ * The XDR receiver: consumes shipped record versions from Kafka and applies them to the local
+ * site with replicated writes (the destination master decides under the record lock whether the
+ * incoming version wins, so order and re-delivery never change the outcome).
+ *
+ * - Offsets are committed only after every message of a batch is applied or dead-lettered.
+ * - A message that cannot be decoded (or that the store refuses as malformed) goes to the
+ *   dead-letter topic with the reason in a header; the receiver keeps going.
+ * - Transient failures (node unreachable, timeouts, KEY_BUSY, out of space) fail the batch;
+ *   kafkajs retries it from the last committed offset.
+ */
+import { Kafka, logLevel, type Admin, type Consumer, type KafkaMessage, type Producer } from 'kafkajs';
+import { FerryClient } from '../store/client/client.js';
+import { ResultCode, type ConflictPolicyId, type RecordVersion } from '../store/types.js';
+import { decodeVersion, ShipCodecError } from '../shipper/codec.js';
+
+export interface ReceiverOptions {
+  brokers: string[];
+  topics: string[];
+  groupId: string;
+  destination: Array<{ host: string; port: number }>;
+  policy: ConflictPolicyId;
+  /** Dead-letter topic; '' = `<topic>.dlq`. */
+  deadLetterTopic: string;
+  applyConcurrency: number;
+  fromBeginning: boolean;
+  log?: (msg: string, err?: unknown) => void;
+}
+
+/** Result codes that mean "try again later", not "this message is bad". */
+const TRANSIENT: ReadonlySet<number> = new Set([
+  ResultCode.TIMEOUT,
+  ResultCode.KEY_BUSY,
+  ResultCode.OUT_OF_SPACE,
+  ResultCode.DEVICE_OVERLOAD,
+  ResultCode.UNAVAILABLE,
+  ResultCode.SERVER_ERROR,
+  ResultCode.CLUSTER_KEY_MISMATCH,
+]);
+/** How often consumer lag is measured. */
+const LAG_POLL_MS = 1000;
+
+export interface ReceiverStats {
+  groupId: string;
+  topics: string[];
+  running: boolean;
+  applied: number;
+  lostConflict: number;
+  deadLettered: number;
+  retries: number;
+  appliedPerS: number;
+  /** Kafka messages not yet committed by the group (end offset - committed), all partitions. */
+  consumerLag: number;
+  /** Now minus the source LUT of the last applied version, ms. */
+  applyLagMs: number;
+  /** Highest source LUT applied so far. */
+  maxSourceLutMs: number;
+  lastError: string;
+}
+
+export class Receiver {
+  private kafka: Kafka;
+  private consumer: Consumer | undefined;
+  private producer: Producer | undefined;
+  private admin: Admin | undefined;
+  private client: FerryClient | undefined;
+  private lagTimer: NodeJS.Timeout | undefined;
+  private running = false;
+  private readonly counters = { applied: 0, lostConflict: 0, deadLettered: 0, retries: 0 };
+  private consumerLag = -1;
+  private lastApplyLagMs = 0;
+  private maxSourceLutMs = 0;
+  private lastError = '';
+  private rate = { at: Date.now(), applied: 0, perS: 0 };
+  private readonly log: (msg: string, err?: unknown) => void;
+
+  constructor(private readonly opts: ReceiverOptions) {
+    this.log = opts.log ?? (() => undefined);
+    this.kafka = new Kafka({
+      clientId: `ferry-receiver-${opts.groupId}`,
+      brokers: opts.brokers,
+      logLevel: logLevel.NOTHING,
+      retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
+    });
+  }
+
+  async start(): Promise<void> {
+    this.client = await FerryClient.connect({ hosts: this.opts.destination });
+    this.producer = this.kafka.producer({ allowAutoTopicCreation: true });
+    await this.producer.connect();
+    this.admin = this.kafka.admin();
+    await this.admin.connect();
+    const consumer = this.kafka.consumer({ groupId: this.opts.groupId, sessionTimeout: 10_000, heartbeatInterval: 1000, maxWaitTimeInMs: 100 });
+    this.consumer = consumer;
+    await consumer.connect();
+    await consumer.subscribe({ topics: this.opts.topics, fromBeginning: this.opts.fromBeginning });
+    this.running = true;
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 4,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        if (!isRunning() || isStale() || batch.messages.length === 0) return;
+        try {
+          await this.applyBatch(batch.topic, batch.messages);
+        } catch (err) {
+          this.counters.retries++;
+          this.lastError = (err as Error).message;
+          this.log(`apply failed on ${batch.topic}/${batch.partition}; the batch will be retried`, err);
+          throw err;
+        }
+        const last = batch.messages[batch.messages.length - 1]!.offset;
+        resolveOffset(last);
+        await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
+        await heartbeat();
+      },
+    });
+    this.lagTimer = setInterval(() => void this.measureLag(), LAG_POLL_MS);
+    this.lagTimer.unref();
+  }
+
+  /** Stops consuming (failover: "stop applying"); committed offsets stay. */
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.lagTimer) clearInterval(this.lagTimer);
+    await this.consumer?.disconnect().catch(() => undefined);
+    await this.producer?.disconnect().catch(() => undefined);
+    await this.admin?.disconnect().catch(() => undefined);
+    this.client?.close();
+  }
+
+  private async applyBatch(topic: string, messages: KafkaMessage[]): Promise<void> {
+    const dead: Array<{ m: KafkaMessage; reason: string }> = [];
+    const versions: Array<{ m: KafkaMessage; v: RecordVersion }> = [];
+    for (const m of messages) {
+      try {
+        versions.push({ m, v: decodeVersion(m.key, m.value, headersOf(m)) });
+      } catch (err) {
+        if (err instanceof ShipCodecError) dead.push({ m, reason: err.message });
+        else throw err;
+      }
+    }
+    // Order does not matter (conflict resolution is order-independent): apply in parallel.
+    let next = 0;
+    const worker = async () => {
+      while (next < versions.length) {
+        const { m, v } = versions[next++]!;
+        const r = await this.client!.applyReplicated(v, this.opts.policy);
+        if (r.resultCode === ResultCode.OK) {
+          this.counters.applied++;
+          this.maxSourceLutMs = Math.max(this.maxSourceLutMs, v.lutMs);
+          this.lastApplyLagMs = Math.max(0, Date.now() - v.lutMs);
+        } else if (r.resultCode === ResultCode.LOST_CONFLICT) {
+          this.counters.lostConflict++;
+          this.maxSourceLutMs = Math.max(this.maxSourceLutMs, v.lutMs);
+        } else if (TRANSIENT.has(r.resultCode as never)) {
+          throw new Error(`destination answered ${r.resultCode} for ${v.digest.toString('hex')}`);
+        } else {
+          dead.push({ m, reason: `destination refused the record: result code ${r.resultCode}` });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.opts.applyConcurrency, versions.length) }, worker));
+    if (dead.length > 0) {
+      const dlq = this.opts.deadLetterTopic || `${topic}.dlq`;
+      await this.producer!.send({
+        topic: dlq,
+        acks: -1,
+        messages: dead.map(({ m, reason }) => ({
+          key: m.key,
+          value: m.value,
+          headers: { ...rawHeaders(m), 'ferry-dlq-reason': reason, 'ferry-dlq-source': `${topic}@${m.offset}` },
+        })),
+      });
+      this.counters.deadLettered += dead.length;
+      this.log(`${dead.length} message(s) dead-lettered to ${dlq}: ${dead[0]!.reason}`);
+    }
+  }
+
+  private async measureLag(): Promise<void> {
+    if (!this.admin || !this.running) return;
+    try {
+      let lag = 0;
+      for (const topic of this.opts.topics) {
+        const ends = await this.admin.fetchTopicOffsets(topic);
+        const committed = await this.admin.fetchOffsets({ groupId: this.opts.groupId, topics: [topic] });
+        const done = new Map<number, bigint>();
+        for (const t of committed) for (const p of t.partitions) done.set(p.partition, BigInt(p.offset));
+        for (const e of ends) {
+          const c = done.get(e.partition) ?? -1n;
+          const low = BigInt(e.low);
+          const from = c < 0n ? low : c;
+          lag += Number(BigInt(e.high) - from);
+        }
+      }
+      this.consumerLag = lag;
+    } catch (err) {
+      this.lastError = (err as Error).message;
+    }
+  }
+
+  stats(): ReceiverStats {
+    const now = Date.now();
+    if (now - this.rate.at >= 1000) {
+      this.rate.perS = ((this.counters.applied - this.rate.applied) * 1000) / (now - this.rate.at);
+      this.rate = { at: now, applied: this.counters.applied, perS: this.rate.perS };
+    }
+    return {
+      groupId: this.opts.groupId,
+      topics: this.opts.topics,
+      running: this.running,
+      ...this.counters,
+      appliedPerS: Math.round(this.rate.perS),
+      consumerLag: this.consumerLag,
+      applyLagMs: this.consumerLag === 0 ? 0 : this.lastApplyLagMs,
+      maxSourceLutMs: this.maxSourceLutMs,
+      lastError: this.lastError,
+    };
+  }
+
+  metrics(): string {
+    const s = this.stats();
+    const g = `{group="${s.groupId}"}`;
+    return [
+      `ferry_receiver_applied_total${g} ${s.applied}`,
+      `ferry_receiver_lost_conflict_total${g} ${s.lostConflict}`,
+      `ferry_receiver_dead_lettered_total${g} ${s.deadLettered}`,
+      `ferry_receiver_retries_total${g} ${s.retries}`,
+      `ferry_receiver_consumer_lag${g} ${s.consumerLag}`,
+      `ferry_receiver_apply_lag_ms${g} ${s.applyLagMs}`,
+      '',
+    ].join('\n');
+  }
+}
+
+function headersOf(m: KafkaMessage): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(m.headers ?? {})) {
+    const first = Array.isArray(v) ? v[0] : v;
+    out[k] = first === undefined ? undefined : Buffer.isBuffer(first) ? first.toString('utf8') : String(first);
+  }
+  return out;
+}
+
+function rawHeaders(m: KafkaMessage): Record<string, Buffer | string> {
+  const out: Record<string, Buffer | string> = {};
+  for (const [k, v] of Object.entries(m.headers ?? {})) {
+    const first = Array.isArray(v) ? v[0] : v;
+    if (first !== undefined) out[k] = first;
+  }
+  return out;
+}

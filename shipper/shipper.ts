@@ -1,0 +1,435 @@
+/**
+ * The XDR shipper: runs inside a store node (a NodeExtension) and ships every change of the
+ * configured namespaces to each destination's Kafka topic.
+ *
+ * One stream per (destination, namespace). A stream tails the per-partition write logs; for each
+ * entry it reads the record's current version (so a key updated many times between passes ships
+ * once; an LRU of shipped versions drops repeats) and produces it with an idempotent kafkajs
+ * producer, key = digest, Kafka partition = store partition mod N. Cursors advance only after
+ * Kafka acknowledged the batch; a failed batch is retried with backoff and nothing newer is read
+ * meanwhile, so memory stays bounded by one batch.
+ *
+ * Checkpoints: per partition, T such that every change with LUT <= T is in Kafka. A partition's
+ * T becomes (time it was last seen fully drained) - 1: writes append to the log in the same
+ * event-loop turn that assigns their LUT (>= now), so nothing older can appear later. They are
+ * stored in the namespace itself (set `ferry-xdr`, one record per 64 partitions), so a restart,
+ * a new master or a write log that wrapped while Kafka was down resumes by scanning the
+ * partition for LUT > T, then tailing the log again.
+ */
+import Bottleneck from 'bottleneck';
+import { CompressionTypes, Kafka, logLevel, type Producer } from 'kafkajs';
+import { LRUCache } from 'lru-cache';
+import type { NodeExtension, StoreNamespace, StoreNode } from '../store/api.js';
+import { computeDigest } from '../store/digest.js';
+import { OpType, PARTITION_COUNT, ParticleType, SYSTEM_SET_NAME, WriteKind, type Op, type PartitionId, type RecordVersion } from '../store/types.js';
+import { encodeVersion, type ShipMessage } from './codec.js';
+import { defaultTopic, type DestinationConfig, type XdrConfig } from './config.js';
+
+/** The set holding shipper checkpoints; never shipped. */
+export const SYSTEM_SET = SYSTEM_SET_NAME;
+/** Partitions per checkpoint record (one bin each). */
+const CHECKPOINT_GROUP = 64;
+/** Shipped versions remembered to drop repeats. */
+const SHIPPED_CACHE_ENTRIES = 200_000;
+/** Idle wait for new write-log entries. */
+const TAIL_WAIT_MS = 50;
+/** Shortest retry pause. */
+const RETRY_BACKOFF_MIN_MS = 50;
+
+interface Pending {
+  msg: ShipMessage & { partition: number };
+  pid: number;
+  version: string;
+  hex: string;
+}
+
+export interface StreamStats {
+  destination: string;
+  namespace: string;
+  topic: string;
+  connected: boolean;
+  recordsBehind: number;
+  msBehind: number;
+  oldestUnshippedLutMs: number;
+  shipped: number;
+  shippedPerS: number;
+  skipped: number;
+  retries: number;
+  errors: number;
+  lastError: string;
+  recoveringPartitions: number;
+  partitions?: Array<{ pid: number; behind: number; checkpointMs: number; recovering: boolean }>;
+}
+
+class Stream {
+  readonly topic: string;
+  private readonly cursor = new Float64Array(PARTITION_COUNT);
+  private readonly checkpoint = new Float64Array(PARTITION_COUNT);
+  private readonly drainedAt = new Float64Array(PARTITION_COUNT);
+  private readonly recovering = new Uint8Array(PARTITION_COUNT);
+  private readonly dirtyGroups = new Set<number>();
+  private readonly shippedCache = new LRUCache<string, string>({ max: SHIPPED_CACHE_ENTRIES });
+  private readonly limiter: Bottleneck | undefined;
+  private producer: Producer | undefined;
+  private kafkaPartitions = 0;
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private nextPid = 0;
+  private lastCheckpointWrite = 0;
+  private readonly counters = { shipped: 0, skipped: 0, retries: 0, errors: 0 };
+  private lastError = '';
+  private rate = { at: Date.now(), shipped: 0, perS: 0 };
+
+  constructor(
+    private readonly site: string,
+    private readonly dest: DestinationConfig,
+    private readonly ns: StoreNamespace,
+    private readonly log: (msg: string, err?: unknown) => void,
+  ) {
+    this.topic = dest.topic || defaultTopic(site, ns.name);
+    if (dest.maxRecordsPerS > 0) {
+      this.limiter = new Bottleneck({
+        reservoir: dest.maxRecordsPerS,
+        reservoirRefreshAmount: dest.maxRecordsPerS,
+        reservoirRefreshInterval: 1000,
+        maxConcurrent: 1,
+      });
+    }
+  }
+
+  async start(): Promise<void> {
+    await this.loadCheckpoints();
+    for (let p = 0; p < PARTITION_COUNT; p++) this.cursor[p] = Number(this.ns.writeLog.nextSequence(p as PartitionId));
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+    await this.writeCheckpoints(true).catch((err: unknown) => this.log('checkpoint write failed at stop', err));
+    await this.producer?.disconnect().catch(() => undefined);
+  }
+
+  /** Makes partitions ship again everything with LUT > fromMs (replay from the source). */
+  reship(fromMs: number, pids: number[]): void {
+    for (const p of pids) {
+      this.checkpoint[p] = Math.min(this.checkpoint[p]!, fromMs);
+      this.recovering[p] = 1;
+      this.dirtyGroups.add(Math.floor(p / CHECKPOINT_GROUP));
+    }
+    this.shippedCache.clear();
+  }
+
+  stats(withPartitions: boolean): StreamStats {
+    const now = Date.now();
+    let behind = 0;
+    let oldest = Infinity;
+    let recovering = 0;
+    const parts: NonNullable<StreamStats['partitions']> = [];
+    for (let p = 0; p < PARTITION_COUNT; p++) {
+      const pid = p as PartitionId;
+      const next = Number(this.ns.writeLog.nextSequence(pid));
+      const b = Math.max(0, next - this.cursor[p]!);
+      behind += b;
+      if (this.recovering[p]) {
+        recovering++;
+        oldest = Math.min(oldest, this.checkpoint[p]! + 1);
+      } else if (b > 0) {
+        const first = this.ns.writeLog.read(pid, BigInt(this.cursor[p]!), 1)[0];
+        if (first) oldest = Math.min(oldest, first.lutMs);
+      }
+      if (withPartitions && (b > 0 || this.recovering[p])) parts.push({ pid: p, behind: b, checkpointMs: this.checkpoint[p]!, recovering: this.recovering[p] === 1 });
+    }
+    if (now - this.rate.at >= 1000) {
+      this.rate.perS = ((this.counters.shipped - this.rate.shipped) * 1000) / (now - this.rate.at);
+      this.rate = { at: now, shipped: this.counters.shipped, perS: this.rate.perS };
+    }
+    const s: StreamStats = {
+      destination: this.dest.name,
+      namespace: this.ns.name,
+      topic: this.topic,
+      connected: this.producer !== undefined,
+      recordsBehind: behind,
+      msBehind: oldest === Infinity ? 0 : Math.max(0, now - oldest),
+      oldestUnshippedLutMs: oldest === Infinity ? 0 : oldest,
+      shipped: this.counters.shipped,
+      shippedPerS: Math.round(this.rate.perS),
+      skipped: this.counters.skipped,
+      retries: this.counters.retries,
+      errors: this.counters.errors,
+      lastError: this.lastError,
+      recoveringPartitions: recovering,
+    };
+    if (withPartitions) s.partitions = parts;
+    return s;
+  }
+
+  // ---------------------------------------------------------------- main loop
+
+  private async run(): Promise<void> {
+    let backoff = RETRY_BACKOFF_MIN_MS;
+    while (this.running) {
+      try {
+        if (!this.producer) await this.connect();
+        const batch = this.collect();
+        if (batch.items.length === 0) {
+          await this.writeCheckpoints(false);
+          if (!batch.more) await this.ns.writeLog.waitForEntries('all', (p) => BigInt(this.cursor[p]!), TAIL_WAIT_MS);
+          continue;
+        }
+        await this.send(batch.items);
+        // Acknowledged: advance cursors and checkpoints.
+        for (const [p, c] of batch.cursors) this.cursor[p] = c;
+        for (const [p, at] of batch.drained) {
+          this.drainedAt[p] = at;
+          if (!this.recovering[p] && at - 1 > this.checkpoint[p]!) {
+            this.checkpoint[p] = at - 1;
+            this.dirtyGroups.add(Math.floor(p / CHECKPOINT_GROUP));
+          }
+        }
+        for (const it of batch.items) this.shippedCache.set(it.hex, it.version);
+        this.counters.shipped += batch.items.length;
+        await this.writeCheckpoints(false);
+        backoff = RETRY_BACKOFF_MIN_MS;
+        if (this.dest.lingerMs > 0 && batch.items.length < this.dest.batchMax) await sleep(this.dest.lingerMs);
+      } catch (err) {
+        this.counters.retries++;
+        this.counters.errors++;
+        this.lastError = (err as Error).message;
+        this.log(`xdr ${this.dest.name}/${this.ns.name}: produce failed, retrying in ${backoff} ms`, err);
+        if (this.producer) {
+          await this.producer.disconnect().catch(() => undefined);
+          this.producer = undefined;
+        }
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, this.dest.retryBackoffMaxMs);
+      }
+    }
+  }
+
+  private async connect(): Promise<void> {
+    const kafka = new Kafka({
+      clientId: `ferry-shipper-${this.site}-${this.dest.name}`,
+      brokers: this.dest.brokers,
+      logLevel: logLevel.NOTHING,
+      retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
+      connectionTimeout: 3000,
+      requestTimeout: 10_000,
+    });
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await admin.createTopics({ topics: [{ topic: this.topic, numPartitions: this.dest.kafkaPartitions }], waitForLeaders: true }).catch(() => false);
+      const meta = await admin.fetchTopicMetadata({ topics: [this.topic] });
+      this.kafkaPartitions = meta.topics[0]?.partitions.length ?? 0;
+      if (this.kafkaPartitions < 1) throw new Error(`topic ${this.topic} has no partitions`);
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    await producer.connect();
+    this.producer = producer;
+  }
+
+  /** Reads the next batch from recovering partitions and the logs. Synchronous: a consistent cut. */
+  private collect(): { items: Pending[]; cursors: Map<number, number>; drained: Map<number, number>; more: boolean } {
+    const items: Pending[] = [];
+    const cursors = new Map<number, number>();
+    const drained = new Map<number, number>();
+    const max = this.limiter ? Math.min(this.dest.batchMax, this.dest.maxRecordsPerS) : this.dest.batchMax;
+    const now = Date.now();
+    let more = false;
+    for (let scanned = 0; scanned < PARTITION_COUNT; scanned++) {
+      if (items.length >= max) {
+        more = true;
+        break;
+      }
+      const p = this.nextPid;
+      this.nextPid = (this.nextPid + 1) % PARTITION_COUNT;
+      const pid = p as PartitionId;
+      const wl = this.ns.writeLog;
+      if (!this.recovering[p] && this.cursor[p]! < Number(wl.firstSequence(pid))) {
+        // The log wrapped past our cursor while we could not ship: rescan from the checkpoint.
+        this.recovering[p] = 1;
+      }
+      if (this.recovering[p]) {
+        const next = Number(wl.nextSequence(pid));
+        for (const v of this.ns.scanPartition(pid, { includeTombstones: true, lutAfterMs: this.checkpoint[p]! })) this.consider(v, p, items);
+        this.recovering[p] = 0;
+        cursors.set(p, next);
+        drained.set(p, now);
+        continue;
+      }
+      const next = Number(wl.nextSequence(pid));
+      let c = this.cursor[p]!;
+      if (c >= next) continue;
+      const entries = wl.read(pid, BigInt(c), Math.max(1, max - items.length));
+      for (const e of entries) {
+        c = Number(e.sequence) + 1;
+        if (!this.dest.forward && (e.kind === WriteKind.REPLICATED_WRITE || e.kind === WriteKind.REPLICATED_DELETE)) continue;
+        if (!this.dest.shipDeletes && e.kind === WriteKind.DELETE) continue;
+        if (!this.dest.shipExpirations && (e.kind === WriteKind.EXPIRE || e.kind === WriteKind.EVICT)) continue;
+        const v = this.ns.readVersion(e.digest) ?? {
+          namespace: this.ns.name, set: '', digest: e.digest, generation: e.generation, lutMs: e.lutMs, voidTimeS: 0, tombstone: true, bins: [],
+        };
+        this.consider(v, p, items);
+      }
+      cursors.set(p, c);
+      if (c >= next) drained.set(p, now);
+      else more = true;
+    }
+    return { items, cursors, drained, more };
+  }
+
+  private consider(v: RecordVersion, p: number, items: Pending[]): void {
+    if (v.set === SYSTEM_SET) return;
+    if (this.dest.shipSets.length > 0 && !this.dest.shipSets.includes(v.set)) return;
+    if (this.dest.ignoreSets.includes(v.set)) return;
+    if (v.tombstone && !this.dest.shipDeletes) return;
+    const hex = v.digest.toString('hex');
+    const version = `${v.generation}:${v.lutMs}:${v.tombstone ? 1 : 0}`;
+    if (this.shippedCache.get(hex) === version) {
+      this.counters.skipped++;
+      return;
+    }
+    let ship = v;
+    if (this.dest.shipBins.length > 0 && !v.tombstone) ship = { ...v, bins: v.bins.filter((b) => this.dest.shipBins.includes(b.name)) };
+    const msg = encodeVersion(ship, this.site, p);
+    items.push({ msg: { ...msg, partition: p % this.kafkaPartitions }, pid: p, version, hex });
+  }
+
+  private async send(items: Pending[]): Promise<void> {
+    const producer = this.producer;
+    if (!producer) throw new Error('not connected');
+    const doSend = () =>
+      producer.send({
+        topic: this.topic,
+        acks: -1,
+        compression: this.dest.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
+        messages: items.map((it) => ({ key: it.msg.key, value: it.msg.value, headers: it.msg.headers, partition: it.msg.partition })),
+      });
+    if (this.limiter) await this.limiter.schedule({ weight: items.length }, doSend);
+    else await doSend();
+  }
+
+  // ---------------------------------------------------------------- checkpoints
+
+  private checkpointKey(group: number): { digest: Buffer; key: string } {
+    const key = `ckpt:${this.dest.name}:${group}`;
+    return { key, digest: computeDigest(SYSTEM_SET, key) };
+  }
+
+  private async loadCheckpoints(): Promise<void> {
+    for (let g = 0; g < PARTITION_COUNT / CHECKPOINT_GROUP; g++) {
+      const { digest } = this.checkpointKey(g);
+      const r = await this.ns.execute({ namespace: this.ns.name, set: SYSTEM_SET, digest, ops: [], readAll: true });
+      const bins = new Map(r.resultCode === 0 ? r.bins.map((b) => [b.name, b]) : []);
+      for (let i = 0; i < CHECKPOINT_GROUP; i++) {
+        const p = g * CHECKPOINT_GROUP + i;
+        const b = bins.get(`p${i}`);
+        // No checkpoint yet: ship everything the partition holds (a new destination starts full).
+        this.checkpoint[p] = b && b.type === ParticleType.INTEGER ? Number(b.bytes.readBigInt64BE(0)) : 0;
+        this.recovering[p] = 1;
+      }
+    }
+  }
+
+  private async writeCheckpoints(force: boolean): Promise<void> {
+    const now = Date.now();
+    if (this.dirtyGroups.size === 0 || (!force && now - this.lastCheckpointWrite < this.dest.checkpointIntervalMs)) return;
+    this.lastCheckpointWrite = now;
+    const groups = [...this.dirtyGroups];
+    this.dirtyGroups.clear();
+    for (const g of groups) {
+      const { digest, key } = this.checkpointKey(g);
+      const ops: Op[] = [];
+      for (let i = 0; i < CHECKPOINT_GROUP; i++) {
+        const b = Buffer.alloc(8);
+        b.writeBigInt64BE(BigInt(Math.floor(this.checkpoint[g * CHECKPOINT_GROUP + i]!)));
+        ops.push({ op: OpType.WRITE, bin: `p${i}`, value: { type: ParticleType.INTEGER, bytes: b } });
+      }
+      const r = await this.ns.execute({
+        namespace: this.ns.name,
+        set: SYSTEM_SET,
+        digest,
+        key: { type: ParticleType.STRING, bytes: Buffer.from(key) },
+        ops,
+        ttlS: -1,
+      });
+      if (r.resultCode !== 0) {
+        this.dirtyGroups.add(g);
+        this.log(`xdr ${this.dest.name}/${this.ns.name}: checkpoint write answered ${r.resultCode}`);
+      }
+    }
+  }
+}
+
+/** The shipper extension of a node: one stream per (destination, namespace). */
+export class Shipper implements NodeExtension {
+  readonly name = 'xdr-shipper';
+  private streams: Stream[] = [];
+
+  constructor(
+    private readonly config: XdrConfig,
+    private readonly log: (msg: string, err?: unknown) => void = () => undefined,
+  ) {}
+
+  async start(node: StoreNode): Promise<void> {
+    for (const dest of this.config.destinations) {
+      for (const name of dest.namespaces) {
+        const ns = node.namespace(name);
+        if (!ns) throw new Error(`xdr destination ${dest.name}: namespace ${name} does not exist on this node`);
+        this.streams.push(new Stream(this.config.site, dest, ns, this.log));
+      }
+    }
+    for (const s of this.streams) await s.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.streams.map((s) => s.stop()));
+  }
+
+  stats(withPartitions = false): StreamStats[] {
+    return this.streams.map((s) => s.stats(withPartitions));
+  }
+
+  infoCommands(): Record<string, (req: { params: Record<string, string> }) => string> {
+    return {
+      'xdr-stats': (req) => JSON.stringify({ site: this.config.site, streams: this.stats(req.params.partitions === 'true') }),
+      'xdr-reship': (req) => {
+        const from = Number(req.params.from ?? '0');
+        const lo = Number(req.params['partition-from'] ?? '0');
+        const hi = Number(req.params['partition-to'] ?? String(PARTITION_COUNT - 1));
+        if (!Number.isFinite(from) || !(lo >= 0 && hi < PARTITION_COUNT && lo <= hi)) return 'ERROR:4:bad from or partition range';
+        const pids = Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
+        let n = 0;
+        for (const s of this.streams) {
+          const st = s.stats(false);
+          if (req.params.dc && st.destination !== req.params.dc) continue;
+          if (req.params.namespace && st.namespace !== req.params.namespace) continue;
+          s.reship(from, pids);
+          n++;
+        }
+        return n === 0 ? 'ERROR:4:no matching destination/namespace' : `ok;streams=${n};partitions=${pids.length}`;
+      },
+    };
+  }
+
+  metrics(): string {
+    const lines: string[] = [];
+    const put = (name: string, help: string, get: (s: StreamStats) => number) => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
+      for (const s of this.stats(false)) lines.push(`${name}{destination="${s.destination}",namespace="${s.namespace}"} ${get(s)}`);
+    };
+    put('ferry_xdr_records_behind', 'Write-log entries not yet shipped', (s) => s.recordsBehind);
+    put('ferry_xdr_ms_behind', 'Now minus the oldest unshipped change, ms', (s) => s.msBehind);
+    put('ferry_xdr_shipped_total', 'Records shipped', (s) => s.shipped);
+    put('ferry_xdr_retries_total', 'Produce retries', (s) => s.retries);
+    return `${lines.join('\n')}\n`;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
