@@ -38,19 +38,21 @@ function ask(s: net.Socket, cmd: string): Promise<string | 'closed'> {
   return new Promise((resolve) => {
     const parser = new FrameParser();
     const timer = setTimeout(() => resolve('closed'), WAIT_MS);
+    const onClose = (): void => {
+      clearTimeout(timer);
+      resolve('closed');
+    };
     const onData = (c: Buffer): void => {
       const frames = parser.push(c);
       if (frames.length > 0) {
         clearTimeout(timer);
         s.off('data', onData);
+        s.off('close', onClose);
         resolve(parseInfoResponse(frames[0]!.body).get(cmd) ?? '');
       }
     };
     s.on('data', onData);
-    s.once('close', () => {
-      clearTimeout(timer);
-      resolve('closed');
-    });
+    s.once('close', onClose);
     s.write(encodeInfoRequestFrame([cmd]));
   });
 }
