@@ -189,11 +189,12 @@ export function infoCommands(ctx: InfoContext): Record<string, InfoHandler> {
     'user-agent-set': () => 'ok',
     statistics: () =>
       kv({
+        uptime: Math.floor((Date.now() - startedAtMs) / 1000),
+        ...node.stats(),
+        // Cluster facts come from the view (the node alone only knows itself).
         cluster_size: view.clusterSize(),
         cluster_key: view.clusterKey(),
         cluster_name: view.clusterName(),
-        uptime: Math.floor((Date.now() - startedAtMs) / 1000),
-        ...node.stats(),
       }),
     namespaces: () => node.namespaceNames().join(';'),
     namespace: (req) => {
