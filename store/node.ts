@@ -116,7 +116,7 @@ export async function openNamespace(nc: NamespaceConfig, clock: Clock = systemCl
   const wlOpts: { capacityEntries: number; path?: string } = { capacityEntries: nc.writeLogEntries };
   if (device) wlOpts.path = join(nc.dir, 'writelog.dat');
   const writeLog = await WriteLog.open(wlOpts);
-  return new Namespace(
+  const ns = new Namespace(
     nc.name,
     store,
     writeLog,
@@ -136,7 +136,18 @@ export async function openNamespace(nc: NamespaceConfig, clock: Clock = systemCl
     },
     report,
     clock,
+    join(nc.dir, 'fence'),
   );
+  // A fence set at run time (failover, set-config) was persisted and wins over the config file.
+  const persisted = readFence(join(nc.dir, 'fence'));
+  ns.setFenced(persisted ?? nc.fenced, false);
+  return ns;
+}
+
+function readFence(path: string): boolean | undefined {
+  if (!existsSync(path)) return undefined;
+  const v = readFileSync(path, 'utf8').trim();
+  return v === 'true' ? true : v === 'false' ? false : undefined;
 }
 
 function persistentNodeId(data: string): string {

@@ -10,6 +10,7 @@
  *   when nothing on the device could bring the record back.
  * - Every applied change appends to the partition's write log for the shipper.
  */
+import { renameSync, writeFileSync } from 'node:fs';
 import { partitionOf } from '../digest.js';
 import type { ApplyResult, ScanOptions, StoreNamespace } from '../api.js';
 import {
@@ -126,6 +127,8 @@ export class Namespace implements StoreNamespace {
     readonly settings: NamespaceSettings,
     readonly openReport: OpenReport,
     private readonly clock: Clock,
+    /** Where a fence change is persisted (so a restart keeps the site's role). */
+    private readonly fencePath?: string,
   ) {
     for (let p = 0; p < PARTITION_COUNT; p++) {
       store.forEachMeta(p as PartitionId, (setId, tomb) => this.countSet(setId, tomb ? 'tomb' : 'live', 1));
@@ -153,8 +156,14 @@ export class Namespace implements StoreNamespace {
     return this.fencedFlag;
   }
 
-  setFenced(fenced: boolean): void {
+  /** Fences (passive) or unfences (active) the namespace; persisted unless `persist` is false. */
+  setFenced(fenced: boolean, persist = true): void {
     this.fencedFlag = fenced;
+    if (persist && this.fencePath) {
+      const tmp = `${this.fencePath}.tmp`;
+      writeFileSync(tmp, `${fenced}\n`);
+      renameSync(tmp, this.fencePath);
+    }
   }
 
   // ------------------------------------------------------------------ commands
