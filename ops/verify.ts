@@ -8,6 +8,10 @@
  * 3. Writes may be in flight: after `recheckMs` the partitions holding candidates are listed
  *    again, and only keys that still differ are reported (with their latest state).
  *
+ * A tombstone on one site where the other has no entry at all is no difference by default: both
+ * say "no record", and each site reclaims old tombstones on its own schedule (tomb raider).
+ * `strictTombstones` counts them as differences.
+ *
  * Memory is bounded: at most `candidateKeysMax` candidate digests are remembered; a partition
  * past that limit reports every key that differs in the re-check.
  */
@@ -60,6 +64,8 @@ export interface VerifyOptions {
   maxList?: number;
   timeoutMs?: number;
   candidateKeysMax?: number;
+  /** Count "tombstone on one side, nothing on the other" as a difference. */
+  strictTombstones?: boolean;
   signal?: AbortSignal;
   /** Called as the comparison advances (for a progress line). */
   onProgress?: (phase: 'checksums' | 'listings' | 'recheck', done: number, total: number) => void;
@@ -92,6 +98,11 @@ export interface VerifyReport {
   /** Index entries (records and tombstones; the ferry-xdr system set left out) per site. */
   recordsA: number;
   recordsB: number;
+  /** Of which tombstones. */
+  tombstonesA: number;
+  tombstonesB: number;
+  /** Keys with a tombstone on one side and no entry on the other (first pass; differences only with strictTombstones). */
+  tombstoneOnlyKeys: number;
   /** Keys that differed in the first pass. */
   candidateKeys: number;
   /** Keys that differed in the first pass and no longer did at the re-check. */
@@ -148,6 +159,11 @@ export function diffListings(partition: number, a: readonly DigestEntry[], b: re
     }
   }
   return out;
+}
+
+/** A tombstone on one side, no entry on the other. */
+export function isTombstoneOnly(d: KeyDiff): boolean {
+  return (d.a === undefined && d.b?.tombstone === true) || (d.b === undefined && d.a?.tombstone === true);
 }
 
 /** Partitions whose (count, hash) differ; absent = empty. */
@@ -311,7 +327,9 @@ export async function verifySites(opts: VerifyOptions): Promise<VerifyReport> {
       opts.onProgress?.('checksums', done, 2 * PARTITION_COUNT);
     };
     const [ca, cb] = await Promise.all([siteA.checksums(signal, progress), siteB.checksums(signal, progress)]);
-    const sum = (m: Map<number, PartitionChecksum>): number => [...m.values()].reduce((s, c) => s + c.count, 0);
+    const sum = (m: Map<number, PartitionChecksum>, f: 'count' | 'tombstones'): number => [...m.values()].reduce((s, c) => s + c[f], 0);
+    let tombstoneOnlyKeys = 0;
+    let firstPass = true;
     const differing = differingPartitions(ca, cb);
 
     // 2. listings of differing partitions -> candidates
@@ -321,13 +339,18 @@ export async function verifySites(opts: VerifyOptions): Promise<VerifyReport> {
       await mapLimited(pids, LISTING_CONCURRENCY, async (pid) => {
         checkAborted(signal);
         const [la, lb] = await Promise.all([siteA.listing(pid), siteB.listing(pid)]);
-        const d = diffListings(pid, la, lb);
+        const d = diffListings(pid, la, lb).filter((x) => {
+          if (opts.strictTombstones || !isTombstoneOnly(x)) return true;
+          if (firstPass) tombstoneOnlyKeys++;
+          return false;
+        });
         if (d.length > 0) out.set(pid, d);
         opts.onProgress?.(phase, ++n, pids.length);
       });
       return out;
     };
     const first = await listBoth(differing, 'listings');
+    firstPass = false;
     /** pid -> candidate digests; undefined value = too many to remember (every re-check difference counts). */
     const candidates = new Map<number, Set<string> | undefined>();
     let candidateKeys = 0;
@@ -366,8 +389,11 @@ export async function verifySites(opts: VerifyOptions): Promise<VerifyReport> {
       partitionsCompared: PARTITION_COUNT,
       partitionsDifferingFirstPass: differing.length,
       partitionsDiffering: new Set(persistent.map((d) => d.partition)).size,
-      recordsA: sum(ca),
-      recordsB: sum(cb),
+      recordsA: sum(ca, 'count'),
+      recordsB: sum(cb, 'count'),
+      tombstonesA: sum(ca, 'tombstones'),
+      tombstonesB: sum(cb, 'tombstones'),
+      tombstoneOnlyKeys,
       candidateKeys,
       settledKeys: Math.max(0, candidateKeys - persistent.length),
       differingKeys: persistent.length,
@@ -391,8 +417,9 @@ export function formatReport(r: VerifyReport): string {
   const lines = [
     `namespace ${r.namespace}: A ${r.a}, B ${r.b}`,
     `partitions compared: ${r.partitionsCompared} (checksums differed in ${r.partitionsDifferingFirstPass})`,
-    `records (incl. tombstones): A ${r.recordsA}, B ${r.recordsB}`,
+    `records (incl. tombstones): A ${r.recordsA} (${r.tombstonesA} tombstones), B ${r.recordsB} (${r.tombstonesB} tombstones)`,
   ];
+  if (r.tombstoneOnlyKeys > 0) lines.push(`tombstones present on one site only (not differences): ${r.tombstoneOnlyKeys}`);
   if (r.candidateKeys > 0) {
     lines.push(
       r.recheckMs > 0

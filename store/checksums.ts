@@ -9,7 +9,8 @@
  *
  * Pure over the index (no I/O). The text codecs of the info answers live here too so the node
  * and the CLI share one definition:
- * - checksums: `<pid>:<count>:<hash hex 16>` joined by ';' (empty partitions left out)
+ * - checksums: `<pid>:<count>:<tombstones>:<hash hex 16>` joined by ';' (empty partitions left
+ *   out; count includes the tombstones)
  * - listing:   `<digest hex 40>:<generation>:<lut ms>:<0|1>` joined by ';', sorted by digest
  */
 import type { IndexEntry } from './storage/primary-index.js';
@@ -27,7 +28,9 @@ export interface IndexSource {
 
 export interface PartitionChecksum {
   pid: number;
+  /** Index entries, tombstones included. */
   count: number;
+  tombstones: number;
   /** 16 lowercase hex digits: sum mod 2^64 of the entries' hashes. */
   hash: string;
 }
@@ -103,12 +106,14 @@ function hex32(n: number): string {
 /** Checksum of one partition. `excluded` defaults to excludedSetIds(src). */
 export function partitionChecksum(src: IndexSource, pid: number, excluded = excludedSetIds(src)): PartitionChecksum {
   let count = 0;
+  let tombstones = 0;
   let lo = 0;
   let hi = 0;
   src.forEach(pid as PartitionId, (digest, e) => {
     if (excluded.has(e.setId)) return;
     const [h, l] = entryHash(digest, e.generation, e.lutMs, e.tombstone);
     count++;
+    if (e.tombstone) tombstones++;
     lo += l;
     let carry = 0;
     if (lo >= TWO_32) {
@@ -117,7 +122,7 @@ export function partitionChecksum(src: IndexSource, pid: number, excluded = excl
     }
     hi = (hi + h + carry) % TWO_32;
   });
-  return { pid, count, hash: hex32(hi) + hex32(lo) };
+  return { pid, count, tombstones, hash: hex32(hi) + hex32(lo) };
 }
 
 /** Checksums of partitions from..to (inclusive), empty ones included. */
@@ -153,7 +158,7 @@ function checkRange(from: number, to: number): void {
 export function formatChecksums(list: readonly PartitionChecksum[]): string {
   return list
     .filter((c) => c.count > 0)
-    .map((c) => `${c.pid}:${c.count}:${c.hash}`)
+    .map((c) => `${c.pid}:${c.count}:${c.tombstones}:${c.hash}`)
     .join(';');
 }
 
@@ -162,11 +167,14 @@ export function parseChecksums(value: string): Map<number, PartitionChecksum> {
   const out = new Map<number, PartitionChecksum>();
   if (value === '') return out;
   for (const item of value.split(';')) {
-    const m = /^(\d+):(\d+):([0-9a-f]{16})$/.exec(item);
+    const m = /^(\d+):(\d+):(\d+):([0-9a-f]{16})$/.exec(item);
     if (!m) throw new ChecksumFormatError(`bad checksum item "${item.slice(0, 80)}"`);
     const pid = Number(m[1]);
     if (pid >= PARTITION_COUNT) throw new ChecksumFormatError(`partition ${pid} out of range`);
-    out.set(pid, { pid, count: Number(m[2]), hash: m[3]! });
+    const count = Number(m[2]);
+    const tombstones = Number(m[3]);
+    if (tombstones > count) throw new ChecksumFormatError(`partition ${pid}: ${tombstones} tombstones of ${count} entries`);
+    out.set(pid, { pid, count, tombstones, hash: m[4]! });
   }
   return out;
 }

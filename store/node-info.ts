@@ -3,7 +3,7 @@
  * operational commands, used by the `ferry` CLI. Each returns a single value string.
  *
  * - `ferry-node` -> `node-id=<id>;namespaces=<a,b>;uptime=<s>`
- * - `ferry-checksums:namespace=<ns>[;from=<pid>;to=<pid>]` -> `<pid>:<count>:<hash hex>;...`
+ * - `ferry-checksums:namespace=<ns>[;from=<pid>;to=<pid>]` -> `<pid>:<count>:<tombstones>:<hash hex>;...`
  *   (non-empty partitions of the range only; see store/checksums.ts)
  * - `ferry-digests:namespace=<ns>;partition=<pid>` -> `<digest hex>:<gen>:<lut ms>:<0|1>;...`
  *

@@ -26,6 +26,7 @@ export interface VerifyCliOptions {
   recheckMs: string;
   maxList: string;
   timeoutMs?: string;
+  strictTombstones?: boolean;
 }
 
 function intOption(name: string, v: string): number {
@@ -45,6 +46,7 @@ export async function runVerify(o: VerifyCliOptions, out: (s: string) => void = 
       recheckMs: intOption('recheck-ms', o.recheckMs),
       maxList: intOption('max-list', o.maxList),
       ...(o.timeoutMs !== undefined ? { timeoutMs: intOption('timeout-ms', o.timeoutMs) } : {}),
+      strictTombstones: o.strictTombstones === true,
       signal: ac.signal,
     });
     out(o.json ? `${JSON.stringify(report)}\n` : `${formatReport(report)}\n`);
@@ -71,6 +73,7 @@ export function register(program: Command): void {
     .option('--recheck-ms <ms>', 're-check differences after this wait (writes in flight); 0 = no re-check', String(VERIFY_RECHECK_MS_DEFAULT))
     .option('--max-list <n>', 'differing keys to list (all are counted)', String(VERIFY_MAX_LIST_DEFAULT))
     .option('--timeout-ms <ms>', 'per-request timeout')
+    .option('--strict-tombstones', 'count a tombstone on one site with no entry on the other as a difference')
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_ERROR))
     .action(async (o: VerifyCliOptions) => {
       process.exitCode = await runVerify(o);

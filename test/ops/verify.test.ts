@@ -69,6 +69,7 @@ test('checksums are order independent, cover tombstones, and single out a change
   t.is(c1.length, PARTITION_COUNT);
   t.deepEqual(c1, c2);
   t.is(c1.reduce((s, c) => s + c.count, 0), 200);
+  t.is(c1.reduce((s, c) => s + c.tombstones, 0), versions.filter((v) => v.tombstone).length);
   const pid = partitionOf(versions[0]!.digest);
   const listing = partitionListing(n1.store, pid);
   t.true(listing.some((e) => e.digest === versions[0]!.digest.toString('hex') && e.tombstone));
@@ -102,15 +103,17 @@ test('the ferry-xdr system set is left out, and checksums never create it', asyn
 
 test('info value codecs round-trip and refuse garbage', (t) => {
   const list = [
-    { pid: 0, count: 2, hash: '0123456789abcdef' },
-    { pid: 7, count: 0, hash: '0000000000000000' },
-    { pid: 4095, count: 1, hash: 'ffffffffffffffff' },
+    { pid: 0, count: 2, tombstones: 1, hash: '0123456789abcdef' },
+    { pid: 7, count: 0, tombstones: 0, hash: '0000000000000000' },
+    { pid: 4095, count: 1, tombstones: 0, hash: 'ffffffffffffffff' },
   ];
   const text = formatChecksums(list);
-  t.is(text, '0:2:0123456789abcdef;4095:1:ffffffffffffffff');
+  t.is(text, '0:2:1:0123456789abcdef;4095:1:0:ffffffffffffffff');
   t.deepEqual([...parseChecksums(text).values()], [list[0], list[2]]);
   t.is(parseChecksums('').size, 0);
-  t.throws(() => parseChecksums('4096:1:0123456789abcdef'), { name: 'ChecksumFormatError' });
+  t.throws(() => parseChecksums('4096:1:0:0123456789abcdef'), { name: 'ChecksumFormatError' });
+  t.throws(() => parseChecksums('5:1:2:0123456789abcdef'), { name: 'ChecksumFormatError' });
+  t.throws(() => parseChecksums('5:1:0123456789abcdef'), { name: 'ChecksumFormatError' });
   t.throws(() => parseChecksums('ERROR:20:namespace not found'), { name: 'ChecksumFormatError' });
   const entries = [{ digest: 'ab'.repeat(20), generation: 3, lutMs: 1_790_000_000_123, tombstone: true }];
   t.deepEqual(parseListing(formatListing(entries)), entries);
@@ -238,6 +241,23 @@ test.serial('records of the ferry-xdr system set never count as differences', as
   await clientA.put({ namespace: NS, set: XDR_SYSTEM_SET, key: 'checkpoint:B:17' }, { t: Date.now() });
   const r = await verifySites({ a: { host: siteA.host, port: siteA.port }, b: { host: siteB.host, port: siteB.port }, namespace: NS, recheckMs: 0 });
   t.true(r.equal, JSON.stringify(r));
+});
+
+test.serial('a tombstone on one site only is no difference unless --strict-tombstones', async (t) => {
+  const gone = { namespace: NS, set: SET, digest: computeDigest(SET, 'reclaimed-on-a'), generation: 4, lutMs: Date.now() - 1000, voidTimeS: 0, tombstone: true, bins: [] };
+  t.is((await clientB.applyReplicated(gone, 'generation')).resultCode, ResultCode.OK);
+  const loose = await runCli(['verify', '--a', addr(siteA), '--b', addr(siteB), '--json', '--recheck-ms', '0']);
+  t.is(loose.code, 0, loose.stdout + loose.stderr);
+  const r = JSON.parse(loose.stdout) as VerifyReport;
+  t.is(r.tombstoneOnlyKeys, 1);
+  t.is(r.tombstonesB, r.tombstonesA + 1);
+  const strict = await runCli(['verify', '--a', addr(siteA), '--b', addr(siteB), '--json', '--recheck-ms', '0', '--strict-tombstones']);
+  t.is(strict.code, 1);
+  const s = JSON.parse(strict.stdout) as VerifyReport;
+  t.deepEqual(s.keys.map((k) => k.digest), [gone.digest.toString('hex')]);
+  t.is(s.keys[0]!.a, undefined);
+  // make A hold the same tombstone so the next test sees exactly its own differences
+  t.is((await clientA.applyReplicated(gone, 'generation')).resultCode, ResultCode.OK);
 });
 
 test.serial('update on B, delete on A, insert on B: exit 1 listing exactly those three digests', async (t) => {
