@@ -33,6 +33,7 @@ export function brokerMetrics(): string {
   };
   const leo: string[] = [];
   const start: string[] = [];
+  const hw: string[] = [];
   const bytes: string[] = [];
   const lag: string[] = [];
   for (const [state, label] of running) {
@@ -42,6 +43,7 @@ export function brokerMetrics(): string {
         const l = `{${b},topic="${esc(t.name)}",partition="${i}"}`;
         leo.push(`ferry_broker_log_end_offset${l} ${p.logEndOffset}`);
         start.push(`ferry_broker_log_start_offset${l} ${p.logStartOffset}`);
+        hw.push(`ferry_broker_high_watermark${l} ${p.highWatermark}`);
         bytes.push(`ferry_broker_log_size_bytes${l} ${p.sizeBytes}`);
       });
     }
@@ -50,15 +52,16 @@ export function brokerMetrics(): string {
         for (const [partition, c] of parts) {
           const p = state.topics.partition(topic, partition);
           if (!p) continue;
-          lag.push(`ferry_broker_group_lag{${b},group="${esc(group)}",topic="${esc(topic)}",partition="${partition}"} ${Math.max(0, p.logEndOffset - c.offset)}`);
+          lag.push(`ferry_broker_group_lag{${b},group="${esc(group)}",topic="${esc(topic)}",partition="${partition}"} ${Math.max(0, p.highWatermark - c.offset)}`);
         }
       }
     }
   }
   gauge('ferry_broker_log_end_offset', 'Next offset to be written, per partition.', leo);
+  gauge('ferry_broker_high_watermark', 'End of what consumers can read (fsynced end under the fsync policy), per partition.', hw);
   gauge('ferry_broker_log_start_offset', 'First offset still stored, per partition.', start);
   gauge('ferry_broker_log_size_bytes', 'Bytes of segment files, per partition.', bytes);
-  gauge('ferry_broker_group_lag', 'Log end offset minus committed offset, per group and partition.', lag);
+  gauge('ferry_broker_group_lag', 'High watermark minus committed offset, per group and partition.', lag);
   const counter = (name: string, help: string, v: number): void => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${v}`);
   };
