@@ -18,7 +18,12 @@ import {
 import { FerryClient } from '../../store/client/client.js';
 import { toWireValue } from '../../store/client/values.js';
 import { computeDigest, partitionOf } from '../../store/digest.js';
-import { openNamespace } from '../../store/node.js';
+import { loadNodeConfig } from '../../store/config.js';
+import { nodeInfoCommands } from '../../store/node-info.js';
+import { openNamespace, openStoreNode, type FerryNode } from '../../store/node.js';
+import type { Peer } from '../../store/wire/info.js';
+import { startWireServer, type WireServer } from '../../store/wire/server.js';
+import { evenOddView } from '../wire/cluster-fixture.js';
 import type { Namespace } from '../../store/namespace/namespace.js';
 import { PARTITION_COUNT, ResultCode, type RecordVersion } from '../../store/types.js';
 import { diffListings, parseEndpoint, verifySites, type VerifyReport } from '../../ops/verify.js';
@@ -122,6 +127,58 @@ test('info value codecs round-trip and refuse garbage', (t) => {
   t.deepEqual(parseEndpoint('127.0.0.1:3000'), { host: '127.0.0.1', port: 3000 });
   t.deepEqual(parseEndpoint('[::1]:3100'), { host: '::1', port: 3100 });
   t.throws(() => parseEndpoint('localhost'), { name: 'VerifyError' });
+});
+
+test('a site of two nodes is compared partition by partition from each master', async (t) => {
+  // site A: two in-process nodes splitting the partitions even/odd; site B: one node owning all
+  const started: Array<{ node: FerryNode; server: WireServer; cleanup: () => void }> = [];
+  t.teardown(async () => {
+    for (const m of started) {
+      await m.server.close();
+      await m.node.close();
+      m.cleanup();
+    }
+  });
+  const open = async (id: string, view?: ReturnType<typeof evenOddView>) => {
+    const { dir, cleanup } = tempDir('ferry-verify-site-');
+    const node = await openStoreNode(loadNodeConfig({ env: { FERRY_NS_STORAGE_ENGINE: 'memory' }, overrides: { data: dir, 'node-id': id } }));
+    const server = await startWireServer(node, { port: 0, extraInfo: nodeInfoCommands(node), ...(view ? { view } : {}) });
+    started.push({ node, server, cleanup });
+    return { node, server };
+  };
+  const peerOf = (i: number) => (): Peer => ({ nodeId: started[i]!.node.nodeId, addresses: [{ host: '127.0.0.1', port: started[i]!.server.port }] });
+  const a0 = await open('A0', evenOddView(0, peerOf(1)));
+  const a1 = await open('A1', evenOddView(1, peerOf(0)));
+  const b = await open('B0');
+  const ca = await FerryClient.connect({ hosts: [{ host: '127.0.0.1', port: a0.server.port }], tendIntervalMs: 0 });
+  const cb = await FerryClient.connect({ hosts: [{ host: '127.0.0.1', port: b.server.port }], tendIntervalMs: 0 });
+  t.teardown(() => {
+    ca.close();
+    cb.close();
+  });
+  t.is(ca.nodeIds().length, 2);
+  const versions = Array.from({ length: 100 }, (_, i) => version(`c${i}`, 1 + (i % 4), 1_790_000_000_000 + i));
+  for (const v of versions) {
+    t.is((await ca.applyReplicated(v, 'generation')).resultCode, ResultCode.OK);
+    t.is((await cb.applyReplicated(v, 'generation')).resultCode, ResultCode.OK);
+  }
+  const sites = { a: { host: '127.0.0.1', port: a1.server.port }, b: { host: '127.0.0.1', port: b.server.port }, namespace: NS, recheckMs: 0 };
+  let r = await verifySites(sites);
+  t.true(r.equal, JSON.stringify(r));
+  t.is(r.recordsA, 100);
+
+  // a stray copy on the node that does not master its partition is not the site's data
+  const even = versions.find((v) => partitionOf(v.digest) % 2 === 0)!;
+  await a1.node.namespace(NS)!.applyReplicated({ ...even, generation: 99 }, 'generation');
+  r = await verifySites(sites);
+  t.true(r.equal, JSON.stringify(r));
+
+  // a newer version on the master is a difference
+  const odd = versions.find((v) => partitionOf(v.digest) % 2 === 1)!;
+  t.is((await ca.applyReplicated({ ...odd, generation: 50, lutMs: odd.lutMs + 1 }, 'generation')).resultCode, ResultCode.OK);
+  r = await verifySites(sites);
+  t.false(r.equal);
+  t.deepEqual(r.keys.map((k) => [k.digest, k.a?.generation, k.b?.generation]), [[odd.digest.toString('hex'), 50, odd.generation]]);
 });
 
 // ---- two real node processes ----
