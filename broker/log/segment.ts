@@ -264,11 +264,14 @@ export class Segment {
     return null;
   }
 
+  /**
+   * fsync of the log file only: the active segment's indexes are rebuilt from the log on start,
+   * and a segment's indexes are fsynced with it when it rolls (fsyncSync).
+   */
   fsync(): Promise<void> {
     if (this.closed || !this.dirty) return Promise.resolve();
     this.dirty = false;
-    const fds = [this.logFd, this.indexFd, this.timeFd];
-    return Promise.all(fds.map((fd) => new Promise<void>((res) => fs.fsync(fd, () => res())))).then(() => undefined);
+    return new Promise<void>((res) => fs.fsync(this.logFd, () => res()));
   }
 
   fsyncSync(): void {
