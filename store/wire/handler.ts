@@ -10,13 +10,13 @@ import { binsToOps, parseRecordRequest, resultHeader, type RecordRequest } from 
 import {
   FieldType,
   Info1,
+  Info2,
   Info3,
   MsgBlockWriter,
   emptyHeader,
   encodeHeaderFrame,
   encodeMsgFrame,
   field,
-  findField,
   type AsMsg,
   type Field,
 } from './message.js';
@@ -87,7 +87,7 @@ export class CommandHandler {
 
   private async executeRecord(req: RecordRequest, digest: Buffer | undefined): Promise<{ resultCode: ResultCodeId; result?: RecordResult }> {
     const parsed = parseRecordRequest(req, digest);
-    const isWrite = (req.info2 & 1) !== 0;
+    const isWrite = (req.info2 & Info2.WRITE) !== 0;
     if (!parsed.ok) {
       this.counters[isWrite ? 'write_errors' : 'read_errors']!++;
       return { resultCode: parsed.resultCode };
@@ -111,10 +111,12 @@ export class CommandHandler {
         const r = await ns.applyReplicated(replicated.version, replicated.meta.policy);
         const now = ns.readVersion(replicated.version.digest);
         const live = now && !now.tombstone;
+        // Not applied although valid: the local version won (or was the same) — LOST_CONFLICT.
+        const resultCode = r.resultCode === ResultCode.OK && !r.applied ? ResultCode.LOST_CONFLICT : r.resultCode;
         return {
-          resultCode: r.resultCode === ResultCode.OK && !r.applied ? ResultCode.LOST_CONFLICT : r.resultCode,
+          resultCode,
           result: {
-            resultCode: r.resultCode === ResultCode.OK && !r.applied ? ResultCode.LOST_CONFLICT : r.resultCode,
+            resultCode,
             generation: live ? now.generation : 0,
             voidTimeS: live ? now.voidTimeS : 0,
             bins: [],
@@ -299,4 +301,3 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-export { findField };
