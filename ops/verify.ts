@@ -172,10 +172,7 @@ export function differingPartitions(a: Map<number, PartitionChecksum>, b: Map<nu
   for (let p = 0; p < PARTITION_COUNT; p++) {
     const x = a.get(p);
     const y = b.get(p);
-    if ((x?.count ?? 0) !== (y?.count ?? 0) || (x?.hash ?? '') !== (y?.hash ?? '')) {
-      if ((x?.count ?? 0) === 0 && (y?.count ?? 0) === 0) continue;
-      out.push(p);
-    }
+    if ((x?.count ?? 0) !== (y?.count ?? 0) || (x?.hash ?? '') !== (y?.hash ?? '')) out.push(p);
   }
   return out;
 }
@@ -429,6 +426,6 @@ export function formatReport(r: VerifyReport): string {
   }
   for (const k of r.keys) lines.push(`  partition ${k.partition} digest ${k.digest}: A ${stateText(k.a)} | B ${stateText(k.b)}`);
   if (r.truncated) lines.push(`  ... ${r.differingKeys - r.keys.length} more (raise --max-list)`);
-  lines.push(r.equal ? 'result: EQUAL (the sites are equal)' : `result: DIFFERENT (${r.differingKeys} keys in ${r.partitionsDiffering} partitions)`);
+  lines.push(r.equal ? 'result: EQUAL (the sites are equal)' : `result: DIFFERENT (${r.differingKeys} ${r.differingKeys === 1 ? 'key' : 'keys'} in ${r.partitionsDiffering} ${r.partitionsDiffering === 1 ? 'partition' : 'partitions'})`);
   return lines.join('\n');
 }
