@@ -39,6 +39,8 @@ const TRANSIENT: ReadonlySet<number> = new Set([
 ]);
 /** How often consumer lag is measured. */
 const LAG_POLL_MS = 1000;
+/** A consumer with waiting messages and no progress for this long is replaced. */
+const STUCK_MS = 15_000;
 
 export interface ReceiverStats {
   groupId: string;
@@ -66,6 +68,8 @@ export class Receiver {
   private client: FerryClient | undefined;
   private lagTimer: NodeJS.Timeout | undefined;
   private running = false;
+  private restarting = false;
+  private lastProgressAt = Date.now();
   private readonly counters = { applied: 0, lostConflict: 0, deadLettered: 0, retries: 0 };
   private consumerLag = -1;
   private lastApplyLagMs = 0;
@@ -90,11 +94,22 @@ export class Receiver {
     await this.producer.connect();
     this.admin = this.kafka.admin();
     await this.admin.connect();
+    this.running = true;
+    await this.startConsumer();
+    this.lagTimer = setInterval(() => void this.measureLag().then(() => this.watchdog()), LAG_POLL_MS);
+    this.lagTimer.unref();
+  }
+
+  private async startConsumer(): Promise<void> {
     const consumer = this.kafka.consumer({ groupId: this.opts.groupId, sessionTimeout: 10_000, heartbeatInterval: 1000, maxWaitTimeInMs: 100 });
     this.consumer = consumer;
+    consumer.on(consumer.events.CRASH, (e) => {
+      // kafkajs restarts by itself after retriable errors; otherwise start a fresh consumer.
+      if (!e.payload.restart) void this.restartConsumer(`consumer crashed: ${e.payload.error.message}`);
+    });
     await consumer.connect();
     await consumer.subscribe({ topics: this.opts.topics, fromBeginning: this.opts.fromBeginning });
-    this.running = true;
+    this.lastProgressAt = Date.now();
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -112,11 +127,37 @@ export class Receiver {
         const last = batch.messages[batch.messages.length - 1]!.offset;
         resolveOffset(last);
         await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
+        this.lastProgressAt = Date.now();
         await heartbeat();
       },
     });
-    this.lagTimer = setInterval(() => void this.measureLag(), LAG_POLL_MS);
-    this.lagTimer.unref();
+  }
+
+  /** Replaces the consumer (after a crash it will not recover from, or when stuck). */
+  private async restartConsumer(why: string): Promise<void> {
+    if (!this.running || this.restarting) return;
+    this.restarting = true;
+    this.lastError = why;
+    this.log(`restarting the consumer: ${why}`);
+    try {
+      await this.consumer?.disconnect().catch(() => undefined);
+      for (let attempt = 0; this.running; attempt++) {
+        try {
+          await this.startConsumer();
+          break;
+        } catch (err) {
+          this.lastError = (err as Error).message;
+          await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
+        }
+      }
+    } finally {
+      this.restarting = false;
+    }
+  }
+
+  /** A consumer that has work (lag > 0) but made no progress for a while is replaced. */
+  private watchdog(): void {
+    if (this.consumerLag > 0 && Date.now() - this.lastProgressAt > STUCK_MS) void this.restartConsumer(`no progress for ${STUCK_MS} ms with ${this.consumerLag} messages waiting`);
   }
 
   /** Stops consuming (failover: "stop applying"); committed offsets stay. */

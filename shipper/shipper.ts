@@ -69,6 +69,8 @@ class Stream {
   private readonly recovering = new Uint8Array(PARTITION_COUNT);
   private readonly dirtyGroups = new Set<number>();
   private readonly shippedCache = new LRUCache<string, string>({ max: SHIPPED_CACHE_ENTRIES });
+  /** Versions already in the batch being collected (a key written twice ships once). */
+  private readonly inBatch = new Map<string, string>();
   private readonly limiter: Bottleneck | undefined;
   private producer: Producer | undefined;
   private kafkaPartitions = 0;
@@ -173,12 +175,8 @@ class Stream {
       try {
         if (!this.producer) await this.connect();
         const batch = this.collect();
-        if (batch.items.length === 0) {
-          await this.writeCheckpoints(false);
-          if (!batch.more) await this.ns.writeLog.waitForEntries('all', (p) => BigInt(this.cursor[p]!), TAIL_WAIT_MS);
-          continue;
-        }
-        await this.send(batch.items);
+        // Nothing to send (all skipped or filtered) counts as acknowledged at once.
+        if (batch.items.length > 0) await this.send(batch.items);
         // Acknowledged: advance cursors and checkpoints.
         for (const [p, c] of batch.cursors) this.cursor[p] = c;
         for (const [p, at] of batch.drained) {
@@ -192,7 +190,9 @@ class Stream {
         this.counters.shipped += batch.items.length;
         await this.writeCheckpoints(false);
         backoff = RETRY_BACKOFF_MIN_MS;
-        if (this.dest.lingerMs > 0 && batch.items.length < this.dest.batchMax) await sleep(this.dest.lingerMs);
+        if (!batch.more) await this.ns.writeLog.waitForEntries('all', (p) => BigInt(this.cursor[p]!), TAIL_WAIT_MS);
+        else if (batch.items.length === 0) await new Promise((r) => setImmediate(r));
+        else if (this.dest.lingerMs > 0 && batch.items.length < this.dest.batchMax) await sleep(this.dest.lingerMs);
       } catch (err) {
         this.counters.retries++;
         this.counters.errors++;
@@ -240,6 +240,7 @@ class Stream {
     const max = this.limiter ? Math.min(this.dest.batchMax, this.dest.maxRecordsPerS) : this.dest.batchMax;
     const now = Date.now();
     let more = false;
+    this.inBatch.clear();
     for (let scanned = 0; scanned < PARTITION_COUNT; scanned++) {
       if (items.length >= max) {
         more = true;
@@ -289,7 +290,7 @@ class Stream {
     if (v.tombstone && !this.dest.shipDeletes) return;
     const hex = v.digest.toString('hex');
     const version = `${v.generation}:${v.lutMs}:${v.tombstone ? 1 : 0}`;
-    if (this.shippedCache.get(hex) === version) {
+    if (this.shippedCache.get(hex) === version || this.inBatch.get(hex) === version) {
       this.counters.skipped++;
       return;
     }
@@ -297,6 +298,7 @@ class Stream {
     if (this.dest.shipBins.length > 0 && !v.tombstone) ship = { ...v, bins: v.bins.filter((b) => this.dest.shipBins.includes(b.name)) };
     const msg = encodeVersion(ship, this.site, p);
     items.push({ msg: { ...msg, partition: p % this.kafkaPartitions }, pid: p, version, hex });
+    this.inBatch.set(hex, version);
   }
 
   private async send(items: Pending[]): Promise<void> {

@@ -1,0 +1,69 @@
+/**
+ * Two sites for XDR tests, as real processes: the embedded broker, node A shipping to B, node B
+ * (fenced, passive) and a receiver applying A's topic to B.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FerryClient } from '../../store/client/client.js';
+import { FerryProcess, freePort, getJson, waitFor } from '../helpers/procs.js';
+import type { ReceiverStats } from '../../receiver/receiver.js';
+
+export interface Sites {
+  dir: string;
+  broker: FerryProcess;
+  a: FerryProcess;
+  b: FerryProcess;
+  receiver: FerryProcess;
+  ports: { broker: number; a: number; b: number; receiver: number };
+  clientA: FerryClient;
+  clientB: FerryClient;
+  receiverStats(): Promise<ReceiverStats>;
+  xdrStats(): Promise<{ streams: Array<{ recordsBehind: number; msBehind: number; shipped: number }> }>;
+  /** Waits until A has shipped everything and the receiver applied it. */
+  converged(timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startSites(opts: { aNamespace?: Record<string, unknown> } = {}): Promise<Sites> {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-xdr-'));
+  const ports = { broker: await freePort(), a: await freePort(), b: await freePort(), receiver: await freePort() };
+  const brokerAddr = `127.0.0.1:${ports.broker}`;
+  writeFileSync(join(dir, 'a.json'), JSON.stringify({
+    namespaces: [{ name: 'test', filesize: 64 * 1024 * 1024, 'write-block-size': 262144, 'write-log-entries': 65536, 'nsup-period': 1, ...opts.aNamespace }],
+    xdr: { site: 'A', destinations: [{ name: 'B', brokers: [brokerAddr], namespaces: ['test'], 'kafka-partitions': 4, 'checkpoint-interval-ms': 200 }] },
+  }));
+  writeFileSync(join(dir, 'b.json'), JSON.stringify({ namespaces: [{ name: 'test', 'storage-engine': 'memory', fenced: true, 'nsup-period': 0 }] }));
+  writeFileSync(join(dir, 'r.json'), JSON.stringify({ brokers: [brokerAddr], topics: ['ferry.A.test'], destination: [`127.0.0.1:${ports.b}`], 'metrics-port': ports.receiver, 'group-id': 'ferry-receiver-B' }));
+  const broker = new FerryProcess('broker', ['broker', '--data', join(dir, 'broker'), '--port', String(ports.broker)], /listening/);
+  const a = new FerryProcess('node A', ['node', '--config', join(dir, 'a.json'), '--data', join(dir, 'a'), '--port', String(ports.a)], /ferry node listening/);
+  const b = new FerryProcess('node B', ['node', '--config', join(dir, 'b.json'), '--data', join(dir, 'b'), '--port', String(ports.b)], /ferry node listening/);
+  const receiver = new FerryProcess('receiver', ['receiver', '--config', join(dir, 'r.json')], /ferry receiver ready/);
+  await broker.start();
+  await Promise.all([a.start(), b.start()]);
+  await receiver.start();
+  const clientA = await FerryClient.connect({ hosts: [{ host: '127.0.0.1', port: ports.a }], tendIntervalMs: 0 });
+  const clientB = await FerryClient.connect({ hosts: [{ host: '127.0.0.1', port: ports.b }], tendIntervalMs: 0 });
+  const receiverStats = () => getJson<ReceiverStats>(`http://127.0.0.1:${ports.receiver}/stats`);
+  const sites: Sites = {
+    dir, broker, a, b, receiver, ports, clientA, clientB, receiverStats,
+    async xdrStats() {
+      return JSON.parse(await sites.clientA.infoValue('xdr-stats')) as Awaited<ReturnType<Sites['xdrStats']>>;
+    },
+    async converged(timeoutMs = 60_000) {
+      await waitFor(async () => {
+        const x = await sites.xdrStats();
+        if (x.streams.some((s) => s.recordsBehind > 0 || s.msBehind > 0)) return false;
+        const r = await receiverStats();
+        return r.consumerLag === 0;
+      }, timeoutMs, 'A to ship everything and the receiver to apply it');
+    },
+    async close() {
+      sites.clientA.close();
+      sites.clientB.close();
+      await Promise.all([receiver.stop('SIGKILL'), a.stop('SIGKILL'), b.stop('SIGKILL'), broker.stop('SIGKILL')]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return sites;
+}
