@@ -9,7 +9,7 @@
  *   range whose last-update time is after a time, then follows `xdr-stats` until the stream has
  *   caught up.
  */
-import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { Kafka, logLevel } from 'kafkajs';
 import type { StreamStats } from '../shipper/shipper.js';
 import { parseXdrStats } from './lag.js';
 import { NodeConn, OpsError, endpointText, errorText, sleep, type Endpoint } from './util.js';
@@ -19,6 +19,9 @@ export const STORE_PARTITIONS = 4096;
 /** Kafka admin: connection and request timeouts. */
 const KAFKA_CONNECT_TIMEOUT_MS = 5_000;
 const KAFKA_REQUEST_TIMEOUT_MS = 10_000;
+/** The short-lived consumer that commits new offsets: its idle fetch wait, and its whole budget. */
+const SET_OFFSETS_FETCH_WAIT_MS = 100;
+const SET_OFFSETS_TIMEOUT_MS = 30_000;
 
 export type RewindTarget = { kind: 'time'; ms: number } | { kind: 'offset'; offset: number } | { kind: 'beginning' };
 
@@ -72,8 +75,8 @@ export function planRewind(
     .sort((x, y) => x.partition - y.partition);
 }
 
-function kafkaAdmin(brokers: string[]): Admin {
-  const kafka = new Kafka({
+function kafkaClient(brokers: string[]): Kafka {
+  return new Kafka({
     clientId: 'ferry-replay',
     brokers,
     logLevel: logLevel.NOTHING,
@@ -81,11 +84,40 @@ function kafkaAdmin(brokers: string[]): Admin {
     requestTimeout: KAFKA_REQUEST_TIMEOUT_MS,
     retry: { retries: 2, initialRetryTime: 200, maxRetryTime: 1000 },
   });
-  return kafka.admin();
+}
+
+/**
+ * Commits offsets for a group that has no active member: joins it briefly as a paused consumer,
+ * seeks every partition (committed at once) and leaves. Same steps as kafkajs admin.setOffsets,
+ * whose paused consumer idles its fixed 5 s fetch wait before it can leave.
+ */
+async function commitGroupOffsets(kafka: Kafka, group: string, topic: string, partitions: Array<{ partition: number; offset: number }>): Promise<void> {
+  const consumer = kafka.consumer({ groupId: group, maxWaitTimeInMs: SET_OFFSETS_FETCH_WAIT_MS, sessionTimeout: 10_000, rebalanceTimeout: 10_000 });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        timer = setTimeout(() => reject(new OpsError('TIMEOUT', `setting offsets of group ${group} took over ${SET_OFFSETS_TIMEOUT_MS} ms`)), SET_OFFSETS_TIMEOUT_MS);
+        consumer.on(consumer.events.FETCH, () => {
+          consumer.stop().then(resolve, reject);
+        });
+        consumer.run({ autoCommit: true, eachBatchAutoResolve: false, eachBatch: async () => undefined }).catch(reject);
+        consumer.pause([{ topic }]);
+        for (const p of partitions) consumer.seek({ topic, partition: p.partition, offset: String(p.offset) });
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  } finally {
+    await consumer.disconnect().catch(() => undefined);
+  }
 }
 
 export async function rewindGroup(o: RewindOptions): Promise<RewindReport> {
-  const admin = kafkaAdmin(o.brokers);
+  const kafka = kafkaClient(o.brokers);
+  const admin = kafka.admin();
   try {
     await admin.connect();
   } catch (err) {
@@ -117,7 +149,7 @@ export async function rewindGroup(o: RewindOptions): Promise<RewindReport> {
       for (const p of await admin.fetchTopicOffsetsByTimestamp(o.topic, o.target.ms)) byTime.set(p.partition, Number(p.offset));
     }
     const plan = planRewind(bounds, committed, o.target, byTime);
-    await admin.setOffsets({ groupId: o.group, topic: o.topic, partitions: plan.map((p) => ({ partition: p.partition, offset: String(p.new) })) });
+    await commitGroupOffsets(kafka, o.group, o.topic, plan.map((p) => ({ partition: p.partition, offset: p.new })));
     // Read back what the broker holds now.
     const after = new Map<number, number>();
     for (const t of await admin.fetchOffsets({ groupId: o.group, topics: [o.topic] })) for (const p of t.partitions) after.set(p.partition, Number(p.offset));
