@@ -1,0 +1,70 @@
+/**
+ * The demo's lag dashboard: GET / serves one self-contained page (ops/dashboard.html: inline
+ * script and SVG charts, no external assets), GET /api/stats the demo's state and time series as
+ * JSON, which the page polls once a second.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface DashboardSample {
+  at: number;
+  writesPerS: number;
+  shippedPerS: number;
+  appliedPerS: number;
+  recordsBehind: number;
+  msBehind: number;
+  lostConflict: number;
+  deadLettered: number;
+  consumerLag: number;
+  error: string;
+}
+
+export interface DashboardState {
+  phase: string;
+  startedAt: number;
+  ratePerS: number;
+  sites: { a: string; b: string; broker: string };
+  samples: readonly DashboardSample[];
+  verify: { equal: boolean; differingKeys: number; recordsA: number; recordsB: number; text: string } | null;
+}
+
+export interface Dashboard {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+const PAGE_FILE = new URL('./dashboard.html', import.meta.url);
+
+export async function startDashboard(o: { host: string; port: number; state: () => DashboardState }): Promise<Dashboard> {
+  const page = readFileSync(PAGE_FILE);
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+    } else if (path === '/' || path === '/index.html') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(page);
+    } else if (path === '/api/stats') {
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify(o.state()));
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://${o.host}:${port}/`,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

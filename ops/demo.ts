@@ -1,0 +1,698 @@
+/**
+ * `ferry demo`: two sites replicating through Kafka on one machine, under a steady workload,
+ * with a live view of lag and throughput, and a final `ferry verify`.
+ *
+ * 1. Starts the embedded broker, site A (device storage, shipping to B), site B (device storage,
+ *    fenced: passive) and a receiver applying A's topic to B, each as its own `ferry` process on
+ *    ports counted up from the base port (a taken port is replaced by a free one). Children run
+ *    in their own process group, so a terminal's Ctrl-C reaches only the demo, which then stops
+ *    them in order; their output goes to <data>/logs/<name>.log.
+ * 2. Drives writes, updates, deletes, TTL writes and a hot counter on A at a steady rate.
+ * 3. Samples A's `xdr-stats` and the receiver's /stats every second: a terminal view (redrawn in
+ *    place on a TTY, one line per second otherwise) and the dashboard's time series.
+ * 4. On Ctrl-C or after the duration: stops the workload, waits (bounded) until A has shipped
+ *    everything and the receiver applied it, compares A and B (ops/verify.ts), stops the
+ *    children with SIGTERM. Exit status: 0 the sites are equal, 1 they differ (or were not
+ *    compared), 2 the demo could not start.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ReceiverStats } from '../receiver/receiver.js';
+import { FerryClient, ops, type KeySpec } from '../store/client/client.js';
+import { startDashboard, type Dashboard, type DashboardState } from './dashboard.js';
+import { parseXdrStats } from './lag.js';
+import { EXIT_ERROR, NodeConn, errorText, formatDurationMs, getJson, sleep } from './util.js';
+import { formatReport, verifySites, type VerifyReport } from './verify.js';
+
+export const DEMO_RATE_PER_S_DEFAULT = 500;
+export const DEMO_BASE_PORT_DEFAULT = 3000;
+export const DEMO_DASHBOARD_PORT_DEFAULT = 8080;
+export const DEMO_DATA_DEFAULT = './data/demo';
+export const DEMO_NAMESPACE = 'test';
+export const DEMO_SET = 'demo';
+/** Distinct keys the workload touches (plus the hot key). */
+export const DEMO_KEYS = 10_000;
+/** Workload operations in flight at once; above it the rate is not reached (and not caught up). */
+export const WORKLOAD_IN_FLIGHT_MAX = 256;
+/** Workload scheduling tick. */
+export const WORKLOAD_TICK_MS = 20;
+/** TTL writes live this long (s), drawn uniformly. */
+export const WORKLOAD_TTL_S_MIN = 30;
+export const WORKLOAD_TTL_S_MAX = 300;
+/** Sampling and terminal refresh interval. */
+export const SAMPLE_INTERVAL_MS = 1000;
+/** Samples kept for the dashboard (10 minutes). */
+export const SAMPLES_MAX = 600;
+/** A child gets this long to print its ready line. */
+export const CHILD_START_TIMEOUT_MS = 60_000;
+/** After SIGTERM, this long before SIGKILL. */
+export const CHILD_STOP_TIMEOUT_MS = 15_000;
+/** Bytes of a child's output kept in memory for error messages. */
+export const CHILD_OUTPUT_TAIL_BYTES = 4096;
+/** Longest wait for shipping and applying to catch up after the workload stops. */
+export const CATCHUP_TIMEOUT_MS = 60_000;
+/** Verify re-checks differences after this wait (writes in flight, expirations). */
+export const VERIFY_RECHECK_MS = 2000;
+/** Per-request timeout of the stats requests. */
+export const STATS_TIMEOUT_MS = 2000;
+/** Bytes per device file of each site. */
+export const SITE_FILE_BYTES = 256 * 1024 * 1024;
+/** Longest the process lingers after the demo finished (handles not released). */
+export const EXIT_GRACE_MS = 5000;
+
+export const EXIT_EQUAL = 0;
+export const EXIT_DIFFERENT = 1;
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const FERRY_BIN = join(ROOT, 'bin', 'ferry.mjs');
+const HOST = '127.0.0.1';
+const TOPIC = `ferry.A.${DEMO_NAMESPACE}`;
+const GROUP_ID = 'ferry-demo-B';
+/** Terminal: cursor home, clear to the end of the screen. */
+const REDRAW = '\x1b[H\x1b[J';
+
+export type DemoErrorCode = 'USAGE' | 'START' | 'PORT';
+
+export class DemoError extends Error {
+  constructor(
+    readonly code: DemoErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'DemoError';
+  }
+}
+
+export interface DemoOptions {
+  data: string;
+  ratePerS: number;
+  /** Stop by itself after this long; undefined = until Ctrl-C. */
+  durationS?: number;
+  basePort: number;
+  dashboardPort: number;
+  /** Delete the data directory first. */
+  fresh: boolean;
+}
+
+export interface DemoIo {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  /** Redraw the view in place (a terminal). */
+  tty: boolean;
+  /** Subscribes to Ctrl-C / SIGTERM; returns the unsubscribe. */
+  onSignal: (handler: () => void) => () => void;
+}
+
+// ---------------------------------------------------------------- ports
+
+/** True when `port` can be listened on at 127.0.0.1 right now. */
+async function portFree(port: number): Promise<boolean> {
+  return new Promise((resolvePort) => {
+    const s = net.createServer();
+    s.once('error', () => resolvePort(false));
+    s.listen(port, HOST, () => s.close(() => resolvePort(true)));
+  });
+}
+
+async function anyFreePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, HOST, () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** `preferred` when free (and not already given out), else any free port. */
+export async function pickPort(preferred: number, taken: Set<number>): Promise<number> {
+  let port = preferred > 0 && preferred <= 65535 && !taken.has(preferred) && (await portFree(preferred)) ? preferred : 0;
+  while (port === 0 || taken.has(port)) port = await anyFreePort();
+  taken.add(port);
+  return port;
+}
+
+export interface DemoPorts {
+  a: number;
+  b: number;
+  broker: number;
+  receiver: number;
+  dashboard: number;
+}
+
+/** A = base, B = base+1, broker = base+2, receiver admin = base+3; the dashboard its own. */
+export async function pickPorts(basePort: number, dashboardPort: number): Promise<DemoPorts> {
+  const taken = new Set<number>();
+  return {
+    a: await pickPort(basePort, taken),
+    b: await pickPort(basePort + 1, taken),
+    broker: await pickPort(basePort + 2, taken),
+    receiver: await pickPort(basePort + 3, taken),
+    dashboard: await pickPort(dashboardPort, taken),
+  };
+}
+
+// ---------------------------------------------------------------- child processes
+
+/** A `ferry <command>` child in its own process group, its output appended to a log file. */
+class DemoChild {
+  private proc: ChildProcess | undefined;
+  private tail = '';
+
+  constructor(
+    readonly name: string,
+    private readonly args: string[],
+    private readonly ready: RegExp,
+    readonly logFile: string,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  get running(): boolean {
+    return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  /** The last lines it printed. */
+  outputTail(): string {
+    return this.tail.trim();
+  }
+
+  async start(): Promise<void> {
+    appendFileSync(this.logFile, `\n--- ${new Date().toISOString()} ferry ${this.args.join(' ')}\n`);
+    const child = spawn(process.execPath, [FERRY_BIN, ...this.args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, FORCE_COLOR: '0' },
+      // Own process group: Ctrl-C in the terminal reaches the demo only; it stops the children in order.
+      detached: true,
+    });
+    this.proc = child;
+    let seen = '';
+    const keep = (chunk: Buffer): void => {
+      const text = chunk.toString();
+      appendFileSync(this.logFile, text);
+      this.tail = (this.tail + text).slice(-CHILD_OUTPUT_TAIL_BYTES);
+    };
+    child.stderr!.on('data', keep);
+    await new Promise<void>((resolveStart, reject) => {
+      let done = false;
+      const finish = (err?: Error): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolveStart();
+      };
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        finish(new DemoError('START', `${this.name} did not get ready within ${CHILD_START_TIMEOUT_MS} ms (log ${this.logFile}):\n${this.outputTail()}`));
+      }, CHILD_START_TIMEOUT_MS);
+      child.stdout!.on('data', (chunk: Buffer) => {
+        keep(chunk);
+        if (!done) {
+          seen = (seen + chunk.toString()).slice(-CHILD_OUTPUT_TAIL_BYTES);
+          if (this.ready.test(seen)) finish();
+        }
+      });
+      child.once('error', (err) => finish(new DemoError('START', `${this.name}: ${err.message}`)));
+      child.once('exit', (code, signal) =>
+        finish(new DemoError('START', `${this.name} exited (${code ?? signal}) before it was ready (log ${this.logFile}):\n${this.outputTail()}`)),
+      );
+    });
+  }
+
+  /** SIGTERM, then SIGKILL after CHILD_STOP_TIMEOUT_MS; resolves with how it ended. */
+  async stop(): Promise<string> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return p ? `already exited (${p.exitCode ?? p.signalCode})` : 'not started';
+    const exited = new Promise<string>((resolveExit) => p.once('exit', (code, signal) => resolveExit(code !== null ? `exit ${code}` : `signal ${signal}`)));
+    p.kill('SIGTERM');
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      p.kill('SIGKILL');
+    }, CHILD_STOP_TIMEOUT_MS);
+    const how = await exited;
+    clearTimeout(timer);
+    return killed ? `${how} (killed after ${CHILD_STOP_TIMEOUT_MS} ms)` : how;
+  }
+
+  /** Synchronous last resort when the demo itself exits. */
+  killNow(): void {
+    if (this.running) this.proc!.kill('SIGKILL');
+  }
+}
+
+/** Kills children a previous demo on this data directory left behind (it was killed itself). */
+function killLeftovers(pidFile: string): void {
+  if (!existsSync(pidFile) || !existsSync('/proc')) return;
+  let pids: number[] = [];
+  try {
+    pids = (JSON.parse(readFileSync(pidFile, 'utf8')) as { pids?: number[] }).pids ?? [];
+  } catch {
+    return;
+  }
+  for (const pid of pids) {
+    try {
+      // Only a ferry process started for this data directory: the pid may have been reused.
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (cmd.includes('ferry.mjs') && cmd.includes(resolve(pidFile, '..'))) process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}
+
+// ---------------------------------------------------------------- workload
+
+export interface WorkloadCounts {
+  ops: number;
+  puts: number;
+  updates: number;
+  deletes: number;
+  ttlPuts: number;
+  hot: number;
+  errors: number;
+  lastError: string;
+}
+
+/** A seeded generator (LCG), so a run's key sequence is reproducible. */
+function random(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    return x / 4294967296;
+  };
+}
+
+/** Steady operations on site A: writes, updates, deletes, TTL writes and a hot counter. */
+export class Workload {
+  readonly counts: WorkloadCounts = { ops: 0, puts: 0, updates: 0, deletes: 0, ttlPuts: 0, hot: 0, errors: 0, lastError: '' };
+  private inFlight = 0;
+  private allowance = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private last = 0;
+  private seq = 0;
+  private readonly rnd = random(Date.now());
+  private idle: Array<() => void> = [];
+
+  constructor(
+    private readonly client: FerryClient,
+    private readonly ratePerS: number,
+  ) {}
+
+  start(): void {
+    this.last = Date.now();
+    this.timer = setInterval(() => this.tick(), WORKLOAD_TICK_MS);
+  }
+
+  /** Stops issuing operations; resolves once those in flight finished. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    if (this.inFlight === 0) return;
+    await new Promise<void>((r) => this.idle.push(r));
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    // At most one tick's worth of backlog: a slow site is not hit with a burst afterwards.
+    this.allowance = Math.min(this.allowance + ((now - this.last) * this.ratePerS) / 1000, Math.max(1, (this.ratePerS * WORKLOAD_TICK_MS * 2) / 1000));
+    this.last = now;
+    while (this.allowance >= 1 && this.inFlight < WORKLOAD_IN_FLIGHT_MAX) {
+      this.allowance -= 1;
+      this.issue();
+    }
+  }
+
+  private issue(): void {
+    const n = ++this.seq;
+    const r = this.rnd();
+    const key: KeySpec = { namespace: DEMO_NAMESPACE, set: DEMO_SET, key: `k${Math.floor(this.rnd() * DEMO_KEYS)}` };
+    let p: Promise<unknown>;
+    const c = this.counts;
+    if (r < 0.45) {
+      c.puts++;
+      p = this.client.put(key, { v: `v-${n}`, n, at: Date.now() }, { sendKey: true });
+    } else if (r < 0.65) {
+      c.updates++;
+      p = this.client.operate(key, [ops.incr('n', 1), ops.write('at', Date.now())]);
+    } else if (r < 0.75) {
+      c.deletes++;
+      p = this.client.remove(key);
+    } else if (r < 0.9) {
+      c.ttlPuts++;
+      const ttl = WORKLOAD_TTL_S_MIN + Math.floor(this.rnd() * (WORKLOAD_TTL_S_MAX - WORKLOAD_TTL_S_MIN));
+      p = this.client.put(key, { v: `ttl-${n}`, n, at: Date.now() }, { ttl, sendKey: true });
+    } else {
+      c.hot++;
+      p = this.client.operate({ namespace: DEMO_NAMESPACE, set: DEMO_SET, key: 'hot' }, [ops.incr('hits', 1)]);
+    }
+    this.inFlight++;
+    p.then(
+      () => {
+        c.ops++;
+      },
+      (err: unknown) => {
+        c.errors++;
+        c.lastError = errorText(err);
+      },
+    ).finally(() => {
+      this.inFlight--;
+      if (this.inFlight === 0 && !this.timer) for (const r of this.idle.splice(0)) r();
+    });
+  }
+}
+
+// ---------------------------------------------------------------- samples
+
+export interface DemoSample {
+  /** ms since the epoch. */
+  at: number;
+  writesPerS: number;
+  writeErrors: number;
+  shippedPerS: number;
+  shipped: number;
+  recordsBehind: number;
+  msBehind: number;
+  retries: number;
+  appliedPerS: number;
+  applied: number;
+  lostConflict: number;
+  deadLettered: number;
+  /** -1 before the receiver measured it. */
+  consumerLag: number;
+  /** A stats source that did not answer this time. */
+  error: string;
+}
+
+/** Reads A's shipper and the receiver's stats; keeps the connection to A. */
+class StatsSource {
+  private conn: NodeConn | undefined;
+  private prevOps = { at: 0, ops: 0 };
+
+  constructor(
+    private readonly a: { host: string; port: number },
+    private readonly receiverUrl: string,
+    private readonly workload: () => WorkloadCounts,
+  ) {}
+
+  async sample(): Promise<DemoSample> {
+    const at = Date.now();
+    const w = this.workload();
+    const writesPerS = this.prevOps.at > 0 && at > this.prevOps.at ? Math.round(((w.ops - this.prevOps.ops) * 1000) / (at - this.prevOps.at)) : 0;
+    this.prevOps = { at, ops: w.ops };
+    const s: DemoSample = {
+      at, writesPerS, writeErrors: w.errors, shippedPerS: 0, shipped: 0, recordsBehind: 0, msBehind: 0, retries: 0,
+      appliedPerS: 0, applied: 0, lostConflict: 0, deadLettered: 0, consumerLag: -1, error: '',
+    };
+    const errors: string[] = [];
+    const receiverP = getJson<ReceiverStats>(`${this.receiverUrl}/stats`, STATS_TIMEOUT_MS);
+    try {
+      this.conn ??= await NodeConn.open(this.a, STATS_TIMEOUT_MS);
+      const x = parseXdrStats(await this.conn.info('xdr-stats'), `${this.a.host}:${this.a.port}`);
+      for (const st of x.streams) {
+        s.shippedPerS += st.shippedPerS;
+        s.shipped += st.shipped;
+        s.recordsBehind += st.recordsBehind;
+        s.msBehind = Math.max(s.msBehind, st.msBehind);
+        s.retries += st.retries;
+        if (st.lastError) errors.push(`shipper: ${st.lastError}`);
+      }
+    } catch (err) {
+      this.conn?.close();
+      this.conn = undefined;
+      errors.push(`site A: ${errorText(err)}`);
+    }
+    try {
+      const r = await receiverP;
+      s.appliedPerS = r.appliedPerS;
+      s.applied = r.applied;
+      s.lostConflict = r.lostConflict;
+      s.deadLettered = r.deadLettered;
+      s.consumerLag = r.consumerLag;
+      if (r.lastError) errors.push(`receiver: ${r.lastError}`);
+    } catch (err) {
+      errors.push(`receiver: ${errorText(err)}`);
+    }
+    s.error = errors.join('; ');
+    return s;
+  }
+
+  close(): void {
+    this.conn?.close();
+    this.conn = undefined;
+  }
+}
+
+/** Shipping and applying are done: nothing behind, nothing unconsumed. */
+export function caughtUp(s: DemoSample): boolean {
+  return s.error === '' && s.recordsBehind === 0 && s.msBehind === 0 && s.consumerLag === 0;
+}
+
+// ---------------------------------------------------------------- view
+
+export type DemoPhase = 'starting' | 'running' | 'catching up' | 'verifying' | 'stopping' | 'done';
+
+export interface ViewContext {
+  ports: DemoPorts;
+  data: string;
+  dashboardUrl: string;
+  startedAt: number;
+  phase: DemoPhase;
+  ratePerS: number;
+}
+
+function n(v: number): string {
+  return v < 0 ? '?' : Math.round(v).toLocaleString('en-US');
+}
+
+/** The terminal view (pure). */
+export function formatView(ctx: ViewContext, s: DemoSample | undefined): string {
+  const up = formatDurationMs(Date.now() - ctx.startedAt);
+  const lines = [
+    `ferry demo: site A ${HOST}:${ctx.ports.a} -> Kafka ${HOST}:${ctx.ports.broker} -> receiver -> site B ${HOST}:${ctx.ports.b} (passive)`,
+    `dashboard ${ctx.dashboardUrl}   data ${ctx.data}   up ${up}   ${ctx.phase}${ctx.phase === 'running' ? ' (Ctrl-C: stop, catch up, verify)' : ''}`,
+    '',
+  ];
+  if (!s) return [...lines, 'waiting for the first sample...'].join('\n');
+  const rows: Array<[string, string, string]> = [
+    ['A writes/s', n(s.writesPerS), `target ${n(ctx.ratePerS)}, errors ${n(s.writeErrors)}`],
+    ['shipped/s', n(s.shippedPerS), `total ${n(s.shipped)}, retries ${n(s.retries)}`],
+    ['records behind', n(s.recordsBehind), ''],
+    ['ms behind', n(s.msBehind), ''],
+    ['B applied/s', n(s.appliedPerS), `total ${n(s.applied)}`],
+    ['conflicts lost', n(s.lostConflict), ''],
+    ['dead-lettered', n(s.deadLettered), ''],
+    ['consumer lag', n(s.consumerLag), 'messages not yet applied at B'],
+  ];
+  for (const [label, value, note] of rows) lines.push(`  ${label.padEnd(16)}${value.padStart(10)}   ${note}`.trimEnd());
+  if (s.error) lines.push('', `  ! ${s.error}`);
+  return lines.join('\n');
+}
+
+/** One line per sample when the output is not a terminal (pure). */
+export function formatLine(ctx: ViewContext, s: DemoSample): string {
+  const t = ((s.at - ctx.startedAt) / 1000).toFixed(0);
+  return (
+    `demo t=${t}s phase=${ctx.phase.replace(' ', '-')} writes/s=${s.writesPerS} shipped/s=${s.shippedPerS} behind=${s.recordsBehind} ms-behind=${s.msBehind} ` +
+    `applied/s=${s.appliedPerS} conflicts-lost=${s.lostConflict} dead-lettered=${s.deadLettered} consumer-lag=${s.consumerLag}` +
+    (s.error ? ` error="${s.error}"` : '')
+  );
+}
+
+// ---------------------------------------------------------------- the demo
+
+function siteConfigs(ports: DemoPorts): { a: unknown; b: unknown; receiver: unknown } {
+  const broker = `${HOST}:${ports.broker}`;
+  const ns = { name: DEMO_NAMESPACE, 'storage-engine': 'device', filesize: SITE_FILE_BYTES, 'write-block-size': 262144, 'nsup-period': 1 };
+  return {
+    a: {
+      namespaces: [{ ...ns, 'write-log-entries': 1 << 18 }],
+      xdr: { site: 'A', destinations: [{ name: 'B', brokers: [broker], namespaces: [DEMO_NAMESPACE], 'kafka-partitions': 4, 'checkpoint-interval-ms': 200 }] },
+    },
+    b: { namespaces: [{ ...ns, fenced: true }] },
+    receiver: { brokers: [broker], topics: [TOPIC], destination: [`${HOST}:${ports.b}`], 'metrics-host': HOST, 'metrics-port': ports.receiver, 'group-id': GROUP_ID },
+  };
+}
+
+export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
+  const data = resolve(o.data);
+  const children: DemoChild[] = [];
+  let dashboard: Dashboard | undefined;
+  let client: FerryClient | undefined;
+  let stats: StatsSource | undefined;
+  const killAll = (): void => {
+    for (const c of children) c.killNow();
+  };
+  process.on('exit', killAll);
+
+  // Ctrl-C: the first ends the workload (catch up and verify follow), a second skips the waiting.
+  const stopRequested = new AbortController();
+  const hurry = new AbortController();
+  const offSignal = io.onSignal(() => {
+    if (!stopRequested.signal.aborted) {
+      stopRequested.abort();
+      if (!io.tty) io.out('demo: stopping: workload ends, then catch up and verify (Ctrl-C again to skip)\n');
+    } else if (!hurry.signal.aborted) {
+      hurry.abort();
+      io.out('demo: second Ctrl-C: not waiting any longer, stopping the processes\n');
+    }
+  });
+
+  const samples: DemoSample[] = [];
+  let verify: VerifyReport | undefined;
+  let verifyText = '';
+  const ctx: ViewContext = { ports: { a: 0, b: 0, broker: 0, receiver: 0, dashboard: 0 }, data, dashboardUrl: '', startedAt: Date.now(), phase: 'starting', ratePerS: o.ratePerS };
+  const state = (): DashboardState => ({
+    phase: ctx.phase,
+    startedAt: ctx.startedAt,
+    ratePerS: o.ratePerS,
+    sites: { a: `${HOST}:${ctx.ports.a}`, b: `${HOST}:${ctx.ports.b}`, broker: `${HOST}:${ctx.ports.broker}` },
+    samples,
+    verify: verify ? { equal: verify.equal, differingKeys: verify.differingKeys, recordsA: verify.recordsA, recordsB: verify.recordsB, text: verifyText } : null,
+  });
+
+  try {
+    if (o.fresh) rmSync(data, { recursive: true, force: true });
+    mkdirSync(join(data, 'logs'), { recursive: true });
+    const pidFile = join(data, 'demo-pids.json');
+    killLeftovers(pidFile);
+    const ports = await pickPorts(o.basePort, o.dashboardPort);
+    ctx.ports = ports;
+    const cfg = siteConfigs(ports);
+    writeFileSync(join(data, 'a.json'), `${JSON.stringify(cfg.a, null, 2)}\n`);
+    writeFileSync(join(data, 'b.json'), `${JSON.stringify(cfg.b, null, 2)}\n`);
+    writeFileSync(join(data, 'receiver.json'), `${JSON.stringify(cfg.receiver, null, 2)}\n`);
+
+    dashboard = await startDashboard({ host: HOST, port: ports.dashboard, state });
+    ctx.dashboardUrl = dashboard.url;
+    io.out(`demo: dashboard ${dashboard.url}\n`);
+    io.out(`demo: data ${data} (logs in ${join(data, 'logs')}); ports A ${ports.a}, B ${ports.b}, broker ${ports.broker}, receiver ${ports.receiver}\n`);
+
+    const log = (name: string) => join(data, 'logs', `${name}.log`);
+    const broker = new DemoChild('broker', ['broker', '--data', join(data, 'broker'), '--port', String(ports.broker), '--host', HOST], /listening/, log('broker'));
+    const a = new DemoChild('site A', ['node', '--config', join(data, 'a.json'), '--data', join(data, 'a'), '--port', String(ports.a), '--host', HOST], /ferry node listening/, log('a'));
+    const b = new DemoChild('site B', ['node', '--config', join(data, 'b.json'), '--data', join(data, 'b'), '--port', String(ports.b), '--host', HOST], /ferry node listening/, log('b'));
+    const receiver = new DemoChild('receiver', ['receiver', '--config', join(data, 'receiver.json')], /ferry receiver ready/, log('receiver'));
+    const savePids = () => writeFileSync(pidFile, JSON.stringify({ pids: children.map((c) => c.pid).filter((p) => p !== undefined) }));
+    const startChild = async (c: DemoChild): Promise<void> => {
+      if (stopRequested.signal.aborted) throw new DemoError('START', 'interrupted while starting');
+      children.push(c);
+      const started = c.start();
+      savePids();
+      await started;
+      io.out(`demo: ${c.name} ready\n`);
+    };
+    await startChild(broker);
+    await Promise.all([startChild(a), startChild(b)]);
+    await startChild(receiver);
+
+    client = await FerryClient.connect({ hosts: [{ host: HOST, port: ports.a }], tendIntervalMs: 0, maxConnsPerNode: 32 });
+    const workload = new Workload(client, o.ratePerS);
+    stats = new StatsSource({ host: HOST, port: ports.a }, `http://${HOST}:${ports.receiver}`, () => workload.counts);
+    if (stopRequested.signal.aborted) throw new DemoError('START', 'interrupted while starting');
+    workload.start();
+    ctx.phase = 'running';
+    ctx.startedAt = Date.now();
+    io.out(`demo: workload on site A at ${o.ratePerS} ops/s${o.durationS !== undefined ? ` for ${o.durationS} s` : ''}; Ctrl-C stops it, waits for B to catch up and verifies\n`);
+    const durationTimer = o.durationS !== undefined ? setTimeout(() => stopRequested.abort(), o.durationS * 1000) : undefined;
+
+    // Sampling loop: one sample a second while running and while catching up.
+    const show = (s: DemoSample): void => {
+      samples.push(s);
+      if (samples.length > SAMPLES_MAX) samples.shift();
+      io.out(io.tty ? `${REDRAW}${formatView(ctx, s)}\n` : `${formatLine(ctx, s)}\n`);
+    };
+    const tick = async (signal: AbortSignal): Promise<DemoSample> => {
+      const started = Date.now();
+      const s = await stats!.sample();
+      show(s);
+      await sleep(Math.max(0, SAMPLE_INTERVAL_MS - (Date.now() - started)), signal);
+      return s;
+    };
+    while (!stopRequested.signal.aborted) await tick(stopRequested.signal);
+    clearTimeout(durationTimer);
+
+    ctx.phase = 'catching up';
+    await workload.stop();
+    const w = workload.counts;
+    io.out(
+      `${io.tty ? '\n' : ''}demo: workload stopped: ${w.ops} operations (${w.puts} writes, ${w.updates} updates, ${w.deletes} deletes, ${w.ttlPuts} TTL writes, ${w.hot} hot-key increments), ${w.errors} errors${w.lastError ? ` (last: ${w.lastError})` : ''}\n`,
+    );
+    // Caught up: nothing behind in two samples in a row with nothing shipped in between (the
+    // receiver re-measures its consumer lag once a second).
+    const catchupEnd = Date.now() + CATCHUP_TIMEOUT_MS;
+    let prev: DemoSample | undefined;
+    let caught = false;
+    while (!hurry.signal.aborted && Date.now() < catchupEnd) {
+      const s = await tick(hurry.signal);
+      if (prev && caughtUp(prev) && caughtUp(s) && s.shipped === prev.shipped && s.applied === prev.applied) {
+        caught = true;
+        break;
+      }
+      prev = s;
+    }
+    io.out(
+      caught
+        ? `demo: caught up: A shipped everything, B applied everything (${formatDurationMs(Date.now() - (catchupEnd - CATCHUP_TIMEOUT_MS))})\n`
+        : `demo: not caught up ${hurry.signal.aborted ? '(interrupted)' : `within ${CATCHUP_TIMEOUT_MS / 1000} s`}; verifying anyway\n`,
+    );
+
+    if (!hurry.signal.aborted) {
+      ctx.phase = 'verifying';
+      io.out(`demo: ferry verify --a ${HOST}:${ports.a} --b ${HOST}:${ports.b} --namespace ${DEMO_NAMESPACE}\n`);
+      try {
+        verify = await verifySites({
+          a: { host: HOST, port: ports.a },
+          b: { host: HOST, port: ports.b },
+          namespace: DEMO_NAMESPACE,
+          recheckMs: VERIFY_RECHECK_MS,
+          signal: hurry.signal,
+        });
+        verifyText = formatReport(verify);
+        io.out(`${verifyText}\n`);
+      } catch (err) {
+        io.err(`demo: verify failed: ${errorText(err)}\n`);
+      }
+    }
+    ctx.phase = 'stopping';
+  } catch (err) {
+    io.err(`demo: ${errorText(err)}\n`);
+    ctx.phase = 'stopping';
+    return await finish(EXIT_ERROR);
+  }
+  return await finish(verify?.equal ? EXIT_EQUAL : EXIT_DIFFERENT);
+
+  async function finish(code: number): Promise<number> {
+    stats?.close();
+    client?.close();
+    // Receiver first (it writes to B), then the sites, the broker last.
+    const order = ['receiver', 'site A', 'site B', 'broker'];
+    for (const group of [['receiver'], ['site A', 'site B'], ['broker']]) {
+      await Promise.all(
+        children
+          .filter((c) => group.includes(c.name))
+          .map(async (c) => {
+            const how = await c.stop();
+            io.out(`demo: ${c.name} stopped (${how})\n`);
+          }),
+      );
+    }
+    for (const c of children) if (!order.includes(c.name)) await c.stop();
+    ctx.phase = 'done';
+    await dashboard?.close();
+    offSignal();
+    process.off('exit', killAll);
+    if (code === EXIT_EQUAL) io.out('demo: result: the sites are EQUAL; exit 0\n');
+    else if (code === EXIT_DIFFERENT) io.out(`demo: result: ${verify ? 'the sites are DIFFERENT' : 'the sites were not compared'}; exit 1\n`);
+    else io.out(`demo: could not run; exit ${code}\n`);
+    return code;
+  }
+}
