@@ -140,6 +140,8 @@ export async function failover(o: FailoverOptions): Promise<FailoverReport> {
 
     // 3. Drain.
     let completed = false;
+    // Waiting for the old active may have used the budget: the drain still gets one settle period.
+    const drainDeadline = Math.max(deadline, Date.now() + DRAIN_SETTLE_MS + 2 * DRAIN_POLL_MS);
     if (o.receiver && stats) {
       let settledSince = 0;
       let seen = -1;
@@ -154,7 +156,7 @@ export async function failover(o: FailoverOptions): Promise<FailoverReport> {
         } else settledSince = 0;
         seen = done;
         if (!stats.running) break; // stopped already: nothing more will be applied
-        if (Date.now() >= deadline) break;
+        if (Date.now() >= drainDeadline) break;
         if (o.signal?.aborted) throw new OpsError('INTERRUPTED', 'interrupted during the drain; nothing was changed on the passive site');
         o.progress?.(`draining: consumer lag ${stats.consumerLag < 0 ? '?' : stats.consumerLag}, applied ${stats.applied}`);
         await sleep(DRAIN_POLL_MS, o.signal);

@@ -3,9 +3,10 @@
  * node B (fenced), and a receiver applying to B. The commands run as a user types them.
  */
 import test from 'ava';
-import type { LagReport } from '../../ops/lag.js';
+import { buildLagReport, formatLagReport, parseXdrStats, type LagReport } from '../../ops/lag.js';
 import type { FailoverReport } from '../../ops/failover.js';
-import type { ReshipReport, RewindReport } from '../../ops/replay.js';
+import { planRewind, type ReshipReport, type RewindReport } from '../../ops/replay.js';
+import { OpsError, formatTable, parseBaseUrl, parseHostPort, parseHostPortList, parseTime } from '../../ops/util.js';
 import type { FerryClient } from '../../store/client/client.js';
 import { ResultCode } from '../../store/types.js';
 import { freePort, runCli, runUntilLines, startSites, waitFor, type Sites } from './helpers.js';
@@ -204,9 +205,72 @@ test.serial('ferry failover: drains, lifts B\'s fence, fences A and reports the 
   t.is(await writeError(s.clientA, 'after-on-a'), ResultCode.FORBIDDEN);
   t.false((await s.receiverStats()).running);
 
-  // The text report of a second run (nothing left to do) names the outcome.
+  // Again, with the old active unreachable: still promoted (idempotent), and the report says A is not fenced.
+  const unreachable = await runCli(['failover', '--passive', s.b, '--namespace', 'test', '--old-active', `127.0.0.1:${closed}`, '--request-timeout-ms', '2000', '--json']);
+  t.is(unreachable.code, 0, unreachable.stderr);
+  const rep2 = JSON.parse(unreachable.stdout) as FailoverReport;
+  t.deepEqual(rep2.promoted, [{ node: s.b, fencedBefore: false, fencedAfter: false }]);
+  t.like(rep2.oldActive, { reachable: false, fenced: false });
+  t.is(rep2.dataLossWindowMs, null, 'no receiver given: unknown');
+  // The text report names the outcome.
   const again = await runCli(['failover', '--passive', s.b, '--namespace', 'test', '--old-active', s.a]);
   t.is(again.code, 0, again.stderr);
   t.regex(again.stdout, /promoted 127\.0\.0\.1:\d+: fence was already off/);
   t.regex(again.stdout, /old active 127\.0\.0\.1:\d+: fenced/);
+  t.is(await writeError(s.clientB, 'after-again'), undefined);
+});
+
+// ---------------------------------------------------------------- pure parts
+
+test('endpoints, URLs and times are parsed or refused with USAGE', (t) => {
+  t.deepEqual(parseHostPort('127.0.0.1:3000', '--node'), { host: '127.0.0.1', port: 3000 });
+  t.deepEqual(parseHostPort('[::1]:3000', '--node'), { host: '::1', port: 3000 });
+  t.deepEqual(parseHostPortList('a:1, b:2', '--passive'), [{ host: 'a', port: 1 }, { host: 'b', port: 2 }]);
+  for (const bad of ['a', 'a:', ':1', 'a:0', 'a:70000', 'a:1:2']) {
+    const e = t.throws(() => parseHostPort(bad, '--node'), { instanceOf: OpsError });
+    t.is(e.code, 'USAGE');
+  }
+  t.is(parseBaseUrl('127.0.0.1:9464', '--receiver'), 'http://127.0.0.1:9464');
+  t.is(parseBaseUrl('http://h:1/', '--receiver'), 'http://h:1');
+  t.is(parseTime('1700000000000', '--from-time'), 1_700_000_000_000);
+  t.is(parseTime('2026-01-02T03:04:05Z', '--from-time'), Date.UTC(2026, 0, 2, 3, 4, 5));
+  t.is(parseTime('2026-01-02T03:04:05+01:00', '--from-time'), Date.UTC(2026, 0, 2, 2, 4, 5));
+  for (const bad of ['yesterday', '-5', '2026-13-45', '']) t.throws(() => parseTime(bad, '--from-time'), { instanceOf: OpsError });
+});
+
+test('planRewind: beginning, time (no later message -> end), offset clamped to the log', (t) => {
+  const bounds = [
+    { partition: 1, low: 5, high: 50 },
+    { partition: 0, low: 0, high: 10 },
+  ];
+  const committed = new Map([[0, 10]]);
+  t.deepEqual(planRewind(bounds, committed, { kind: 'beginning' }, new Map()).map((p) => [p.partition, p.old, p.new]), [[0, 10, 0], [1, -1, 5]]);
+  t.deepEqual(planRewind(bounds, committed, { kind: 'time', ms: 1 }, new Map([[0, 3]])).map((p) => [p.partition, p.new]), [[0, 3], [1, 50]]);
+  const off = planRewind(bounds, committed, { kind: 'offset', offset: 20 }, new Map());
+  t.deepEqual(off.map((p) => [p.partition, p.new, p.clamped]), [[0, 10, true], [1, 20, false]]);
+  t.deepEqual(planRewind(bounds, committed, { kind: 'offset', offset: 0 }, new Map()).map((p) => [p.new, p.clamped]), [[0, false], [5, true]]);
+});
+
+test('lag report: receiver columns only on the stream whose topic it consumes; partitions listed only when behind', (t) => {
+  const stream = (destination: string, topic: string) => ({
+    destination, namespace: 'test', topic, connected: true, recordsBehind: 7, msBehind: 1200, oldestUnshippedLutMs: 1, shipped: 9, shippedPerS: 3,
+    skipped: 0, retries: 2, errors: 0, lastError: '', recoveringPartitions: 0,
+    partitions: [{ pid: 3, behind: 7, checkpointMs: 0, recovering: false }, { pid: 4, behind: 0, checkpointMs: 0, recovering: false }],
+  });
+  const xdr = parseXdrStats(JSON.stringify({ site: 'A', streams: [stream('B', 'ferry.A.test'), stream('C', 'other')] }), 'n:1');
+  const r = buildLagReport(0, 'n:1', xdr, {
+    url: 'http://r:1',
+    stats: { groupId: 'g', topics: ['ferry.A.test'], running: true, applied: 5, lostConflict: 1, deadLettered: 4, retries: 0, appliedPerS: 11, consumerLag: 6, applyLagMs: 80, maxSourceLutMs: 1, lastError: '' },
+  });
+  t.deepEqual(r.streams.map((s) => s.received), [true, false]);
+  t.deepEqual(r.streams[0]!.partitions!.map((p) => p.pid), [3]);
+  const text = formatLagReport(r).split('\n');
+  t.regex(text.find((l) => l.startsWith('B '))!, /^B\s+test\s+7\s+1200\s+3\s+2\s+11\s+1\s+4\s+6\s+80$/);
+  t.regex(text.find((l) => l.startsWith('C '))!, /^C\s+test\s+7\s+1200\s+3\s+2\s+-\s+-\s+-\s+-\s+-$/);
+  t.true(text.some((l) => /^B\s+test\s+3\s+7\s+no\s+-$/.test(l)), text.join('\n'));
+  t.throws(() => parseXdrStats('ERROR:4:unknown command', 'n:1'), { instanceOf: OpsError });
+});
+
+test('formatTable aligns numbers right and text left', (t) => {
+  t.is(formatTable(['NAME', 'N'], [['a', 1], ['bbb', 22.25]]), ['NAME     N', 'a        1', 'bbb   22.3'].join('\n'));
 });
