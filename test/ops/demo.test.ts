@@ -1,0 +1,141 @@
+/**
+ * `ferry demo` as a user runs it: the real broker, two sites and a receiver as child processes,
+ * a workload, the final verify and the exit status; and its dashboard in headless Chromium.
+ */
+import test from 'ava';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { ROOT, freePort, waitFor } from '../helpers/procs.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+/** A demo must finish (catch up, verify, stop its children) within this after it was told to stop. */
+const DEMO_EXIT_TIMEOUT_MS = 90_000;
+/** The demo must print its dashboard URL and start the workload within this. */
+const DEMO_START_TIMEOUT_MS = 60_000;
+/** The dashboard must show shipping and applying within this. */
+const CHART_TIMEOUT_MS = 30_000;
+
+interface Demo {
+  proc: ChildProcess;
+  output(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function startDemo(args: string[]): Demo {
+  const proc = spawn(process.execPath, ['bin/ferry.mjs', 'demo', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+  let out = '';
+  proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  return { proc, output: () => out, exited };
+}
+
+async function exitWithin(d: Demo, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`demo did not exit within ${ms} ms:\n${d.output().slice(-3000)}`)), ms);
+  });
+  try {
+    return await Promise.race([d.exited, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function cleanup(d: Demo, dir: string): () => Promise<void> {
+  return async () => {
+    if (d.proc.exitCode === null && d.proc.signalCode === null) {
+      // SIGKILL of the demo: its exit handler cannot run, so its children (own process group)
+      // are killed through the pid file it keeps.
+      d.proc.kill('SIGKILL');
+      await d.exited;
+      killDemoChildren(dir);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+}
+
+function killDemoChildren(dir: string): void {
+  const file = join(dir, 'demo-pids.json');
+  if (!existsSync(file)) return;
+  try {
+    const { pids } = JSON.parse(readFileSync(file, 'utf8')) as { pids: number[] };
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  } catch {
+    // no pid file
+  }
+}
+
+test('ferry demo --duration-s runs the workload, catches up, verifies the sites equal and exits 0', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-demo-'));
+  const d = startDemo(['--duration-s', '8', '--rate', '200', '--base-port', String(await freePort()), '--dashboard-port', '0', '--data', dir]);
+  t.teardown(cleanup(d, dir));
+  const { code } = await exitWithin(d, DEMO_START_TIMEOUT_MS + DEMO_EXIT_TIMEOUT_MS);
+  const out = d.output();
+  t.is(code, 0, out.slice(-3000));
+  t.regex(out, /result: EQUAL \(the sites are equal\)/);
+  t.regex(out, /demo: result: the sites are EQUAL; exit 0/);
+  // The workload ran and B applied it.
+  const m = /workload stopped: (\d+) operations/.exec(out);
+  t.truthy(m, out.slice(-3000));
+  t.true(Number(m![1]) > 0);
+  t.regex(out, /applied\/s=[1-9]/);
+  for (const name of ['receiver', 'site A', 'site B', 'broker']) t.regex(out, new RegExp(`demo: ${name} stopped \\(exit 0\\)`));
+});
+
+test('the dashboard charts shipped and applied records live; Ctrl-C (SIGINT) ends the demo with a verify', async (t) => {
+  if (!existsSync(CHROMIUM)) {
+    t.fail(`${CHROMIUM} is missing: run "bash scripts/setup-test-deps.sh" (installs chromium)`);
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-demo-'));
+  // --duration-s only as a safety bound: the test stops the demo with SIGINT.
+  const d = startDemo(['--duration-s', '120', '--rate', '200', '--base-port', String(await freePort()), '--dashboard-port', '0', '--data', dir]);
+  t.teardown(cleanup(d, dir));
+  await waitFor(() => /workload on site A/.test(d.output()) || d.proc.exitCode !== null, DEMO_START_TIMEOUT_MS, 'the demo to start its workload');
+  const url = /demo: dashboard (http:\/\/\S+)/.exec(d.output())?.[1];
+  t.truthy(url, d.output().slice(-3000));
+
+  // playwright gives the browser a new, empty profile directory of its own.
+  let browser: Browser | undefined;
+  t.teardown(async () => {
+    await browser?.close().catch(() => undefined);
+  });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30_000 });
+  const page = await browser.newPage();
+  await page.goto(url!, { timeout: 10_000 });
+  t.is(await page.title(), 'ferry demo: replication lag');
+  // The page loads nothing but itself and /api/stats.
+  const requests: string[] = [];
+  page.on('request', (r) => requests.push(r.url()));
+
+  const maxOf = (key: string) => page.locator(`polyline[data-key="${key}"]`).first().getAttribute('data-max', { timeout: 5000 }).then(Number);
+  await waitFor(
+    async () => (await maxOf('shippedPerS')) > 0 && (await maxOf('appliedPerS')) > 0 && (await maxOf('writesPerS')) > 0,
+    CHART_TIMEOUT_MS,
+    'the dashboard to chart non-zero shipped/s and applied/s',
+  );
+  t.true((await maxOf('shippedPerS')) > 0);
+  t.true((await maxOf('appliedPerS')) > 0);
+  const points = await page.locator('polyline[data-key="shippedPerS"]').getAttribute('points');
+  t.true((points ?? '').trim().split(/\s+/).length >= 2, `shipped/s drawn as a line: "${points}"`);
+  const phase = await page.locator('#phase').textContent();
+  t.is(phase, 'running');
+  t.true(requests.length > 0 && requests.every((u) => u.startsWith(url!)), requests.join(' '));
+
+  // Ctrl-C: the demo stops the workload, catches up, verifies and exits 0.
+  d.proc.kill('SIGINT');
+  const { code } = await exitWithin(d, DEMO_EXIT_TIMEOUT_MS);
+  t.is(code, 0, d.output().slice(-3000));
+  t.regex(d.output(), /result: EQUAL \(the sites are equal\)/);
+});
