@@ -3,7 +3,7 @@
  * node B (fenced), and a receiver applying to B. The commands run as a user types them.
  */
 import test from 'ava';
-import { buildLagReport, formatLagReport, parseXdrStats, type LagReport } from '../../ops/lag.js';
+import { LagSource, buildLagReport, formatLagReport, parseXdrStats, type LagReport } from '../../ops/lag.js';
 import type { FailoverReport } from '../../ops/failover.js';
 import { planRewind, type ReshipReport, type RewindReport } from '../../ops/replay.js';
 import { OpsError, formatTable, parseBaseUrl, parseHostPort, parseHostPortList, parseTime } from '../../ops/util.js';
@@ -34,12 +34,18 @@ async function lagJson(s: Sites, extra: string[] = []): Promise<LagReport> {
 
 /** Everything written to A is in B: the shipper has nothing left and the group nothing to consume. */
 async function converged(s: Sites, applied: number): Promise<void> {
-  await waitFor(async () => {
-    const r = await lagJson(s);
+  // Polled in-process (the code behind `ferry lag`): a CLI start per poll is slow on a busy machine.
+  const source = new LagSource(parseHostPort(s.a, 'a'), s.receiverUrl, false, 5000);
+  try {
+    await waitFor(async () => {
+      const r = await source.collect();
     const st = r.streams[0]!;
     const rc = r.receiver!;
-    return st.recordsBehind === 0 && st.msBehind === 0 && rc.consumerLag === 0 && rc.applied + rc.lostConflict >= applied;
-  }, CONVERGE_TIMEOUT_MS, 'ferry lag to show nothing behind');
+      return st.recordsBehind === 0 && st.msBehind === 0 && rc.consumerLag === 0 && rc.applied + rc.lostConflict >= applied;
+    }, CONVERGE_TIMEOUT_MS, 'the lag to show nothing behind');
+  } finally {
+    source.close();
+  }
 }
 
 async function writeError(c: FerryClient, key: string): Promise<number | undefined> {
@@ -86,19 +92,22 @@ test.serial('ferry lag: the stream, the receiver, JSON per refresh, and exit 2 w
   for (const l of lines) t.is((JSON.parse(l) as LagReport).streams[0]!.destination, 'B');
 
   // Unreachable processes: exit 2 with a message.
+  // A node without a shipper (B) is named as such; a bad option is a usage error.
   const closed = await freePort();
-  const noNode = await runCli(['lag', '--node', `127.0.0.1:${closed}`, '--timeout-ms', '2000']);
+  const [noNode, noReceiver, notShipping, usage] = await Promise.all([
+    runCli(['lag', '--node', `127.0.0.1:${closed}`, '--timeout-ms', '2000']),
+    runCli(['lag', '--node', s.a, '--receiver', `http://127.0.0.1:${closed}`, '--json']),
+    runCli(['lag', '--node', s.b]),
+    runCli(['lag', '--node', 'nohostport']),
+  ]);
   t.is(noNode.code, 2);
   t.regex(noNode.stderr, /ferry lag: node 127\.0\.0\.1:\d+/);
-  const noReceiver = await runCli(['lag', '--node', s.a, '--receiver', `http://127.0.0.1:${closed}`, '--json']);
   t.is(noReceiver.code, 2);
   t.is((JSON.parse(noReceiver.stdout) as { error: { code: string } }).error.code, 'UNREACHABLE');
-  // A node without a shipper (B) is named as such.
-  const notShipping = await runCli(['lag', '--node', s.b]);
   t.is(notShipping.code, 2);
   t.regex(notShipping.stderr, /xdr/);
-  const usage = await runCli(['lag', '--node', 'nohostport']);
   t.is(usage.code, 2);
+  t.regex(usage.stderr, /--node must be host:port/);
 });
 
 test.serial('ferry replay: a rewound group and a re-ship leave B unchanged; an active group is refused', async (t) => {
