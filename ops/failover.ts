@@ -51,7 +51,7 @@ export interface OldActiveResult {
 export interface FailoverReport {
   namespace: string;
   at: number;
-  drain: { receiver: string | null; completed: boolean; consumerLag: number | null; waitedMs: number; timeoutMs: number };
+  drain: { receiver: string | null; completed: boolean; consumerLag: number | null; waitedMs: number; timeoutMs: number; receiverWasRunning: boolean | null };
   receiverStopped: boolean;
   receiverFinal: Pick<ReceiverStats, 'applied' | 'lostConflict' | 'deadLettered' | 'maxSourceLutMs'> | null;
   promoted: PromotedNode[];
@@ -134,6 +134,7 @@ export async function failover(o: FailoverOptions): Promise<FailoverReport> {
     }
     let stats: ReceiverStats | undefined;
     if (o.receiver) stats = await getJson<ReceiverStats>(`${o.receiver}/stats`, o.requestTimeoutMs);
+    const wasRunning = stats?.running === true;
 
     // 2. The old active.
     const oldActive = o.oldActive ? await fenceOldActive(o, deadline) : null;
@@ -169,6 +170,7 @@ export async function failover(o: FailoverOptions): Promise<FailoverReport> {
       consumerLag: stats ? stats.consumerLag : null,
       waitedMs: Date.now() - started,
       timeoutMs: o.drainTimeoutMs,
+      receiverWasRunning: stats ? wasRunning : null,
     };
 
     // 4. Stop applying.
@@ -217,6 +219,7 @@ export function formatFailover(r: FailoverReport): string {
   } else lines.push('  old active: not given; fence it before it takes writes again');
   const d = r.drain;
   if (!d.receiver) lines.push('  drain: no receiver given, not measured');
+  else if (d.receiverWasRunning === false) lines.push('  drain: the receiver was already stopped; messages it had not applied stay in Kafka');
   else if (d.completed) lines.push(`  drain: complete in ${formatDurationMs(d.waitedMs)} (consumer lag 0)`);
   else lines.push(`  WARNING drain: NOT complete after ${formatDurationMs(d.waitedMs)} (consumer lag ${d.consumerLag ?? '?'}); messages left in Kafka were not applied`);
   if (d.receiver) lines.push(`  receiver ${d.receiver}: ${r.receiverStopped ? 'stopped' : 'did not report stopped'}${r.receiverFinal ? `, applied ${r.receiverFinal.applied}, lost conflict ${r.receiverFinal.lostConflict}, dead-lettered ${r.receiverFinal.deadLettered}` : ''}`);

@@ -201,6 +201,7 @@ test.serial('ferry failover: drains, lifts B\'s fence, fences A and reports the 
   t.deepEqual(rep.promoted, [{ node: s.b, fencedBefore: true, fencedAfter: false }]);
   t.like(rep.oldActive, { node: s.a, reachable: true, fenced: true, shipped: true });
   t.true(rep.drain.completed);
+  t.true(rep.drain.receiverWasRunning);
   t.is(rep.drain.consumerLag, 0);
   t.true(rep.receiverStopped);
   t.true(rep.receiverFinal!.applied >= n + 1);
