@@ -16,7 +16,7 @@
  *    compared), 2 the demo could not start.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,7 +50,13 @@ export const SAMPLES_MAX = 600;
 export const CHILD_START_TIMEOUT_MS = 60_000;
 /** After SIGTERM, this long before SIGKILL. */
 export const CHILD_STOP_TIMEOUT_MS = 15_000;
-/** Bytes of a child's output kept in memory for error messages. */
+/** Longest wait for a previous demo's leftover processes to be gone after SIGKILL. */
+export const LEFTOVER_EXIT_TIMEOUT_MS = 5000;
+/** How often a starting child's log is read for its ready line. */
+export const CHILD_READY_POLL_MS = 50;
+/** Bytes of a starting child's output searched for its ready line. */
+export const CHILD_READY_SCAN_BYTES = 1024 * 1024;
+/** Bytes of a child's output shown in error messages. */
 export const CHILD_OUTPUT_TAIL_BYTES = 4096;
 /** Longest wait for shipping and applying to catch up after the workload stops. */
 export const CATCHUP_TIMEOUT_MS = 60_000;
@@ -158,10 +164,15 @@ export async function pickPorts(basePort: number, dashboardPort: number): Promis
 
 // ---------------------------------------------------------------- child processes
 
-/** A `ferry <command>` child in its own process group, its output appended to a log file. */
+/**
+ * A `ferry <command>` child in its own process group. Its stdout and stderr go straight to a log
+ * file (not through the demo: a child outlives a demo that was killed without dying of a broken
+ * pipe, and the next demo stops it cleanly); the ready line is looked for in that file.
+ */
 class DemoChild {
   private proc: ChildProcess | undefined;
-  private tail = '';
+  /** Where this start's output begins in the log file. */
+  private logStart = 0;
 
   constructor(
     readonly name: string,
@@ -178,53 +189,55 @@ class DemoChild {
     return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
   }
 
-  /** The last lines it printed. */
-  outputTail(): string {
-    return this.tail.trim();
+  /** What it printed since it was started: the first `maxBytes` (ready line) or the last (errors). */
+  output(part: 'head' | 'tail' = 'tail', maxBytes = CHILD_OUTPUT_TAIL_BYTES): string {
+    let fd: number | undefined;
+    try {
+      fd = openSync(this.logFile, 'r');
+      const size = fstatSync(fd).size;
+      const from = part === 'head' ? this.logStart : Math.max(this.logStart, size - maxBytes);
+      const buf = Buffer.alloc(Math.max(0, Math.min(maxBytes, size - from)));
+      const n = readSync(fd, buf, 0, buf.length, from);
+      return buf.subarray(0, n).toString().trim();
+    } catch {
+      return '';
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
   }
 
   async start(): Promise<void> {
     appendFileSync(this.logFile, `\n--- ${new Date().toISOString()} ferry ${this.args.join(' ')}\n`);
-    const child = spawn(process.execPath, [FERRY_BIN, ...this.args], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, FORCE_COLOR: '0' },
-      // Own process group: Ctrl-C in the terminal reaches the demo only; it stops the children in order.
-      detached: true,
-    });
-    this.proc = child;
-    let seen = '';
-    const keep = (chunk: Buffer): void => {
-      const text = chunk.toString();
-      appendFileSync(this.logFile, text);
-      this.tail = (this.tail + text).slice(-CHILD_OUTPUT_TAIL_BYTES);
-    };
-    child.stderr!.on('data', keep);
-    await new Promise<void>((resolveStart, reject) => {
-      let done = false;
-      const finish = (err?: Error): void => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        if (err) reject(err);
-        else resolveStart();
-      };
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        finish(new DemoError('START', `${this.name} did not get ready within ${CHILD_START_TIMEOUT_MS} ms (log ${this.logFile}):\n${this.outputTail()}`));
-      }, CHILD_START_TIMEOUT_MS);
-      child.stdout!.on('data', (chunk: Buffer) => {
-        keep(chunk);
-        if (!done) {
-          seen = (seen + chunk.toString()).slice(-CHILD_OUTPUT_TAIL_BYTES);
-          if (this.ready.test(seen)) finish();
-        }
+    this.logStart = statSync(this.logFile).size;
+    const fd = openSync(this.logFile, 'a');
+    let child: ChildProcess;
+    try {
+      child = spawn(process.execPath, [FERRY_BIN, ...this.args], {
+        cwd: ROOT,
+        stdio: ['ignore', fd, fd],
+        env: { ...process.env, FORCE_COLOR: '0' },
+        // Own process group: Ctrl-C in the terminal reaches the demo only; it stops the children in order.
+        detached: true,
       });
-      child.once('error', (err) => finish(new DemoError('START', `${this.name}: ${err.message}`)));
-      child.once('exit', (code, signal) =>
-        finish(new DemoError('START', `${this.name} exited (${code ?? signal}) before it was ready (log ${this.logFile}):\n${this.outputTail()}`)),
-      );
-    });
+    } finally {
+      closeSync(fd);
+    }
+    this.proc = child;
+    let exited: string | undefined;
+    let spawnError: Error | undefined;
+    child.once('exit', (code, signal) => (exited = String(code ?? signal)));
+    child.once('error', (err) => (spawnError = err));
+    const end = Date.now() + CHILD_START_TIMEOUT_MS;
+    for (;;) {
+      if (this.ready.test(this.output('head', CHILD_READY_SCAN_BYTES))) return;
+      if (spawnError) throw new DemoError('START', `${this.name}: ${spawnError.message}`);
+      if (exited !== undefined) throw new DemoError('START', `${this.name} exited (${exited}) before it was ready (log ${this.logFile}):\n${this.output()}`);
+      if (Date.now() > end) {
+        child.kill('SIGKILL');
+        throw new DemoError('START', `${this.name} did not get ready within ${CHILD_START_TIMEOUT_MS} ms (log ${this.logFile}):\n${this.output()}`);
+      }
+      await sleep(CHILD_READY_POLL_MS);
+    }
   }
 
   /** SIGTERM, then SIGKILL after CHILD_STOP_TIMEOUT_MS; resolves with how it ended. */
@@ -243,30 +256,72 @@ class DemoChild {
     return killed ? `${how} (killed after ${CHILD_STOP_TIMEOUT_MS} ms)` : how;
   }
 
-  /** Synchronous last resort when the demo itself exits. */
-  killNow(): void {
-    if (this.running) this.proc!.kill('SIGKILL');
+  /** Last resort when the demo itself exits without stopping it: asks it to shut down cleanly. */
+  stopNow(): void {
+    if (this.running) this.proc!.kill('SIGTERM');
   }
 }
 
-/** Kills children a previous demo on this data directory left behind (it was killed itself). */
-function killLeftovers(pidFile: string): void {
-  if (!existsSync(pidFile) || !existsSync('/proc')) return;
-  let pids: number[] = [];
+/** Children stop in these groups, one group after the other: the receiver writes to B and reads the broker. */
+const STOP_ORDER: readonly string[][] = [['receiver'], ['site A', 'site B'], ['broker']];
+
+interface PidEntry {
+  name: string;
+  pid: number;
+}
+
+/**
+ * Stops the children a previous demo on this data directory left running (that demo was killed
+ * itself), in STOP_ORDER: SIGTERM, so they shut down cleanly, SIGKILL after CHILD_STOP_TIMEOUT_MS.
+ */
+async function stopLeftovers(pidFile: string): Promise<{ stopped: number; killed: number }> {
+  const result = { stopped: 0, killed: 0 };
+  if (!existsSync(pidFile) || !existsSync('/proc')) return result;
+  let entries: PidEntry[] = [];
   try {
-    pids = (JSON.parse(readFileSync(pidFile, 'utf8')) as { pids?: number[] }).pids ?? [];
+    entries = (JSON.parse(readFileSync(pidFile, 'utf8')) as { children?: PidEntry[] }).children ?? [];
   } catch {
-    return;
+    return result;
   }
-  for (const pid of pids) {
+  const alive = (pid: number): boolean => {
     try {
-      // Only a ferry process started for this data directory: the pid may have been reused.
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (cmd.includes('ferry.mjs') && cmd.includes(resolve(pidFile, '..'))) process.kill(pid, 'SIGKILL');
+      process.kill(pid, 0);
+      return true;
     } catch {
-      // gone
+      return false;
     }
+  };
+  const signal = (pid: number, sig: NodeJS.Signals): void => {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      // already gone
+    }
+  };
+  // Only a ferry process started for this data directory: the pid may have been reused.
+  const ours = entries.filter((e) => {
+    try {
+      const cmd = readFileSync(`/proc/${e.pid}/cmdline`, 'utf8');
+      return cmd.includes('ferry.mjs') && cmd.includes(resolve(pidFile, '..'));
+    } catch {
+      return false;
+    }
+  });
+  result.stopped = ours.length;
+  const groups = [...STOP_ORDER.map((g) => ours.filter((e) => g.includes(e.name))), ours.filter((e) => !STOP_ORDER.flat().includes(e.name))];
+  for (const group of groups) {
+    const pids = group.map((e) => e.pid);
+    for (const pid of pids) signal(pid, 'SIGTERM');
+    const termEnd = Date.now() + CHILD_STOP_TIMEOUT_MS;
+    while (pids.some(alive) && Date.now() < termEnd) await sleep(50);
+    for (const pid of pids.filter(alive)) {
+      signal(pid, 'SIGKILL');
+      result.killed++;
+    }
+    const killEnd = Date.now() + LEFTOVER_EXIT_TIMEOUT_MS;
+    while (pids.some(alive) && Date.now() < killEnd) await sleep(50);
   }
+  return result;
 }
 
 // ---------------------------------------------------------------- workload
@@ -528,10 +583,10 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
   let dashboard: Dashboard | undefined;
   let client: FerryClient | undefined;
   let stats: StatsSource | undefined;
-  const killAll = (): void => {
-    for (const c of children) c.killNow();
+  const stopAllNow = (): void => {
+    for (const c of children) c.stopNow();
   };
-  process.on('exit', killAll);
+  process.on('exit', stopAllNow);
 
   // Ctrl-C: the first ends the workload (catch up and verify follow), a second skips the waiting.
   const stopRequested = new AbortController();
@@ -563,7 +618,10 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
     if (o.fresh) rmSync(data, { recursive: true, force: true });
     mkdirSync(join(data, 'logs'), { recursive: true });
     const pidFile = join(data, 'demo-pids.json');
-    killLeftovers(pidFile);
+    const leftovers = await stopLeftovers(pidFile);
+    if (leftovers.stopped > 0) {
+      io.out(`demo: stopped ${leftovers.stopped} process(es) a previous demo on ${data} left running${leftovers.killed > 0 ? ` (${leftovers.killed} killed: they did not stop in time; if the sites differ, start over with --fresh)` : ''}\n`);
+    }
     const ports = await pickPorts(o.basePort, o.dashboardPort);
     ctx.ports = ports;
     const cfg = siteConfigs(ports);
@@ -581,7 +639,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
     const a = new DemoChild('site A', ['node', '--config', join(data, 'a.json'), '--data', join(data, 'a'), '--port', String(ports.a), '--host', HOST], /ferry node listening/, log('a'));
     const b = new DemoChild('site B', ['node', '--config', join(data, 'b.json'), '--data', join(data, 'b'), '--port', String(ports.b), '--host', HOST], /ferry node listening/, log('b'));
     const receiver = new DemoChild('receiver', ['receiver', '--config', join(data, 'receiver.json')], /ferry receiver ready/, log('receiver'));
-    const savePids = () => writeFileSync(pidFile, JSON.stringify({ pids: children.map((c) => c.pid).filter((p) => p !== undefined) }));
+    const savePids = () => writeFileSync(pidFile, JSON.stringify({ children: children.flatMap((c): PidEntry[] => (c.pid !== undefined ? [{ name: c.name, pid: c.pid }] : [])) }));
     const startChild = async (c: DemoChild): Promise<void> => {
       if (stopRequested.signal.aborted) throw new DemoError('START', 'interrupted while starting');
       children.push(c);
@@ -622,10 +680,6 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
 
     ctx.phase = 'catching up';
     await workload.stop();
-    const w = workload.counts;
-    io.out(
-      `${io.tty ? '\n' : ''}demo: workload stopped: ${w.ops} operations (${w.puts} writes, ${w.updates} updates, ${w.deletes} deletes, ${w.ttlPuts} TTL writes, ${w.hot} hot-key increments), ${w.errors} errors${w.lastError ? ` (last: ${w.lastError})` : ''}\n`,
-    );
     // Caught up: nothing behind in two samples in a row with nothing shipped in between (the
     // receiver re-measures its consumer lag once a second).
     const catchupEnd = Date.now() + CATCHUP_TIMEOUT_MS;
@@ -639,6 +693,10 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
       }
       prev = s;
     }
+    const w = workload.counts;
+    io.out(
+      `${io.tty ? '\n' : ''}demo: workload stopped: ${w.ops} operations (${w.puts} writes, ${w.updates} updates, ${w.deletes} deletes, ${w.ttlPuts} TTL writes, ${w.hot} hot-key increments), ${w.errors} errors${w.lastError ? ` (last: ${w.lastError})` : ''}\n`,
+    );
     io.out(
       caught
         ? `demo: caught up: A shipped everything, B applied everything (${formatDurationMs(Date.now() - (catchupEnd - CATCHUP_TIMEOUT_MS))})\n`
@@ -673,9 +731,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
   async function finish(code: number): Promise<number> {
     stats?.close();
     client?.close();
-    // Receiver first (it writes to B), then the sites, the broker last.
-    const order = ['receiver', 'site A', 'site B', 'broker'];
-    for (const group of [['receiver'], ['site A', 'site B'], ['broker']]) {
+    for (const group of [...STOP_ORDER, children.map((c) => c.name).filter((name) => !STOP_ORDER.flat().includes(name))]) {
       await Promise.all(
         children
           .filter((c) => group.includes(c.name))
@@ -685,11 +741,10 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
           }),
       );
     }
-    for (const c of children) if (!order.includes(c.name)) await c.stop();
     ctx.phase = 'done';
     await dashboard?.close();
     offSignal();
-    process.off('exit', killAll);
+    process.off('exit', stopAllNow);
     if (code === EXIT_EQUAL) io.out('demo: result: the sites are EQUAL; exit 0\n');
     else if (code === EXIT_DIFFERENT) io.out(`demo: result: ${verify ? 'the sites are DIFFERENT' : 'the sites were not compared'}; exit 1\n`);
     else io.out(`demo: could not run; exit ${code}\n`);

@@ -63,8 +63,8 @@ function killDemoChildren(dir: string): void {
   const file = join(dir, 'demo-pids.json');
   if (!existsSync(file)) return;
   try {
-    const { pids } = JSON.parse(readFileSync(file, 'utf8')) as { pids: number[] };
-    for (const pid of pids) {
+    const { children } = JSON.parse(readFileSync(file, 'utf8')) as { children: Array<{ pid: number }> };
+    for (const { pid } of children) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
