@@ -124,6 +124,8 @@ export async function failover(o: FailoverOptions): Promise<FailoverReport> {
   const started = Date.now();
   const deadline = started + o.drainTimeoutMs;
   const conns: NodeConn[] = [];
+  /** What was changed so far, named in the error when a later step fails. */
+  const changes: string[] = [];
   try {
     // 1. Preflight.
     const before: boolean[] = [];
@@ -138,6 +140,7 @@ export async function failover(o: FailoverOptions): Promise<FailoverReport> {
 
     // 2. The old active.
     const oldActive = o.oldActive ? await fenceOldActive(o, deadline) : null;
+    if (oldActive?.fenced) changes.push(`old active ${oldActive.node} fenced`);
 
     // 3. Drain.
     let completed = false;
@@ -158,7 +161,7 @@ export async function failover(o: FailoverOptions): Promise<FailoverReport> {
         seen = done;
         if (!stats.running) break; // stopped already: nothing more will be applied
         if (Date.now() >= drainDeadline) break;
-        if (o.signal?.aborted) throw new OpsError('INTERRUPTED', 'interrupted during the drain; nothing was changed on the passive site');
+        if (o.signal?.aborted) throw new OpsError('INTERRUPTED', 'interrupted during the drain; the passive site was not changed');
         o.progress?.(`draining: consumer lag ${stats.consumerLag < 0 ? '?' : stats.consumerLag}, applied ${stats.applied}`);
         await sleep(DRAIN_POLL_MS, o.signal);
         stats = await getJson<ReceiverStats>(`${o.receiver}/stats`, o.requestTimeoutMs);
@@ -179,6 +182,7 @@ export async function failover(o: FailoverOptions): Promise<FailoverReport> {
     if (o.receiver) {
       const fin = await postJson<ReceiverStats>(`${o.receiver}/stop`, undefined, RECEIVER_STOP_TIMEOUT_MS);
       receiverStopped = fin.running === false;
+      changes.push(`receiver ${o.receiver} stopped`);
       receiverFinal = { applied: fin.applied, lostConflict: fin.lostConflict, deadLettered: fin.deadLettered, maxSourceLutMs: fin.maxSourceLutMs };
     }
 
@@ -187,6 +191,7 @@ export async function failover(o: FailoverOptions): Promise<FailoverReport> {
     for (let i = 0; i < conns.length; i++) {
       const fencedAfter = await setFence(conns[i]!, o.namespace, false);
       promoted.push({ node: endpointText(o.passive[i]!), fencedBefore: before[i]!, fencedAfter });
+      if (!fencedAfter) changes.push(`fence lifted on ${endpointText(o.passive[i]!)}`);
       if (fencedAfter) throw new OpsError('REFUSED', `node ${endpointText(o.passive[i]!)} still shows fenced=true after set-config`);
     }
 
@@ -204,6 +209,10 @@ export async function failover(o: FailoverOptions): Promise<FailoverReport> {
       newestSourceChangeMs: newest,
       dataLossWindowMs: newest === null ? null : Math.max(0, at - newest),
     };
+  } catch (err) {
+    if (changes.length === 0) throw err;
+    const code = err instanceof OpsError ? err.code : 'REFUSED';
+    throw new OpsError(code, `${errorText(err)} (already done: ${changes.join('; ')}; not done: the rest of the failover, run it again)`);
   } finally {
     for (const c of conns) c.close();
   }
