@@ -74,6 +74,21 @@ test.serial('connects as a healthy one-node cluster and answers info', async (t)
   t.regex(await raw('features'), /pscans/);
 });
 
+test.serial('a client configured with a user connects: login is answered "security not enabled"', async (t) => {
+  const withUser = await Aerospike.connect({
+    hosts: [{ addr: node.host, port: node.port }],
+    user: 'admin',
+    password: 'admin',
+    log: { level: Aerospike.log.OFF },
+  });
+  try {
+    await withUser.put(key('with-user'), { a: 1 });
+    t.is((await withUser.get(key('with-user'))).bins.a, 1);
+  } finally {
+    await withUser.close();
+  }
+});
+
 test.serial('CRUD across every value type', async (t) => {
   const k = key('types');
   const bins = {
