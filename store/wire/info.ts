@@ -111,6 +111,11 @@ export function peersValue(generation: number, defaultPort: number, peers: reado
   return `${generation},${defaultPort},[${items.join(',')}]`;
 }
 
+function serviceAddress(host: string, port: number): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') return '';
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
 const kv = (o: Record<string, string | number | boolean>, sep = ';'): string =>
   Object.entries(o)
     .map(([k, v]) => `${k}=${String(v)}`)
@@ -161,8 +166,10 @@ export function infoCommands(ctx: InfoContext): Record<string, InfoHandler> {
     'peers-clear-alt': peers,
     'peers-tls-std': peers,
     'peers-tls-alt': peers,
-    'service-clear-std': () => `${ctx.host}:${ctx.port}`,
-    'service-clear-alt': () => `${ctx.host}:${ctx.port}`,
+    // A wildcard bind address is no address a client can use: answer empty, which clients accept
+    // (it skips their load-balancer check) rather than sending them to 0.0.0.0.
+    'service-clear-std': () => serviceAddress(ctx.host, ctx.port),
+    'service-clear-alt': () => serviceAddress(ctx.host, ctx.port),
     'service-tls-std': () => '',
     'service-tls-alt': () => '',
     services: () => view.peers().map((p) => p.addresses.map((a) => `${a.host}:${a.port}`).join(';')).filter(Boolean).join(';'),
