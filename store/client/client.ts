@@ -40,7 +40,7 @@ import {
   type Field,
 } from '../wire/message.js';
 import { ProtoType, type Frame } from '../wire/proto.js';
-import { ConnectionPool, ClientError } from './connection.js';
+import { ConnectionPool, ClientError, type Connection } from './connection.js';
 import { commandAttributes, encodeRecordCommand, encodeReplicatedWrite, type EncodedRequest } from './request.js';
 import { fromWireValue, toWireValue, type BinValue } from './values.js';
 
@@ -138,6 +138,8 @@ interface ClusterNode {
 const DEFAULT_TIMEOUT_MS = 5_000;
 /** Extra wait beyond a command's server-side timeout, so the server's TIMEOUT answer arrives first. */
 const SERVER_ANSWER_GRACE_MS = 1_000;
+/** Scanned records buffered before the client stops reading from the socket. */
+const SCAN_QUEUE_RECORDS_MAX = 10_000;
 /** A scan without a timeout fails when no frame arrives for this long. */
 const SCAN_IDLE_TIMEOUT_MS = 60_000;
 const DEFAULT_CONNS_PER_NODE = 64;
@@ -540,9 +542,12 @@ export class FerryClient {
       let done = false;
       let failure: Error | undefined;
       let wake: (() => void) | undefined;
+      let conn: Connection | undefined;
+      let paused = false;
       const exchange = node.pool
-        .use((c) =>
-          c.exchange(
+        .use((c) => {
+          conn = c;
+          return c.exchange(
             frame,
             (f) => {
               for (const m of decodeMsgs(f.body)) {
@@ -557,13 +562,17 @@ export class FerryClient {
                 }
                 queue.push(toScanned(m));
               }
+              if (queue.length >= SCAN_QUEUE_RECORDS_MAX && !paused) {
+                paused = true;
+                c.pauseReading();
+              }
               wake?.();
               return false;
             },
             // Idle limit between frames; the server enforces timeoutMs itself (TIMEOUT in LAST).
             (o.timeoutMs ?? 0) > 0 ? o.timeoutMs! + SERVER_ANSWER_GRACE_MS : SCAN_IDLE_TIMEOUT_MS,
-          ),
-        )
+          );
+        })
         .catch((err: Error) => {
           failure ??= err;
         })
@@ -571,21 +580,31 @@ export class FerryClient {
           done = true;
           wake?.();
         });
-      for (;;) {
-        while (queue.length > 0) {
-          const r = queue.shift()!;
-          yield r;
-          if (o.maxRecords && --remaining <= 0) {
-            await exchange;
-            return;
+      try {
+        for (;;) {
+          while (queue.length > 0) {
+            const r = queue.shift()!;
+            if (paused && queue.length < SCAN_QUEUE_RECORDS_MAX / 2) {
+              paused = false;
+              conn?.resumeReading();
+            }
+            yield r;
+            if (o.maxRecords && --remaining <= 0) {
+              if (paused) conn?.resumeReading();
+              await exchange;
+              return;
+            }
           }
+          if (done) break;
+          await new Promise<void>((r) => (wake = r));
+          wake = undefined;
         }
-        if (done) break;
-        await new Promise<void>((r) => (wake = r));
-        wake = undefined;
+        await exchange;
+        if (failure) throw failure;
+      } finally {
+        // The consumer stopped early: the rest of the stream is unwanted, so drop the connection.
+        if (!done) conn?.close();
       }
-      await exchange;
-      if (failure) throw failure;
     }
   }
 }

@@ -71,6 +71,16 @@ export class Connection {
     this.pending?.timer.refresh();
   }
 
+  /** Stops reading (backpressure while a consumer catches up); the server then blocks on us. */
+  pauseReading(): void {
+    this.socket.pause();
+  }
+
+  resumeReading(): void {
+    this.restartTimer();
+    this.socket.resume();
+  }
+
   close(): void {
     this.fail(new AerospikeError(ClientError.CONNECTION, 'connection closed by client'));
   }

@@ -256,3 +256,16 @@ test.serial('a scan running past its transaction_ttl ends with TIMEOUT', async (
   );
   t.is(err?.code, ResultCode.TIMEOUT);
 });
+
+test.serial('a scan consumer may stop early; the client stays usable', async (t) => {
+  let n = 0;
+  for await (const r of client.scan(ns, { set: 'fc-scan' })) {
+    void r;
+    if (++n === 5) break;
+  }
+  t.is(n, 5);
+  t.deepEqual((await client.get(k(3, 'fc-scan')))!.bins['i'], 3);
+  let all = 0;
+  for await (const r of client.scan(ns, { set: 'fc-scan' })) if (r) all++;
+  t.is(all, 120);
+});
