@@ -242,6 +242,7 @@ export async function main(argv: string[]): Promise<void> {
     console.log(`  produce   ${f(produceMsgsPerS).padStart(10)} msgs/s  ${f(produceMbPerS, 1).padStart(7)} MB/s   goal ≥ ${f(goalMsgsPerS)} msgs/s  ${mark(produceMsgsPerS >= goalMsgsPerS)}  (cores busy: broker ${f(produceBrokerCpu, 2)}, kafkajs process ${f(produceClientCpu, 2)})`);
     console.log(`  consume   ${f(consumeMsgsPerS).padStart(10)} msgs/s                 goal ≥ ${f(goalMsgsPerS)} msgs/s  ${mark(consumeMsgsPerS >= goalMsgsPerS)}  (cores busy: broker ${f(consumeBrokerCpu, 2)}, kafkajs ${f(consumeClientCpu, 2)})`);
     console.log(`  e2e @10k/s  p50 ${f(p50, 2)} ms  p99 ${f(p99, 2)} ms  (${f(latencies.length)} of ${f(e2eExpected)} messages, ${f(achievedRate)} msgs/s)   goal p99 < ${goalE2eP99Ms} ms  ${mark(p99 < goalE2eP99Ms)}`);
+    console.log(`  broker CPU per message: produce ${f((produceBrokerCpu * 1e6) / produceMsgsPerS, 2)} µs, consume ${f((consumeBrokerCpu * 1e6) / consumeMsgsPerS, 2)} µs (the rest of the time goes to kafkajs)`);
     console.log(`  produce ack (acks=-1, fsync policy ${args.flushPolicy}) at 10k/s  p50 ${f(percentile(ackLatencies, 50), 2)} ms  p99 ${f(percentile(ackLatencies, 99), 2)} ms`);
     console.log(
       JSON.stringify({
@@ -255,9 +256,11 @@ export async function main(argv: string[]): Promise<void> {
         produce_msgs_per_s: Math.round(produceMsgsPerS),
         produce_mb_per_s: Number(produceMbPerS.toFixed(1)),
         produce_broker_cores: Number(produceBrokerCpu.toFixed(2)),
+        produce_broker_cpu_us_per_msg: Number(((produceBrokerCpu * 1e6) / produceMsgsPerS).toFixed(3)),
         produce_client_cores: Number(produceClientCpu.toFixed(2)),
         consume_msgs_per_s: Math.round(consumeMsgsPerS),
         consume_broker_cores: Number(consumeBrokerCpu.toFixed(2)),
+        consume_broker_cpu_us_per_msg: Number(((consumeBrokerCpu * 1e6) / consumeMsgsPerS).toFixed(3)),
         consume_client_cores: Number(consumeClientCpu.toFixed(2)),
         producers: args.producers,
         e2e_rate_per_s: e2eRatePerS,
