@@ -564,9 +564,14 @@ export function formatLine(ctx: ViewContext, s: DemoSample): string {
 
 // ---------------------------------------------------------------- the demo
 
+/**
+ * Both sites keep their data on device files and acknowledge a write only once it is durable
+ * (commit-to-device): a demo whose processes were killed comes back with nothing acknowledged
+ * lost on A that B already holds, and the next run still verifies equal.
+ */
 function siteConfigs(ports: DemoPorts): { a: unknown; b: unknown; receiver: unknown } {
   const broker = `${HOST}:${ports.broker}`;
-  const ns = { name: DEMO_NAMESPACE, 'storage-engine': 'device', filesize: SITE_FILE_BYTES, 'write-block-size': 262144, 'nsup-period': 1 };
+  const ns = { name: DEMO_NAMESPACE, 'storage-engine': 'device', 'commit-to-device': true, filesize: SITE_FILE_BYTES, 'write-block-size': 262144, 'nsup-period': 1 };
   return {
     a: {
       namespaces: [{ ...ns, 'write-log-entries': 1 << 18 }],
