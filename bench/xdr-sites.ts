@@ -1,0 +1,224 @@
+/**
+ * Two XDR sites for the benchmark, as real processes started the way a user starts them
+ * (`node bin/ferry.mjs <command> ...`): the embedded broker, node A shipping to B, node B (fenced,
+ * passive, memory storage) and a receiver applying A's topic to B. Every wait is bounded; close()
+ * kills everything and removes the temp directory.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FerryClient } from '../store/client/client.js';
+import type { ReceiverStats } from '../receiver/receiver.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** A process gets this long to print its ready line. */
+const START_TIMEOUT_MS = 60_000;
+/** After SIGTERM, this long before SIGKILL. */
+const STOP_TIMEOUT_MS = 15_000;
+/** Kept of each process's output, for error messages. */
+const OUTPUT_CHARS_MAX = 1_000_000;
+const MiB = 1024 * 1024;
+const CLOCK_TICKS_PER_S = 100;
+
+export class SitesError extends Error {
+  readonly code = 'BENCH_SITES';
+  constructor(message: string) {
+    super(message);
+    this.name = 'SitesError';
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** One ferry process; start() may be called again after stop() (same arguments, same port). */
+export class BenchProcess {
+  private proc: ChildProcess | undefined;
+  output = '';
+  constructor(readonly name: string, private readonly args: string[], private readonly ready: RegExp) {}
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  get running(): boolean {
+    return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  async start(): Promise<void> {
+    const child = spawn(process.execPath, ['bin/ferry.mjs', ...this.args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, FORCE_COLOR: '0' },
+    });
+    this.proc = child;
+    const mark = this.output.length;
+    const keep = (c: Buffer): void => {
+      this.output += c.toString();
+      if (this.output.length > OUTPUT_CHARS_MAX) this.output = this.output.slice(-OUTPUT_CHARS_MAX / 2);
+    };
+    child.stderr!.on('data', keep);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new SitesError(`${this.name} did not get ready within ${START_TIMEOUT_MS} ms:\n${this.output.slice(-3000)}`));
+      }, START_TIMEOUT_MS);
+      child.stdout!.on('data', (c: Buffer) => {
+        keep(c);
+        if (this.ready.test(this.output.slice(mark))) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new SitesError(`${this.name} exited (${code ?? signal}) before it was ready:\n${this.output.slice(-3000)}`));
+      });
+    });
+  }
+
+  /** SIGTERM (clean) or SIGKILL; resolves when the process is gone. */
+  async stop(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
+    p.kill(signal);
+    const timer = setTimeout(() => p.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  /** Last-resort synchronous kill (process exit handlers cannot wait). */
+  killNow(): void {
+    if (this.running) this.proc!.kill('SIGKILL');
+  }
+
+  /** CPU seconds (user + system) used so far, from /proc; 0 where unavailable. */
+  cpuSeconds(): number {
+    if (!this.running) return 0;
+    try {
+      const stat = readFileSync(`/proc/${this.proc!.pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS_PER_S;
+    } catch {
+      return 0;
+    }
+  }
+}
+
+export interface XdrStream {
+  recordsBehind: number;
+  msBehind: number;
+  shipped: number;
+  shippedPerS: number;
+  retries: number;
+  errors: number;
+}
+
+export interface BenchSites {
+  dir: string;
+  broker: BenchProcess;
+  a: BenchProcess;
+  b: BenchProcess;
+  receiver: BenchProcess;
+  procs: BenchProcess[];
+  /** Writes go here. */
+  clientA: FerryClient;
+  /** Probes read here. */
+  clientB: FerryClient;
+  receiverStats(): Promise<ReceiverStats>;
+  xdrStats(): Promise<{ streams: XdrStream[] }>;
+  /** True when A has shipped everything and the receiver has applied everything it consumed. */
+  drained(): Promise<boolean>;
+  close(): Promise<void>;
+  /** Synchronous kill + temp dir removal, for exit handlers. */
+  closeNow(): void;
+}
+
+export interface SitesOptions {
+  /** Connections the writing client may open to A (one request in flight per connection). */
+  writeConnections: number;
+  /** Bytes of A's device file and of B's memory namespace. */
+  storeBytes: number;
+  /** Shipper compression; the product default (gzip) when absent. */
+  compression?: 'gzip' | 'none';
+}
+
+async function getJson<T>(url: string, timeoutMs = 5000): Promise<T> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  if (!res.ok) throw new SitesError(`${url}: HTTP ${res.status}`);
+  return (await res.json()) as T;
+}
+
+/**
+ * Starts the four processes. Shipping uses the product's defaults (batch-max 2000, linger 2 ms,
+ * gzip, 16 Kafka partitions, retry backoff up to 5 s); the receiver its defaults (apply
+ * concurrency 64).
+ */
+export async function startBenchSites(opts: SitesOptions): Promise<BenchSites> {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-xdr-'));
+  const procs: BenchProcess[] = [];
+  const clients: FerryClient[] = [];
+  const closeNow = (): void => {
+    for (const c of clients) c.close();
+    for (const p of procs) p.killNow();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const ports = { broker: await freePort(), a: await freePort(), b: await freePort(), receiver: await freePort() };
+    const brokerAddr = `127.0.0.1:${ports.broker}`;
+    writeFileSync(join(dir, 'a.json'), JSON.stringify({
+      namespaces: [{ name: 'test', filesize: Math.max(64 * MiB, opts.storeBytes), 'nsup-period': 0 }],
+      xdr: { site: 'A', destinations: [{ name: 'B', brokers: [brokerAddr], namespaces: ['test'], ...(opts.compression ? { compression: opts.compression } : {}) }] },
+    }));
+    writeFileSync(join(dir, 'b.json'), JSON.stringify({
+      namespaces: [{ name: 'test', 'storage-engine': 'memory', 'memory-size': Math.max(64 * MiB, opts.storeBytes), fenced: true, 'nsup-period': 0 }],
+    }));
+    writeFileSync(join(dir, 'r.json'), JSON.stringify({
+      brokers: [brokerAddr], topics: ['ferry.A.test'], destination: [`127.0.0.1:${ports.b}`], 'metrics-port': ports.receiver, 'group-id': 'ferry-receiver-B',
+    }));
+    const broker = new BenchProcess('broker', ['broker', '--data', join(dir, 'broker'), '--port', String(ports.broker)], /listening/);
+    const a = new BenchProcess('node A', ['node', '--config', join(dir, 'a.json'), '--data', join(dir, 'a'), '--port', String(ports.a)], /ferry node listening/);
+    const b = new BenchProcess('node B', ['node', '--config', join(dir, 'b.json'), '--data', join(dir, 'b'), '--port', String(ports.b)], /ferry node listening/);
+    const receiver = new BenchProcess('receiver', ['receiver', '--config', join(dir, 'r.json')], /ferry receiver ready/);
+    procs.push(broker, a, b, receiver);
+    await broker.start();
+    await Promise.all([a.start(), b.start()]);
+    await receiver.start();
+    const clientA = await FerryClient.connect({ hosts: [{ host: '127.0.0.1', port: ports.a }], tendIntervalMs: 0, maxConnsPerNode: opts.writeConnections });
+    clients.push(clientA);
+    const clientB = await FerryClient.connect({ hosts: [{ host: '127.0.0.1', port: ports.b }], tendIntervalMs: 0 });
+    clients.push(clientB);
+    const receiverStats = (): Promise<ReceiverStats> => getJson<ReceiverStats>(`http://127.0.0.1:${ports.receiver}/stats`);
+    const xdrStats = async (): Promise<{ streams: XdrStream[] }> => JSON.parse(await clientA.infoValue('xdr-stats')) as { streams: XdrStream[] };
+    return {
+      dir, broker, a, b, receiver, procs, clientA, clientB, receiverStats, xdrStats, closeNow,
+      async drained() {
+        const x = await xdrStats();
+        if (x.streams.some((s) => s.recordsBehind > 0 || s.msBehind > 0)) return false;
+        return (await receiverStats()).consumerLag === 0;
+      },
+      async close() {
+        for (const c of clients) c.close();
+        await Promise.all(procs.map((p) => p.stop('SIGKILL')));
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    closeNow();
+    throw err;
+  }
+}

@@ -1,0 +1,569 @@
+/**
+ * `npm run bench -- xdr [--duration-s 20] [--outage-s 60] [--steady-rate 2000] [--rates 1000,5000,20000] [--quick]`
+ *
+ * XDR figures with both sites and the broker on this machine, as real processes (bench/xdr-sites.ts),
+ * next to the goals of issue #5:
+ * - lag from source acknowledgement to destination apply at sustained 1k, 5k and 20k records/s of
+ *   1 KiB records written to A (lag_p50_ms_<r>k, lag_p99_ms_<r>k). Measured by sampling: about
+ *   PROBES_PER_S records per second are probes; once A acknowledges a probe, a poller reads it on B
+ *   (header-only batch reads of all outstanding probes every POLL_MS) and the lag is the time the
+ *   read that found it returned minus the acknowledgement time (an upper bound; resolution is the
+ *   poll period plus one read round trip). Every key is written once, so "found on B" means applied.
+ * - max_sustained_records_per_s: a ramp of write rates; a step is kept up with when the writer
+ *   reaches 95% of the rate and the end-to-end backlog (acknowledged on A minus applied on B) does
+ *   not keep growing over the step's second half.
+ * - catch-up: steady writes at steady_records_per_s, the broker stopped for --outage-s while writes
+ *   continue, then restarted; catchup_records_per_s = records applied on B per second from the
+ *   restart until B caught up (its backlog is back to less than half a second of writes).
+ * Writes are paced by a token schedule (record i is due at i / rate seconds), at most
+ * WRITES_IN_FLIGHT_MAX outstanding. Ends with one line of JSON {"bench":"xdr", ...}.
+ */
+import { randomBytes } from 'node:crypto';
+import type { FerryClient, KeySpec } from '../store/client/client.js';
+import { sleep, startBenchSites, type BenchSites } from './xdr-sites.js';
+
+const GOALS = { lagP99Ms5k: 100, catchupVsSteady: 5 };
+const RECORD_BYTES = 1024;
+/** Writes outstanding at once (and connections to A). */
+const WRITES_IN_FLIGHT_MAX = 128;
+/** Probes per second of writing (every Nth record, N = rate / this). */
+const PROBES_PER_S = 200;
+/** Pause between probe polls on B. */
+const POLL_MS = 2;
+/** Oldest outstanding probes read per poll. */
+const PROBE_BATCH_MAX = 256;
+/** A probe not found on B within this long counts as lost (reported, never hidden). */
+const PROBE_TIMEOUT_MS = 600_000;
+/** Waiting for everything to reach B between phases. */
+const DRAIN_TIMEOUT_MS = 300_000;
+/** Monitor sampling period (receiver and shipper stats). */
+const SAMPLE_MS = 250;
+/** A rate counts as reached at this share of the target. */
+const REACHED_SHARE = 0.95;
+/** Ramp step: the backlog may grow at most this share of the rate per second over the second half. */
+const BACKLOG_GROWTH_SHARE = 0.05;
+const RAMP_RATES = [500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000, 10_000, 12_500, 15_000, 20_000, 25_000, 30_000];
+/** Warm-up before measuring: the first seconds after start show start-up stalls on A. */
+const WARMUP_MS = 10_000;
+/** Steady rate of the catch-up phase when not given: 2000/s, or a quarter of the sustained rate when that is below 8000/s. */
+const STEADY_RATE_DEFAULT = 2000;
+/** Bytes of A's device file and B's memory namespace (the device file is sparse). */
+const STORE_BYTES = 16 * 1024 * 1024 * 1024;
+
+class BenchError extends Error {
+  readonly code = 'BENCH_XDR';
+  constructor(message: string) {
+    super(message);
+    this.name = 'BenchError';
+  }
+}
+
+function numArg(args: string[], name: string, dflt: number): number {
+  const i = args.indexOf(`--${name}`);
+  if (i < 0) return dflt;
+  const v = Number(args[i + 1]);
+  if (!Number.isFinite(v) || v <= 0) throw new BenchError(`--${name} needs a positive number`);
+  return v;
+}
+
+const now = (): number => performance.now();
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+
+const round1 = (x: number): number => Math.round(x * 10) / 10;
+
+// ------------------------------------------------------------------------------------ probes
+
+interface Probe {
+  key: KeySpec;
+  ackAt: number;
+  sink: number[];
+}
+
+/** Reads outstanding probe keys on B until each is found; records found-at minus acked-at. */
+class Prober {
+  private pending: Probe[] = [];
+  private running = true;
+  private loop: Promise<void>;
+  lost = 0;
+  polls = 0;
+  private pollMsSum = 0;
+  constructor(private readonly client: FerryClient) {
+    this.loop = this.run();
+  }
+
+  add(key: KeySpec, ackAt: number, sink: number[]): void {
+    this.pending.push({ key, ackAt, sink });
+  }
+
+  get outstanding(): number {
+    return this.pending.length;
+  }
+
+  /** Mean time between the starts of two polls, ms: the measurement's resolution. */
+  get meanPollMs(): number {
+    return this.polls > 1 ? this.pollMsSum / (this.polls - 1) : NaN;
+  }
+
+  async waitEmpty(timeoutMs: number): Promise<void> {
+    const end = now() + timeoutMs;
+    while (this.pending.length > 0 && now() < end) await sleep(20);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    let lastStart = NaN;
+    while (this.running) {
+      if (this.pending.length === 0) {
+        await sleep(POLL_MS);
+        lastStart = NaN;
+        continue;
+      }
+      const start = now();
+      if (!Number.isNaN(lastStart)) {
+        this.pollMsSum += start - lastStart;
+      }
+      lastStart = start;
+      this.polls++;
+      const batch = this.pending.slice(0, PROBE_BATCH_MAX);
+      let results: Array<{ resultCode: number }>;
+      try {
+        results = await this.client.batch(batch.map((p) => ({ kind: 'read' as const, key: p.key, headerOnly: true })), 5000);
+      } catch {
+        await sleep(POLL_MS);
+        continue;
+      }
+      const at = now();
+      const done = new Set<Probe>();
+      batch.forEach((p, i) => {
+        if (results[i]?.resultCode === 0) {
+          p.sink.push(at - p.ackAt);
+          done.add(p);
+        } else if (at - p.ackAt > PROBE_TIMEOUT_MS) {
+          this.lost++;
+          done.add(p);
+        }
+      });
+      if (done.size > 0) this.pending = this.pending.filter((p) => !done.has(p));
+      await sleep(POLL_MS);
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------ writer
+
+/** Paced writer: record i of the current schedule is due at i / rate s. Rate may change. */
+class Writer {
+  acked = 0;
+  errors = 0;
+  firstError = '';
+  /** Put latencies (ms) of the current run. */
+  latencies: number[] = [];
+  private issued = 0;
+  private inflight = 0;
+  private readonly pool = randomBytes(64 * 1024 + RECORD_BYTES);
+  constructor(private readonly client: FerryClient, private readonly prober: Prober) {}
+
+  /**
+   * Writes at `rate` for `durationMs` (or until `until()` is true, checked every tick) keys
+   * `<prefix><i>`; every `probeEvery`th acknowledged record becomes a probe recorded into `sink`.
+   * Returns the achieved rate (acknowledged records / elapsed s).
+   */
+  async run(o: { rate: number; durationMs: number; prefix: string; sink: number[]; until?: () => boolean }): Promise<{ acked: number; achievedPerS: number; elapsedMs: number }> {
+    const probeEvery = Math.max(1, Math.round(o.rate / PROBES_PER_S));
+    const ackedAtStart = this.acked;
+    this.latencies = [];
+    let i = 0;
+    const t0 = now();
+    for (;;) {
+      const t = now() - t0;
+      if (t >= o.durationMs || o.until?.()) break;
+      const due = Math.floor((o.rate * t) / 1000);
+      while (i < due && this.inflight < WRITES_IN_FLIGHT_MAX) this.write(`${o.prefix}${i}`, i++ % probeEvery === 0, o.sink);
+      await sleep(1);
+    }
+    const elapsedMs = now() - t0;
+    const acked = this.acked - ackedAtStart;
+    // Let the last writes finish (each is bounded by the client timeout).
+    while (this.inflight > 0) await sleep(5);
+    return { acked, achievedPerS: acked / (elapsedMs / 1000), elapsedMs };
+  }
+
+  private write(userKey: string, probe: boolean, sink: number[]): void {
+    const key: KeySpec = { namespace: 'test', set: 'bench', key: userKey };
+    const off = (this.issued++ * 4099) % (64 * 1024);
+    this.inflight++;
+    const t0 = now();
+    this.client.put(key, { v: this.pool.subarray(off, off + RECORD_BYTES) }).then(
+      () => {
+        const at = now();
+        this.inflight--;
+        this.acked++;
+        this.latencies.push(at - t0);
+        if (probe) this.prober.add(key, at, sink);
+      },
+      (err: unknown) => {
+        this.inflight--;
+        this.errors++;
+        if (!this.firstError) this.firstError = (err as Error).message;
+      },
+    );
+  }
+}
+
+// ------------------------------------------------------------------------------------ monitor
+
+interface Sample {
+  at: number;
+  acked: number;
+  applied: number;
+  consumerLag: number;
+  recordsBehind: number;
+  appliedPerS: number;
+  shippedPerS: number;
+}
+
+/** Samples receiver and shipper stats every SAMPLE_MS while running. */
+class Monitor {
+  samples: Sample[] = [];
+  private running = true;
+  private loop: Promise<void>;
+  constructor(private readonly sites: BenchSites, private readonly writer: Writer) {
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<Sample[]> {
+    this.running = false;
+    await this.loop;
+    return this.samples;
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      const t = now();
+      try {
+        const r = await this.sites.receiverStats();
+        const x = await this.sites.xdrStats().catch(() => ({ streams: [] }));
+        this.samples.push({
+          at: t,
+          acked: this.writer.acked,
+          applied: r.applied,
+          consumerLag: r.consumerLag,
+          recordsBehind: x.streams.reduce((s, v) => s + v.recordsBehind, 0),
+          appliedPerS: r.appliedPerS,
+          shippedPerS: x.streams.reduce((s, v) => s + v.shippedPerS, 0),
+        });
+      } catch {
+        // the receiver's endpoint is busy; try again next tick
+      }
+      await sleep(Math.max(0, SAMPLE_MS - (now() - t)));
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------ CPU
+
+interface CpuMark {
+  at: number;
+  procs: number[];
+  self: number;
+}
+
+function cpuMark(sites: BenchSites): CpuMark {
+  const u = process.cpuUsage();
+  return { at: now(), procs: sites.procs.map((p) => p.cpuSeconds()), self: (u.user + u.system) / 1e6 };
+}
+
+/** "A 80% B 40% ..." : CPU share of one core per process between two marks. */
+function cpuReport(sites: BenchSites, from: CpuMark, to: CpuMark): string {
+  const s = (to.at - from.at) / 1000;
+  const parts = sites.procs.map((p, i) => `${p.name.replace('node ', '')} ${Math.round(((to.procs[i]! - from.procs[i]!) * 100) / s)}%`);
+  parts.push(`bench ${Math.round(((to.self - from.self) * 100) / s)}%`);
+  return parts.join(', ');
+}
+
+async function waitDrained(sites: BenchSites, prober: Prober, what: string): Promise<number> {
+  const t0 = now();
+  const end = t0 + DRAIN_TIMEOUT_MS;
+  for (;;) {
+    const ok = prober.outstanding === 0 && (await sites.drained().catch(() => false));
+    if (ok) return now() - t0;
+    if (now() > end) throw new BenchError(`timed out after ${DRAIN_TIMEOUT_MS} ms waiting for B to catch up (${what}); ${prober.outstanding} probes outstanding`);
+    await sleep(100);
+  }
+}
+
+/** Backlog (acknowledged on A minus applied on B since the phase began) of a sample. */
+const backlogOf = (s: Sample, base: Sample): number => s.acked - base.acked - (s.applied - base.applied);
+
+// ------------------------------------------------------------------------------------ phases
+
+interface LagResult {
+  rate: number;
+  achievedPerS: number;
+  reached: boolean;
+  keptUp: boolean;
+  p50: number;
+  p99: number;
+  max: number;
+  probes: number;
+  backlogEnd: number;
+  drainMs: number;
+  cpu: string;
+  writeP50: number;
+  writeP99: number;
+}
+
+/** Least-squares slope of the backlog over the second half of the samples, records/s. */
+function backlogGrowthPerS(samples: Sample[], base: Sample): number {
+  const half = samples.slice(Math.floor(samples.length / 2));
+  if (half.length < 3) return 0;
+  const xs = half.map((s) => s.at / 1000);
+  const ys = half.map((s) => backlogOf(s, base));
+  const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const my = ys.reduce((a, b) => a + b, 0) / ys.length;
+  let num = 0;
+  let den = 0;
+  xs.forEach((x, i) => {
+    num += (x - mx) * (ys[i]! - my);
+    den += (x - mx) ** 2;
+  });
+  return den > 0 ? num / den : 0;
+}
+
+/** Kept up: the backlog did not keep growing over the second half, or stayed under one second of writes. */
+function keptUpWith(samples: Sample[], base: Sample, rate: number): boolean {
+  const last = samples[samples.length - 1];
+  if (!last) return true;
+  return backlogGrowthPerS(samples, base) <= BACKLOG_GROWTH_SHARE * rate || backlogOf(last, base) <= rate;
+}
+
+async function lagPhase(sites: BenchSites, writer: Writer, prober: Prober, rate: number, durationS: number, prefix: string): Promise<LagResult> {
+  const sink: number[] = [];
+  const monitor = new Monitor(sites, writer);
+  await sleep(SAMPLE_MS * 2);
+  const c0 = cpuMark(sites);
+  const w = await writer.run({ rate, durationMs: durationS * 1000, prefix, sink });
+  const c1 = cpuMark(sites);
+  const samples = await monitor.stop();
+  const base = samples[0]!;
+  const during = samples.filter((s) => s.at <= c1.at);
+  const drainMs = await waitDrained(sites, prober, `${rate}/s`);
+  sink.sort((x, y) => x - y);
+  const writes = writer.latencies.sort((x, y) => x - y);
+  const last = during[during.length - 1] ?? base;
+  return {
+    rate,
+    achievedPerS: Math.round(w.achievedPerS),
+    reached: w.achievedPerS >= REACHED_SHARE * rate,
+    keptUp: keptUpWith(during, base, rate),
+    p50: round1(percentile(sink, 0.5)),
+    p99: round1(percentile(sink, 0.99)),
+    max: round1(sink[sink.length - 1] ?? NaN),
+    probes: sink.length,
+    backlogEnd: backlogOf(last, base),
+    drainMs: Math.round(drainMs),
+    cpu: cpuReport(sites, c0, c1),
+    writeP50: round1(percentile(writes, 0.5)),
+    writeP99: round1(percentile(writes, 0.99)),
+  };
+}
+
+interface CatchupResult {
+  steadyPerS: number;
+  outageS: number;
+  backlogAtRestart: number;
+  restartToFirstApplyS: number;
+  catchupS: number;
+  caughtUp: boolean;
+  catchupPerS: number;
+  drainPerS: number;
+  peakAppliedPerS: number;
+  cpu: string;
+}
+
+async function catchupPhase(sites: BenchSites, writer: Writer, prober: Prober, steady: number, steadyS: number, outageS: number): Promise<CatchupResult> {
+  const sink: number[] = [];
+  const monitor = new Monitor(sites, writer);
+  await sleep(SAMPLE_MS * 2);
+  const prefix = 'c-';
+  // One schedule for the whole phase, so the steady rate holds across the outage.
+  let phase: 'steady' | 'outage' | 'catchup' | 'done' = 'steady';
+  let stopWriting = false;
+  const writing = writer.run({ rate: steady, durationMs: 3_600_000, prefix, sink, until: () => stopWriting });
+  let restartAt = 0;
+  let c0: CpuMark | undefined;
+  let result: CatchupResult | undefined;
+  try {
+    await sleep(steadyS * 1000);
+    console.log(`  steady ${steady}/s for ${steadyS} s; stopping the broker for ${outageS} s`);
+    phase = 'outage';
+    await sites.broker.stop('SIGTERM');
+    await sleep(outageS * 1000);
+    await sites.broker.start();
+    restartAt = now();
+    c0 = cpuMark(sites);
+    phase = 'catchup';
+    const base = monitor.samples[0]!;
+    const atRestart = [...monitor.samples].reverse().find((s) => s.at <= restartAt) ?? base;
+    const backlogAtRestart = backlogOf(atRestart, base);
+    console.log(`  broker restarted; backlog ${backlogAtRestart} records`);
+    const limitMs = Math.max(120_000, outageS * 10_000);
+    let caughtAt: Sample | undefined;
+    let firstApply: Sample | undefined;
+    while (now() - restartAt < limitMs) {
+      await sleep(SAMPLE_MS);
+      const after = monitor.samples.filter((s) => s.at > restartAt);
+      firstApply ??= after.find((s) => s.applied > atRestart.applied);
+      caughtAt = after.find((s) => s.applied > atRestart.applied && backlogOf(s, base) <= steady * 0.5);
+      if (caughtAt) break;
+    }
+    const c1 = cpuMark(sites);
+    stopWriting = true;
+    const end = caughtAt ?? monitor.samples[monitor.samples.length - 1]!;
+    const catchupS = (end.at - restartAt) / 1000;
+    const drainS = firstApply ? (end.at - firstApply.at) / 1000 : NaN;
+    const during = monitor.samples.filter((s) => s.at > restartAt && s.at <= end.at);
+    result = {
+      steadyPerS: steady,
+      outageS,
+      backlogAtRestart,
+      restartToFirstApplyS: firstApply ? round1((firstApply.at - restartAt) / 1000) : NaN,
+      catchupS: round1(catchupS),
+      caughtUp: caughtAt !== undefined,
+      catchupPerS: Math.round((end.applied - atRestart.applied) / catchupS),
+      drainPerS: firstApply && drainS > 0 ? Math.round((end.applied - firstApply.applied) / drainS) : NaN,
+      peakAppliedPerS: Math.max(0, ...during.map((s) => s.appliedPerS)),
+      cpu: cpuReport(sites, c0, c1),
+    };
+  } finally {
+    stopWriting = true;
+    await writing;
+    await monitor.stop();
+    if (phase === 'outage' && !sites.broker.running) await sites.broker.start().catch(() => undefined);
+  }
+  await waitDrained(sites, prober, 'catch-up');
+  if (!result) throw new BenchError('catch-up phase ended without a result');
+  return result;
+}
+
+// ------------------------------------------------------------------------------------ main
+
+export async function main(args: string[]): Promise<void> {
+  const quick = args.includes('--quick');
+  const durationS = numArg(args, 'duration-s', quick ? 6 : 20);
+  const outageS = numArg(args, 'outage-s', quick ? 10 : 60);
+  const steadyArg = args.includes('--steady-rate') ? numArg(args, 'steady-rate', STEADY_RATE_DEFAULT) : undefined;
+  const ci = args.indexOf('--compression');
+  const compression = ci >= 0 ? args[ci + 1]! : undefined;
+  if (compression !== undefined && compression !== 'gzip' && compression !== 'none') throw new BenchError('--compression is gzip or none');
+  const rampStepS = numArg(args, 'ramp-step-s', quick ? 5 : 10);
+  const ratesArg = args.indexOf('--rates');
+  const rates = ratesArg >= 0 ? args[ratesArg + 1]!.split(',').map(Number) : [1000, 5000, 20_000];
+  if (rates.some((r) => !Number.isFinite(r) || r <= 0)) throw new BenchError('--rates needs a comma-separated list of positive numbers');
+
+  let sites: BenchSites | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    console.error(`\n${sig}: stopping the sites`);
+    sites?.closeNow();
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const onExit = (): void => sites?.closeNow();
+  process.once('exit', onExit);
+
+  const out: Record<string, unknown> = { bench: 'xdr', date: new Date().toISOString(), duration_s: durationS, record_bytes: RECORD_BYTES };
+  let prober: Prober | undefined;
+  try {
+    console.log(`starting broker, node A (shipping to B), node B (fenced) and a receiver ...`);
+    sites = await startBenchSites({ writeConnections: WRITES_IN_FLIGHT_MAX, storeBytes: STORE_BYTES, ...(compression ? { compression } : {}) });
+    out.compression = compression ?? 'gzip (default)';
+    prober = new Prober(sites.clientB);
+    const writer = new Writer(sites.clientA, prober);
+
+    // Warm-up: producer and consumer connected, topic created, JIT warm.
+    await writer.run({ rate: 1000, durationMs: WARMUP_MS, prefix: 'w-', sink: [] });
+    await waitDrained(sites, prober, 'warm-up');
+
+    console.log(`\nlag from acknowledgement on A to apply on B, ${RECORD_BYTES} B records, ${durationS} s per rate`);
+    for (const rate of rates) {
+      const r = await lagPhase(sites, writer, prober, rate, durationS, `l${rate}-`);
+      const tag = rate % 1000 === 0 ? `${rate / 1000}k` : String(rate);
+      out[`lag_p50_ms_${tag}`] = r.p50;
+      out[`lag_p99_ms_${tag}`] = r.p99;
+      out[`lag_max_ms_${tag}`] = r.max;
+      out[`achieved_records_per_s_${tag}`] = r.achievedPerS;
+      out[`sustained_${tag}`] = r.reached && r.keptUp;
+      const goal = rate === 5000 ? `   (goal p99 <= ${GOALS.lagP99Ms5k} ms: ${r.p99 <= GOALS.lagP99Ms5k ? 'met' : 'MISSED'})` : '';
+      const verdict = !r.reached
+        ? `  NOT SUSTAINED: the writer reached only ${r.achievedPerS}/s`
+        : !r.keptUp
+          ? `  NOT SUSTAINED: B fell behind (backlog ${r.backlogEnd} records at the end, drained in ${(r.drainMs / 1000).toFixed(1)} s)`
+          : '';
+      console.log(`${String(rate).padStart(6)}/s: p50 ${r.p50} ms, p99 ${r.p99} ms, max ${r.max} ms (${r.probes} probes), achieved ${r.achievedPerS}/s${goal}${verdict}`);
+      console.log(`        put latency on A p50 ${r.writeP50} ms, p99 ${r.writeP99} ms; cpu: ${r.cpu}`);
+    }
+    out.probe_poll_ms = round1(prober.meanPollMs);
+    console.log(`        (probe resolution: one poll every ${out.probe_poll_ms} ms on average, plus a read round trip)`);
+
+    console.log(`\nramp: ${rampStepS} s per step until B falls behind or the writer cannot reach the rate`);
+    let best = 0;
+    let limit = `kept up with every step up to ${RAMP_RATES[RAMP_RATES.length - 1]}/s`;
+    for (const rate of RAMP_RATES) {
+      const r = await lagPhase(sites, writer, prober, rate, rampStepS, `r${rate}-`);
+      const ok = r.reached && r.keptUp;
+      console.log(`${String(rate).padStart(6)}/s: achieved ${r.achievedPerS}/s, backlog at end ${r.backlogEnd}, p99 ${r.p99} ms -> ${ok ? 'kept up' : r.reached ? 'B FELL BEHIND' : 'WRITER SHORT'}   cpu: ${r.cpu}`);
+      if (!ok) {
+        limit = r.reached ? `B fell behind at ${rate}/s` : `A's writer reached only ${r.achievedPerS}/s of ${rate}/s`;
+        break;
+      }
+      best = rate;
+    }
+    out.max_sustained_records_per_s = best;
+    out.max_sustained_limit = limit;
+    console.log(`max sustained: ${best} records/s (${limit})`);
+
+    const steady = steadyArg ?? (best >= 4 * STEADY_RATE_DEFAULT ? STEADY_RATE_DEFAULT : Math.max(100, Math.floor(best / 4 / 100) * 100));
+    if (steadyArg === undefined && steady !== STEADY_RATE_DEFAULT) {
+      console.log(`(steady rate ${steady}/s instead of ${STEADY_RATE_DEFAULT}/s: a quarter of the sustained rate, so that catching up is possible at all)`);
+    }
+    console.log(`\ncatch-up after a ${outageS} s broker outage at ${steady} records/s`);
+    const c = await catchupPhase(sites, writer, prober, steady, Math.min(10, durationS), outageS);
+    out.steady_records_per_s = c.steadyPerS;
+    out.outage_s = c.outageS;
+    out.catchup_records_per_s = c.catchupPerS;
+    out.catchup_vs_steady = round1(c.catchupPerS / c.steadyPerS);
+    out.catchup_s = c.catchupS;
+    out.caught_up = c.caughtUp;
+    out.backlog_at_restart = c.backlogAtRestart;
+    out.restart_to_first_apply_s = c.restartToFirstApplyS;
+    out.drain_records_per_s = c.drainPerS;
+    out.peak_applied_per_s = c.peakAppliedPerS;
+    const ratio = c.catchupPerS / c.steadyPerS;
+    console.log(
+      `catch-up: ${c.catchupPerS} records/s over ${c.catchupS} s (${c.caughtUp ? 'caught up' : 'DID NOT CATCH UP'}; backlog ${c.backlogAtRestart} at restart,` +
+        ` first apply ${c.restartToFirstApplyS} s after restart, ${c.drainPerS}/s from then, peak ${c.peakAppliedPerS}/s)` +
+        ` vs steady ${c.steadyPerS}/s = ${round1(ratio)}x   (goal >= ${GOALS.catchupVsSteady}x: ${ratio >= GOALS.catchupVsSteady ? 'met' : 'MISSED'})`,
+    );
+    console.log(`        cpu during catch-up: ${c.cpu}`);
+    out.probes_lost = prober.lost;
+    out.write_errors = writer.errors;
+    if (writer.errors > 0) console.log(`write errors on A: ${writer.errors} (first: ${writer.firstError})`);
+  } finally {
+    await prober?.stop();
+    await sites?.close();
+    sites = undefined;
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('exit', onExit);
+  }
+  console.log(JSON.stringify(out));
+}
