@@ -113,11 +113,11 @@ test('the dashboard charts shipped and applied records live; Ctrl-C (SIGINT) end
   });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30_000 });
   const page = await browser.newPage();
-  await page.goto(url!, { timeout: 10_000 });
-  t.is(await page.title(), 'ferry demo: replication lag');
   // The page loads nothing but itself and /api/stats.
   const requests: string[] = [];
   page.on('request', (r) => requests.push(r.url()));
+  await page.goto(url!, { timeout: 10_000 });
+  t.is(await page.title(), 'ferry demo: replication lag');
 
   const maxOf = (key: string) => page.locator(`polyline[data-key="${key}"]`).first().getAttribute('data-max', { timeout: 5000 }).then(Number);
   await waitFor(
@@ -131,7 +131,8 @@ test('the dashboard charts shipped and applied records live; Ctrl-C (SIGINT) end
   t.true((points ?? '').trim().split(/\s+/).length >= 2, `shipped/s drawn as a line: "${points}"`);
   const phase = await page.locator('#phase').textContent();
   t.is(phase, 'running');
-  t.true(requests.length > 0 && requests.every((u) => u.startsWith(url!)), requests.join(' '));
+  t.true(requests.includes(url!) && requests.includes(`${url!}api/stats`), requests.join(' '));
+  t.true(requests.every((u) => u.startsWith(url!)), `only the demo's own URLs: ${requests.join(' ')}`);
 
   // Ctrl-C: the demo stops the workload, catches up, verifies and exits 0.
   d.proc.kill('SIGINT');
