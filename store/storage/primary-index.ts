@@ -110,38 +110,56 @@ export class PrimaryIndex {
   /** Reads an entry into `out`; false when absent. */
   get(digest: Buffer, out: IndexEntry): boolean {
     const t = this.tables[pidOf(digest)]!;
-    const slot = find(t, digest);
+    loadKey(digest);
+    const slot = find(t);
     if (slot < 0) return false;
     readSlot(t.words, slot * SLOT_WORDS, out);
     return true;
   }
 
   has(digest: Buffer): boolean {
-    return find(this.tables[pidOf(digest)]!, digest) >= 0;
+    const t = this.tables[pidOf(digest)]!;
+    loadKey(digest);
+    return find(t) >= 0;
   }
 
-  /** Inserts or replaces the entry for `digest`. */
-  put(digest: Buffer, e: IndexEntry): void {
+  /**
+   * Inserts or replaces the entry for `digest`. When it existed and `prev` is given, `prev`
+   * receives the replaced entry. Returns whether it existed.
+   */
+  put(digest: Buffer, e: IndexEntry, prev?: IndexEntry): boolean {
     const t = this.tables[pidOf(digest)]!;
-    let slot = find(t, digest);
-    if (slot < 0) {
+    loadKey(digest);
+    let slot = find(t);
+    const existed = slot >= 0;
+    if (existed) {
+      if (prev) readSlot(t.words, slot * SLOT_WORDS, prev);
+    } else {
       if ((t.count + 1) / t.homeSlots > LOAD_MAX) grow(t, t.count + 1);
-      slot = insertPosition(t, digest);
+      slot = insertPosition(t);
       while (slot < 0) {
         grow(t, t.count + 1);
-        slot = insertPosition(t, digest);
+        slot = insertPosition(t);
       }
       t.count++;
       this.total++;
-      writeDigest(t.words, slot * SLOT_WORDS, digest);
+      const w = t.words;
+      const o = slot * SLOT_WORDS;
+      w[o] = K[0]!;
+      w[o + 1] = K[1]!;
+      w[o + 2] = K[2]!;
+      w[o + 3] = K[3]!;
+      w[o + 4] = K[4]!;
     }
     writeSlot(t.words, slot * SLOT_WORDS, e);
+    return existed;
   }
 
   /** Removes the entry; false when it was absent. */
   delete(digest: Buffer): boolean {
     const t = this.tables[pidOf(digest)]!;
-    const slot = find(t, digest);
+    loadKey(digest);
+    const slot = find(t);
     if (slot < 0) return false;
     removeAt(t, slot);
     t.count--;
@@ -221,65 +239,73 @@ export class PrimaryIndex {
   }
 }
 
+/** The digest being looked up, as five u32 words (filled by loadKey; single-threaded). */
+const K = new Uint32Array(5);
+
+function loadKey(d: Buffer): void {
+  K[0] = d.readUInt32LE(0);
+  K[1] = d.readUInt32LE(4);
+  K[2] = d.readUInt32LE(8);
+  K[3] = d.readUInt32LE(12);
+  K[4] = d.readUInt32LE(16);
+}
+
 function pidOf(d: Buffer): number {
   if (d.length !== DIGEST_BYTES) throw new RangeError(`digest must be ${DIGEST_BYTES} bytes, got ${d.length}`);
   return (d[0]! | (d[1]! << 8)) & 0xfff;
 }
 
 /** The ordering key: digest bytes 4..7 as a u32. */
-function keyOf(d: Buffer): number {
-  return d.readUInt32LE(4);
-}
-
 function homeOf(key: number, slots: number): number {
-  return Math.floor((key / 4294967296) * slots);
+  return Math.floor(key * slots * 2.3283064365386963e-10); // key / 2^32 * slots
 }
 
 function slotUsed(w: Uint32Array, o: number): boolean {
-  return ((w[o + 9]! >>> 8) & IndexFlag.USED) !== 0;
+  return (w[o + 9]! & 0x100) !== 0;
 }
 
-function sameDigest(w: Uint32Array, o: number, d: Buffer): boolean {
-  return (
-    w[o] === d.readUInt32LE(0) &&
-    w[o + 1] === d.readUInt32LE(4) &&
-    w[o + 2] === d.readUInt32LE(8) &&
-    w[o + 3] === d.readUInt32LE(12) &&
-    w[o + 4] === d.readUInt32LE(16)
-  );
+function sameKey(w: Uint32Array, o: number): boolean {
+  return w[o + 1] === K[1] && w[o] === K[0] && w[o + 2] === K[2] && w[o + 3] === K[3] && w[o + 4] === K[4];
 }
 
-/** Compares the digest in slot `o` with `d` in index order: (word1, word0, word2, word3, word4). */
-const COMPARE_ORDER = [1, 0, 2, 3, 4] as const;
-function compareAt(w: Uint32Array, o: number, d: Buffer): number {
-  for (const i of COMPARE_ORDER) {
-    const a = w[o + i]!;
-    const b = d.readUInt32LE(i * 4);
+/** Compares the digest in slot `o` with K in index order: (word1, word0, word2, word3, word4). */
+function compareKey(w: Uint32Array, o: number): number {
+  let a = w[o + 1]!;
+  let b = K[1]!;
+  if (a !== b) return a < b ? -1 : 1;
+  a = w[o]!;
+  b = K[0]!;
+  if (a !== b) return a < b ? -1 : 1;
+  for (let i = 2; i < 5; i++) {
+    a = w[o + i]!;
+    b = K[i]!;
     if (a !== b) return a < b ? -1 : 1;
   }
   return 0;
 }
 
-function find(t: PartitionTable, d: Buffer): number {
+/** Slot of K in `t`, or -1. */
+function find(t: PartitionTable): number {
   const w = t.words;
-  const key = keyOf(d);
-  for (let s = homeOf(key, t.homeSlots); s < t.slots; s++) {
+  const key = K[1]!;
+  const slots = t.slots;
+  for (let s = homeOf(key, t.homeSlots); s < slots; s++) {
     const o = s * SLOT_WORDS;
-    if (!slotUsed(w, o)) return -1;
+    if ((w[o + 9]! & 0x100) === 0) return -1;
     const k = w[o + 1]!;
     if (k > key) return -1;
-    if (k === key && sameDigest(w, o, d)) return s;
+    if (k === key && sameKey(w, o)) return s;
   }
   return -1;
 }
 
-/** Opens a slot where `d` belongs (shifting its run right); -1 when the run hits the table end. */
-function insertPosition(t: PartitionTable, d: Buffer): number {
+/** Opens a slot where K belongs (shifting its run right); -1 when the run hits the table end. */
+function insertPosition(t: PartitionTable): number {
   const w = t.words;
-  let s = homeOf(keyOf(d), t.homeSlots);
-  while (s < t.slots && slotUsed(w, s * SLOT_WORDS) && compareAt(w, s * SLOT_WORDS, d) < 0) s++;
+  let s = homeOf(K[1]!, t.homeSlots);
+  while (s < t.slots && (w[s * SLOT_WORDS + 9]! & 0x100) !== 0 && compareKey(w, s * SLOT_WORDS) < 0) s++;
   let empty = s;
-  while (empty < t.slots && slotUsed(w, empty * SLOT_WORDS)) empty++;
+  while (empty < t.slots && (w[empty * SLOT_WORDS + 9]! & 0x100) !== 0) empty++;
   if (empty >= t.slots) return -1;
   if (empty > s) w.copyWithin((s + 1) * SLOT_WORDS, s * SLOT_WORDS, empty * SLOT_WORDS);
   return s;
@@ -312,13 +338,15 @@ function grow(t: PartitionTable, needed: number): void {
   let next = 0;
   for (let s = 0; s < oldSlots; s++) {
     const o = s * SLOT_WORDS;
-    if (!slotUsed(old, o)) continue;
+    if ((old[o + 9]! & 0x100) === 0) continue;
     const pos = Math.max(next, homeOf(old[o + 1]!, homeSlots));
     if (pos >= slots) {
       // The spill area overflowed (a freak cluster): retry with a bigger table.
       return grow(restore(t, old, oldSlots, oldHomeSlots), Math.ceil(needed * 1.1));
     }
-    t.words.set(old.subarray(o, o + SLOT_WORDS), pos * SLOT_WORDS);
+    const w = t.words;
+    const d = pos * SLOT_WORDS;
+    for (let i = 0; i < SLOT_WORDS; i++) w[d + i] = old[o + i]!;
     next = pos + 1;
   }
 }
@@ -334,10 +362,6 @@ function digestAt(w: Uint32Array, o: number): Buffer {
   const d = Buffer.allocUnsafe(DIGEST_BYTES);
   for (let i = 0; i < 5; i++) d.writeUInt32LE(w[o + i]!, i * 4);
   return d;
-}
-
-function writeDigest(w: Uint32Array, o: number, d: Buffer): void {
-  for (let i = 0; i < 5; i++) w[o + i] = d.readUInt32LE(i * 4);
 }
 
 function readSlot(w: Uint32Array, o: number, e: IndexEntry): void {

@@ -141,6 +141,7 @@ export class RecordStore {
   private lastFlushError: Error | undefined;
   private readonly counters = { checksumErrors: 0, defragBlocks: 0, defragRecords: 0, cacheHits: 0, cacheMisses: 0, flushes: 0, tombstonesReclaimed: 0 };
   private readonly scratch = emptyEntry();
+  private readonly entry = emptyEntry();
 
   constructor(private readonly opts: RecordStoreOptions) {
     this.device = opts.device;
@@ -225,21 +226,20 @@ export class RecordStore {
     if (bytes.length > this.blockBytes) {
       throw new StorageError('RECORD_TOO_BIG', `record of ${bytes.length} bytes exceeds the write block (${this.blockBytes} bytes)`);
     }
-    const had = this.ix.get(r.digest, this.scratch);
-    const oldAddress = this.scratch.address;
-    const oldTomb = had && this.scratch.tombstone;
     const address = this.append(bytes, false);
-    if (had) this.unaccount(oldAddress);
-    this.ix.put(r.digest, {
-      generation: r.generation,
-      lutMs: r.lutMs,
-      voidTimeS: r.voidTimeS,
-      address,
-      setId,
-      tombstone: r.tombstone,
-      hasKey: r.key !== undefined,
-    });
-    if (oldTomb) this.tombstoneCount--;
+    const e = this.entry;
+    e.generation = r.generation;
+    e.lutMs = r.lutMs;
+    e.voidTimeS = r.voidTimeS;
+    e.address = address;
+    e.setId = setId;
+    e.tombstone = r.tombstone;
+    e.hasKey = r.key !== undefined;
+    const prev = this.scratch;
+    if (this.ix.put(r.digest, e, prev)) {
+      this.unaccount(prev.address);
+      if (prev.tombstone) this.tombstoneCount--;
+    }
     if (r.tombstone) this.tombstoneCount++;
   }
 
@@ -695,6 +695,7 @@ export class RecordStore {
     let corrupt = 0;
     let maxSeq = 0;
     const e = emptyEntry();
+    const prev = emptyEntry();
     let lastSetBytes: Buffer | undefined;
     let lastSetId = 0;
     for (const { b, seq } of order) {
@@ -718,11 +719,6 @@ export class RecordStore {
           continue;
         }
         const digest = buf.subarray(off + 40, off + 60);
-        if (this.ix.get(digest, e)) {
-          const old = this.blockOf(e.address).block;
-          this.live[old] = Math.max(0, this.live[old]! - sizeAt(e.address));
-          if (e.tombstone) this.tombstoneCount--;
-        }
         const setLen = buf[off + 13]!;
         let setId = 0;
         if (setLen > 0) {
@@ -748,7 +744,11 @@ export class RecordStore {
         e.setId = setId;
         e.tombstone = tombstone;
         e.hasKey = (flags & 2) !== 0;
-        this.ix.put(digest, e);
+        if (this.ix.put(digest, e, prev)) {
+          const old = this.blockOf(prev.address).block;
+          this.live[old] = Math.max(0, this.live[old]! - sizeAt(prev.address));
+          if (prev.tombstone) this.tombstoneCount--;
+        }
         if (tombstone) this.tombstoneCount++;
         seen.offs.push(off);
         seen.sizes.push(paddedLength);
