@@ -236,6 +236,8 @@ export class Receiver {
       }
       this.consumerLag = lag;
     } catch (err) {
+      // Unknown while the broker cannot be asked: never report a stale 0.
+      this.consumerLag = -1;
       this.lastError = (err as Error).message;
     }
   }

@@ -177,7 +177,8 @@ class Stream {
         const batch = this.collect();
         // Nothing to send (all skipped or filtered) counts as acknowledged at once.
         if (batch.items.length > 0) await this.send(batch.items);
-        // Acknowledged: advance cursors and checkpoints.
+        // Acknowledged: advance cursors and checkpoints; rescanned partitions are done.
+        for (const p of batch.recovered) this.recovering[p] = 0;
         for (const [p, c] of batch.cursors) this.cursor[p] = c;
         for (const [p, at] of batch.drained) {
           this.drainedAt[p] = at;
@@ -233,8 +234,9 @@ class Stream {
   }
 
   /** Reads the next batch from recovering partitions and the logs. Synchronous: a consistent cut. */
-  private collect(): { items: Pending[]; cursors: Map<number, number>; drained: Map<number, number>; more: boolean } {
+  private collect(): { items: Pending[]; cursors: Map<number, number>; drained: Map<number, number>; recovered: number[]; more: boolean } {
     const items: Pending[] = [];
+    const recovered: number[] = [];
     const cursors = new Map<number, number>();
     const drained = new Map<number, number>();
     const max = this.limiter ? Math.min(this.dest.batchMax, this.dest.maxRecordsPerS) : this.dest.batchMax;
@@ -257,7 +259,7 @@ class Stream {
       if (this.recovering[p]) {
         const next = Number(wl.nextSequence(pid));
         for (const v of this.ns.scanPartition(pid, { includeTombstones: true, lutAfterMs: this.checkpoint[p]! })) this.consider(v, p, items);
-        this.recovering[p] = 0;
+        recovered.push(p);
         cursors.set(p, next);
         drained.set(p, now);
         continue;
@@ -280,7 +282,7 @@ class Stream {
       if (c >= next) drained.set(p, now);
       else more = true;
     }
-    return { items, cursors, drained, more };
+    return { items, cursors, drained, recovered, more };
   }
 
   private consider(v: RecordVersion, p: number, items: Pending[]): void {
