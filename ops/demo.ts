@@ -36,9 +36,15 @@ export const DEMO_SET = 'demo';
 /** Distinct keys the workload touches (plus the hot key). */
 export const DEMO_KEYS = 10_000;
 /** Workload operations in flight at once; above it the rate is not reached (and not caught up). */
-export const WORKLOAD_IN_FLIGHT_MAX = 256;
+export const WORKLOAD_IN_FLIGHT_MAX = 512;
+/** Connections of the workload client to site A (one command in flight on each). */
+export const WORKLOAD_CONNECTIONS_MAX = 128;
+/** Increments of the hot key in flight at once: below the store's per-key queue limit (KEY_BUSY). */
+export const HOT_KEY_IN_FLIGHT_MAX = 8;
 /** Workload scheduling tick. */
 export const WORKLOAD_TICK_MS = 20;
+/** Operations owed from late ticks are issued up to this much time's worth. */
+export const WORKLOAD_BURST_MS = 250;
 /** TTL writes live this long (s), drawn uniformly. */
 export const WORKLOAD_TTL_S_MIN = 30;
 export const WORKLOAD_TTL_S_MAX = 300;
@@ -356,6 +362,7 @@ export class Workload {
   private seq = 0;
   private readonly rnd = random(Date.now());
   private idle: Array<() => void> = [];
+  private hotInFlight = 0;
 
   constructor(
     private readonly client: FerryClient,
@@ -377,8 +384,8 @@ export class Workload {
 
   private tick(): void {
     const now = Date.now();
-    // At most one tick's worth of backlog: a slow site is not hit with a burst afterwards.
-    this.allowance = Math.min(this.allowance + ((now - this.last) * this.ratePerS) / 1000, Math.max(1, (this.ratePerS * WORKLOAD_TICK_MS * 2) / 1000));
+    // Late ticks are made up for, but at most WORKLOAD_BURST_MS worth: a site that was slow is not hit with a burst afterwards.
+    this.allowance = Math.min(this.allowance + ((now - this.last) * this.ratePerS) / 1000, Math.max(1, (this.ratePerS * WORKLOAD_BURST_MS) / 1000));
     this.last = now;
     while (this.allowance >= 1 && this.inFlight < WORKLOAD_IN_FLIGHT_MAX) {
       this.allowance -= 1;
@@ -405,9 +412,13 @@ export class Workload {
       c.ttlPuts++;
       const ttl = WORKLOAD_TTL_S_MIN + Math.floor(this.rnd() * (WORKLOAD_TTL_S_MAX - WORKLOAD_TTL_S_MIN));
       p = this.client.put(key, { v: `ttl-${n}`, n, at: Date.now() }, { ttl, sendKey: true });
-    } else {
+    } else if (this.hotInFlight < HOT_KEY_IN_FLIGHT_MAX) {
       c.hot++;
-      p = this.client.operate({ namespace: DEMO_NAMESPACE, set: DEMO_SET, key: 'hot' }, [ops.incr('hits', 1)]);
+      this.hotInFlight++;
+      p = this.client.operate({ namespace: DEMO_NAMESPACE, set: DEMO_SET, key: 'hot' }, [ops.incr('hits', 1)]).finally(() => this.hotInFlight--);
+    } else {
+      c.updates++;
+      p = this.client.operate(key, [ops.incr('n', 1), ops.write('at', Date.now())]);
     }
     this.inFlight++;
     p.then(
@@ -657,7 +668,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
     await Promise.all([startChild(a), startChild(b)]);
     await startChild(receiver);
 
-    client = await FerryClient.connect({ hosts: [{ host: HOST, port: ports.a }], tendIntervalMs: 0, maxConnsPerNode: 32 });
+    client = await FerryClient.connect({ hosts: [{ host: HOST, port: ports.a }], tendIntervalMs: 0, maxConnsPerNode: WORKLOAD_CONNECTIONS_MAX });
     const workload = new Workload(client, o.ratePerS);
     stats = new StatsSource({ host: HOST, port: ports.a }, `http://${HOST}:${ports.receiver}`, () => workload.counts);
     if (stopRequested.signal.aborted) throw new DemoError('START', 'interrupted while starting');
