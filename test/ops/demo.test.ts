@@ -7,7 +7,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import net from 'node:net';
 import { chromium, type Browser } from 'playwright-core';
+import { caughtUp, formatLine, formatView, pickPorts, type DemoSample, type ViewContext } from '../../ops/demo.js';
 import { ROOT, freePort, waitFor } from '../helpers/procs.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -139,4 +141,42 @@ test('the dashboard charts shipped and applied records live; Ctrl-C (SIGINT) end
   const { code } = await exitWithin(d, DEMO_EXIT_TIMEOUT_MS);
   t.is(code, 0, d.output().slice(-3000));
   t.regex(d.output(), /result: EQUAL \(the sites are equal\)/);
+});
+
+test('ports: taken ones are replaced by free ones, all distinct', async (t) => {
+  // Hold the base port and the dashboard port.
+  const held = await Promise.all(
+    [0, 0].map(
+      () =>
+        new Promise<net.Server>((resolve, reject) => {
+          const srv = net.createServer();
+          srv.once('error', reject);
+          srv.listen(0, '127.0.0.1', () => resolve(srv));
+        }),
+    ),
+  );
+  t.teardown(() => held.forEach((srv) => srv.close()));
+  const [base, dash] = held.map((srv) => (srv.address() as net.AddressInfo).port) as [number, number];
+  const p = await pickPorts(base, dash);
+  t.not(p.a, base, 'site A does not get the taken base port');
+  t.not(p.dashboard, dash);
+  t.is(new Set([p.a, p.b, p.broker, p.receiver, p.dashboard]).size, 5);
+  for (const port of [p.a, p.b, p.broker, p.receiver, p.dashboard]) t.true(port > 0 && port < 65536);
+});
+
+test('view: the terminal view and the one-line form show every figure; caught up needs nothing behind', (t) => {
+  const s: DemoSample = {
+    at: 20_000, writesPerS: 498, writeErrors: 0, shippedPerS: 497, shipped: 12_345, recordsBehind: 7, msBehind: 31, retries: 0,
+    appliedPerS: 495, applied: 12_300, lostConflict: 2, deadLettered: 1, consumerLag: 4, error: '',
+  };
+  const ctx: ViewContext = { ports: { a: 3000, b: 3001, broker: 3002, receiver: 3003, dashboard: 8080 }, data: '/d', dashboardUrl: 'http://127.0.0.1:8080/', startedAt: 10_000, phase: 'running', ratePerS: 500 };
+  t.is(formatLine(ctx, s), 'demo t=10s phase=running writes/s=498 shipped/s=497 behind=7 ms-behind=31 applied/s=495 conflicts-lost=2 dead-lettered=1 consumer-lag=4');
+  const view = formatView(ctx, s);
+  for (const re of [/A writes\/s\s+498/, /shipped\/s\s+497\s+total 12,345/, /records behind\s+7/, /ms behind\s+31/, /B applied\/s\s+495/, /conflicts lost\s+2/, /dead-lettered\s+1/, /consumer lag\s+4/, /http:\/\/127\.0\.0\.1:8080\//]) {
+    t.regex(view, re);
+  }
+  t.false(caughtUp(s));
+  t.false(caughtUp({ ...s, recordsBehind: 0, msBehind: 0, consumerLag: -1 }), 'an unmeasured consumer lag is not caught up');
+  t.false(caughtUp({ ...s, recordsBehind: 0, msBehind: 0, consumerLag: 0, error: 'receiver: down' }));
+  t.true(caughtUp({ ...s, recordsBehind: 0, msBehind: 0, consumerLag: 0 }));
 });
