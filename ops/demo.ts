@@ -86,7 +86,7 @@ const GROUP_ID = 'ferry-demo-B';
 /** Terminal: cursor home, clear to the end of the screen. */
 const REDRAW = '\x1b[H\x1b[J';
 
-export type DemoErrorCode = 'USAGE' | 'START' | 'PORT';
+export type DemoErrorCode = 'USAGE' | 'START' | 'INTERRUPTED';
 
 export class DemoError extends Error {
   constructor(
@@ -596,6 +596,8 @@ function siteConfigs(ports: DemoPorts): { a: unknown; b: unknown; receiver: unkn
 export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
   const data = resolve(o.data);
   const children: DemoChild[] = [];
+  /** The children's pids, for a later demo should this one be killed. */
+  const pidFile = join(data, 'demo-pids.json');
   let dashboard: Dashboard | undefined;
   let client: FerryClient | undefined;
   let stats: StatsSource | undefined;
@@ -633,7 +635,6 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
   try {
     if (o.fresh) rmSync(data, { recursive: true, force: true });
     mkdirSync(join(data, 'logs'), { recursive: true });
-    const pidFile = join(data, 'demo-pids.json');
     const leftovers = await stopLeftovers(pidFile);
     if (leftovers.stopped > 0) {
       io.out(`demo: stopped ${leftovers.stopped} process(es) a previous demo on ${data} left running${leftovers.killed > 0 ? ` (${leftovers.killed} killed: they did not stop in time; if the sites differ, start over with --fresh)` : ''}\n`);
@@ -657,7 +658,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
     const receiver = new DemoChild('receiver', ['receiver', '--config', join(data, 'receiver.json')], /ferry receiver ready/, log('receiver'));
     const savePids = () => writeFileSync(pidFile, JSON.stringify({ children: children.flatMap((c): PidEntry[] => (c.pid !== undefined ? [{ name: c.name, pid: c.pid }] : [])) }));
     const startChild = async (c: DemoChild): Promise<void> => {
-      if (stopRequested.signal.aborted) throw new DemoError('START', 'interrupted while starting');
+      if (stopRequested.signal.aborted) throw new DemoError('INTERRUPTED', 'interrupted while starting: nothing to verify');
       children.push(c);
       const started = c.start();
       savePids();
@@ -671,7 +672,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
     client = await FerryClient.connect({ hosts: [{ host: HOST, port: ports.a }], tendIntervalMs: 0, maxConnsPerNode: WORKLOAD_CONNECTIONS_MAX });
     const workload = new Workload(client, o.ratePerS);
     stats = new StatsSource({ host: HOST, port: ports.a }, `http://${HOST}:${ports.receiver}`, () => workload.counts);
-    if (stopRequested.signal.aborted) throw new DemoError('START', 'interrupted while starting');
+    if (stopRequested.signal.aborted) throw new DemoError('INTERRUPTED', 'interrupted while starting: nothing to verify');
     workload.start();
     ctx.phase = 'running';
     ctx.startedAt = Date.now();
@@ -740,7 +741,8 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
   } catch (err) {
     io.err(`demo: ${errorText(err)}\n`);
     ctx.phase = 'stopping';
-    return await finish(EXIT_ERROR);
+    // Interrupted before the workload ran: nothing compared (1); could not start (2).
+    return await finish(err instanceof DemoError && err.code === 'INTERRUPTED' ? EXIT_DIFFERENT : EXIT_ERROR);
   }
   return await finish(verify?.equal ? EXIT_EQUAL : EXIT_DIFFERENT);
 
@@ -758,6 +760,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
       );
     }
     ctx.phase = 'done';
+    if (children.every((c) => !c.running)) rmSync(pidFile, { force: true });
     await dashboard?.close();
     offSignal();
     process.off('exit', stopAllNow);
