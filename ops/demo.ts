@@ -601,6 +601,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
   let dashboard: Dashboard | undefined;
   let client: FerryClient | undefined;
   let stats: StatsSource | undefined;
+  let workload: Workload | undefined;
   const stopAllNow = (): void => {
     for (const c of children) c.stopNow();
   };
@@ -670,10 +671,11 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
     await startChild(receiver);
 
     client = await FerryClient.connect({ hosts: [{ host: HOST, port: ports.a }], tendIntervalMs: 0, maxConnsPerNode: WORKLOAD_CONNECTIONS_MAX });
-    const workload = new Workload(client, o.ratePerS);
-    stats = new StatsSource({ host: HOST, port: ports.a }, `http://${HOST}:${ports.receiver}`, () => workload.counts);
+    const load = new Workload(client, o.ratePerS);
+    workload = load;
+    stats = new StatsSource({ host: HOST, port: ports.a }, `http://${HOST}:${ports.receiver}`, () => load.counts);
     if (stopRequested.signal.aborted) throw new DemoError('INTERRUPTED', 'interrupted while starting: nothing to verify');
-    workload.start();
+    load.start();
     ctx.phase = 'running';
     ctx.startedAt = Date.now();
     io.out(`demo: workload on site A at ${o.ratePerS} ops/s${o.durationS !== undefined ? ` for ${o.durationS} s` : ''}; Ctrl-C stops it, waits for B to catch up and verifies\n`);
@@ -696,7 +698,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
     clearTimeout(durationTimer);
 
     ctx.phase = 'catching up';
-    await workload.stop();
+    await load.stop();
     // Caught up: nothing behind in two samples in a row with nothing shipped in between (the
     // receiver re-measures its consumer lag once a second).
     const catchupEnd = Date.now() + CATCHUP_TIMEOUT_MS;
@@ -710,7 +712,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
       }
       prev = s;
     }
-    const w = workload.counts;
+    const w = load.counts;
     io.out(
       `${io.tty ? '\n' : ''}demo: workload stopped: ${w.ops} operations (${w.puts} writes, ${w.updates} updates, ${w.deletes} deletes, ${w.ttlPuts} TTL writes, ${w.hot} hot-key increments), ${w.errors} errors${w.lastError ? ` (last: ${w.lastError})` : ''}\n`,
     );
@@ -747,6 +749,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
   return await finish(verify?.equal ? EXIT_EQUAL : EXIT_DIFFERENT);
 
   async function finish(code: number): Promise<number> {
+    await workload?.stop();
     stats?.close();
     client?.close();
     for (const group of [...STOP_ORDER, children.map((c) => c.name).filter((name) => !STOP_ORDER.flat().includes(name))]) {
