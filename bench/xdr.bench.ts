@@ -19,6 +19,8 @@
  * WRITES_IN_FLIGHT_MAX outstanding. Ends with one line of JSON {"bench":"xdr", ...}.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import type { FerryClient, KeySpec } from '../store/client/client.js';
 import { sleep, startBenchSites, type BenchSites } from './xdr-sites.js';
 
@@ -67,6 +69,8 @@ function numArg(args: string[], name: string, dflt: number): number {
 }
 
 const now = (): number => performance.now();
+/** --verbose: print a line of shipper and receiver figures every second. */
+const VERBOSE = { on: false };
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -228,6 +232,7 @@ interface Sample {
   recordsBehind: number;
   appliedPerS: number;
   shippedPerS: number;
+  shipped: number;
 }
 
 /** Samples receiver and shipper stats every SAMPLE_MS while running. */
@@ -235,7 +240,7 @@ class Monitor {
   samples: Sample[] = [];
   private running = true;
   private loop: Promise<void>;
-  constructor(private readonly sites: BenchSites, private readonly writer: Writer) {
+  constructor(private readonly sites: BenchSites, private readonly writer: Writer, private readonly verbose = VERBOSE.on) {
     this.loop = this.run();
   }
 
@@ -259,7 +264,17 @@ class Monitor {
           recordsBehind: x.streams.reduce((s, v) => s + v.recordsBehind, 0),
           appliedPerS: r.appliedPerS,
           shippedPerS: x.streams.reduce((s, v) => s + v.shippedPerS, 0),
+          shipped: x.streams.reduce((s, v) => s + v.shipped, 0),
         });
+        if (this.verbose && this.samples.length % 4 === 0) {
+          const v = this.samples[this.samples.length - 1]!;
+          const w = this.samples[this.samples.length - 5];
+          const per = (f: (s: Sample) => number): number => (w ? Math.round(((f(v) - f(w)) * 1000) / (v.at - w.at)) : 0);
+          console.log(
+            `          t+${((v.at - this.samples[0]!.at) / 1000).toFixed(0)}s acked/s ${per((s) => s.acked)} shipped/s ${per((s) => s.shipped)} applied/s ${per((s) => s.applied)}` +
+              ` | unshipped ${v.recordsBehind} consumer lag ${v.consumerLag} backlog ${v.acked - v.applied - (this.samples[0]!.acked - this.samples[0]!.applied)}`,
+          );
+        }
       } catch {
         // the receiver's endpoint is busy; try again next tick
       }
@@ -274,18 +289,42 @@ interface CpuMark {
   at: number;
   procs: number[];
   self: number;
+  /** Machine-wide busy and idle CPU seconds (all cores), from /proc/stat. */
+  busy: number;
+  idle: number;
+}
+
+const CLOCK_TICKS_PER_S = 100;
+
+function machineCpu(): { busy: number; idle: number } {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const idle = (f[3] ?? 0) + (f[4] ?? 0);
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    return { busy: (total - idle) / CLOCK_TICKS_PER_S, idle: idle / CLOCK_TICKS_PER_S };
+  } catch {
+    return { busy: NaN, idle: NaN };
+  }
 }
 
 function cpuMark(sites: BenchSites): CpuMark {
   const u = process.cpuUsage();
-  return { at: now(), procs: sites.procs.map((p) => p.cpuSeconds()), self: (u.user + u.system) / 1e6 };
+  return { at: now(), procs: sites.procs.map((p) => p.cpuSeconds()), self: (u.user + u.system) / 1e6, ...machineCpu() };
 }
 
-/** "A 80% B 40% ..." : CPU share of one core per process between two marks. */
+/**
+ * "broker 10%, A 80%, ..., others 90%, idle 5%": CPU in % of one core per process between two
+ * marks; "others" is everything on the machine that is not this benchmark, "idle" what was left.
+ */
 function cpuReport(sites: BenchSites, from: CpuMark, to: CpuMark): string {
   const s = (to.at - from.at) / 1000;
-  const parts = sites.procs.map((p, i) => `${p.name.replace('node ', '')} ${Math.round(((to.procs[i]! - from.procs[i]!) * 100) / s)}%`);
-  parts.push(`bench ${Math.round(((to.self - from.self) * 100) / s)}%`);
+  const pct = (x: number): number => Math.round((x * 100) / s);
+  const ours = sites.procs.map((_, i) => to.procs[i]! - from.procs[i]!);
+  const parts = sites.procs.map((p, i) => `${p.name.replace('node ', '')} ${pct(ours[i]!)}%`);
+  const self = to.self - from.self;
+  parts.push(`bench ${pct(self)}%`);
+  const others = to.busy - from.busy - self - ours.reduce((a, b) => a + b, 0);
+  if (Number.isFinite(others)) parts.push(`others ${Math.max(0, pct(others))}%`, `idle ${pct(to.idle - from.idle)}% (of ${cpus().length * 100}%)`);
   return parts.join(', ');
 }
 
@@ -458,6 +497,7 @@ async function catchupPhase(sites: BenchSites, writer: Writer, prober: Prober, s
 
 export async function main(args: string[]): Promise<void> {
   const quick = args.includes('--quick');
+  VERBOSE.on = args.includes('--verbose');
   const durationS = numArg(args, 'duration-s', quick ? 6 : 20);
   const outageS = numArg(args, 'outage-s', quick ? 10 : 60);
   const steadyArg = args.includes('--steady-rate') ? numArg(args, 'steady-rate', STEADY_RATE_DEFAULT) : undefined;
@@ -489,6 +529,7 @@ export async function main(args: string[]): Promise<void> {
     prober = new Prober(sites.clientB);
     const writer = new Writer(sites.clientA, prober);
 
+    const runStart = cpuMark(sites);
     // Warm-up: producer and consumer connected, topic created, JIT warm.
     await writer.run({ rate: 1000, durationMs: WARMUP_MS, prefix: 'w-', sink: [] });
     await waitDrained(sites, prober, 'warm-up');
@@ -554,6 +595,14 @@ export async function main(args: string[]): Promise<void> {
         ` vs steady ${c.steadyPerS}/s = ${round1(ratio)}x   (goal >= ${GOALS.catchupVsSteady}x: ${ratio >= GOALS.catchupVsSteady ? 'met' : 'MISSED'})`,
     );
     console.log(`        cpu during catch-up: ${c.cpu}`);
+    const runEnd = cpuMark(sites);
+    const runS = (runEnd.at - runStart.at) / 1000;
+    const oursS = runEnd.procs.reduce((a, b, i) => a + b - runStart.procs[i]!, 0) + runEnd.self - runStart.self;
+    out.others_cpu_pct = Math.max(0, Math.round(((runEnd.busy - runStart.busy - oursS) * 100) / runS));
+    out.idle_cpu_pct = Math.round(((runEnd.idle - runStart.idle) * 100) / runS);
+    out.machine_cpu_pct = cpus().length * 100;
+    console.log(`\nwhole run: other processes on this machine used ${out.others_cpu_pct}% CPU and ${out.idle_cpu_pct}% stayed idle, of ${out.machine_cpu_pct}%` +
+      (Number(out.others_cpu_pct) > 20 ? '  -- the machine was NOT free; figures are lower than on an idle machine' : ''));
     out.probes_lost = prober.lost;
     out.write_errors = writer.errors;
     if (writer.errors > 0) console.log(`write errors on A: ${writer.errors} (first: ${writer.firstError})`);
