@@ -12,7 +12,7 @@
  * An entry is valid when its CRC matches and its global sequence maps to its slot; on start the
  * longest run of consecutive global sequences ending at the newest valid entry is kept.
  */
-import { closeSync, existsSync, fdatasyncSync, mkdirSync, openSync, readFileSync, writeFileSync, renameSync, fsyncSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, renameSync, fsyncSync } from 'node:fs';
 import { open as openAsync, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -88,8 +88,12 @@ export class WriteLog implements WriteLogReader {
     const log = new WriteLog(opts);
     if (opts.path) {
       mkdirSync(dirname(opts.path), { recursive: true });
-      if (existsSync(opts.path)) log.load(readFileSync(opts.path));
-      log.loadState();
+      const cleanNextG = log.loadState();
+      if (existsSync(opts.path)) {
+        if (cleanNextG === undefined || !log.loadClean(opts.path, cleanNextG)) log.reset().load(readFileSync(opts.path));
+      }
+      // From here a crash must re-check entries: the clean flag is consumed.
+      log.saveState(false);
       const h = await openAsync(opts.path, existsSync(opts.path) ? 'r+' : 'w+');
       await h.truncate(log.ring.length);
       log.handle = h;
@@ -231,7 +235,7 @@ export class WriteLog implements WriteLogReader {
     await this.commit();
     await this.handle.close();
     this.handle = undefined;
-    this.saveState();
+    this.saveState(true);
   }
 
   /** Abandons without flushing (crash simulation in tests). */
@@ -244,22 +248,75 @@ export class WriteLog implements WriteLogReader {
     return `${this.opts.path!}.state`;
   }
 
-  /** Per-partition next sequences, so sequences never go backwards after a clean restart. */
-  private saveState(): void {
+  /**
+   * Per-partition next sequences (so sequences never go backwards after a restart) and, after a
+   * clean close, the global sequence the file ends at: the next open then trusts the file
+   * without checking every entry. Layout: 4096 f64 next sequences, f64 clean flag, f64 nextG.
+   */
+  private saveState(clean: boolean): void {
     const tmp = `${this.statePath()}.tmp`;
-    writeFileSync(tmp, Buffer.from(this.nextP.buffer));
+    const state = new Float64Array(PARTITION_COUNT + 2);
+    state.set(this.nextP);
+    state[PARTITION_COUNT] = clean ? 1 : 0;
+    state[PARTITION_COUNT + 1] = this.nextG;
+    writeFileSync(tmp, Buffer.from(state.buffer));
     const fd = openSync(tmp, 'r');
     fsyncSync(fd);
     closeSync(fd);
     renameSync(tmp, this.statePath());
   }
 
-  private loadState(): void {
-    if (!existsSync(this.statePath())) return;
+  /** Reads the state file; returns nextG when it records a clean close. */
+  private loadState(): number | undefined {
+    if (!existsSync(this.statePath())) return undefined;
     const b = readFileSync(this.statePath());
-    if (b.length !== PARTITION_COUNT * 8) return;
+    if (b.length !== (PARTITION_COUNT + 2) * 8) return undefined;
     const saved = new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
     for (let p = 0; p < PARTITION_COUNT; p++) this.nextP[p] = Math.max(this.nextP[p]!, saved[p]!);
+    return saved[PARTITION_COUNT] === 1 ? saved[PARTITION_COUNT + 1] : undefined;
+  }
+
+  /** After a clean close: every entry of the last lap is valid; rebuild the deques only. */
+  private loadClean(path: string, nextG: number): boolean {
+    const fd = openSync(path, 'r');
+    let n = 0;
+    try {
+      while (n < this.ring.length) {
+        const got = readSync(fd, this.ring, n, this.ring.length - n, n);
+        if (got <= 0) break;
+        n += got;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    if (n !== this.ring.length || nextG < 1 || this.ring.byteOffset % 8 !== 0) return false;
+    // Typed views: entry e has its partition at u16 index e*32+2, sequences at f64 e*8+1 and e*8+2.
+    const u16 = new Uint16Array(this.ring.buffer, this.ring.byteOffset, this.ring.length / 2);
+    const f64 = new Float64Array(this.ring.buffer, this.ring.byteOffset, this.ring.length / 8);
+    const firstG = Math.max(1, nextG - this.capacity);
+    for (let g = firstG; g < nextG; g++) {
+      const slot = (g - 1) % this.capacity;
+      const pid = u16[slot * 32 + 2]!;
+      if (pid >= PARTITION_COUNT || f64[slot * 8 + 1] !== g) return false;
+      this.slotPid[slot] = pid;
+      this.slotUsed[slot] = 1;
+      this.deques[pid]!.push(slot);
+      const next = f64[slot * 8 + 2]! + 1;
+      if (next > this.nextP[pid]!) this.nextP[pid] = next;
+    }
+    this.nextG = nextG;
+    this.flushedG = nextG;
+    return true;
+  }
+
+  /** Forgets anything a failed clean load put in memory (sequences stay). */
+  private reset(): this {
+    this.ring.fill(0);
+    this.slotUsed.fill(0);
+    for (let p = 0; p < PARTITION_COUNT; p++) this.deques[p] = new SlotDeque();
+    this.nextG = 1;
+    this.flushedG = 1;
+    return this;
   }
 
   private load(file: Buffer): void {
@@ -289,7 +346,7 @@ export class WriteLog implements WriteLogReader {
       this.slotPid[slot] = pid;
       this.slotUsed[slot] = 1;
       this.deques[pid]!.push(slot);
-      this.nextP[pid] = file.readDoubleLE(o + 16) + 1;
+      this.nextP[pid] = Math.max(this.nextP[pid]!, file.readDoubleLE(o + 16) + 1);
     }
     this.nextG = maxG + 1;
     this.flushedG = this.nextG;

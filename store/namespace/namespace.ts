@@ -80,16 +80,12 @@ interface KeyQueue {
 
 /** Records deleted per expiration slice before yielding. */
 const NSUP_SLICE_PARTITIONS = 64;
-/** Sets tracked for counts (matches the store's set id space). */
-const SET_SLOTS = 4096;
 /** Distinct bin names remembered for info `bins`. */
 const BIN_NAMES_MAX = 65_535;
 
 export class Namespace implements StoreNamespace {
   private readonly locks = new Map<string, KeyQueue>();
   private fencedFlag = false;
-  private readonly objectsBySet = new Float64Array(SET_SLOTS);
-  private readonly tombstonesBySet = new Float64Array(SET_SLOTS);
   private readonly bins = new Set<string>();
   private readonly e = emptyEntry();
   private timers: NodeJS.Timeout[] = [];
@@ -130,9 +126,6 @@ export class Namespace implements StoreNamespace {
     /** Where a fence change is persisted (so a restart keeps the site's role). */
     private readonly fencePath?: string,
   ) {
-    for (let p = 0; p < PARTITION_COUNT; p++) {
-      store.forEachMeta(p as PartitionId, (setId, tomb) => this.countSet(setId, tomb ? 'tomb' : 'live', 1));
-    }
     this.updateSpaceFlags();
   }
 
@@ -342,7 +335,7 @@ export class Namespace implements StoreNamespace {
         return { result: ok(0, 0, [], 0), wrote: false };
       }
       const meta = this.nextMeta(found ? e : undefined, now);
-      this.writeVersion(cmd.digest, cmd.set, meta.generation, meta.lutMs, 0, true, prev?.key, [], WriteKind.DELETE, e.setId, e.tombstone);
+      this.writeVersion(cmd.digest, cmd.set, meta.generation, meta.lutMs, 0, true, prev?.key, [], WriteKind.DELETE);
       this.counters.client_delete_success++;
       return { result: ok(meta.generation, 0, opResults, meta.lutMs), wrote: true };
     }
@@ -356,7 +349,7 @@ export class Namespace implements StoreNamespace {
       this.counters.fail_record_too_big++;
       return { result: fail(ResultCode.RECORD_TOO_BIG), wrote: false };
     }
-    this.writeVersion(cmd.digest, cmd.set, meta.generation, meta.lutMs, voidTimeS, false, key, newBins, WriteKind.WRITE, found ? e.setId : -1, found && e.tombstone);
+    this.writeVersion(cmd.digest, cmd.set, meta.generation, meta.lutMs, voidTimeS, false, key, newBins, WriteKind.WRITE);
     if (this.bins.size < BIN_NAMES_MAX) for (const b of newBins) this.bins.add(b.name);
     this.counters.client_write_success++;
     const result = ok(meta.generation, voidTimeS, opResults, meta.lutMs);
@@ -422,23 +415,13 @@ export class Namespace implements StoreNamespace {
     key: UserKey | undefined,
     bins: Bin[],
     kind: WriteKindId,
-    prevSetId: number,
-    prevTomb: boolean,
   ): void {
     const rec: StoredRecord = { digest, setName: set, generation, lutMs, voidTimeS, tombstone, bins };
     if (key) rec.key = key;
-    const hadEntry = prevSetId >= 0;
     this.store.write(rec);
-    const setId = this.store.setId(set);
-    if (hadEntry) this.countSet(prevSetId, prevTomb ? 'tomb' : 'live', -1);
-    this.countSet(setId, tombstone ? 'tomb' : 'live', 1);
     this.writeLog.append(partitionOf(digest), digest, generation, lutMs, kind);
   }
 
-  private countSet(setId: number, kind: 'live' | 'tomb', delta: number): void {
-    const arr = kind === 'live' ? this.objectsBySet : this.tombstonesBySet;
-    arr[setId] = Math.max(0, arr[setId]! + delta);
-  }
 
   // ------------------------------------------------------------------ replication
 
@@ -501,8 +484,6 @@ export class Namespace implements StoreNamespace {
       v.key,
       v.tombstone ? [] : v.bins,
       v.tombstone ? WriteKind.REPLICATED_DELETE : WriteKind.REPLICATED_WRITE,
-      found ? e.setId : -1,
-      found && e.tombstone,
     );
     this.counters.xdr_write_success++;
     return { resultCode: ResultCode.OK, applied: true };
@@ -581,7 +562,7 @@ export class Namespace implements StoreNamespace {
         if (!this.store.lookup(d, this.e) || this.e.tombstone) continue;
         const e = this.e;
         const meta = this.nextMeta(e, this.clock.nowMs());
-        this.writeVersion(d, this.store.setName(e.setId), meta.generation, meta.lutMs, 0, true, undefined, [], WriteKind.DELETE, e.setId, false);
+        this.writeVersion(d, this.store.setName(e.setId), meta.generation, meta.lutMs, 0, true, undefined, [], WriteKind.DELETE);
         n++;
       }
       if (p % 256 === 255) await new Promise((r) => setImmediate(r));
@@ -679,7 +660,7 @@ export class Namespace implements StoreNamespace {
     if (!this.store.lookup(d, e) || e.tombstone) return false;
     const meta = this.nextMeta(e, this.clock.nowMs());
     try {
-      this.writeVersion(d, this.store.setName(e.setId), meta.generation, meta.lutMs, 0, true, undefined, [], kind, e.setId, false);
+      this.writeVersion(d, this.store.setName(e.setId), meta.generation, meta.lutMs, 0, true, undefined, [], kind);
     } catch {
       return false;
     }
@@ -721,7 +702,7 @@ export class Namespace implements StoreNamespace {
   sets(): Array<{ name: string; objects: number; tombstones: number }> {
     return this.store.allSetNames().map((name) => {
       const id = this.store.setId(name);
-      return { name, objects: this.objectsBySet[id]!, tombstones: this.tombstonesBySet[id]! };
+      return { name, ...this.store.setCounts(id) };
     });
   }
 

@@ -134,6 +134,9 @@ export class RecordStore {
   private readonly setIds = new Map<string, number>();
   private readonly setNames: string[] = [''];
   private tombstoneCount = 0;
+  /** Live records and tombstones per set id (index entries; expired-but-not-removed count as live). */
+  private readonly liveBySet = new Float64Array(SET_ID_MAX + 1);
+  private readonly tombBySet = new Float64Array(SET_ID_MAX + 1);
   private defragging = -1;
   private defragOffset = 0;
   private timers: NodeJS.Timeout[] = [];
@@ -239,7 +242,9 @@ export class RecordStore {
     if (this.ix.put(r.digest, e, prev)) {
       this.unaccount(prev.address);
       if (prev.tombstone) this.tombstoneCount--;
+      this.countSet(prev.setId, prev.tombstone, -1);
     }
+    this.countSet(setId, r.tombstone, 1);
     if (r.tombstone) this.tombstoneCount++;
   }
 
@@ -248,6 +253,7 @@ export class RecordStore {
     if (!this.ix.get(digest, this.scratch)) return false;
     this.unaccount(this.scratch.address);
     if (this.scratch.tombstone) this.tombstoneCount--;
+    this.countSet(this.scratch.setId, this.scratch.tombstone, -1);
     this.ix.delete(digest);
     return true;
   }
@@ -258,6 +264,16 @@ export class RecordStore {
 
   forEachMeta(pid: PartitionId, visit: (setId: number, tombstone: boolean) => void): void {
     this.ix.forEachMeta(pid, visit);
+  }
+
+  private countSet(setId: number, tombstone: boolean, delta: number): void {
+    const arr = tombstone ? this.tombBySet : this.liveBySet;
+    arr[setId] = Math.max(0, arr[setId]! + delta);
+  }
+
+  /** Index entries of a set: live records (expired ones until removed) and tombstones. */
+  setCounts(setId: number): { objects: number; tombstones: number } {
+    return { objects: this.liveBySet[setId] ?? 0, tombstones: this.tombBySet[setId] ?? 0 };
   }
 
   partitionSize(pid: PartitionId): number {
@@ -748,8 +764,10 @@ export class RecordStore {
           const old = this.blockOf(prev.address).block;
           this.live[old] = Math.max(0, this.live[old]! - sizeAt(prev.address));
           if (prev.tombstone) this.tombstoneCount--;
+          this.countSet(prev.setId, prev.tombstone, -1);
         }
         if (tombstone) this.tombstoneCount++;
+        this.countSet(setId, tombstone, 1);
         seen.offs.push(off);
         seen.sizes.push(paddedLength);
         this.live[b]! += paddedLength;
@@ -796,6 +814,8 @@ export class RecordStore {
       pos: this.pos,
       sets: this.setNames.slice(1),
       tombstones: this.tombstoneCount,
+      liveBySet: Array.from(this.liveBySet.subarray(0, this.setNames.length)),
+      tombBySet: Array.from(this.tombBySet.subarray(0, this.setNames.length)),
       records: this.ix.size,
       indexCrc: crc32(indexBuf),
       indexBytes: indexBuf.length,
@@ -817,7 +837,9 @@ export class RecordStore {
       const state = JSON.parse(readFileSync(p.state, 'utf8')) as {
         format: number; blockBytes: number; blockCount: number; nextSeq: number; openBlock: number; pos: number;
         sets: string[]; tombstones: number; indexCrc: number; indexBytes: number; blocks: string;
+        liveBySet?: number[]; tombBySet?: number[];
       };
+      if (!state.liveBySet || !state.tombBySet) return 'snapshot has no set counts';
       if (state.format !== SNAPSHOT_FORMAT) return `snapshot format ${state.format} is not ${SNAPSHOT_FORMAT}`;
       if (state.blockBytes !== this.blockBytes || state.blockCount !== this.device.blockCount) {
         return 'device geometry changed since the snapshot';
@@ -835,6 +857,8 @@ export class RecordStore {
       this.ix = PrimaryIndex.fromSnapshot(indexBuf);
       (this as { index: PrimaryIndex }).index = this.ix;
       for (const name of state.sets) this.setId(name);
+      this.liveBySet.set(state.liveBySet);
+      this.tombBySet.set(state.tombBySet);
       this.tombstoneCount = state.tombstones;
       this.nextSeq = state.nextSeq;
       for (let b = 0; b < n; b++) {
@@ -864,6 +888,8 @@ export class RecordStore {
       this.setIds.clear();
       this.setNames.length = 1;
       this.tombstoneCount = 0;
+      this.liveBySet.fill(0);
+      this.tombBySet.fill(0);
       return `snapshot unreadable: ${(err as Error).message}`;
     }
   }
