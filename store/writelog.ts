@@ -102,7 +102,7 @@ export class WriteLog implements WriteLogReader {
   }
 
   /** Appends an entry and returns its partition sequence. */
-  append(pid: PartitionId, digest: Buffer, generation: number, lutMs: number, kind: WriteKindId): bigint {
+  append(pid: PartitionId, digest: Buffer, generation: number, lutMs: number, kind: WriteKindId): number {
     const g = this.nextG++;
     const slot = (g - 1) % this.capacity;
     if (this.slotUsed[slot]) {
@@ -130,7 +130,7 @@ export class WriteLog implements WriteLogReader {
       this.notifyScheduled = true;
       setImmediate(() => this.notify());
     }
-    return BigInt(pseq);
+    return pseq;
   }
 
   firstSequence(pid: PartitionId): bigint {

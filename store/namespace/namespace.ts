@@ -163,14 +163,18 @@ export class Namespace implements StoreNamespace {
 
   execute(cmd: RecordCommand): Promise<RecordResult> {
     if (cmd.digest.length !== DIGEST_BYTES) return Promise.resolve(fail(ResultCode.PARAMETER));
+    // Fast path: no command is waiting on any key, so this one cannot be queued behind another.
+    if (this.locks.size === 0) {
+      const r = this.runLocked(cmd);
+      if (!(r instanceof Promise)) return Promise.resolve(r);
+      return this.lockWith(cmd.digest.toString('hex'), r);
+    }
     const hex = cmd.digest.toString('hex');
     const q = this.locks.get(hex);
     if (!q) {
       const r = this.runLocked(cmd);
       if (!(r instanceof Promise)) return Promise.resolve(r);
-      const entry: KeyQueue = { pending: 1, tail: r };
-      this.locks.set(hex, entry);
-      return this.release(hex, entry, r);
+      return this.lockWith(hex, r);
     }
     if (q.pending >= this.settings.transactionPendingLimit) {
       this.counters.fail_key_busy++;
@@ -184,6 +188,13 @@ export class Namespace implements StoreNamespace {
     });
     q.tail = run;
     return this.release(hex, q, run);
+  }
+
+  /** Holds the key's lock until `r` (a command waiting for its commit) completes. */
+  private lockWith(hex: string, r: Promise<RecordResult>): Promise<RecordResult> {
+    const entry: KeyQueue = { pending: 1, tail: r };
+    this.locks.set(hex, entry);
+    return this.release(hex, entry, r);
   }
 
   private async release(hex: string, q: KeyQueue, run: Promise<RecordResult>): Promise<RecordResult> {
