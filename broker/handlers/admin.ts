@@ -36,11 +36,26 @@ export const handleCreateTopics: Handler = ({ state, header }, r) => {
       const partitions = t.numPartitions === -1 ? state.config.defaultPartitions : t.numPartitions;
       const configs: Record<string, string> = {};
       for (const c of t.configs) if (c.value !== null) configs[c.name] = c.value;
+      validateTopicConfigs(configs);
       state.topics.create(t.name, partitions, configs, req.validateOnly);
     }),
   );
   return encodeCreateTopics(results, header.apiVersion);
 };
+
+/** Log compaction is not implemented: refuse it rather than silently deleting by retention. */
+function validateTopicConfigs(configs: Record<string, string>): void {
+  const policy = configs['cleanup.policy'];
+  if (policy !== undefined && policy !== 'delete') {
+    throw new KafkaError(ErrorCode.INVALID_CONFIG, `cleanup.policy=${policy} is not supported (only delete)`);
+  }
+  for (const key of ['retention.ms', 'retention.bytes', 'segment.bytes']) {
+    const v = configs[key];
+    if (v !== undefined && (!/^-?\d+$/.test(v) || (key === 'segment.bytes' && Number(v) < 1024))) {
+      throw new KafkaError(ErrorCode.INVALID_CONFIG, `invalid ${key}=${v}`);
+    }
+  }
+}
 
 export const handleDeleteTopics: Handler = ({ state, header }, r) => {
   const req = decodeDeleteTopics(r);

@@ -36,6 +36,7 @@ test('kafkajs admin and producer: auto-create with the default partition count, 
 
   await t.throwsAsync(admin.createTopics({ topics: [{ topic: 'bad/name', numPartitions: 1 }] }));
   await t.throwsAsync(admin.createTopics({ topics: [{ topic: 'rf', numPartitions: 1, replicationFactor: 3 }] }));
+  await t.throwsAsync(admin.createTopics({ topics: [{ topic: 'compact', configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }] }));
 
   await admin.deleteTopics({ topics: ['cfg'] });
   t.deepEqual((await admin.listTopics()).sort(), ['auto']);
