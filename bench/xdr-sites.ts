@@ -22,6 +22,8 @@ const STOP_TIMEOUT_MS = 15_000;
 const OUTPUT_CHARS_MAX = 1_000_000;
 const MiB = 1024 * 1024;
 const CLOCK_TICKS_PER_S = 100;
+/** Extra node flags for every ferry process, e.g. FERRY_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
+const NODE_ARGS = (process.env.FERRY_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 export class SitesError extends Error {
   readonly code = 'BENCH_SITES';
@@ -59,7 +61,7 @@ export class BenchProcess {
   }
 
   async start(): Promise<void> {
-    const child = spawn(process.execPath, ['bin/ferry.mjs', ...this.args], {
+    const child = spawn(process.execPath, [...NODE_ARGS, 'bin/ferry.mjs', ...this.args], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, FORCE_COLOR: '0' },
@@ -213,7 +215,8 @@ export async function startBenchSites(opts: SitesOptions): Promise<BenchSites> {
       },
       async close() {
         for (const c of clients) c.close();
-        await Promise.all(procs.map((p) => p.stop('SIGKILL')));
+        // SIGTERM first (a clean stop lets --cpu-prof in NODE_OPTIONS write its profiles), SIGKILL after STOP_TIMEOUT_MS.
+        await Promise.all(procs.map((p) => p.stop('SIGTERM')));
         rmSync(dir, { recursive: true, force: true });
       },
     };
