@@ -47,8 +47,11 @@ const BACKLOG_GROWTH_SHARE = 0.05;
 const RAMP_RATES = [500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000, 10_000, 12_500, 15_000, 20_000, 25_000, 30_000];
 /** Warm-up before measuring: the first seconds after start show start-up stalls on A. */
 const WARMUP_MS = 10_000;
-/** Steady rate of the catch-up phase when not given: 2000/s, or a quarter of the sustained rate when that is below 8000/s. */
+/** Steady write rate of the catch-up phase when --steady-rate is not given, records/s. */
 const STEADY_RATE_DEFAULT = 2000;
+/** Catching up may take this long after the broker's restart, or CATCHUP_LIMIT_OUTAGES outages if longer. */
+const CATCHUP_LIMIT_MS = 120_000;
+const CATCHUP_LIMIT_OUTAGES = 5;
 /** Bytes of A's device file and B's memory namespace (the device file is sparse). */
 const STORE_BYTES = 16 * 1024 * 1024 * 1024;
 
@@ -422,6 +425,7 @@ interface CatchupResult {
   restartToFirstApplyS: number;
   catchupS: number;
   caughtUp: boolean;
+  backlogEnd: number;
   catchupPerS: number;
   drainPerS: number;
   peakAppliedPerS: number;
@@ -454,7 +458,7 @@ async function catchupPhase(sites: BenchSites, writer: Writer, prober: Prober, s
     const atRestart = [...monitor.samples].reverse().find((s) => s.at <= restartAt) ?? base;
     const backlogAtRestart = backlogOf(atRestart, base);
     console.log(`  broker restarted; backlog ${backlogAtRestart} records`);
-    const limitMs = Math.max(120_000, outageS * 10_000);
+    const limitMs = Math.max(CATCHUP_LIMIT_MS, outageS * 1000 * CATCHUP_LIMIT_OUTAGES);
     let caughtAt: Sample | undefined;
     let firstApply: Sample | undefined;
     while (now() - restartAt < limitMs) {
@@ -477,6 +481,7 @@ async function catchupPhase(sites: BenchSites, writer: Writer, prober: Prober, s
       restartToFirstApplyS: firstApply ? round1((firstApply.at - restartAt) / 1000) : NaN,
       catchupS: round1(catchupS),
       caughtUp: caughtAt !== undefined,
+      backlogEnd: backlogOf(end, base),
       catchupPerS: Math.round((end.applied - atRestart.applied) / catchupS),
       drainPerS: firstApply && drainS > 0 ? Math.round((end.applied - firstApply.applied) / drainS) : NaN,
       peakAppliedPerS: Math.max(0, ...during.map((s) => s.appliedPerS)),
@@ -500,7 +505,7 @@ export async function main(args: string[]): Promise<void> {
   VERBOSE.on = args.includes('--verbose');
   const durationS = numArg(args, 'duration-s', quick ? 6 : 20);
   const outageS = numArg(args, 'outage-s', quick ? 10 : 60);
-  const steadyArg = args.includes('--steady-rate') ? numArg(args, 'steady-rate', STEADY_RATE_DEFAULT) : undefined;
+  const steadyArg = numArg(args, 'steady-rate', STEADY_RATE_DEFAULT);
   const ci = args.indexOf('--compression');
   const compression = ci >= 0 ? args[ci + 1]! : undefined;
   if (compression !== undefined && compression !== 'gzip' && compression !== 'none') throw new BenchError('--compression is gzip or none');
@@ -572,10 +577,7 @@ export async function main(args: string[]): Promise<void> {
     out.max_sustained_limit = limit;
     console.log(`max sustained: ${best} records/s (${limit})`);
 
-    const steady = steadyArg ?? (best >= 4 * STEADY_RATE_DEFAULT ? STEADY_RATE_DEFAULT : Math.max(100, Math.floor(best / 4 / 100) * 100));
-    if (steadyArg === undefined && steady !== STEADY_RATE_DEFAULT) {
-      console.log(`(steady rate ${steady}/s instead of ${STEADY_RATE_DEFAULT}/s: a quarter of the sustained rate, so that catching up is possible at all)`);
-    }
+    const steady = steadyArg;
     console.log(`\ncatch-up after a ${outageS} s broker outage at ${steady} records/s`);
     const c = await catchupPhase(sites, writer, prober, steady, Math.min(10, durationS), outageS);
     out.steady_records_per_s = c.steadyPerS;
@@ -584,13 +586,14 @@ export async function main(args: string[]): Promise<void> {
     out.catchup_vs_steady = round1(c.catchupPerS / c.steadyPerS);
     out.catchup_s = c.catchupS;
     out.caught_up = c.caughtUp;
+    if (!c.caughtUp) out.catchup_backlog_end = c.backlogEnd;
     out.backlog_at_restart = c.backlogAtRestart;
     out.restart_to_first_apply_s = c.restartToFirstApplyS;
     out.drain_records_per_s = c.drainPerS;
     out.peak_applied_per_s = c.peakAppliedPerS;
     const ratio = c.catchupPerS / c.steadyPerS;
     console.log(
-      `catch-up: ${c.catchupPerS} records/s over ${c.catchupS} s (${c.caughtUp ? 'caught up' : 'DID NOT CATCH UP'}; backlog ${c.backlogAtRestart} at restart,` +
+      `catch-up: ${c.catchupPerS} records/s over ${c.catchupS} s (${c.caughtUp ? 'caught up' : `DID NOT CATCH UP, backlog still ${c.backlogEnd}`}; backlog ${c.backlogAtRestart} at restart,` +
         ` first apply ${c.restartToFirstApplyS} s after restart, ${c.drainPerS}/s from then, peak ${c.peakAppliedPerS}/s)` +
         ` vs steady ${c.steadyPerS}/s = ${round1(ratio)}x   (goal >= ${GOALS.catchupVsSteady}x: ${ratio >= GOALS.catchupVsSteady ? 'met' : 'MISSED'})`,
     );
