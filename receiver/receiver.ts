@@ -51,8 +51,10 @@ export interface ReceiverStats {
   deadLettered: number;
   retries: number;
   appliedPerS: number;
-  /** Kafka messages not yet committed by the group (end offset - committed), all partitions. */
+  /** Kafka messages not yet committed by the group (end offset - committed), all partitions; -1 unknown. */
   consumerLag: number;
+  /** When consumerLag was measured (ms since the epoch); it is refreshed every second. */
+  lagMeasuredAtMs: number;
   /** Now minus the source LUT of the last applied version, ms. */
   applyLagMs: number;
   /** Highest source LUT applied so far. */
@@ -72,6 +74,7 @@ export class Receiver {
   private lastProgressAt = Date.now();
   private readonly counters = { applied: 0, lostConflict: 0, deadLettered: 0, retries: 0 };
   private consumerLag = -1;
+  private lagMeasuredAtMs = 0;
   private lastApplyLagMs = 0;
   private maxSourceLutMs = 0;
   private lastError = '';
@@ -220,6 +223,7 @@ export class Receiver {
 
   private async measureLag(): Promise<void> {
     if (!this.admin || !this.running) return;
+    const started = Date.now();
     try {
       let lag = 0;
       for (const topic of this.opts.topics) {
@@ -235,6 +239,7 @@ export class Receiver {
         }
       }
       this.consumerLag = lag;
+      this.lagMeasuredAtMs = started;
     } catch (err) {
       // Unknown while the broker cannot be asked: never report a stale 0.
       this.consumerLag = -1;
@@ -255,6 +260,7 @@ export class Receiver {
       ...this.counters,
       appliedPerS: Math.round(this.rate.perS),
       consumerLag: this.consumerLag,
+      lagMeasuredAtMs: this.lagMeasuredAtMs,
       applyLagMs: this.consumerLag === 0 ? 0 : this.lastApplyLagMs,
       maxSourceLutMs: this.maxSourceLutMs,
       lastError: this.lastError,

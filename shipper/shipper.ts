@@ -258,7 +258,7 @@ class Stream {
       }
       if (this.recovering[p]) {
         const next = Number(wl.nextSequence(pid));
-        for (const v of this.ns.scanPartition(pid, { includeTombstones: true, lutAfterMs: this.checkpoint[p]! })) this.consider(v, p, items);
+        for (const v of this.ns.scanPartition(pid, { includeTombstones: true, includeExpired: true, lutAfterMs: this.checkpoint[p]! })) this.consider(v, p, items);
         recovered.push(p);
         cursors.set(p, next);
         drained.set(p, now);

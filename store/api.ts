@@ -24,6 +24,8 @@ export interface ScanOptions {
   headerOnly?: boolean;
   /** Include tombstones (XDR recovery and verify need them; client scans do not). */
   includeTombstones?: boolean;
+  /** Include records whose void time has passed but that are not removed yet (XDR recovery ships them too). */
+  includeExpired?: boolean;
   /** Only records with LUT strictly greater than this (ms); XDR recovery uses it. */
   lutAfterMs?: number;
 }

@@ -512,7 +512,7 @@ export class Namespace implements StoreNamespace {
     const now = this.clock.nowMs();
     this.store.forEach(pid, (d, e) => {
       if (e.tombstone && !opts.includeTombstones) return;
-      if (!e.tombstone && this.isExpired(e, now)) return;
+      if (!e.tombstone && !opts.includeExpired && this.isExpired(e, now)) return;
       if (wantSet >= 0 && e.setId !== wantSet) return;
       if (opts.lutAfterMs !== undefined && e.lutMs <= opts.lutAfterMs) return;
       digests.push(d);

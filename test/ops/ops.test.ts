@@ -270,7 +270,7 @@ test('lag report: receiver columns only on the stream whose topic it consumes; p
   const xdr = parseXdrStats(JSON.stringify({ site: 'A', streams: [stream('B', 'ferry.A.test'), stream('C', 'other')] }), 'n:1');
   const r = buildLagReport(0, 'n:1', xdr, {
     url: 'http://r:1',
-    stats: { groupId: 'g', topics: ['ferry.A.test'], running: true, applied: 5, lostConflict: 1, deadLettered: 4, retries: 0, appliedPerS: 11, consumerLag: 6, applyLagMs: 80, maxSourceLutMs: 1, lastError: '' },
+    stats: { groupId: 'g', topics: ['ferry.A.test'], running: true, applied: 5, lostConflict: 1, deadLettered: 4, retries: 0, appliedPerS: 11, consumerLag: 6, lagMeasuredAtMs: 1, applyLagMs: 80, maxSourceLutMs: 1, lastError: '' },
   });
   t.deepEqual(r.streams.map((s) => s.received), [true, false]);
   t.deepEqual(r.streams[0]!.partitions!.map((p) => p.pid), [3]);

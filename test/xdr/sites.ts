@@ -51,11 +51,18 @@ export async function startSites(opts: { aNamespace?: Record<string, unknown> } 
       return JSON.parse(await sites.clientA.infoValue('xdr-stats')) as Awaited<ReturnType<Sites['xdrStats']>>;
     },
     async converged(timeoutMs = 60_000) {
+      // Caught up = A has nothing left to ship, and a consumer-lag measurement started after
+      // that moment says the receiver applied everything (lag is measured once a second).
+      let shippedAt = 0;
       await waitFor(async () => {
         const x = await sites.xdrStats();
-        if (x.streams.some((s) => s.recordsBehind > 0 || s.msBehind > 0)) return false;
+        if (x.streams.some((s) => s.recordsBehind > 0 || s.msBehind > 0)) {
+          shippedAt = 0;
+          return false;
+        }
+        if (shippedAt === 0) shippedAt = Date.now();
         const r = await receiverStats();
-        return r.consumerLag === 0;
+        return r.consumerLag === 0 && r.lagMeasuredAtMs > shippedAt;
       }, timeoutMs, 'A to ship everything and the receiver to apply it');
     },
     async close() {
