@@ -29,6 +29,12 @@ export const SLOT_BYTES = SLOT_WORDS * 4;
 const LOAD_MAX = 0.93;
 /** Load right after a rebuild: the table grows by LOAD_MAX / LOAD_AFTER_GROW (~9 %). */
 const LOAD_AFTER_GROW = 0.85;
+/**
+ * Bulk loading (cold restart): tables run sparse so inserts rarely shift or rebuild, and are
+ * compacted to LOAD_AFTER_GROW once the load is done (costs ~2x index memory while it runs).
+ */
+const BULK_LOAD_MAX = 0.5;
+const BULK_LOAD_AFTER_GROW = 0.25;
 /** Smallest table: keeps empty namespaces cheap (4096 * 8 slots * 40 B = 1.3 MB). */
 const SLOTS_MIN = 8;
 /** Largest set id the 12-bit field holds. */
@@ -86,6 +92,20 @@ class PartitionTable {
 export class PrimaryIndex {
   private readonly tables: PartitionTable[] = [];
   private total = 0;
+  private loadMax = LOAD_MAX;
+  private loadAfterGrow = LOAD_AFTER_GROW;
+
+  /** Enters or leaves bulk-load mode; leaving compacts every table to the normal load. */
+  setBulkLoad(on: boolean): void {
+    this.loadMax = on ? BULK_LOAD_MAX : LOAD_MAX;
+    this.loadAfterGrow = on ? BULK_LOAD_AFTER_GROW : LOAD_AFTER_GROW;
+    if (!on) {
+      for (const t of this.tables) {
+        const target = Math.max(SLOTS_MIN, Math.ceil(t.count / LOAD_AFTER_GROW));
+        if (target < t.homeSlots) resize(t, target);
+      }
+    }
+  }
 
   constructor() {
     for (let p = 0; p < PARTITION_COUNT; p++) this.tables.push(new PartitionTable(SLOTS_MIN));
@@ -135,10 +155,10 @@ export class PrimaryIndex {
     if (existed) {
       if (prev) readSlot(t.words, slot * SLOT_WORDS, prev);
     } else {
-      if ((t.count + 1) / t.homeSlots > LOAD_MAX) grow(t, t.count + 1);
+      if ((t.count + 1) / t.homeSlots > this.loadMax) grow(t, t.count + 1, this.loadAfterGrow);
       slot = insertPosition(t);
       while (slot < 0) {
-        grow(t, t.count + 1);
+        grow(t, t.count + 1, this.loadAfterGrow);
         slot = insertPosition(t);
       }
       t.count++;
@@ -325,8 +345,12 @@ function removeAt(t: PartitionTable, s: number): void {
   w.fill(0, (end - 1) * SLOT_WORDS, end * SLOT_WORDS);
 }
 
-function grow(t: PartitionTable, needed: number): void {
-  const homeSlots = Math.max(SLOTS_MIN, Math.ceil(needed / LOAD_AFTER_GROW), t.homeSlots + Math.ceil(t.homeSlots / 32));
+function grow(t: PartitionTable, needed: number, loadAfterGrow: number): void {
+  resize(t, Math.max(SLOTS_MIN, Math.ceil(needed / loadAfterGrow), t.homeSlots + Math.ceil(t.homeSlots / 32)));
+}
+
+/** Rebuilds a table with `homeSlots` home positions (bigger or smaller), keeping index order. */
+function resize(t: PartitionTable, homeSlots: number): void {
   const old = t.words;
   const oldSlots = t.slots;
   const oldHomeSlots = t.homeSlots;
@@ -342,7 +366,8 @@ function grow(t: PartitionTable, needed: number): void {
     const pos = Math.max(next, homeOf(old[o + 1]!, homeSlots));
     if (pos >= slots) {
       // The spill area overflowed (a freak cluster): retry with a bigger table.
-      return grow(restore(t, old, oldSlots, oldHomeSlots), Math.ceil(needed * 1.1));
+      restore(t, old, oldSlots, oldHomeSlots);
+      return resize(t, Math.ceil(homeSlots * 1.1) + 1);
     }
     const w = t.words;
     const d = pos * SLOT_WORDS;

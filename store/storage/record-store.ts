@@ -710,6 +710,7 @@ export class RecordStore {
     };
     let corrupt = 0;
     let maxSeq = 0;
+    this.ix.setBulkLoad(true);
     const e = emptyEntry();
     const prev = emptyEntry();
     let lastSetBytes: Buffer | undefined;
@@ -774,6 +775,7 @@ export class RecordStore {
         off += paddedLength;
       }
     }
+    this.ix.setBulkLoad(false);
     this.nextSeq = maxSeq + 1;
     this.rebuildFreeList();
     this.openNewBlock(true);
