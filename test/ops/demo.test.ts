@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
@@ -105,6 +105,13 @@ test('the dashboard charts shipped and applied records live; Ctrl-C (SIGINT) end
   const d = startDemo(['--duration-s', '120', '--rate', '200', '--base-port', String(await freePort()), '--dashboard-port', '0', '--data', dir]);
   t.teardown(cleanup(d, dir));
   await waitFor(() => /workload on site A/.test(d.output()) || d.proc.exitCode !== null, DEMO_START_TIMEOUT_MS, 'the demo to start its workload');
+  if (d.proc.exitCode !== null) {
+    // Say why: the demo's own output and the tail of each child's log.
+    const logs = join(dir, 'logs');
+    const tails = existsSync(logs) ? readdirSync(logs).map((f) => `--- ${f}\n${readFileSync(join(logs, f), 'utf8').slice(-1500)}`).join('\n') : '';
+    t.fail(`the demo exited (${d.proc.exitCode}) before its workload ran:\n${d.output().slice(-3000)}\n${tails}`);
+    return;
+  }
   const url = /demo: dashboard (http:\/\/\S+)/.exec(d.output())?.[1];
   t.truthy(url, d.output().slice(-3000));
 
