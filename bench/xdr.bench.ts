@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- xdr [--duration-s 20] [--outage-s 60] [--steady-rate 2000] [--rates 1000,5000,20000] [--quick]`
+ * `npm run bench -- xdr [--duration-s 20] [--outage-s 60] [--steady-rate 2000] [--rates 1000,5000,20000] [--ramp-step-s 10] [--compression gzip|none] [--verbose] [--quick]`
  *
  * XDR figures with both sites and the broker on this machine, as real processes (bench/xdr-sites.ts),
  * next to the goals of issue #5:
