@@ -87,6 +87,7 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
       host: config.host,
       port: config.port,
       maxConnections: config.maxConnections,
+      clusterName: config.clusterName,
       extraInfo: { ...nodeInfoCommands(node), ...(shipper ? shipper.infoCommands() : {}) },
       log: (msg, err) => log.warn({ err }, msg),
     });
