@@ -5,7 +5,8 @@
  */
 import type { Command } from 'commander';
 import pino from 'pino';
-import { startBroker, type BrokerOptions } from '../../broker/server.js';
+import { brokerMetrics, startBroker, type BrokerOptions } from '../../broker/server.js';
+import { startMetricsServer, type MetricsServer } from '../metrics-server.js';
 import { onShutdownSignal } from '../signals.js';
 
 export interface BrokerCliOptions {
@@ -18,6 +19,7 @@ export interface BrokerCliOptions {
   segmentBytes?: string;
   retentionBytes?: string;
   retentionMs?: string;
+  metricsPort?: string;
 }
 
 export const brokerPortDefault = 9092;
@@ -36,6 +38,7 @@ export function register(program: Command): void {
     .option('--flush-policy <policy>', 'fsync: acks=-1 answered after fsync; os: leave flushing to the OS, fsync every second (env FERRY_BROKER_FLUSH_POLICY; default fsync)')
     .option('--segment-bytes <n>', 'segment file size before rolling (env FERRY_BROKER_SEGMENT_BYTES)')
     .option('--retention-bytes <n>', 'per-partition size limit, -1 = none (env FERRY_BROKER_RETENTION_BYTES)')
+    .option('--metrics-port <port>', 'Prometheus /metrics HTTP port (env FERRY_BROKER_METRICS_PORT; default 0 = off)')
     .option('--retention-ms <n>', 'age limit of records, -1 = none (env FERRY_BROKER_RETENTION_MS; default 7 days)')
     .action(async (o: BrokerCliOptions) => {
       process.exitCode = await runBroker(o, process.env);
@@ -95,6 +98,18 @@ export async function runBroker(o: BrokerCliOptions, env: NodeJS.ProcessEnv): Pr
     console.error(`ferry broker: cannot start on ${opts.host}:${opts.port} with data ${opts.dataDir}: ${(err as Error).message}`);
     return 1;
   }
+  let metrics: MetricsServer | undefined;
+  const metricsPort = o.metricsPort ?? env.FERRY_BROKER_METRICS_PORT;
+  if (metricsPort !== undefined && metricsPort !== '' && metricsPort !== '0') {
+    const port = Number(metricsPort);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      console.error(`ferry broker: invalid --metrics-port: must be a port number: value was "${metricsPort}"`);
+      await broker.close();
+      return 2;
+    }
+    metrics = await startMetricsServer(opts.host ?? '127.0.0.1', port, () => brokerMetrics());
+    log.info({ port: metrics.port }, 'metrics on /metrics');
+  }
   console.log(`ferry broker listening on ${broker.host}:${broker.port}`);
   log.info({ host: broker.host, port: broker.port, data: opts.dataDir, flushPolicy: opts.flushPolicy }, 'broker ready');
   return new Promise<number>((resolve) => {
@@ -107,6 +122,7 @@ export async function runBroker(o: BrokerCliOptions, env: NodeJS.ProcessEnv): Pr
       stopping = true;
       log.info(`${signal}: shutting down`);
       try {
+        await metrics?.close();
         await broker.close();
         log.info('clean shutdown complete');
         resolve(0);
