@@ -97,7 +97,7 @@ test.serial('a random workload converges; the fence, dead letters and a replay f
 });
 
 test.serial('receiver kill -9, broker down, source node kill -9: nothing acknowledged is lost and the sites converge', async (t) => {
-  const s = await startSites({ aNamespace: { 'commit-to-device': true } });
+  const s = await startSites({ aNamespace: { 'commit-to-device': true }, destination: { compression: 'gzip' } });
   t.teardown(() => s.close());
   await workload(s.clientA, 1500, 11);
   await s.receiver.stop('SIGKILL');

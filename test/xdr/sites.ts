@@ -25,13 +25,13 @@ export interface Sites {
   close(): Promise<void>;
 }
 
-export async function startSites(opts: { aNamespace?: Record<string, unknown> } = {}): Promise<Sites> {
+export async function startSites(opts: { aNamespace?: Record<string, unknown>; destination?: Record<string, unknown> } = {}): Promise<Sites> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-xdr-'));
   const ports = { broker: await freePort(), a: await freePort(), b: await freePort(), receiver: await freePort() };
   const brokerAddr = `127.0.0.1:${ports.broker}`;
   writeFileSync(join(dir, 'a.json'), JSON.stringify({
     namespaces: [{ name: 'test', filesize: 64 * 1024 * 1024, 'write-block-size': 262144, 'write-log-entries': 65536, 'nsup-period': 1, ...opts.aNamespace }],
-    xdr: { site: 'A', destinations: [{ name: 'B', brokers: [brokerAddr], namespaces: ['test'], 'kafka-partitions': 4, 'checkpoint-interval-ms': 200 }] },
+    xdr: { site: 'A', destinations: [{ name: 'B', brokers: [brokerAddr], namespaces: ['test'], 'kafka-partitions': 4, 'checkpoint-interval-ms': 200, ...opts.destination }] },
   }));
   writeFileSync(join(dir, 'b.json'), JSON.stringify({ namespaces: [{ name: 'test', 'storage-engine': 'memory', fenced: true, 'nsup-period': 0 }] }));
   writeFileSync(join(dir, 'r.json'), JSON.stringify({ brokers: [brokerAddr], topics: ['ferry.A.test'], destination: [`127.0.0.1:${ports.b}`], 'metrics-port': ports.receiver, 'group-id': 'ferry-receiver-B' }));
