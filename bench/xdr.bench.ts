@@ -530,7 +530,7 @@ export async function main(args: string[]): Promise<void> {
   try {
     console.log(`starting broker, node A (shipping to B), node B (fenced) and a receiver ...`);
     sites = await startBenchSites({ writeConnections: WRITES_IN_FLIGHT_MAX, storeBytes: STORE_BYTES, ...(compression ? { compression } : {}) });
-    out.compression = compression ?? 'gzip (default)';
+    out.compression = compression ?? 'none (default)';
     prober = new Prober(sites.clientB);
     const writer = new Writer(sites.clientA, prober);
 

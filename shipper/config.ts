@@ -39,7 +39,7 @@ const destSchema = {
   'kafka-partitions': { doc: 'Partitions of a topic ferry creates', format: intIn(1, 4096), default: 16 },
   compression: { doc: 'gzip or none (none by default, as Kafka: gzip costs the source CPU, worth it on slow WAN links)', format: ['gzip', 'none'], default: 'none' },
   'checkpoint-interval-ms': { doc: 'How often checkpoints are written', format: intIn(10, 600_000), default: 1000 },
-  'retry-backoff-max-ms': { doc: 'Longest pause between produce retries', format: intIn(10, 600_000), default: 5000 },
+  'retry-backoff-max-ms': { doc: 'Longest pause between produce retries', format: intIn(10, 600_000), default: 1000 },
 };
 
 export interface DestinationConfig {
