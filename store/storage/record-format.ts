@@ -57,8 +57,11 @@ export function encodedLength(r: StoredRecord): number {
   return n;
 }
 
-/** Encodes `r` into a new padded buffer with `blockSeq` and its CRC filled in. */
-export function encodeRecord(r: StoredRecord, blockSeq: number): Buffer {
+/**
+ * Encodes `r` into a new padded buffer with `blockSeq` and its CRC filled in; with `seal` false
+ * the caller seals it later (sealRecord), so the CRC is computed once.
+ */
+export function encodeRecord(r: StoredRecord, blockSeq: number, seal = true): Buffer {
   const length = encodedLength(r);
   const buf = Buffer.alloc(alignUp(length));
   buf.writeUInt32LE(RECORD_MAGIC, 0);
@@ -89,7 +92,7 @@ export function encodeRecord(r: StoredRecord, blockSeq: number): Buffer {
     b.bytes.copy(buf, o + 5);
     o += 5 + b.bytes.length;
   }
-  sealRecord(buf, blockSeq);
+  if (seal) sealRecord(buf, blockSeq);
   return buf;
 }
 

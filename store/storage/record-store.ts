@@ -28,6 +28,7 @@ import { PrimaryIndex, emptyEntry, SET_ID_MAX, type IndexEntry } from './primary
 import {
   RECORD_ALIGN_BYTES,
   RECORD_HEADER_BYTES,
+  RECORD_MAGIC,
   alignUp,
   checkRecord,
   decodeRecord,
@@ -225,7 +226,7 @@ export class RecordStore {
   write(r: StoredRecord): void {
     this.assertOpen();
     const setId = this.setId(r.setName);
-    const bytes = encodeRecord(r, 0);
+    const bytes = encodeRecord(r, 0, false); // append() seals it with the block's sequence
     if (bytes.length > this.blockBytes) {
       throw new StorageError('RECORD_TOO_BIG', `record of ${bytes.length} bytes exceeds the write block (${this.blockBytes} bytes)`);
     }
@@ -525,16 +526,15 @@ export class RecordStore {
   /** Subtracts a superseded record's bytes from its block's live count. */
   private unaccount(address: number): void {
     const { block, off } = this.blockOf(address);
-    let length: number;
-    try {
-      const { buf, off: at } = this.recordBytes(address);
-      length = alignUp(buf.readUInt32LE(at + 4));
-    } catch {
-      // A corrupt superseded copy: its bytes are dead either way; count the minimum.
-      length = RECORD_HEADER_BYTES;
+    // Only the length is needed (no checksum pass): the copy is dead either way.
+    const mem = this.memoryBlock(block);
+    const head = mem ? mem.subarray(off, off + 8) : this.device.read(block, off, 8);
+    let length = RECORD_HEADER_BYTES;
+    if (head.length === 8 && head.readUInt32LE(0) === RECORD_MAGIC) {
+      const n = head.readUInt32LE(4);
+      if (n >= RECORD_HEADER_BYTES && off + n <= this.blockBytes) length = alignUp(n);
     }
     this.live[block] = Math.max(0, this.live[block]! - length);
-    void off;
   }
 
   // ---------------------------------------------------------------- defrag
