@@ -12,7 +12,7 @@
  * An entry is valid when its CRC matches and its global sequence maps to its slot; on start the
  * longest run of consecutive global sequences ending at the newest valid entry is kept.
  */
-import { closeSync, existsSync, fdatasyncSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, renameSync, fsyncSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, renameSync, fsyncSync } from 'node:fs';
 import { open as openAsync, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -351,10 +351,4 @@ export class WriteLog implements WriteLogReader {
     this.nextG = maxG + 1;
     this.flushedG = this.nextG;
   }
-}
-
-export function fsyncFile(path: string): void {
-  const fd = openSync(path, 'r');
-  fdatasyncSync(fd);
-  closeSync(fd);
 }

@@ -553,12 +553,6 @@ export class Namespace implements StoreNamespace {
     }
   }
 
-  /** Meta of one record (index only); undefined when absent. */
-  meta(digest: Buffer): IndexEntry | undefined {
-    const e = emptyEntry();
-    return this.store.lookup(digest, e) ? e : undefined;
-  }
-
   async truncate(set: string | undefined, beforeLutMs?: number): Promise<number> {
     const before = beforeLutMs ?? this.clock.nowMs();
     const setId = set ? this.store.setId(set) : -1;

@@ -3,7 +3,7 @@
  * is a flat array of equally sized blocks; block b of a set with N blocks per file lives in file
  * floor(b / N) at byte (b % N) * blockBytes.
  */
-import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, writeSync, mkdirSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, readSync, mkdirSync } from 'node:fs';
 import { open as openAsync, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { StorageError } from './errors.js';
@@ -138,19 +138,8 @@ export class FileDevice implements BlockDevice {
     }
   }
 
-  /** Synchronous write, for shutdown paths only. */
-  writeSync(b: number, offset: number, bytes: Buffer): void {
-    const { file, position } = this.locate(b, offset);
-    let done = 0;
-    while (done < bytes.length) done += writeSync(file.fd, bytes, done, bytes.length - done, position + done);
-  }
-
   async sync(): Promise<void> {
     await Promise.all(this.files.map((f) => f.handle.datasync()));
-  }
-
-  syncNow(): void {
-    for (const f of this.files) fdatasyncSync(f.fd);
   }
 
   release(): void {}

@@ -203,18 +203,6 @@ export class PrimaryIndex {
     }
   }
 
-  /** Visits (set id, tombstone) of every entry of a partition without allocating. */
-  forEachMeta(pid: PartitionId, visit: (setId: number, tombstone: boolean) => void): void {
-    const t = this.tables[pid]!;
-    const w = t.words;
-    for (let s = 0; s < t.slots; s++) {
-      const w9 = w[s * SLOT_WORDS + 9]!;
-      const flags = (w9 >>> 8) & 0xf;
-      if ((flags & IndexFlag.USED) === 0) continue;
-      visit((w9 >>> 12) & 0xfff, (flags & IndexFlag.TOMBSTONE) !== 0);
-    }
-  }
-
   /** Serializes the tables for a warm restart: per partition (slots u32, count u32, words). */
   *snapshotChunks(): Generator<Buffer> {
     const head = Buffer.alloc(8);

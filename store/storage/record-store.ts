@@ -39,7 +39,7 @@ import {
   type StoredRecord,
 } from './record-format.js';
 
-const BlockState = { FREE: 0, OPEN: 1, USED: 2, DEFRAG: 3, PENDING_FREE: 4, MARKED_FREE: 5 } as const;
+const BlockState = { FREE: 0, OPEN: 1, USED: 2, DEFRAG: 3, PENDING_FREE: 4 } as const;
 
 /** Blocks only defrag may take, so defrag can always make progress on a nearly full device. */
 const DEFRAG_RESERVE_BLOCKS = 2;
@@ -261,10 +261,6 @@ export class RecordStore {
 
   forEach(pid: PartitionId, visit: (digest: Buffer, e: IndexEntry) => void): void {
     this.ix.forEach(pid, visit);
-  }
-
-  forEachMeta(pid: PartitionId, visit: (setId: number, tombstone: boolean) => void): void {
-    this.ix.forEachMeta(pid, visit);
   }
 
   private countSet(setId: number, tombstone: boolean, delta: number): void {
@@ -648,7 +644,7 @@ export class RecordStore {
       await this.flushAll();
       for (let b = 0; b < this.state.length; b++) {
         const st = this.state[b];
-        if (st === BlockState.FREE || st === BlockState.MARKED_FREE || st === BlockState.PENDING_FREE) continue;
+        if (st === BlockState.FREE || st === BlockState.PENDING_FREE) continue;
         const buf = this.memoryBlock(b) ?? this.device.read(b, 0, this.blockBytes);
         const seq = this.seq[b]!;
         for (let off = 0; off < this.blockBytes; ) {
@@ -866,7 +862,7 @@ export class RecordStore {
       for (let b = 0; b < n; b++) {
         const st = this.state[b];
         if (st === BlockState.DEFRAG) this.state[b] = BlockState.USED;
-        if (st === BlockState.PENDING_FREE || st === BlockState.MARKED_FREE) this.state[b] = BlockState.FREE;
+        if (st === BlockState.PENDING_FREE) this.state[b] = BlockState.FREE;
       }
       this.rebuildFreeList();
       if (state.openBlock >= 0) {

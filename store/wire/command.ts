@@ -26,7 +26,7 @@ import {
   type UserKey,
   type Value,
 } from '../types.js';
-import { FieldType, Info1, Info2, Info3, KNOWN_FIELD_TYPES, type Field, type MsgHeader, type WireOp, findField, EMPTY } from './message.js';
+import { FieldType, Info1, Info2, Info3, KNOWN_FIELD_TYPES, type Field, type MsgHeader, type WireOp, EMPTY } from './message.js';
 import { decodeReplicatedField, type ReplicatedMeta } from './replicated.js';
 import { WireError } from './errors.js';
 

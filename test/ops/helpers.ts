@@ -6,13 +6,15 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
 import type { ReceiverStats } from '../../receiver/receiver.js';
 import { FerryClient } from '../../store/client/client.js';
+import { freePort } from '../helpers/procs.js';
+
+export { freePort };
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** A process gets this long to print its ready line. */
@@ -23,16 +25,6 @@ export const CLI_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
 const OUTPUT_KEEP_CHARS = 200_000;
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A long-running ferry process, ready once `ready` matches its stdout. */
 export class Proc {
