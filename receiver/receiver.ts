@@ -13,6 +13,7 @@ import { Kafka, logLevel, type Admin, type Consumer, type KafkaMessage, type Pro
 import { FerryClient } from '../store/client/client.js';
 import { ResultCode, type ConflictPolicyId, type RecordVersion } from '../store/types.js';
 import { decodeVersion, ShipCodecError } from '../shipper/codec.js';
+import { runtimeOf, sleep, type Runtime, type TimerHandle } from '../store/runtime/index.js';
 
 export interface ReceiverOptions {
   brokers: string[];
@@ -25,6 +26,8 @@ export interface ReceiverOptions {
   applyConcurrency: number;
   fromBeginning: boolean;
   log?: (msg: string, err?: unknown) => void;
+  /** Clock, timers, PRNG (default: the real ones). kafkajs keeps real timers. */
+  runtime?: Partial<Runtime>;
 }
 
 /** Result codes that mean "try again later", not "this message is bad". */
@@ -68,21 +71,25 @@ export class Receiver {
   private producer: Producer | undefined;
   private admin: Admin | undefined;
   private client: FerryClient | undefined;
-  private lagTimer: NodeJS.Timeout | undefined;
+  private lagTimer: TimerHandle | undefined;
   private running = false;
   private restarting = false;
-  private lastProgressAt = Date.now();
+  private lastProgressAt: number;
   private readonly counters = { applied: 0, lostConflict: 0, deadLettered: 0, retries: 0 };
   private consumerLag = -1;
   private lagMeasuredAtMs = 0;
   private lastApplyLagMs = 0;
   private maxSourceLutMs = 0;
   private lastError = '';
-  private rate = { at: Date.now(), applied: 0, perS: 0 };
+  private rate: { at: number; applied: number; perS: number };
   private readonly log: (msg: string, err?: unknown) => void;
+  private readonly rt: Runtime;
 
   constructor(private readonly opts: ReceiverOptions) {
     this.log = opts.log ?? (() => undefined);
+    this.rt = runtimeOf(opts.runtime);
+    this.lastProgressAt = this.rt.clock.nowMs();
+    this.rate = { at: this.rt.clock.nowMs(), applied: 0, perS: 0 };
     this.kafka = new Kafka({
       clientId: `ferry-receiver-${opts.groupId}`,
       brokers: opts.brokers,
@@ -99,7 +106,7 @@ export class Receiver {
     await this.admin.connect();
     this.running = true;
     await this.startConsumer();
-    this.lagTimer = setInterval(() => void this.measureLag().then(() => this.watchdog()), LAG_POLL_MS);
+    this.lagTimer = this.rt.timers.setInterval(() => void this.measureLag().then(() => this.watchdog()), LAG_POLL_MS);
     this.lagTimer.unref();
   }
 
@@ -112,7 +119,7 @@ export class Receiver {
     });
     await consumer.connect();
     await consumer.subscribe({ topics: this.opts.topics, fromBeginning: this.opts.fromBeginning });
-    this.lastProgressAt = Date.now();
+    this.lastProgressAt = this.rt.clock.nowMs();
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -130,7 +137,7 @@ export class Receiver {
         const last = batch.messages[batch.messages.length - 1]!.offset;
         resolveOffset(last);
         await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
-        this.lastProgressAt = Date.now();
+        this.lastProgressAt = this.rt.clock.nowMs();
         await heartbeat();
       },
     });
@@ -150,7 +157,7 @@ export class Receiver {
           break;
         } catch (err) {
           this.lastError = (err as Error).message;
-          await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
+          await sleep(this.rt.timers, Math.min(5000, 250 * 2 ** attempt));
         }
       }
     } finally {
@@ -160,13 +167,13 @@ export class Receiver {
 
   /** A consumer that has work (lag > 0) but made no progress for a while is replaced. */
   private watchdog(): void {
-    if (this.consumerLag > 0 && Date.now() - this.lastProgressAt > STUCK_MS) void this.restartConsumer(`no progress for ${STUCK_MS} ms with ${this.consumerLag} messages waiting`);
+    if (this.consumerLag > 0 && this.rt.clock.nowMs() - this.lastProgressAt > STUCK_MS) void this.restartConsumer(`no progress for ${STUCK_MS} ms with ${this.consumerLag} messages waiting`);
   }
 
   /** Stops consuming (failover: "stop applying"); committed offsets stay. */
   async stop(): Promise<void> {
     this.running = false;
-    if (this.lagTimer) clearInterval(this.lagTimer);
+    if (this.lagTimer) this.rt.timers.clearInterval(this.lagTimer);
     await this.consumer?.disconnect().catch(() => undefined);
     await this.producer?.disconnect().catch(() => undefined);
     await this.admin?.disconnect().catch(() => undefined);
@@ -193,7 +200,7 @@ export class Receiver {
         if (r.resultCode === ResultCode.OK) {
           this.counters.applied++;
           this.maxSourceLutMs = Math.max(this.maxSourceLutMs, v.lutMs);
-          this.lastApplyLagMs = Math.max(0, Date.now() - v.lutMs);
+          this.lastApplyLagMs = Math.max(0, this.rt.clock.nowMs() - v.lutMs);
         } else if (r.resultCode === ResultCode.LOST_CONFLICT) {
           this.counters.lostConflict++;
           this.maxSourceLutMs = Math.max(this.maxSourceLutMs, v.lutMs);
@@ -223,7 +230,7 @@ export class Receiver {
 
   private async measureLag(): Promise<void> {
     if (!this.admin || !this.running) return;
-    const started = Date.now();
+    const started = this.rt.clock.nowMs();
     try {
       let lag = 0;
       for (const topic of this.opts.topics) {
@@ -248,7 +255,7 @@ export class Receiver {
   }
 
   stats(): ReceiverStats {
-    const now = Date.now();
+    const now = this.rt.clock.nowMs();
     if (now - this.rate.at >= 1000) {
       this.rate.perS = ((this.counters.applied - this.rate.applied) * 1000) / (now - this.rate.at);
       this.rate = { at: now, applied: this.counters.applied, perS: this.rate.perS };

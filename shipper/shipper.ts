@@ -22,6 +22,7 @@ import { LRUCache } from 'lru-cache';
 import type { NodeExtension, StoreNamespace, StoreNode } from '../store/api.js';
 import { computeDigest } from '../store/digest.js';
 import { OpType, PARTITION_COUNT, ParticleType, SYSTEM_SET_NAME, WriteKind, type Op, type PartitionId, type RecordVersion } from '../store/types.js';
+import { runtimeOf, sleep, yieldToLoop, type Runtime } from '../store/runtime/index.js';
 import { encodeVersion, type ShipMessage } from './codec.js';
 import { defaultTopic, type DestinationConfig, type XdrConfig } from './config.js';
 
@@ -80,14 +81,16 @@ class Stream {
   private lastCheckpointWrite = 0;
   private readonly counters = { shipped: 0, skipped: 0, retries: 0, errors: 0 };
   private lastError = '';
-  private rate = { at: Date.now(), shipped: 0, perS: 0 };
+  private rate: { at: number; shipped: number; perS: number };
 
   constructor(
     private readonly site: string,
     private readonly dest: DestinationConfig,
     private readonly ns: StoreNamespace,
     private readonly log: (msg: string, err?: unknown) => void,
+    private readonly rt: Runtime,
   ) {
+    this.rate = { at: rt.clock.nowMs(), shipped: 0, perS: 0 };
     this.topic = dest.topic || defaultTopic(site, ns.name);
     if (dest.maxRecordsPerS > 0) {
       this.limiter = new Bottleneck({
@@ -124,7 +127,7 @@ class Stream {
   }
 
   stats(withPartitions: boolean): StreamStats {
-    const now = Date.now();
+    const now = this.rt.clock.nowMs();
     let behind = 0;
     let oldest = Infinity;
     let recovering = 0;
@@ -192,8 +195,8 @@ class Stream {
         await this.writeCheckpoints(false);
         backoff = RETRY_BACKOFF_MIN_MS;
         if (!batch.more) await this.ns.writeLog.waitForEntries('all', (p) => BigInt(this.cursor[p]!), TAIL_WAIT_MS);
-        else if (batch.items.length === 0) await new Promise((r) => setImmediate(r));
-        else if (this.dest.lingerMs > 0 && batch.items.length < this.dest.batchMax) await sleep(this.dest.lingerMs);
+        else if (batch.items.length === 0) await yieldToLoop(this.rt.timers);
+        else if (this.dest.lingerMs > 0 && batch.items.length < this.dest.batchMax) await sleep(this.rt.timers, this.dest.lingerMs);
       } catch (err) {
         this.counters.retries++;
         this.counters.errors++;
@@ -203,7 +206,7 @@ class Stream {
           await this.producer.disconnect().catch(() => undefined);
           this.producer = undefined;
         }
-        await sleep(backoff);
+        await sleep(this.rt.timers, backoff);
         backoff = Math.min(backoff * 2, this.dest.retryBackoffMaxMs);
       }
     }
@@ -240,7 +243,7 @@ class Stream {
     const cursors = new Map<number, number>();
     const drained = new Map<number, number>();
     const max = this.limiter ? Math.min(this.dest.batchMax, this.dest.maxRecordsPerS) : this.dest.batchMax;
-    const now = Date.now();
+    const now = this.rt.clock.nowMs();
     let more = false;
     this.inBatch.clear();
     for (let scanned = 0; scanned < PARTITION_COUNT; scanned++) {
@@ -340,7 +343,7 @@ class Stream {
   }
 
   private async writeCheckpoints(force: boolean): Promise<void> {
-    const now = Date.now();
+    const now = this.rt.clock.nowMs();
     if (this.dirtyGroups.size === 0 || (!force && now - this.lastCheckpointWrite < this.dest.checkpointIntervalMs)) return;
     this.lastCheckpointWrite = now;
     const groups = [...this.dirtyGroups];
@@ -373,18 +376,23 @@ class Stream {
 export class Shipper implements NodeExtension {
   readonly name = 'xdr-shipper';
   private streams: Stream[] = [];
+  private readonly rt: Runtime;
 
   constructor(
     private readonly config: XdrConfig,
     private readonly log: (msg: string, err?: unknown) => void = () => undefined,
-  ) {}
+    /** Clock, timers, PRNG (default: the real ones). Bottleneck and kafkajs keep real timers. */
+    runtime: Partial<Runtime> = {},
+  ) {
+    this.rt = runtimeOf(runtime);
+  }
 
   async start(node: StoreNode): Promise<void> {
     for (const dest of this.config.destinations) {
       for (const name of dest.namespaces) {
         const ns = node.namespace(name);
         if (!ns) throw new Error(`xdr destination ${dest.name}: namespace ${name} does not exist on this node`);
-        this.streams.push(new Stream(this.config.site, dest, ns, this.log));
+        this.streams.push(new Stream(this.config.site, dest, ns, this.log, this.rt));
       }
     }
     for (const s of this.streams) await s.start();
@@ -432,8 +440,4 @@ export class Shipper implements NodeExtension {
     put('ferry_xdr_retries_total', 'Produce retries', (s) => s.retries);
     return `${lines.join('\n')}\n`;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

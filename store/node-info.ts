@@ -14,6 +14,7 @@ import { checksums, formatChecksums, formatListing, partitionListing, type Parti
 import type { Namespace } from './namespace/namespace.js';
 import type { FerryNode } from './node.js';
 import { PARTITION_COUNT } from './types.js';
+import { yieldToLoop } from './runtime/index.js';
 import { infoError } from './wire/info-codec.js';
 
 /** Partitions checksummed between two yields to the event loop (keeps the node responsive). */
@@ -43,7 +44,6 @@ function nsParam(node: FerryNode, req: InfoRequest): Namespace | string {
   return node.namespace(name) ?? infoError(NAMESPACE_NOT_FOUND, `namespace not found: ${name}`);
 }
 
-const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 async function checksumsCommand(node: FerryNode, req: InfoRequest): Promise<string> {
   const ns = nsParam(node, req);
@@ -54,7 +54,7 @@ async function checksumsCommand(node: FerryNode, req: InfoRequest): Promise<stri
     if (from > to) throw new InfoParamError(`from ${from} > to ${to}`);
     const out: PartitionChecksum[] = [];
     for (let p = from; p <= to; p += CHECKSUM_PARTITIONS_PER_SLICE) {
-      if (p > from) await yieldToLoop();
+      if (p > from) await yieldToLoop(node.timers);
       out.push(...checksums(ns.store, p, Math.min(to, p + CHECKSUM_PARTITIONS_PER_SLICE - 1)));
     }
     return formatChecksums(out);

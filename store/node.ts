@@ -2,7 +2,6 @@
  * A store node: its namespaces, opened from a NodeConfig. One node per data directory (a lock
  * file refuses a second process). The wire server and extensions (the shipper) attach to it.
  */
-import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StoreNode } from './api.js';
@@ -10,8 +9,9 @@ import type { NamespaceConfig, NodeConfig } from './config.js';
 import { Namespace } from './namespace/namespace.js';
 import { openRecordStore, type OpenReport } from './storage/record-store.js';
 import { StorageError } from './storage/errors.js';
-import { systemClock, type Clock } from './types.js';
-import { WriteLog } from './writelog.js';
+import { runtimeOf, systemTimers, type Clock, type Random, type Runtime, type Timers } from './runtime/index.js';
+import type { BlockDevice } from './storage/devices.js';
+import { WriteLog, type WriteLogOptions } from './writelog.js';
 
 export class FerryNode implements StoreNode {
   private closed = false;
@@ -21,7 +21,8 @@ export class FerryNode implements StoreNode {
     readonly config: NodeConfig,
     private readonly namespaces: Map<string, Namespace>,
     private readonly lockPath: string,
-    private readonly clock: Clock,
+    readonly clock: Clock,
+    readonly timers: Timers = systemTimers,
   ) {
     this.startedAtMs = clock.nowMs();
   }
@@ -76,17 +77,32 @@ export class FerryNode implements StoreNode {
   }
 }
 
+/**
+ * What a node runs on: clock, timers, PRNG (default: the real ones) and, optionally, how a
+ * namespace's device is opened (the simulator passes simulated devices; default: files/memory).
+ */
+export interface StoreRuntime extends Partial<Runtime> {
+  openDevice?: (nc: NamespaceConfig) => BlockDevice | Promise<BlockDevice>;
+}
+
+/** Accepts a bare Clock (older callers) or a StoreRuntime. */
+function storeRuntimeOf(rt: Clock | StoreRuntime | undefined): Runtime & StoreRuntime {
+  const o: StoreRuntime = rt === undefined ? {} : 'nowMs' in rt ? { clock: rt } : rt;
+  return { ...o, ...runtimeOf(o) };
+}
+
 /** Opens a node: takes the data-directory lock, then opens every namespace (warm or cold). */
-export async function openStoreNode(config: NodeConfig, clock: Clock = systemClock): Promise<FerryNode> {
+export async function openStoreNode(config: NodeConfig, runtime?: Clock | StoreRuntime): Promise<FerryNode> {
+  const rt = storeRuntimeOf(runtime);
   mkdirSync(config.data, { recursive: true });
   const lockPath = join(config.data, 'node.lock');
   takeLock(lockPath);
   try {
-    const nodeId = config.nodeId || persistentNodeId(config.data);
+    const nodeId = config.nodeId || persistentNodeId(config.data, rt.random);
     const namespaces = new Map<string, Namespace>();
-    for (const nc of config.namespaces) namespaces.set(nc.name, await openNamespace(nc, clock));
+    for (const nc of config.namespaces) namespaces.set(nc.name, await openNamespace(nc, rt));
     for (const ns of namespaces.values()) ns.start();
-    return new FerryNode(nodeId, config, namespaces, lockPath, clock);
+    return new FerryNode(nodeId, config, namespaces, lockPath, rt.clock, rt.timers);
   } catch (err) {
     try {
       unlinkSync(lockPath);
@@ -97,7 +113,8 @@ export async function openStoreNode(config: NodeConfig, clock: Clock = systemClo
   }
 }
 
-export async function openNamespace(nc: NamespaceConfig, clock: Clock = systemClock): Promise<Namespace> {
+export async function openNamespace(nc: NamespaceConfig, runtime?: Clock | StoreRuntime): Promise<Namespace> {
+  const rt = storeRuntimeOf(runtime);
   mkdirSync(nc.dir, { recursive: true });
   const device = nc.storageEngine === 'device';
   const o: Parameters<typeof openRecordStore>[0] = {
@@ -110,10 +127,13 @@ export async function openNamespace(nc: NamespaceConfig, clock: Clock = systemCl
     defragLwmPct: nc.defragLwmPct,
     defragSleepMs: nc.defragSleepMs,
     readCacheBlocks: nc.readCacheBlocks,
+    clock: rt.clock,
+    timers: rt.timers,
   };
+  if (rt.openDevice) o.device = await rt.openDevice(nc);
   if (device) o.stateDir = nc.dir;
   const { store, report } = await openRecordStore(o);
-  const wlOpts: { capacityEntries: number; path?: string } = { capacityEntries: nc.writeLogEntries };
+  const wlOpts: WriteLogOptions = { capacityEntries: nc.writeLogEntries, timers: rt.timers };
   if (device) wlOpts.path = join(nc.dir, 'writelog.dat');
   const writeLog = await WriteLog.open(wlOpts);
   const ns = new Namespace(
@@ -135,8 +155,9 @@ export async function openNamespace(nc: NamespaceConfig, clock: Clock = systemCl
       indexMemoryBytes: nc.indexMemorySize,
     },
     report,
-    clock,
+    rt.clock,
     join(nc.dir, 'fence'),
+    rt.timers,
   );
   // A fence set at run time (failover, set-config) was persisted and wins over the config file.
   const persisted = readFence(join(nc.dir, 'fence'));
@@ -150,13 +171,13 @@ function readFence(path: string): boolean | undefined {
   return v === 'true' ? true : v === 'false' ? false : undefined;
 }
 
-function persistentNodeId(data: string): string {
+function persistentNodeId(data: string, random: Random): string {
   const path = join(data, 'node-id');
   if (existsSync(path)) {
     const id = readFileSync(path, 'utf8').trim();
     if (/^[0-9A-F]{1,16}$/.test(id)) return id;
   }
-  const id = randomBytes(6).toString('hex').toUpperCase();
+  const id = (random.u32().toString(16).padStart(8, '0') + random.int(0x10000).toString(16).padStart(4, '0')).toUpperCase();
   writeFileSync(path, `${id}\n`);
   return id;
 }

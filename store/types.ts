@@ -265,10 +265,5 @@ export interface WriteLogEntry {
   kind: WriteKindId;
 }
 
-/** Time source; injected so tests and simulations control it. */
-export interface Clock {
-  /** Wall-clock milliseconds since the Unix epoch. */
-  nowMs(): number;
-}
-
-export const systemClock: Clock = { nowMs: () => Date.now() };
+/** Time source: lives in runtime/ with the other seams; re-exported for existing importers. */
+export { systemClock, type Clock } from './runtime/clock.js';

@@ -17,6 +17,7 @@ import { open as openAsync, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { WriteLogReader } from './api.js';
+import { systemTimers, type TimerHandle, type Timers } from './runtime/index.js';
 import { DIGEST_BYTES, PARTITION_COUNT, type PartitionId, type WriteKindId, type WriteLogEntry } from './types.js';
 
 export const WRITE_LOG_ENTRY_BYTES = 64;
@@ -55,6 +56,8 @@ export interface WriteLogOptions {
   capacityEntries: number;
   /** Backing file; undefined = memory only (memory namespaces). */
   path?: string;
+  /** Timers for waiter timeouts and notification (default: the real ones). */
+  timers?: Timers;
 }
 
 export class WriteLog implements WriteLogReader {
@@ -70,14 +73,16 @@ export class WriteLog implements WriteLogReader {
   private flushedG = 1;
   private handle: FileHandle | undefined;
   private flushing: Promise<void> | undefined;
-  private waiters: Array<{ check: () => boolean; resolve: () => void; timer: NodeJS.Timeout }> = [];
+  private waiters: Array<{ check: () => boolean; resolve: () => void; timer: TimerHandle }> = [];
   private notifyScheduled = false;
+  private readonly timers: Timers;
 
   private constructor(private readonly opts: WriteLogOptions) {
     if (!Number.isInteger(opts.capacityEntries) || opts.capacityEntries < 16) {
       throw new RangeError(`write log capacity ${opts.capacityEntries} entries; at least 16`);
     }
     this.capacity = opts.capacityEntries;
+    this.timers = opts.timers ?? systemTimers;
     this.ring = Buffer.alloc(this.capacity * WRITE_LOG_ENTRY_BYTES);
     this.slotPid = new Uint16Array(this.capacity);
     this.slotUsed = new Uint8Array(this.capacity);
@@ -128,7 +133,7 @@ export class WriteLog implements WriteLogReader {
     this.deques[pid]!.push(slot);
     if (this.waiters.length > 0 && !this.notifyScheduled) {
       this.notifyScheduled = true;
-      setImmediate(() => this.notify());
+      this.timers.setImmediate(() => this.notify());
     }
     return pseq;
   }
@@ -171,7 +176,7 @@ export class WriteLog implements WriteLogReader {
       const w = {
         check,
         resolve,
-        timer: setTimeout(() => {
+        timer: this.timers.setTimeout(() => {
           this.waiters = this.waiters.filter((x) => x !== w);
           resolve();
         }, timeoutMs),
@@ -185,7 +190,7 @@ export class WriteLog implements WriteLogReader {
     const keep: typeof this.waiters = [];
     for (const w of this.waiters) {
       if (w.check()) {
-        clearTimeout(w.timer);
+        this.timers.clearTimeout(w.timer);
         w.resolve();
       } else keep.push(w);
     }
@@ -227,7 +232,7 @@ export class WriteLog implements WriteLogReader {
 
   async close(): Promise<void> {
     for (const w of this.waiters) {
-      clearTimeout(w.timer);
+      this.timers.clearTimeout(w.timer);
       w.resolve();
     }
     this.waiters = [];

@@ -41,6 +41,7 @@ import {
 } from '../wire/message.js';
 import { ProtoType, type Frame } from '../wire/proto.js';
 import { ConnectionPool, ClientError, type Connection } from './connection.js';
+import { runtimeOf, type Runtime, type TimerHandle } from '../runtime/index.js';
 import { commandAttributes, encodeRecordCommand, encodeReplicatedWrite, type EncodedRequest } from './request.js';
 import { fromWireValue, toWireValue, type BinValue } from './values.js';
 
@@ -53,6 +54,8 @@ export interface ClientOptions {
   connectTimeoutMs?: number;
   /** Tend interval; 0 disables tending (the partition map is read once). */
   tendIntervalMs?: number;
+  /** Clock, timers, PRNG for tending, task ids and TTLs (default: the real ones). */
+  runtime?: Partial<Runtime>;
 }
 
 export interface KeySpec {
@@ -150,12 +153,14 @@ export class FerryClient {
   private partitionMap = new Map<string, Array<string | undefined>>();
   private partitionGeneration = new Map<string, string>();
   private peersGeneration = new Map<string, string>();
-  private tendTimer: NodeJS.Timeout | undefined;
+  private tendTimer: TimerHandle | undefined;
   private closed = false;
   private readonly timeoutMs: number;
+  private readonly rt: Runtime;
 
   private constructor(private readonly opts: ClientOptions) {
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.rt = runtimeOf(opts.runtime);
   }
 
   static async connect(opts: ClientOptions): Promise<FerryClient> {
@@ -173,7 +178,7 @@ export class FerryClient {
     await c.tend();
     const interval = opts.tendIntervalMs ?? 1000;
     if (interval > 0) {
-      c.tendTimer = setInterval(() => void c.tend().catch(() => {}), interval);
+      c.tendTimer = c.rt.timers.setInterval(() => void c.tend().catch(() => {}), interval);
       c.tendTimer.unref();
     }
     return c;
@@ -186,7 +191,7 @@ export class FerryClient {
 
   close(): void {
     this.closed = true;
-    if (this.tendTimer) clearInterval(this.tendTimer);
+    if (this.tendTimer) this.rt.timers.clearInterval(this.tendTimer);
     for (const n of this.nodes.values()) n.pool.close();
     this.nodes.clear();
   }
@@ -387,7 +392,7 @@ export class FerryClient {
       this.command(k, (bins ?? []).map(ops.read), { ...(timeoutMs ? { timeoutMs } : {}) }, bins ? {} : { readAll: true }),
     );
     if (r.resultCode === ResultCode.NOT_FOUND) return null;
-    return toRecord(this.check(r));
+    return toRecord(this.check(r), this.rt.clock.nowMs());
   }
 
   async exists(k: KeySpec): Promise<boolean> {
@@ -412,7 +417,7 @@ export class FerryClient {
   }
 
   async operate(k: KeySpec, operations: Op[], policy: WritePolicy = {}): Promise<ClientRecord> {
-    return toRecord(this.check(await this.execute(this.command(k, operations, policy))));
+    return toRecord(this.check(await this.execute(this.command(k, operations, policy))), this.rt.clock.nowMs());
   }
 
   /** Applies a replicated version (ferry field 250). Result 0 applied, 28 lost the conflict. */
@@ -470,7 +475,7 @@ export class FerryClient {
                 results[i] = {
                   resultCode: m.resultCode,
                   ...(m.resultCode === 0
-                    ? { record: toRecord({ generation: m.generation, voidTimeS: m.recordTtl, bins: opsToBins(m.ops) }) }
+                    ? { record: toRecord({ generation: m.generation, voidTimeS: m.recordTtl, bins: opsToBins(m.ops) }, this.rt.clock.nowMs()) }
                     : {}),
                 };
               }
@@ -521,7 +526,7 @@ export class FerryClient {
         fields.push(field(FieldType.RPS, b));
       }
       const taskId = Buffer.alloc(8);
-      taskId.writeBigUInt64BE(BigInt(Math.floor(Math.random() * 2 ** 48)));
+      taskId.writeBigUInt64BE(BigInt(this.rt.random.u32()) * 0x10000n + BigInt(this.rt.random.int(0x10000)));
       fields.push(field(FieldType.TASK_ID, taskId));
       const pidBytes = Buffer.alloc(nodePids.length * 2);
       nodePids.forEach((p, i) => pidBytes.writeUInt16LE(p, i * 2));
@@ -560,7 +565,7 @@ export class FerryClient {
                   if (m.resultCode !== ResultCode.NOT_FOUND) failure = new AerospikeError(m.resultCode, `scan failed with ${m.resultCode}`);
                   return true;
                 }
-                queue.push(toScanned(m));
+                queue.push(toScanned(m, this.rt.clock.nowMs()));
               }
               if (queue.length >= SCAN_QUEUE_RECORDS_MAX && !paused) {
                 paused = true;
@@ -609,14 +614,14 @@ export class FerryClient {
   }
 }
 
-function toRecord(r: Pick<RecordResult, 'bins' | 'generation' | 'voidTimeS'>): ClientRecord {
+function toRecord(r: Pick<RecordResult, 'bins' | 'generation' | 'voidTimeS'>, nowMs: number): ClientRecord {
   const bins: Record<string, BinValue> = {};
   for (const b of r.bins) bins[b.name] = fromWireValue(b);
-  return { bins, generation: r.generation, voidTimeS: r.voidTimeS, ttl: ttlOf(r.voidTimeS) };
+  return { bins, generation: r.generation, voidTimeS: r.voidTimeS, ttl: ttlOf(r.voidTimeS, nowMs) };
 }
 
-function toScanned(m: AsMsg): ScannedRecord {
-  const rec = toRecord({ bins: opsToBins(m.ops), generation: m.generation, voidTimeS: m.recordTtl });
+function toScanned(m: AsMsg, nowMs: number): ScannedRecord {
+  const rec = toRecord({ bins: opsToBins(m.ops), generation: m.generation, voidTimeS: m.recordTtl }, nowMs);
   const digest = findField(m.fields, FieldType.DIGEST)?.data;
   if (!digest) throw new AerospikeError(ClientError.CLIENT, 'scan record without digest');
   const set = findField(m.fields, FieldType.SET)?.data.toString('utf8') ?? '';
@@ -626,9 +631,9 @@ function toScanned(m: AsMsg): ScannedRecord {
   return out;
 }
 
-function ttlOf(voidTimeS: number): number {
+function ttlOf(voidTimeS: number, nowMs: number): number {
   if (voidTimeS === 0) return -1;
-  return Math.max(voidTimeS + CITRUSLEAF_EPOCH_S - Math.floor(Date.now() / 1000), 1);
+  return Math.max(voidTimeS + CITRUSLEAF_EPOCH_S - Math.floor(nowMs / 1000), 1);
 }
 
 /** Parses a peers-clear-std value. */

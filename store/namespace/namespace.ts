@@ -43,6 +43,7 @@ import { emptyEntry, type IndexEntry } from '../storage/primary-index.js';
 import { encodeRecord, type StoredRecord } from '../storage/record-format.js';
 import type { OpenReport, RecordStore } from '../storage/record-store.js';
 import type { WriteLog } from '../writelog.js';
+import { systemTimers, yieldToLoop, type TimerHandle, type Timers } from '../runtime/index.js';
 import { NULL_VALUE, OpFailure, applyWriteOp, binNameError, binsToMap, isWriteOp, mapToBins } from './bin-ops.js';
 
 /** Dynamic and static settings of a namespace (names as in the config file, camelCased). */
@@ -88,7 +89,7 @@ export class Namespace implements StoreNamespace {
   private fencedFlag = false;
   private readonly bins = new Set<string>();
   private readonly e = emptyEntry();
-  private timers: NodeJS.Timeout[] = [];
+  private ticks: TimerHandle[] = [];
   private nsupCursor = 0;
   private nsupRunning = false;
   private closed = false;
@@ -125,20 +126,21 @@ export class Namespace implements StoreNamespace {
     private readonly clock: Clock,
     /** Where a fence change is persisted (so a restart keeps the site's role). */
     private readonly fencePath?: string,
+    private readonly timers: Timers = systemTimers,
   ) {
     this.updateSpaceFlags();
   }
 
   /** Starts background expiration/eviction and tombstone reclamation. */
   start(): void {
-    const tick = setInterval(() => void this.nsupTick(), 1000);
+    const tick = this.timers.setInterval(() => void this.nsupTick(), 1000);
     tick.unref();
-    this.timers.push(tick);
+    this.ticks.push(tick);
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const t of this.timers) clearInterval(t);
+    for (const t of this.ticks) this.timers.clearInterval(t);
     // Let queued commands finish.
     await Promise.allSettled([...this.locks.values()].map((q) => q.tail));
     await this.writeLog.close();
@@ -570,7 +572,7 @@ export class Namespace implements StoreNamespace {
         this.writeVersion(d, this.store.setName(e.setId), meta.generation, meta.lutMs, 0, true, undefined, [], WriteKind.DELETE);
         n++;
       }
-      if (p % 256 === 255) await new Promise((r) => setImmediate(r));
+      if (p % 256 === 255) await yieldToLoop(this.timers);
     }
     this.counters.truncated_objects += n;
     await Promise.all([this.store.commit(), this.writeLog.commit()]);

@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { LRUCache } from 'lru-cache';
 import { PARTITION_COUNT, type PartitionId } from '../types.js';
+import { systemClock, systemTimers, sleep, yieldToLoop, type Clock, type TimerHandle, type Timers } from '../runtime/index.js';
 import { FileDevice, MemoryDevice, type BlockDevice } from './devices.js';
 import { StorageError } from './errors.js';
 import { PrimaryIndex, emptyEntry, SET_ID_MAX, type IndexEntry } from './primary-index.js';
@@ -69,6 +70,9 @@ export interface RecordStoreOptions {
   defragSleepMs: number;
   /** Sealed blocks kept in memory for reads (post-write cache). */
   readCacheBlocks: number;
+  /** Time source and timers (default: the real ones; the simulator passes virtual ones). */
+  clock?: Clock;
+  timers?: Timers;
 }
 
 export interface StoreStats {
@@ -140,7 +144,9 @@ export class RecordStore {
   private readonly tombBySet = new Float64Array(SET_ID_MAX + 1);
   private defragging = -1;
   private defragOffset = 0;
-  private timers: NodeJS.Timeout[] = [];
+  private ticks: TimerHandle[] = [];
+  private readonly clock: Clock;
+  private readonly timers: Timers;
   private closed = false;
   private lastFlushError: Error | undefined;
   private readonly counters = { checksumErrors: 0, defragBlocks: 0, defragRecords: 0, cacheHits: 0, cacheMisses: 0, flushes: 0, tombstonesReclaimed: 0 };
@@ -149,6 +155,8 @@ export class RecordStore {
 
   constructor(private readonly opts: RecordStoreOptions) {
     this.device = opts.device;
+    this.clock = opts.clock ?? systemClock;
+    this.timers = opts.timers ?? systemTimers;
     this.blockBytes = opts.device.blockBytes;
     if (this.blockBytes % RECORD_ALIGN_BYTES !== 0 || this.blockBytes < 4096) {
       throw new StorageError('CONFIG', `write-block-size ${this.blockBytes} must be a multiple of 16 and at least 4096`);
@@ -167,7 +175,7 @@ export class RecordStore {
   // ---------------------------------------------------------------- open / close
 
   async open(): Promise<OpenReport> {
-    const t0 = performance.now();
+    const t0 = this.clock.nowMs();
     let report: OpenReport;
     if (!this.device.persistent) {
       this.rebuildFreeList();
@@ -183,17 +191,17 @@ export class RecordStore {
         if (typeof warm === 'string') report.warmRefused = warm;
       }
     }
-    report.durationMs = performance.now() - t0;
-    this.timers.push(setInterval(() => this.scheduleFlush(), Math.max(1, this.opts.flushMaxMs)));
-    this.timers.push(setInterval(() => this.defragTick(), Math.max(1, this.opts.defragSleepMs)));
-    for (const t of this.timers) t.unref();
+    report.durationMs = this.clock.nowMs() - t0;
+    this.ticks.push(this.timers.setInterval(() => this.scheduleFlush(), Math.max(1, this.opts.flushMaxMs)));
+    this.ticks.push(this.timers.setInterval(() => this.defragTick(), Math.max(1, this.opts.defragSleepMs)));
+    for (const t of this.ticks) t.unref();
     return report;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
-    for (const t of this.timers) clearInterval(t);
-    this.timers = [];
+    for (const t of this.ticks) this.timers.clearInterval(t);
+    this.ticks = [];
     await this.flushAll();
     this.closed = true;
     if (this.device.persistent && this.opts.stateDir) this.writeSnapshot();
@@ -202,9 +210,9 @@ export class RecordStore {
 
   /** Abandons the store without flushing or snapshotting (tests simulate a crash with it). */
   async abandon(): Promise<void> {
-    for (const t of this.timers) clearInterval(t);
+    for (const t of this.ticks) this.timers.clearInterval(t);
     this.closed = true;
-    while (this.flushing) await new Promise((r) => setTimeout(r, 1));
+    while (this.flushing) await sleep(this.timers, 1);
     await this.device.close();
   }
 
@@ -408,7 +416,7 @@ export class RecordStore {
   private scheduleFlush(): void {
     if (this.flushScheduled || this.closed || !this.device.persistent) return;
     this.flushScheduled = true;
-    setImmediate(() => {
+    this.timers.setImmediate(() => {
       this.flushScheduled = false;
       void this.flushLoop();
     });
@@ -480,7 +488,7 @@ export class RecordStore {
 
   private async flushAll(): Promise<void> {
     if (!this.device.persistent) return;
-    while (this.flushing) await new Promise((r) => setTimeout(r, 1));
+    while (this.flushing) await sleep(this.timers, 1);
     for (let i = 0; i < 4 && (this.hasUnflushed() || this.waiters.length > 0); i++) {
       await this.flushOnce();
       if (this.lastFlushError) throw this.lastFlushError;
@@ -621,7 +629,7 @@ export class RecordStore {
         this.state[b] = BlockState.DEFRAG;
       }
       this.defragSlice();
-      await new Promise((r) => setImmediate(r));
+      await yieldToLoop(this.timers);
     }
     await this.flushAll();
   }
@@ -659,7 +667,7 @@ export class RecordStore {
           }
           off += h.paddedLength;
         }
-        if (b % 64 === 0) await new Promise((r) => setImmediate(r));
+        if (b % 64 === 0) await yieldToLoop(this.timers);
       }
     }
     let n = 0;
@@ -820,7 +828,7 @@ export class RecordStore {
       blocks: blocks.toString('base64'),
     };
     writeDurable(p.state, Buffer.from(JSON.stringify(state)));
-    writeDurable(p.clean, Buffer.from(`${Date.now()}\n`));
+    writeDurable(p.clean, Buffer.from(`${this.clock.nowMs()}\n`));
   }
 
   /** true when loaded; a string saying why not when a snapshot existed; false when none. */
@@ -924,11 +932,16 @@ export async function openRecordStore(o: {
   defragLwmPct: number;
   defragSleepMs: number;
   readCacheBlocks: number;
+  /** A device to use instead of opening `files` (the simulator passes a simulated one). */
+  device?: BlockDevice;
+  clock?: Clock;
+  timers?: Timers;
 }): Promise<{ store: RecordStore; report: OpenReport }> {
   const device: BlockDevice =
-    o.files.length > 0
+    o.device ??
+    (o.files.length > 0
       ? await FileDevice.open(o.files, o.fileBytes, o.blockBytes)
-      : new MemoryDevice(o.blockBytes, Math.floor(o.memoryBytes / o.blockBytes));
+      : new MemoryDevice(o.blockBytes, Math.floor(o.memoryBytes / o.blockBytes)));
   const opts: RecordStoreOptions = {
     name: o.name,
     device,
@@ -938,6 +951,8 @@ export async function openRecordStore(o: {
     readCacheBlocks: o.readCacheBlocks,
   };
   if (o.stateDir) opts.stateDir = o.stateDir;
+  if (o.clock) opts.clock = o.clock;
+  if (o.timers) opts.timers = o.timers;
   const store = new RecordStore(opts);
   const report = await store.open();
   return { store, report };

@@ -24,6 +24,7 @@ import { compressMessage } from './proto.js';
 import { isScanMessage, parseScanRequest, type ScanRequest } from './scan.js';
 import type { ClusterView } from './info.js';
 import { WireError } from './errors.js';
+import { systemClock, systemTimers, sleep, yieldToLoop, type Clock, type Timers } from '../runtime/index.js';
 
 /** Responses larger than this are compressed when the client asks for it. */
 export const COMPRESS_THRESHOLD_BYTES = 128;
@@ -67,6 +68,8 @@ export class CommandHandler {
     private readonly node: StoreNode,
     private readonly view: ClusterView,
     private readonly log: (msg: string, err?: unknown) => void = () => {},
+    private readonly clock: Clock = systemClock,
+    private readonly timers: Timers = systemTimers,
   ) {}
 
   /** Handles one AS_MSG request (already decompressed). */
@@ -210,7 +213,7 @@ export class CommandHandler {
     const flushFull = async (): Promise<void> => {
       for (const b of out.take()) await send(b);
     };
-    const deadline = msg.transactionTtl > 0 ? Date.now() + msg.transactionTtl : Infinity;
+    const deadline = msg.transactionTtl > 0 ? this.clock.nowMs() + msg.transactionTtl : Infinity;
     try {
       const finished = await this.streamScan(ns, req, out, flushFull, () => sink.closed, deadline);
       if (!finished && !sink.closed) {
@@ -244,14 +247,14 @@ export class CommandHandler {
   ): Promise<boolean> {
     const owns = this.view.ownership(ns.name).replicas[0]!;
     const nsField = field(FieldType.NAMESPACE, ns.name);
-    const started = Date.now();
+    const started = this.clock.nowMs();
     let sent = 0;
     let visited = 0;
     let sentAtYield = 0;
     const opts = { ...(req.set !== undefined ? { set: req.set } : {}), ...(req.bins ? { bins: req.bins } : {}), headerOnly: req.headerOnly };
     for (const part of req.partitions) {
       if (closed()) return true;
-      if (Date.now() > deadlineMs) return false;
+      if (this.clock.nowMs() > deadlineMs) return false;
       if (part.pid < 0 || part.pid >= PARTITION_COUNT) continue;
       if (!owns(part.pid)) {
         out.add({ ...emptyHeader(), info3: Info3.PARTITION_DONE, generation: part.pid, resultCode: ResultCode.UNAVAILABLE });
@@ -277,11 +280,11 @@ export class CommandHandler {
         this.counters['scan_records']!++;
         await flushFull();
         if (req.recordsPerSecond > 0) {
-          const dueMs = (sent * 1000) / req.recordsPerSecond - (Date.now() - started);
+          const dueMs = (sent * 1000) / req.recordsPerSecond - (this.clock.nowMs() - started);
           if (dueMs > 0) {
             out.flush();
             await flushFull();
-            await sleep(dueMs);
+            await sleep(this.timers, dueMs);
           }
         }
         if (req.maxRecords > 0 && sent >= req.maxRecords) return true;
@@ -290,14 +293,10 @@ export class CommandHandler {
       // Let other connections run between partitions now and then.
       if (++visited % SCAN_YIELD_PARTITIONS === 0 || sent - sentAtYield >= SCAN_YIELD_RECORDS) {
         sentAtYield = sent;
-        await new Promise<void>((r) => setImmediate(r));
+        await yieldToLoop(this.timers);
       }
     }
     return true;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 

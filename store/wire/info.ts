@@ -5,6 +5,7 @@
  */
 import type { InfoHandler, InfoRequest, StoreNamespace, StoreNode } from '../api.js';
 import { PARTITION_COUNT } from '../types.js';
+import { systemClock, type Clock } from '../runtime/index.js';
 import { infoError, parseInfoCommand } from './info-codec.js';
 
 /** The build we report: selects the modern client protocol (batch-any, user-agent-set, ...). */
@@ -132,12 +133,15 @@ export interface InfoContext {
   /** Extra commands (e.g. from node extensions); they win over the built-in ones. */
   extra?: Record<string, InfoHandler>;
   startedAtMs?: number;
+  /** Time source for uptime and truncate checks (default: the real clock). */
+  clock?: Clock;
 }
 
 /** Builds the command table. */
 export function infoCommands(ctx: InfoContext): Record<string, InfoHandler> {
   const { node, view } = ctx;
-  const startedAtMs = ctx.startedAtMs ?? Date.now();
+  const clock = ctx.clock ?? systemClock;
+  const startedAtMs = ctx.startedAtMs ?? clock.nowMs();
   const nsOf = (name: string | undefined): StoreNamespace | undefined => (name ? node.namespace(name) : undefined);
   const nsParam = (req: InfoRequest): string | undefined => req.params['namespace'] ?? req.params['ns'] ?? req.params['id'] ?? req.positional[0];
   const peers = (req: InfoRequest): string =>
@@ -196,7 +200,7 @@ export function infoCommands(ctx: InfoContext): Record<string, InfoHandler> {
     'user-agent-set': () => 'ok',
     statistics: () =>
       kv({
-        uptime: Math.floor((Date.now() - startedAtMs) / 1000),
+        uptime: Math.floor((clock.nowMs() - startedAtMs) / 1000),
         ...node.stats(),
         // Cluster facts come from the view (the node alone only knows itself).
         cluster_size: view.clusterSize(),
@@ -292,7 +296,7 @@ export function infoCommands(ctx: InfoContext): Record<string, InfoHandler> {
     if (lut !== undefined && lut !== '') {
       if (!/^\d+$/.test(lut)) return infoError(4, 'bad lut');
       beforeMs = Number(BigInt(lut) / NS_PER_MS);
-      if (beforeMs > Date.now()) return infoError(4, 'lut is in the future');
+      if (beforeMs > clock.nowMs()) return infoError(4, 'lut is in the future');
     }
     await ns.truncate(set === '' ? undefined : set, beforeMs);
     return 'ok';

@@ -8,6 +8,7 @@ import net from 'node:net';
 import type { InfoHandler, StoreNode } from '../api.js';
 import { ResultCode } from '../types.js';
 import { WireError } from './errors.js';
+import { systemClock, systemTimers, type Clock, type Timers } from '../runtime/index.js';
 import { CommandHandler, type Sink } from './handler.js';
 import { answerInfo, infoCommands, singleNodeView, type ClusterView } from './info.js';
 import { encodeInfoResponseFrame, parseInfoRequest } from './info-codec.js';
@@ -38,6 +39,9 @@ export interface WireServerOptions {
   /** Largest accepted proto body (default and maximum 128 MiB). */
   bodyBytesMax?: number;
   log?: (msg: string, err?: unknown) => void;
+  /** Time source and timers (default: the real ones). */
+  clock?: Clock;
+  timers?: Timers;
 }
 
 export interface WireServer {
@@ -53,14 +57,16 @@ export async function startWireServer(node: StoreNode, opts: WireServerOptions):
   const bodyBytesMax = Math.min(opts.bodyBytesMax ?? PROTO_BODY_BYTES_MAX, PROTO_BODY_BYTES_MAX);
   const view = opts.view ?? singleNodeView(opts.clusterName);
   const log = opts.log ?? (() => {});
-  const handler = new CommandHandler(node, view, log);
+  const clock = opts.clock ?? systemClock;
+  const timers = opts.timers ?? systemTimers;
+  const handler = new CommandHandler(node, view, log, clock, timers);
   const sockets = new Set<net.Socket>();
   /** Per connection: activity count at the last idle sweep, and whether a request is running. */
   const activity = new Map<net.Socket, { seen: number; now: number; busy: () => boolean }>();
   const idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS_DEFAULT;
   // One coarse sweep instead of a per-socket timer refreshed on every read and write: a
   // connection with no bytes in for a whole sweep interval, and nothing running, is closed.
-  const sweeper = setInterval(() => {
+  const sweeper = timers.setInterval(() => {
     for (const [socket, a] of activity) {
       if (a.now === a.seen && !a.busy() && socket.writableLength === 0) socket.destroy();
       a.seen = a.now;
@@ -218,6 +224,7 @@ export async function startWireServer(node: StoreNode, opts: WireServerOptions):
     view,
     host: opts.advertiseHost ?? host,
     port: boundPort,
+    clock,
     ...(opts.extraInfo ? { extra: opts.extraInfo } : {}),
   });
 
@@ -227,7 +234,7 @@ export async function startWireServer(node: StoreNode, opts: WireServerOptions):
     stats: () => ({ ...counters, connections_open: sockets.size, ...handler.counters }),
     close: () =>
       new Promise<void>((resolve) => {
-        clearInterval(sweeper);
+        timers.clearInterval(sweeper);
         server.close(() => resolve());
         for (const s of sockets) s.destroy();
       }),
