@@ -6,7 +6,8 @@
  *
  *   u8  magic 0xFE
  *   u8  format 1
- *   u8  flags: bit 0 tombstone, bit 1 user key present
+ *   u8  flags: bit 0 tombstone, bit 1 user key present, bit 2 the tombstone was left by
+ *       expiry or eviction at the source (see the expiry rule in docs/xdr.md)
  *   u8  set name length, then the set name (UTF-8)
  *   u32 generation (BE)
  *   f64 last-update time, ms since the Unix epoch (BE)
@@ -18,7 +19,7 @@
  * language blobs) arrives intact. See docs/xdr.md.
  */
 import { computeDigest } from '../store/digest.js';
-import { DIGEST_BYTES, type Bin, type ParticleTypeId, type RecordVersion, type UserKey } from '../store/types.js';
+import { DIGEST_BYTES, RecordOrigin, isExpiredOrigin, type Bin, type ParticleTypeId, type RecordVersion, type UserKey } from '../store/types.js';
 
 export const SHIP_FORMAT = 1;
 const MAGIC = 0xfe;
@@ -55,7 +56,7 @@ export function encodeVersion(v: RecordVersion, site: string, pid: number): Ship
   let o = 0;
   out[o++] = MAGIC;
   out[o++] = SHIP_FORMAT;
-  out[o++] = (v.tombstone ? 1 : 0) | (v.key ? 2 : 0);
+  out[o++] = (v.tombstone ? 1 : 0) | (v.key ? 2 : 0) | (v.tombstone && isExpiredOrigin(v.origin) ? 4 : 0);
   out[o++] = set.length;
   set.copy(out, o);
   o += set.length;
@@ -139,5 +140,6 @@ export function decodeVersion(key: Buffer | null, value: Buffer | null, headers:
   if (userKey && !computeDigest(set, userKey).equals(digest)) throw new ShipCodecError('digest does not match set and user key');
   const v: RecordVersion = { namespace, set, digest, generation, lutMs, voidTimeS, tombstone: (flags & 1) !== 0, bins };
   if (userKey) v.key = userKey;
+  if (v.tombstone && (flags & 4) !== 0) v.origin = RecordOrigin.EXPIRED;
   return v;
 }

@@ -21,7 +21,7 @@ import { CompressionTypes, Kafka, logLevel, type Producer } from 'kafkajs';
 import { LRUCache } from 'lru-cache';
 import type { NodeExtension, StoreNamespace, StoreNode } from '../store/api.js';
 import { computeDigest } from '../store/digest.js';
-import { OpType, PARTITION_COUNT, ParticleType, SYSTEM_SET_NAME, WriteKind, type Op, type PartitionId, type RecordVersion } from '../store/types.js';
+import { OpType, PARTITION_COUNT, ParticleType, SYSTEM_SET_NAME, WriteKind, isExpiredOrigin, isReplicatedOrigin, type Op, type PartitionId, type RecordVersion } from '../store/types.js';
 import { runtimeOf, sleep, yieldToLoop, type Runtime } from '../store/runtime/index.js';
 import { encodeVersion, type ShipMessage } from './codec.js';
 import { defaultTopic, type DestinationConfig, type XdrConfig } from './config.js';
@@ -293,6 +293,10 @@ class Stream {
     if (this.dest.shipSets.length > 0 && !this.dest.shipSets.includes(v.set)) return;
     if (this.dest.ignoreSets.includes(v.set)) return;
     if (v.tombstone && !this.dest.shipDeletes) return;
+    // The origin stored with the record: a rescan (restart, wrapped log) and a log entry whose
+    // record has since changed honour `forward` and `ship-expirations` like the log kinds do.
+    if (!this.dest.forward && isReplicatedOrigin(v.origin)) return;
+    if (!this.dest.shipExpirations && v.tombstone && isExpiredOrigin(v.origin)) return;
     const hex = v.digest.toString('hex');
     const version = `${v.generation}:${v.lutMs}:${v.tombstone ? 1 : 0}`;
     if (this.shippedCache.get(hex) === version || this.inBatch.get(hex) === version) {

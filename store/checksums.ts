@@ -7,6 +7,11 @@
  * each tuple, beside the entry count. Records of the system set `ferry-xdr` (shipper
  * checkpoints) are excluded: they legitimately differ between sites.
  *
+ * An entry whose void time has passed (`nowVoidS`, the site's current time in Aerospike-epoch
+ * seconds) is hashed as the tombstone expiry will turn it into: same generation and LUT,
+ * tombstone set (the expiry rule, docs/xdr.md). So a site whose expiry pass has not reached a
+ * record yet compares equal to one where it has.
+ *
  * Pure over the index (no I/O). The text codecs of the info answers live here too so the node
  * and the CLI share one definition:
  * - checksums: `<pid>:<count>:<tombstones>:<hash hex 16>` joined by ';' (empty partitions left
@@ -103,17 +108,23 @@ function hex32(n: number): string {
   return n.toString(16).padStart(8, '0');
 }
 
-/** Checksum of one partition. `excluded` defaults to excludedSetIds(src). */
-export function partitionChecksum(src: IndexSource, pid: number, excluded = excludedSetIds(src)): PartitionChecksum {
+/** Whether an entry counts as a tombstone: it is one, or its void time has passed. */
+function asTombstone(e: IndexEntry, nowVoidS: number): boolean {
+  return e.tombstone || (e.voidTimeS !== 0 && e.voidTimeS <= nowVoidS);
+}
+
+/** Checksum of one partition. `excluded` defaults to excludedSetIds(src); 0 = nothing is expired. */
+export function partitionChecksum(src: IndexSource, pid: number, excluded = excludedSetIds(src), nowVoidS = 0): PartitionChecksum {
   let count = 0;
   let tombstones = 0;
   let lo = 0;
   let hi = 0;
   src.forEach(pid as PartitionId, (digest, e) => {
     if (excluded.has(e.setId)) return;
-    const [h, l] = entryHash(digest, e.generation, e.lutMs, e.tombstone);
+    const tomb = asTombstone(e, nowVoidS);
+    const [h, l] = entryHash(digest, e.generation, e.lutMs, tomb);
     count++;
-    if (e.tombstone) tombstones++;
+    if (tomb) tombstones++;
     lo += l;
     let carry = 0;
     if (lo >= TWO_32) {
@@ -126,22 +137,22 @@ export function partitionChecksum(src: IndexSource, pid: number, excluded = excl
 }
 
 /** Checksums of partitions from..to (inclusive), empty ones included. */
-export function checksums(src: IndexSource, from = 0, to = PARTITION_COUNT - 1): PartitionChecksum[] {
+export function checksums(src: IndexSource, from = 0, to = PARTITION_COUNT - 1, nowVoidS = 0): PartitionChecksum[] {
   checkRange(from, to);
   const excluded = excludedSetIds(src);
   const out: PartitionChecksum[] = [];
-  for (let p = from; p <= to; p++) out.push(partitionChecksum(src, p, excluded));
+  for (let p = from; p <= to; p++) out.push(partitionChecksum(src, p, excluded, nowVoidS));
   return out;
 }
 
 /** Every compared index entry of one partition, sorted by digest. */
-export function partitionListing(src: IndexSource, pid: number): DigestEntry[] {
+export function partitionListing(src: IndexSource, pid: number, nowVoidS = 0): DigestEntry[] {
   checkRange(pid, pid);
   const excluded = excludedSetIds(src);
   const out: DigestEntry[] = [];
   src.forEach(pid as PartitionId, (digest, e) => {
     if (excluded.has(e.setId)) return;
-    out.push({ digest: digest.toString('hex'), generation: e.generation, lutMs: e.lutMs, tombstone: e.tombstone });
+    out.push({ digest: digest.toString('hex'), generation: e.generation, lutMs: e.lutMs, tombstone: asTombstone(e, nowVoidS) });
   });
   out.sort((x, y) => (x.digest < y.digest ? -1 : x.digest > y.digest ? 1 : 0));
   return out;

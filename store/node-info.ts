@@ -55,7 +55,7 @@ async function checksumsCommand(node: FerryNode, req: InfoRequest): Promise<stri
     const out: PartitionChecksum[] = [];
     for (let p = from; p <= to; p += CHECKSUM_PARTITIONS_PER_SLICE) {
       if (p > from) await yieldToLoop(node.timers);
-      out.push(...checksums(ns.store, p, Math.min(to, p + CHECKSUM_PARTITIONS_PER_SLICE - 1)));
+      out.push(...checksums(ns.store, p, Math.min(to, p + CHECKSUM_PARTITIONS_PER_SLICE - 1), ns.currentVoidS()));
     }
     return formatChecksums(out);
   } catch (err) {
@@ -68,7 +68,7 @@ function digestsCommand(node: FerryNode, req: InfoRequest): string {
   const ns = nsParam(node, req);
   if (typeof ns === 'string') return ns;
   try {
-    return formatListing(partitionListing(ns.store, pidParam(req, 'partition')));
+    return formatListing(partitionListing(ns.store, pidParam(req, 'partition'), ns.currentVoidS()));
   } catch (err) {
     if (err instanceof InfoParamError) return infoError(err.code, err.message);
     throw err;

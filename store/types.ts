@@ -232,6 +232,34 @@ export interface RecordVersion extends RecordAddress, RecordMeta {
   key?: UserKey;
   /** All bins; empty for a tombstone. */
   bins: Bin[];
+  /** Where the version came from; absent = written by a client of this site. */
+  origin?: RecordOriginId;
+}
+
+/**
+ * Where a stored version came from, kept with the record (device flag bits 2-3) so a rescan
+ * after a restart or a write-log wrap can honour `forward` and `ship-expirations`.
+ */
+export const RecordOrigin = {
+  /** Written or deleted by a client of this site. */
+  LOCAL: 'local',
+  /** Applied by a replicated write (a receiver). */
+  REPLICATED: 'replicated',
+  /** The tombstone left by expiry or eviction on this site. */
+  EXPIRED: 'expired',
+  /** An expiry tombstone shipped from another site and applied here. */
+  REPLICATED_EXPIRED: 'replicated-expired',
+} as const;
+export type RecordOriginId = (typeof RecordOrigin)[keyof typeof RecordOrigin];
+
+/** True when the version was applied from another site. */
+export function isReplicatedOrigin(o: RecordOriginId | undefined): boolean {
+  return o === RecordOrigin.REPLICATED || o === RecordOrigin.REPLICATED_EXPIRED;
+}
+
+/** True when the version is an expiry/eviction tombstone (here or at its source). */
+export function isExpiredOrigin(o: RecordOriginId | undefined): boolean {
+  return o === RecordOrigin.EXPIRED || o === RecordOrigin.REPLICATED_EXPIRED;
 }
 
 /** How a replicated write decides whether the incoming version wins. */

@@ -6,6 +6,7 @@ import {
   ExistsPolicy,
   GenerationPolicy,
   OpType,
+  isExpiredOrigin,
   type RecordCommand,
   type RecordVersion,
   type ConflictPolicyId,
@@ -94,7 +95,7 @@ export function encodeReplicatedWrite(v: RecordVersion, policy: ConflictPolicyId
   fields.push(
     field(
       FieldType.FERRY_REPLICATED,
-      encodeReplicatedField({ policy, tombstone: v.tombstone, generation: v.generation, lutMs: v.lutMs, voidTimeS: v.voidTimeS }),
+      encodeReplicatedField({ policy, tombstone: v.tombstone, generation: v.generation, lutMs: v.lutMs, voidTimeS: v.voidTimeS, expired: isExpiredOrigin(v.origin) }),
     ),
   );
   const ops: WireOp[] = v.tombstone

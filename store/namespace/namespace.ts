@@ -21,6 +21,7 @@ import {
   GenerationPolicy,
   OpType,
   PARTITION_COUNT,
+  RecordOrigin,
   ResultCode,
   SYSTEM_SET_NAME,
   TTL_S_MAX,
@@ -31,6 +32,7 @@ import {
   type ConflictPolicyId,
   type PartitionId,
   type RecordCommand,
+  type RecordOriginId,
   type RecordResult,
   type RecordVersion,
   type ResultCodeId,
@@ -255,6 +257,11 @@ export class Namespace implements StoreNamespace {
     return fail(ResultCode.SERVER_ERROR);
   }
 
+  /** The site's current time as a void time (s since the Aerospike epoch): entries at or before it are expired. */
+  currentVoidS(): number {
+    return this.nowVoidS(this.clock.nowMs());
+  }
+
   private nowVoidS(now: number): number {
     return Math.floor(now / 1000) - CITRUSLEAF_EPOCH_S;
   }
@@ -428,9 +435,11 @@ export class Namespace implements StoreNamespace {
     key: UserKey | undefined,
     bins: Bin[],
     kind: WriteKindId,
+    origin: RecordOriginId = RecordOrigin.LOCAL,
   ): void {
     const rec: StoredRecord = { digest, setName: set, generation, lutMs, voidTimeS, tombstone, bins };
     if (key) rec.key = key;
+    if (origin !== RecordOrigin.LOCAL) rec.origin = origin;
     this.store.write(rec);
     this.writeLog.append(partitionOf(digest), digest, generation, lutMs, kind);
   }
@@ -497,6 +506,7 @@ export class Namespace implements StoreNamespace {
       v.key,
       v.tombstone ? [] : v.bins,
       v.tombstone ? WriteKind.REPLICATED_DELETE : WriteKind.REPLICATED_WRITE,
+      v.tombstone && (v.origin === RecordOrigin.EXPIRED || v.origin === RecordOrigin.REPLICATED_EXPIRED) ? RecordOrigin.REPLICATED_EXPIRED : RecordOrigin.REPLICATED,
     );
     this.counters.xdr_write_success++;
     return { resultCode: ResultCode.OK, applied: true };
@@ -665,9 +675,11 @@ export class Namespace implements StoreNamespace {
     if (this.locks.has(d.toString('hex'))) return false;
     const e = this.e;
     if (!this.store.lookup(d, e) || e.tombstone) return false;
-    const meta = this.nextMeta(e, this.clock.nowMs());
+    // The expiry rule (docs/xdr.md): the tombstone keeps the record's generation and LUT, so
+    // every site that expires this version writes the same tombstone whatever its clock, and
+    // any later version of the record (generation + 1, later LUT) still beats it.
     try {
-      this.writeVersion(d, this.store.setName(e.setId), meta.generation, meta.lutMs, 0, true, undefined, [], kind);
+      this.writeVersion(d, this.store.setName(e.setId), e.generation, e.lutMs, 0, true, undefined, [], kind, RecordOrigin.EXPIRED);
     } catch {
       return false;
     }
@@ -764,6 +776,9 @@ export function compareVersions(a: RecordVersion | StoredRecord, b: RecordVersio
   const second = policy === ConflictPolicy.LAST_UPDATE_TIME ? byGen : byLut;
   if (first !== 0) return Math.sign(first);
   if (second !== 0) return Math.sign(second);
+  // Same (generation, LUT): only an expiry tombstone and the version it expired tie this way,
+  // and the tombstone wins (a shipped copy of an expired version never revives it).
+  if (a.tombstone !== b.tombstone) return a.tombstone ? 1 : -1;
   return Buffer.compare(canonicalBody(a), canonicalBody(b));
 }
 
@@ -786,6 +801,7 @@ function toVersion(namespace: string, rec: StoredRecord): RecordVersion {
     bins: rec.bins,
   };
   if (rec.key) v.key = rec.key;
+  if (rec.origin) v.origin = rec.origin;
   return v;
 }
 

@@ -6,7 +6,8 @@
  *   0  u32 magic 'FRC1'
  *   4  u32 length in bytes (header + body, before padding)
  *   8  u32 CRC-32 of bytes 12..length (everything after this field)
- *  12  u8  flags (bit 0 tombstone, bit 1 user key stored)
+ *  12  u8  flags (bit 0 tombstone, bit 1 user key stored, bit 2 applied by a replicated
+ *          write, bit 3 tombstone left by expiry or eviction)
  *  13  u8  set name length
  *  14  u16 bin count
  *  16  f64 write sequence of the block the record was written into
@@ -22,7 +23,7 @@
  * block's current incarnation from a stale one left by an earlier use of the same block.
  */
 import { crc32 } from 'node:zlib';
-import { DIGEST_BYTES, type Bin, type ParticleTypeId, type UserKey } from '../types.js';
+import { DIGEST_BYTES, RecordOrigin, isExpiredOrigin, isReplicatedOrigin, type Bin, type ParticleTypeId, type RecordOriginId, type UserKey } from '../types.js';
 
 export const RECORD_MAGIC = 0x31435246; // 'FRC1' little-endian
 export const RECORD_HEADER_BYTES = 64;
@@ -31,6 +32,8 @@ export const RECORD_ALIGN_BYTES = 16;
 export const RecordFlag = {
   TOMBSTONE: 1,
   HAS_KEY: 2,
+  REPLICATED: 4,
+  EXPIRED: 8,
 } as const;
 
 /** Everything a stored record holds. */
@@ -43,6 +46,18 @@ export interface StoredRecord {
   tombstone: boolean;
   key?: UserKey;
   bins: Bin[];
+  /** Absent = local (flag bits 2-3 clear). */
+  origin?: RecordOriginId;
+}
+
+function originFlags(o: RecordOriginId | undefined): number {
+  return (isReplicatedOrigin(o) ? RecordFlag.REPLICATED : 0) | (isExpiredOrigin(o) ? RecordFlag.EXPIRED : 0);
+}
+
+function originOf(flags: number): RecordOriginId {
+  const replicated = (flags & RecordFlag.REPLICATED) !== 0;
+  if (flags & RecordFlag.EXPIRED) return replicated ? RecordOrigin.REPLICATED_EXPIRED : RecordOrigin.EXPIRED;
+  return replicated ? RecordOrigin.REPLICATED : RecordOrigin.LOCAL;
 }
 
 export function alignUp(n: number): number {
@@ -68,7 +83,7 @@ export function encodeRecord(r: StoredRecord, blockSeq: number, seal = true): Bu
   buf.writeUInt32LE(length, 4);
   const setLen = buf.write(r.setName, RECORD_HEADER_BYTES, 'utf8');
   if (setLen > 255) throw new RangeError(`set name is ${setLen} bytes; at most 255`);
-  buf[12] = (r.tombstone ? RecordFlag.TOMBSTONE : 0) | (r.key ? RecordFlag.HAS_KEY : 0);
+  buf[12] = (r.tombstone ? RecordFlag.TOMBSTONE : 0) | (r.key ? RecordFlag.HAS_KEY : 0) | originFlags(r.origin);
   buf[13] = setLen;
   if (r.bins.length > 0xffff) throw new RangeError(`${r.bins.length} bins; at most 65535`);
   buf.writeUInt16LE(r.bins.length, 14);
@@ -193,5 +208,7 @@ export function decodeRecord(buf: Buffer, off = 0): StoredRecord {
     bins,
   };
   if (key) r.key = key;
+  const origin = originOf(buf[off + 12]!);
+  if (origin !== RecordOrigin.LOCAL) r.origin = origin;
   return r;
 }

@@ -17,6 +17,7 @@ import {
   type Bin,
   type ExistsPolicyId,
   type Op,
+  RecordOrigin,
   type OpTypeId,
   type ParticleTypeId,
   type RecordCommand,
@@ -237,6 +238,7 @@ export function parseRecordRequest(req: RecordRequest, digest?: Buffer): Parsed<
       tombstone: meta.tombstone,
       bins,
       ...(key ? { key: { type: key.type, bytes: Buffer.from(key.bytes) } } : {}),
+      ...(meta.expired ? { origin: RecordOrigin.EXPIRED } : {}),
     };
     return {
       ok: true,
