@@ -37,6 +37,14 @@ const nodeSchema = {
     port: { doc: 'Aerospike service port (0 = any free port)', format: intIn(0, 65535), default: 3000, env: 'FERRY_PORT', arg: 'port' },
     'max-connections': { doc: 'Client connections accepted at once', format: intIn(1, 1_000_000), default: 10_000, env: 'FERRY_MAX_CONNECTIONS' },
   },
+  'rack-id': { doc: 'Rack id (0..1000000) for rack-aware replica placement; -1 = none', format: intIn(-1, 1_000_000), default: -1, env: 'FERRY_RACK_ID' },
+  heartbeat: {
+    seeds: { doc: 'Heartbeat addresses (host:port) of other nodes to join; empty = a one-node cluster', format: Array, default: [] as string[], env: 'FERRY_HEARTBEAT_SEEDS' },
+    address: { doc: 'Address the heartbeat listens on; empty = service.address', format: String, default: '', env: 'FERRY_HEARTBEAT_ADDRESS' },
+    port: { doc: 'Heartbeat (and fabric) port; 0 = any free port; -1 = off without seeds, any free port with seeds', format: intIn(-1, 65535), default: -1, env: 'FERRY_HEARTBEAT_PORT' },
+    'interval-ms': { doc: 'Milliseconds between heartbeat pulses', format: intIn(10, 600_000), default: 150, env: 'FERRY_HEARTBEAT_INTERVAL_MS' },
+    'timeout-count': { doc: 'Missed pulses after which a node is gone', format: intIn(3, 1000), default: 10, env: 'FERRY_HEARTBEAT_TIMEOUT_COUNT' },
+  },
   metrics: {
     port: { doc: 'Prometheus /metrics HTTP port (0 = off)', format: intIn(0, 65535), default: 0, env: 'FERRY_METRICS_PORT', arg: 'metrics-port' },
   },
@@ -110,8 +118,21 @@ export interface NamespaceConfig {
   dir: string;
 }
 
+export interface HeartbeatConfig {
+  /** False: a one-node cluster (no heartbeat listener, no seeds). */
+  enabled: boolean;
+  seeds: Array<{ host: string; port: number }>;
+  host: string;
+  port: number;
+  intervalMs: number;
+  timeoutCount: number;
+}
+
 export interface NodeConfig {
   nodeId: string;
+  /** Undefined = no rack. */
+  rackId: number | undefined;
+  heartbeat: HeartbeatConfig;
   data: string;
   clusterName: string;
   host: string;
@@ -156,8 +177,20 @@ export function loadNodeConfig(o: LoadOptions = {}): NodeConfig {
   if (nodeId !== '' && !/^[0-9A-Fa-f]{1,16}$/.test(nodeId)) {
     throw new ConfigError(`invalid configuration: node-id: must be 1 to 16 hex digits: value was "${nodeId}"`);
   }
+  const seeds = (c.get('heartbeat.seeds') as unknown[]).map((v, i) => parseSeed(v, i));
+  const hbPort = c.get('heartbeat.port');
+  const rackId = c.get('rack-id');
   return {
     nodeId: nodeId.toUpperCase(),
+    rackId: rackId < 0 ? undefined : rackId,
+    heartbeat: {
+      enabled: seeds.length > 0 || hbPort >= 0,
+      seeds,
+      host: c.get('heartbeat.address') || c.get('service.address'),
+      port: Math.max(hbPort, 0),
+      intervalMs: c.get('heartbeat.interval-ms'),
+      timeoutCount: c.get('heartbeat.timeout-count'),
+    },
     data,
     clusterName: c.get('cluster-name'),
     host: c.get('service.address'),
@@ -167,6 +200,15 @@ export function loadNodeConfig(o: LoadOptions = {}): NodeConfig {
     namespaces,
     xdr: c.get('xdr') as Record<string, unknown>,
   };
+}
+
+/** `host:port` (IPv6 hosts in brackets) from heartbeat.seeds[i]. */
+export function parseSeed(v: unknown, i: number | string): { host: string; port: number } {
+  const where = typeof i === 'number' ? `heartbeat.seeds[${i}]` : i;
+  const m = typeof v === 'string' ? /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(v.trim()) : null;
+  const port = m ? Number(m[3]) : 0;
+  if (!m || port < 1 || port > 65535) throw new ConfigError(`invalid configuration: ${where}: must be host:port: value was ${JSON.stringify(v)}`);
+  return { host: (m[1] ?? m[2])!, port };
 }
 
 function loadNamespace(raw: unknown, i: number, data: string, env: NodeJS.ProcessEnv): NamespaceConfig {

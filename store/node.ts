@@ -16,6 +16,8 @@ import { WriteLog, type WriteLogOptions } from './writelog.js';
 export class FerryNode implements StoreNode {
   private closed = false;
   readonly startedAtMs: number;
+  /** Cluster facts for stats() once the node is part of a cluster (default: a one-node cluster). */
+  clusterStats: (() => Record<string, string | number | boolean>) | undefined;
   constructor(
     readonly nodeId: string,
     readonly config: NodeConfig,
@@ -55,6 +57,7 @@ export class FerryNode implements StoreNode {
       heap_allocated_kbytes: Math.round(mem.heapUsed / 1024),
       process_rss_kbytes: Math.round(mem.rss / 1024),
       system_free_mem_pct: 0,
+      ...(this.clusterStats?.() ?? {}),
     };
   }
 

@@ -11,6 +11,12 @@ import { startWireServer } from '../../store/wire/server.js';
 import { onShutdownSignal } from '../signals.js';
 import { startMetricsServer, type MetricsServer } from '../metrics-server.js';
 import { parseXdrConfig } from '../../shipper/config.js';
+import { Cluster } from '../../store/cluster/cluster.js';
+import { Heartbeat } from '../../store/cluster/heartbeat.js';
+import { tcpTransport, type Endpoint } from '../../store/cluster/transport.js';
+import type { NodeConfig } from '../../store/config.js';
+import type { FerryNode } from '../../store/node.js';
+import { systemClock } from '../../store/types.js';
 import { Shipper } from '../../shipper/shipper.js';
 
 export interface NodeCliOptions {
@@ -21,6 +27,9 @@ export interface NodeCliOptions {
   metricsPort?: string;
   storage?: string;
   commitToDevice?: boolean;
+  seed?: string[];
+  heartbeatPort?: string;
+  rackId?: string;
 }
 
 export function register(program: Command): void {
@@ -34,6 +43,9 @@ export function register(program: Command): void {
     .option('--metrics-port <port>', 'Prometheus /metrics port (env FERRY_METRICS_PORT)')
     .option('--storage <engine>', 'storage engine for every namespace: memory or device (env FERRY_NS_STORAGE_ENGINE)')
     .option('--commit-to-device', 'acknowledge writes only once durable (env FERRY_NS_COMMIT_TO_DEVICE)')
+    .option('--seed <host:port>', 'heartbeat address of a node to join (repeatable; config heartbeat.seeds)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--heartbeat-port <port>', 'heartbeat/fabric port (0 = any free; env FERRY_HEARTBEAT_PORT)')
+    .option('--rack-id <id>', 'rack id for replica placement (env FERRY_RACK_ID)')
     .action(async (o: NodeCliOptions) => {
       process.exitCode = await runNode(o);
     });
@@ -61,6 +73,9 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
         data: o.data,
         'service.address': o.host,
         'metrics.port': intArg('metrics-port', o.metricsPort),
+        'heartbeat.seeds': o.seed,
+        'heartbeat.port': intArg('heartbeat-port', o.heartbeatPort),
+        'rack-id': intArg('rack-id', o.rackId),
       },
     };
     if (o.config) lo.file = o.config;
@@ -81,9 +96,11 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
     log.info({ namespace: ns, ...r }, `namespace ${ns} opened (${r.mode}, ${r.records} records, ${r.durationMs.toFixed(0)} ms)`);
   }
   const shipper = xdr.destinations.length > 0 ? new Shipper(xdr, (msg, err) => log.warn({ err }, msg)) : undefined;
-  let server;
+  const cluster = config.heartbeat.enabled ? createCluster(config, node, () => ({ host: config.host, port: server?.port ?? config.port }), log) : undefined;
+  let server: Awaited<ReturnType<typeof startWireServer>> | undefined;
   try {
     server = await startWireServer(node, {
+      ...(cluster ? { view: cluster } : {}),
       host: config.host,
       port: config.port,
       maxConnections: config.maxConnections,
@@ -95,6 +112,17 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
     console.error(`ferry node: cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
     await node.close();
     return 1;
+  }
+  if (cluster) {
+    try {
+      await cluster.heartbeat.start();
+    } catch (err) {
+      console.error(`ferry node: cannot listen for heartbeats on ${config.heartbeat.host}:${config.heartbeat.port}: ${(err as Error).message}`);
+      await server.close();
+      await node.close();
+      return 1;
+    }
+    console.log(`ferry node heartbeat on ${config.heartbeat.host}:${cluster.heartbeat.heartbeatPort}`);
   }
   if (shipper) {
     try {
@@ -129,7 +157,8 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
       try {
         await shipper?.stop();
         await metrics?.close();
-        await server.close();
+        await cluster?.heartbeat.stop();
+        await server!.close();
         await node.close();
         log.info('clean shutdown complete');
         resolve(0);
@@ -154,4 +183,32 @@ function nodeMetrics(node: import('../../store/node.js').FerryNode): string {
     }
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** The heartbeat and partition table of a node started with seeds or a heartbeat port. */
+function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpoint, log: pino.Logger): Cluster {
+  const hb = new Heartbeat({
+    nodeId: node.nodeId,
+    clusterName: config.clusterName,
+    ...(config.rackId !== undefined ? { rackId: config.rackId } : {}),
+    listen: { host: config.heartbeat.host, port: config.heartbeat.port },
+    service,
+    seeds: config.heartbeat.seeds,
+    intervalMs: config.heartbeat.intervalMs,
+    timeoutCount: config.heartbeat.timeoutCount,
+    transport: tcpTransport,
+    clock: systemClock,
+    log: (level, msg, extra) => log[level](extra ?? {}, msg),
+  });
+  const cluster = new Cluster(hb, node.nodeId, config.clusterName);
+  node.clusterStats = () => ({
+    cluster_size: cluster.clusterSize(),
+    cluster_key: cluster.clusterKey(),
+    cluster_integrity: cluster.isStable(),
+    cluster_generation: cluster.partitionGeneration(),
+    heartbeat_pulses_sent: hb.counters.pulses_sent,
+    heartbeat_pulses_received: hb.counters.pulses_received,
+    heartbeat_refused_cluster_name: hb.counters.refused_cluster_name,
+  });
+  return cluster;
 }

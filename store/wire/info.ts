@@ -62,6 +62,8 @@ export interface ClusterView {
   clusterSize(): number;
   /** Cluster key, hex; stable while membership is. */
   clusterKey(): string;
+  /** False while the members disagree on the cluster (absent = always stable). */
+  isStable?(): boolean;
 }
 
 /** A one-node cluster: owns every partition as master, no peers, generations fixed at 1. */
@@ -192,9 +194,18 @@ export function infoCommands(ctx: InfoContext): Record<string, InfoHandler> {
     partitions: () => String(PARTITION_COUNT),
     'cluster-name': () => view.clusterName(),
     'cluster-stable': (req) => {
-      const ns = nsParam(req);
-      if (ns !== undefined && !node.namespace(ns)) return infoError(20, `unknown namespace ${ns}`);
-      return view.clusterKey();
+      const ns = req.params['namespace'];
+      if (ns !== undefined && !node.namespace(ns)) return infoError(4, `unknown namespace ${ns}`);
+      const size = req.params['size'];
+      if (size !== undefined && !/^\d+$/.test(size)) return infoError(4, `bad size ${size}`);
+      const ignore = req.params['ignore-migrations'];
+      if (ignore !== undefined && ignore !== 'true' && ignore !== 'false') return infoError(4, `bad ignore-migrations ${ignore}`);
+      const key = view.clusterKey();
+      if (view.isStable && !view.isStable()) return infoError(7, 'unstable cluster');
+      if (size !== undefined && Number(size) !== view.clusterSize()) return infoError(7, 'cluster not specified size');
+      // No migrations exist yet, so ignore-migrations changes nothing; a key change during the
+      // checks means membership moved under us.
+      return view.clusterKey() === key ? key : infoError(7, 'unstable cluster');
     },
     features: () => FEATURES,
     'user-agent-set': () => 'ok',

@@ -225,7 +225,14 @@ export async function startWireServer(node: StoreNode, opts: WireServerOptions):
     host: opts.advertiseHost ?? host,
     port: boundPort,
     clock,
-    ...(opts.extraInfo ? { extra: opts.extraInfo } : {}),
+    extra: {
+      // ferry's own: this server's counters (commands served, refused as not owner, proxied).
+      'ferry-wire': () =>
+        Object.entries({ ...counters, connections_open: sockets.size, ...handler.counters })
+          .map(([k, v]) => `${k}=${v}`)
+          .join(';'),
+      ...(opts.extraInfo ?? {}),
+    },
   });
 
   return {

@@ -1,0 +1,356 @@
+/**
+ * Heartbeat and membership. Every `intervalMs` a node sends a pulse to every heartbeat endpoint
+ * it knows (its seeds, plus every endpoint the pulses it receives mention); a peer whose pulses
+ * stop for `intervalMs * timeoutCount` is gone. The member list is this node plus every live
+ * peer; because pulses carry each sender's adjacency (the peers it hears), a node that reaches
+ * one member learns and connects to all of them, so on a fully connected network every node
+ * converges on the same member list and so the same cluster key (derived from the list).
+ *
+ * Not here (yet): agreement under a partial network partition. Aerospike runs a Paxos round led
+ * by a principal; this module only reports `integrity` = every live peer announces the cluster
+ * key we computed, which `cluster-stable` uses.
+ *
+ * Pulses whose cluster name differs from ours are refused: the peer never becomes a member,
+ * both sides log it (once per peer and minute), and the sender is told why.
+ *
+ * Concurrency: single event loop; all state changes happen in message and timer callbacks.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import type { Clock } from '../types.js';
+import { clusterKeyOf, validateMembers, type Member } from './partition-table.js';
+import type { Endpoint, FabricConnection, FabricListener, Transport } from './transport.js';
+
+export const HEARTBEAT_INTERVAL_MS_DEFAULT = 150;
+export const HEARTBEAT_TIMEOUT_COUNT_DEFAULT = 10;
+/** A learned (not seed) endpoint whose node has been gone this many node timeouts is dropped. */
+const FORGET_TIMEOUTS = 10;
+/** Repeated refusal logs about one peer are held back for this long. */
+const REFUSAL_LOG_EVERY_MS = 60_000;
+/** A peer may advertise at most this many adjacent nodes (the cluster size limit is lower). */
+const ADJACENCY_MAX = 256;
+/** Fabric message kinds (first byte of a frame). */
+export const FabricKind = { PULSE: 1, REFUSED: 2, PROXY_REQUEST: 3, PROXY_RESPONSE: 4 } as const;
+
+export interface Timers {
+  setInterval(fn: () => void, ms: number): { clear(): void };
+}
+export const systemTimers: Timers = {
+  setInterval(fn, ms) {
+    const t = setInterval(fn, ms);
+    t.unref();
+    return { clear: () => clearInterval(t) };
+  },
+};
+
+export interface HeartbeatOptions {
+  nodeId: string;
+  clusterName: string;
+  rackId?: number;
+  /** Where this node listens for heartbeats (host may be a wildcard; see advertise). */
+  listen: Endpoint;
+  /** Heartbeat host other nodes should use; default: the listen host. */
+  advertiseHost?: string;
+  /** Client-facing service address this node announces (peers-clear-std); read at each pulse. */
+  service: () => Endpoint;
+  seeds: readonly Endpoint[];
+  intervalMs?: number;
+  timeoutCount?: number;
+  transport: Transport;
+  clock: Clock;
+  timers?: Timers;
+  log?: (level: 'info' | 'warn', msg: string, extra?: Record<string, unknown>) => void;
+}
+
+export interface PeerInfo {
+  nodeId: string;
+  rackId?: number;
+  heartbeat: Endpoint;
+  service: Endpoint;
+  /** Cluster key the peer last announced. */
+  clusterKey: string;
+}
+
+interface Pulse {
+  v: 1;
+  nodeId: string;
+  /** Random per process: tells a restarted node or a duplicate id apart from an echo. */
+  incarnation: string;
+  clusterName: string;
+  rackId?: number;
+  heartbeat: Endpoint;
+  service: Endpoint;
+  clusterKey: string;
+  adjacency: Array<{ nodeId: string; heartbeat: Endpoint }>;
+}
+
+interface PeerState extends PeerInfo {
+  lastSeenMs: number;
+  incarnation: string;
+}
+
+export interface MembershipSnapshot {
+  members: Member[];
+  clusterKey: string;
+  /** Goes up by one with every membership change seen by this process (starts at 1). */
+  generation: number;
+}
+
+type FrameHandler = (payload: Buffer, reply: (kind: number, payload: Buffer) => void) => void;
+
+const epKey = (e: Endpoint): string => `${e.host}:${e.port}`;
+
+export class Heartbeat {
+  readonly #o: Required<Pick<HeartbeatOptions, 'intervalMs' | 'timeoutCount'>> & HeartbeatOptions;
+  readonly #incarnation = randomBytes(8).toString('hex');
+  readonly #peers = new Map<string, PeerState>();
+  /** Outgoing connections by endpoint; seeds are never forgotten. */
+  readonly #out = new Map<string, { endpoint: Endpoint; conn?: FabricConnection; seed: boolean; lastUsefulMs: number }>();
+  /** Endpoints that turned out to be this node. */
+  readonly #self = new Set<string>();
+  readonly #refusalLoggedMs = new Map<string, number>();
+  readonly #handlers = new Map<number, FrameHandler>();
+  readonly #listeners: Array<(s: MembershipSnapshot) => void> = [];
+  #snapshot: MembershipSnapshot;
+  #listener: FabricListener | undefined;
+  #timer: { clear(): void } | undefined;
+  #heartbeatPort = 0;
+  readonly counters = { pulses_sent: 0, pulses_received: 0, refused_cluster_name: 0, membership_changes: 0 };
+
+  constructor(o: HeartbeatOptions) {
+    const intervalMs = o.intervalMs ?? HEARTBEAT_INTERVAL_MS_DEFAULT;
+    const timeoutCount = o.timeoutCount ?? HEARTBEAT_TIMEOUT_COUNT_DEFAULT;
+    assert.ok(Number.isInteger(intervalMs) && intervalMs >= 10, 'heartbeat interval of at least 10 ms');
+    assert.ok(Number.isInteger(timeoutCount) && timeoutCount >= 3, 'heartbeat timeout of at least 3 intervals');
+    this.#o = { ...o, intervalMs, timeoutCount };
+    const self = this.#selfMember();
+    this.#snapshot = { members: [self], clusterKey: clusterKeyOf([self]), generation: 1 };
+    for (const s of o.seeds) this.#out.set(epKey(s), { endpoint: s, seed: true, lastUsefulMs: o.clock.nowMs() });
+    this.#handlers.set(FabricKind.PULSE, (p, reply) => this.#onPulse(p, reply));
+    this.#handlers.set(FabricKind.REFUSED, (p) => this.#onRefused(p));
+  }
+
+  get nodeTimeoutMs(): number {
+    return this.#o.intervalMs * this.#o.timeoutCount;
+  }
+
+  get heartbeatPort(): number {
+    return this.#heartbeatPort;
+  }
+
+  async start(): Promise<void> {
+    this.#listener = await this.#o.transport.listen(this.#o.listen, (conn) => this.#serve(conn));
+    this.#heartbeatPort = this.#listener.port;
+    this.#timer = (this.#o.timers ?? systemTimers).setInterval(() => this.#tick(), this.#o.intervalMs);
+    this.#tick();
+  }
+
+  async stop(): Promise<void> {
+    this.#timer?.clear();
+    for (const o of this.#out.values()) o.conn?.close();
+    await this.#listener?.close();
+  }
+
+  snapshot(): MembershipSnapshot {
+    return this.#snapshot;
+  }
+
+  onChange(cb: (s: MembershipSnapshot) => void): void {
+    this.#listeners.push(cb);
+  }
+
+  /** Live peers (never this node). */
+  peers(): PeerInfo[] {
+    const ids = new Set(this.#snapshot.members.map((m) => m.nodeId));
+    return [...this.#peers.values()].filter((p) => ids.has(p.nodeId));
+  }
+
+  /** True when every live peer announces the cluster key this node computed. */
+  integrity(): boolean {
+    return this.peers().every((p) => p.clusterKey === this.#snapshot.clusterKey);
+  }
+
+  /** Registers a handler for a fabric message kind arriving on incoming connections. */
+  handle(kind: number, h: FrameHandler): void {
+    assert.ok(!this.#handlers.has(kind), `fabric kind ${kind} already handled`);
+    this.#handlers.set(kind, h);
+  }
+
+  /** Sends to a live peer over this node's connection to it; returns it, or undefined. */
+  connectionTo(nodeId: string): FabricConnection | undefined {
+    const p = this.#peers.get(nodeId);
+    if (!p) return undefined;
+    const o = this.#out.get(epKey(p.heartbeat));
+    if (!o) return undefined;
+    return this.#ensure(o);
+  }
+
+  #selfMember(): Member {
+    return this.#o.rackId === undefined ? { nodeId: this.#o.nodeId } : { nodeId: this.#o.nodeId, rackId: this.#o.rackId };
+  }
+
+  #advertised(): Endpoint {
+    return { host: this.#o.advertiseHost ?? this.#o.listen.host, port: this.#heartbeatPort };
+  }
+
+  #tick(): void {
+    const now = this.#o.clock.nowMs();
+    this.#expire(now);
+    const pulse = this.#encodePulse();
+    for (const [key, o] of this.#out) {
+      if (this.#self.has(key)) continue;
+      if (!o.seed && now - o.lastUsefulMs > FORGET_TIMEOUTS * this.nodeTimeoutMs) {
+        o.conn?.close();
+        this.#out.delete(key);
+        continue;
+      }
+      this.#ensure(o).send(pulse);
+      this.counters.pulses_sent++;
+    }
+  }
+
+  #ensure(o: { endpoint: Endpoint; conn?: FabricConnection }): FabricConnection {
+    if (o.conn && !o.conn.closed) return o.conn;
+    const conn = this.#o.transport.connect(o.endpoint);
+    // Replies (refusals, proxy responses) come back on our own outgoing connection.
+    conn.onFrame((f) => this.#dispatch(f, (kind, payload) => conn.send(frame(kind, payload))));
+    o.conn = conn;
+    return conn;
+  }
+
+  #serve(conn: FabricConnection): void {
+    conn.onFrame((f) => this.#dispatch(f, (kind, payload) => conn.send(frame(kind, payload))));
+  }
+
+  #dispatch(f: Buffer, reply: (kind: number, payload: Buffer) => void): void {
+    if (f.length < 1) return;
+    const h = this.#handlers.get(f[0]!);
+    if (h) h(f.subarray(1), reply);
+  }
+
+  #encodePulse(): Buffer {
+    const adjacency = this.peers().map((p) => ({ nodeId: p.nodeId, heartbeat: p.heartbeat }));
+    const pulse: Pulse = {
+      v: 1,
+      nodeId: this.#o.nodeId,
+      incarnation: this.#incarnation,
+      clusterName: this.#o.clusterName,
+      heartbeat: this.#advertised(),
+      service: this.#o.service(),
+      clusterKey: this.#snapshot.clusterKey,
+      adjacency,
+      ...(this.#o.rackId !== undefined ? { rackId: this.#o.rackId } : {}),
+    };
+    return frame(FabricKind.PULSE, Buffer.from(JSON.stringify(pulse)));
+  }
+
+  #onPulse(payload: Buffer, reply: (kind: number, payload: Buffer) => void): void {
+    const p = parsePulse(payload);
+    if (!p) return;
+    this.counters.pulses_received++;
+    if (p.nodeId === this.#o.nodeId) {
+      if (p.incarnation === this.#incarnation) this.#self.add(epKey(p.heartbeat));
+      else this.#logOnce(`dup:${epKey(p.heartbeat)}`, `node ${epKey(p.heartbeat)} uses our node id ${p.nodeId}: ignored (node ids must be unique)`);
+      return;
+    }
+    if (p.clusterName !== this.#o.clusterName) {
+      this.counters.refused_cluster_name++;
+      const reason = `cluster-name "${p.clusterName}" of node ${p.nodeId} differs from ours ("${this.#o.clusterName}")`;
+      this.#logOnce(`name:${p.nodeId}`, `refusing node ${p.nodeId} at ${epKey(p.heartbeat)}: ${reason}`);
+      reply(FabricKind.REFUSED, Buffer.from(JSON.stringify({ nodeId: this.#o.nodeId, clusterName: this.#o.clusterName, reason })));
+      return;
+    }
+    const now = this.#o.clock.nowMs();
+    const prev = this.#peers.get(p.nodeId);
+    this.#peers.set(p.nodeId, {
+      nodeId: p.nodeId,
+      heartbeat: p.heartbeat,
+      service: p.service,
+      clusterKey: p.clusterKey,
+      lastSeenMs: now,
+      incarnation: p.incarnation,
+      ...(p.rackId !== undefined ? { rackId: p.rackId } : {}),
+    });
+    this.#learn(p.heartbeat, now);
+    for (const a of p.adjacency) if (a.nodeId !== this.#o.nodeId) this.#learn(a.heartbeat, now);
+    const restarted = prev !== undefined && prev.incarnation !== p.incarnation;
+    if (!prev || restarted || prev.rackId !== p.rackId) this.#recompute(now, restarted);
+  }
+
+  #onRefused(payload: Buffer): void {
+    let r: { nodeId?: unknown; reason?: unknown };
+    try {
+      r = JSON.parse(payload.toString()) as typeof r;
+    } catch {
+      return;
+    }
+    this.counters.refused_cluster_name++;
+    this.#logOnce(`refused:${String(r.nodeId)}`, `node ${String(r.nodeId)} refused us: ${String(r.reason)}`);
+  }
+
+  #learn(endpoint: Endpoint, now: number): void {
+    const key = epKey(endpoint);
+    if (this.#self.has(key)) return;
+    const o = this.#out.get(key);
+    if (o) o.lastUsefulMs = now;
+    else this.#out.set(key, { endpoint, seed: false, lastUsefulMs: now });
+  }
+
+  #expire(now: number): void {
+    let gone = false;
+    for (const [id, p] of this.#peers) {
+      if (now - p.lastSeenMs > this.nodeTimeoutMs) {
+        this.#peers.delete(id);
+        this.#o.log?.('warn', `node ${id} at ${epKey(p.heartbeat)} is gone (no heartbeat for ${now - p.lastSeenMs} ms)`);
+        gone = true;
+      }
+    }
+    if (gone) this.#recompute(now, false);
+  }
+
+  /** Recomputes the member list from the live peers; notifies listeners if it changed. */
+  #recompute(now: number, force: boolean): void {
+    const members = validateMembers([this.#selfMember(), ...[...this.#peers.values()].map((p) => (p.rackId === undefined ? { nodeId: p.nodeId } : { nodeId: p.nodeId, rackId: p.rackId }))]);
+    const clusterKey = clusterKeyOf(members);
+    if (clusterKey === this.#snapshot.clusterKey && !force) return;
+    this.#snapshot = { members, clusterKey, generation: this.#snapshot.generation + 1 };
+    this.counters.membership_changes++;
+    this.#o.log?.('info', `cluster changed: ${members.length} node(s) [${members.map((m) => m.nodeId).join(',')}], key ${clusterKey}`, { now });
+    for (const cb of this.#listeners) cb(this.#snapshot);
+  }
+
+  #logOnce(key: string, msg: string): void {
+    const now = this.#o.clock.nowMs();
+    const last = this.#refusalLoggedMs.get(key);
+    if (last !== undefined && now - last < REFUSAL_LOG_EVERY_MS) return;
+    this.#refusalLoggedMs.set(key, now);
+    this.#o.log?.('warn', msg);
+  }
+}
+
+export function frame(kind: number, payload: Buffer): Buffer {
+  return Buffer.concat([Buffer.of(kind), payload]);
+}
+
+function isEndpoint(e: unknown): e is Endpoint {
+  const x = e as Endpoint;
+  return typeof x === 'object' && x !== null && typeof x.host === 'string' && Number.isInteger(x.port) && x.port > 0 && x.port < 65536;
+}
+
+/** Decodes and checks a pulse; a malformed one is ignored (undefined). */
+function parsePulse(payload: Buffer): Pulse | undefined {
+  let p: Pulse;
+  try {
+    p = JSON.parse(payload.toString()) as Pulse;
+  } catch {
+    return undefined;
+  }
+  if (typeof p !== 'object' || p === null || p.v !== 1) return undefined;
+  if (typeof p.nodeId !== 'string' || !/^[0-9A-F]{1,16}$/.test(p.nodeId)) return undefined;
+  if (typeof p.clusterName !== 'string' || typeof p.incarnation !== 'string' || typeof p.clusterKey !== 'string') return undefined;
+  if (!isEndpoint(p.heartbeat) || !isEndpoint(p.service)) return undefined;
+  if (p.rackId !== undefined && (!Number.isInteger(p.rackId) || p.rackId < 0 || p.rackId > 1_000_000)) return undefined;
+  if (!Array.isArray(p.adjacency) || p.adjacency.length > ADJACENCY_MAX) return undefined;
+  if (!p.adjacency.every((a) => typeof a?.nodeId === 'string' && isEndpoint(a.heartbeat))) return undefined;
+  return p;
+}
