@@ -12,11 +12,11 @@ import { onShutdownSignal } from '../signals.js';
 import { startMetricsServer, type MetricsServer } from '../metrics-server.js';
 import { parseXdrConfig } from '../../shipper/config.js';
 import { Cluster } from '../../store/cluster/cluster.js';
+import { systemClock, systemTimers } from '../../store/runtime/index.js';
 import { Heartbeat } from '../../store/cluster/heartbeat.js';
 import { tcpTransport, type Endpoint } from '../../store/cluster/transport.js';
 import type { NodeConfig } from '../../store/config.js';
 import type { FerryNode } from '../../store/node.js';
-import { systemClock } from '../../store/types.js';
 import { Shipper } from '../../shipper/shipper.js';
 
 export interface NodeCliOptions {
@@ -198,6 +198,7 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
     timeoutCount: config.heartbeat.timeoutCount,
     transport: tcpTransport,
     clock: systemClock,
+    timers: systemTimers,
     log: (level, msg, extra) => log[level](extra ?? {}, msg),
   });
   const cluster = new Cluster(hb, node.nodeId, config.clusterName);

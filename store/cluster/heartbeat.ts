@@ -16,8 +16,7 @@
  * Concurrency: single event loop; all state changes happen in message and timer callbacks.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import type { Clock } from '../types.js';
+import { systemRandom, systemTimers, type Clock, type Random, type TimerHandle, type Timers } from '../runtime/index.js';
 import { clusterKeyOf, validateMembers, type Member } from './partition-table.js';
 import type { Endpoint, FabricConnection, FabricListener, Transport } from './transport.js';
 
@@ -31,17 +30,6 @@ const REFUSAL_LOG_EVERY_MS = 60_000;
 const ADJACENCY_MAX = 256;
 /** Fabric message kinds (first byte of a frame). */
 export const FabricKind = { PULSE: 1, REFUSED: 2, PROXY_REQUEST: 3, PROXY_RESPONSE: 4 } as const;
-
-export interface Timers {
-  setInterval(fn: () => void, ms: number): { clear(): void };
-}
-export const systemTimers: Timers = {
-  setInterval(fn, ms) {
-    const t = setInterval(fn, ms);
-    t.unref();
-    return { clear: () => clearInterval(t) };
-  },
-};
 
 export interface HeartbeatOptions {
   nodeId: string;
@@ -59,6 +47,7 @@ export interface HeartbeatOptions {
   transport: Transport;
   clock: Clock;
   timers?: Timers;
+  random?: Random;
   log?: (level: 'info' | 'warn', msg: string, extra?: Record<string, unknown>) => void;
 }
 
@@ -102,7 +91,7 @@ const epKey = (e: Endpoint): string => `${e.host}:${e.port}`;
 
 export class Heartbeat {
   readonly #o: Required<Pick<HeartbeatOptions, 'intervalMs' | 'timeoutCount'>> & HeartbeatOptions;
-  readonly #incarnation = randomBytes(8).toString('hex');
+  readonly #incarnation: string;
   readonly #peers = new Map<string, PeerState>();
   /** Outgoing connections by endpoint; seeds are never forgotten. */
   readonly #out = new Map<string, { endpoint: Endpoint; conn?: FabricConnection; seed: boolean; lastUsefulMs: number }>();
@@ -113,7 +102,7 @@ export class Heartbeat {
   readonly #listeners: Array<(s: MembershipSnapshot) => void> = [];
   #snapshot: MembershipSnapshot;
   #listener: FabricListener | undefined;
-  #timer: { clear(): void } | undefined;
+  #timer: TimerHandle | undefined;
   #heartbeatPort = 0;
   readonly counters = { pulses_sent: 0, pulses_received: 0, refused_cluster_name: 0, membership_changes: 0 };
 
@@ -123,11 +112,17 @@ export class Heartbeat {
     assert.ok(Number.isInteger(intervalMs) && intervalMs >= 10, 'heartbeat interval of at least 10 ms');
     assert.ok(Number.isInteger(timeoutCount) && timeoutCount >= 3, 'heartbeat timeout of at least 3 intervals');
     this.#o = { ...o, intervalMs, timeoutCount };
+    const random = o.random ?? systemRandom;
+    this.#incarnation = [random.u32(), random.u32()].map((x) => x.toString(16).padStart(8, '0')).join('');
     const self = this.#selfMember();
     this.#snapshot = { members: [self], clusterKey: clusterKeyOf([self]), generation: 1 };
     for (const s of o.seeds) this.#out.set(epKey(s), { endpoint: s, seed: true, lastUsefulMs: o.clock.nowMs() });
     this.#handlers.set(FabricKind.PULSE, (p, reply) => this.#onPulse(p, reply));
     this.#handlers.set(FabricKind.REFUSED, (p) => this.#onRefused(p));
+  }
+
+  get #timers(): Timers {
+    return this.#o.timers ?? systemTimers;
   }
 
   get nodeTimeoutMs(): number {
@@ -141,12 +136,13 @@ export class Heartbeat {
   async start(): Promise<void> {
     this.#listener = await this.#o.transport.listen(this.#o.listen, (conn) => this.#serve(conn));
     this.#heartbeatPort = this.#listener.port;
-    this.#timer = (this.#o.timers ?? systemTimers).setInterval(() => this.#tick(), this.#o.intervalMs);
+    this.#timer = this.#timers.setInterval(() => this.#tick(), this.#o.intervalMs);
+    this.#timer.unref();
     this.#tick();
   }
 
   async stop(): Promise<void> {
-    this.#timer?.clear();
+    this.#timers.clearInterval(this.#timer);
     for (const o of this.#out.values()) o.conn?.close();
     await this.#listener?.close();
   }
