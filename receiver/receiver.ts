@@ -191,27 +191,38 @@ export class Receiver {
         else throw err;
       }
     }
-    // Order does not matter (conflict resolution is order-independent): apply in parallel.
+    // Order does not matter (conflict resolution is order-independent): apply in parallel, but
+    // the versions of one key one after another, so a hot key never queues more applies at the
+    // destination than its transaction-pending-limit (KEY_BUSY would fail the batch every time).
+    const byKey = new Map<string, Array<{ m: KafkaMessage; v: RecordVersion }>>();
+    for (const x of versions) {
+      const hex = x.v.digest.toString('hex');
+      const group = byKey.get(hex);
+      if (group) group.push(x);
+      else byKey.set(hex, [x]);
+    }
+    const groups = [...byKey.values()];
     let next = 0;
     const worker = async () => {
-      while (next < versions.length) {
-        const { m, v } = versions[next++]!;
-        const r = await this.client!.applyReplicated(v, this.opts.policy);
-        if (r.resultCode === ResultCode.OK) {
-          this.counters.applied++;
-          this.maxSourceLutMs = Math.max(this.maxSourceLutMs, v.lutMs);
-          this.lastApplyLagMs = Math.max(0, this.rt.clock.nowMs() - v.lutMs);
-        } else if (r.resultCode === ResultCode.LOST_CONFLICT) {
-          this.counters.lostConflict++;
-          this.maxSourceLutMs = Math.max(this.maxSourceLutMs, v.lutMs);
-        } else if (TRANSIENT.has(r.resultCode as never)) {
-          throw new Error(`destination answered ${r.resultCode} for ${v.digest.toString('hex')}`);
-        } else {
-          dead.push({ m, reason: `destination refused the record: result code ${r.resultCode}` });
+      while (next < groups.length) {
+        for (const { m, v } of groups[next++]!) {
+          const r = await this.client!.applyReplicated(v, this.opts.policy);
+          if (r.resultCode === ResultCode.OK) {
+            this.counters.applied++;
+            this.maxSourceLutMs = Math.max(this.maxSourceLutMs, v.lutMs);
+            this.lastApplyLagMs = Math.max(0, this.rt.clock.nowMs() - v.lutMs);
+          } else if (r.resultCode === ResultCode.LOST_CONFLICT) {
+            this.counters.lostConflict++;
+            this.maxSourceLutMs = Math.max(this.maxSourceLutMs, v.lutMs);
+          } else if (TRANSIENT.has(r.resultCode as never)) {
+            throw new Error(`destination answered ${r.resultCode} for ${v.digest.toString('hex')}`);
+          } else {
+            dead.push({ m, reason: `destination refused the record: result code ${r.resultCode}` });
+          }
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.opts.applyConcurrency, versions.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(this.opts.applyConcurrency, groups.length) }, worker));
     if (dead.length > 0) {
       const dlq = this.opts.deadLetterTopic || `${topic}.dlq`;
       await this.producer!.send({

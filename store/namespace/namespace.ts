@@ -1,9 +1,9 @@
 /**
  * A namespace: record semantics on top of a RecordStore.
  *
- * - Commands on one digest run one at a time (the record lock): while a write waits for its
- *   group commit, later commands on the same key queue behind it; more than
- *   `transactionPendingLimit` queued answer KEY_BUSY.
+ * - Commands on one digest run one at a time (the record lock, store/transaction/): while a
+ *   write waits for its group commit, later commands on the same key queue behind it; more than
+ *   `transactionPendingLimit` queued answer KEY_BUSY, client commands and replicated applies alike.
  * - Generation increments on every write and keeps increasing across a delete (a tombstone
  *   carries it), LUT is max(now, previous + 1), void time follows Aerospike's TTL encodings.
  * - Deletes, expirations and evictions write durable tombstones; tombstones are reclaimed later
@@ -46,6 +46,7 @@ import { encodeRecord, type StoredRecord } from '../storage/record-format.js';
 import type { OpenReport, RecordStore } from '../storage/record-store.js';
 import type { WriteLog } from '../writelog.js';
 import { systemTimers, yieldToLoop, type TimerHandle, type Timers } from '../runtime/index.js';
+import { KEY_BUSY, KeyLocks, complete, type Computed, type Durability, type Replicator, type WrittenVersion } from '../transaction/index.js';
 import { NULL_VALUE, OpFailure, applyWriteOp, binNameError, binsToMap, isWriteOp, mapToBins } from './bin-ops.js';
 
 /** Dynamic and static settings of a namespace (names as in the config file, camelCased). */
@@ -76,18 +77,16 @@ const DYNAMIC: Record<string, { key: keyof NamespaceSettings; min: number; max: 
   'tomb-raider-eligible-age': { key: 'tombRaiderEligibleAgeS', min: 0, max: 315_360_000 },
 };
 
-interface KeyQueue {
-  pending: number;
-  tail: Promise<unknown>;
-}
-
 /** Records deleted per expiration slice before yielding. */
 const NSUP_SLICE_PARTITIONS = 64;
 /** Distinct bin names remembered for info `bins`. */
 const BIN_NAMES_MAX = 65_535;
 
 export class Namespace implements StoreNamespace {
-  private readonly locks = new Map<string, KeyQueue>();
+  private readonly locks: KeyLocks;
+  /** Step 4 of every write (the cluster sets it); none on a single node. */
+  replicator: Replicator | undefined;
+  private readonly durability: Durability;
   private fencedFlag = false;
   private readonly bins = new Set<string>();
   private readonly e = emptyEntry();
@@ -130,6 +129,15 @@ export class Namespace implements StoreNamespace {
     private readonly fencePath?: string,
     private readonly timers: Timers = systemTimers,
   ) {
+    this.locks = new KeyLocks(() => this.settings.transactionPendingLimit, clock);
+    this.durability = {
+      get commitToDevice() {
+        return settings.commitToDevice;
+      },
+      commitStore: () => store.commit(),
+      commitWriteLog: () => writeLog.commit(),
+      backlogged: () => store.backlogged(),
+    };
     this.updateSpaceFlags();
   }
 
@@ -144,7 +152,7 @@ export class Namespace implements StoreNamespace {
     this.closed = true;
     for (const t of this.ticks) this.timers.clearInterval(t);
     // Let queued commands finish.
-    await Promise.allSettled([...this.locks.values()].map((q) => q.tail));
+    await this.locks.drain();
     await this.writeLog.close();
     await this.store.close();
   }
@@ -167,74 +175,27 @@ export class Namespace implements StoreNamespace {
 
   execute(cmd: RecordCommand): Promise<RecordResult> {
     if (cmd.digest.length !== DIGEST_BYTES) return Promise.resolve(fail(ResultCode.PARAMETER));
-    // Fast path: no command is waiting on any key, so this one cannot be queued behind another.
-    if (this.locks.size === 0) {
-      const r = this.runLocked(cmd);
-      if (!(r instanceof Promise)) return Promise.resolve(r);
-      return this.lockWith(cmd.digest.toString('hex'), r);
-    }
-    const hex = cmd.digest.toString('hex');
-    const q = this.locks.get(hex);
-    if (!q) {
-      const r = this.runLocked(cmd);
-      if (!(r instanceof Promise)) return Promise.resolve(r);
-      return this.lockWith(hex, r);
-    }
-    if (q.pending >= this.settings.transactionPendingLimit) {
+    const r = this.locks.run(cmd.digest, (waitedMs) => {
+      if (cmd.timeoutMs && waitedMs > cmd.timeoutMs) return fail(ResultCode.TIMEOUT);
+      return this.runLocked(cmd);
+    });
+    if (r === KEY_BUSY) {
       this.counters.fail_key_busy++;
       return Promise.resolve(fail(ResultCode.KEY_BUSY));
     }
-    q.pending++;
-    const queuedAt = this.clock.nowMs();
-    const run = q.tail.then(() => {
-      if (cmd.timeoutMs && this.clock.nowMs() - queuedAt > cmd.timeoutMs) return fail(ResultCode.TIMEOUT);
-      return this.runLocked(cmd);
-    });
-    q.tail = run;
-    return this.release(hex, q, run);
+    if (r instanceof Promise) return r.catch((err: unknown) => this.errorResult(err));
+    return Promise.resolve(r);
   }
 
-  /** Holds the key's lock until `r` (a command waiting for its commit) completes. */
-  private lockWith(hex: string, r: Promise<RecordResult>): Promise<RecordResult> {
-    const entry: KeyQueue = { pending: 1, tail: r };
-    this.locks.set(hex, entry);
-    return this.release(hex, entry, r);
-  }
-
-  private async release(hex: string, q: KeyQueue, run: Promise<RecordResult>): Promise<RecordResult> {
-    try {
-      return await run;
-    } catch (err) {
-      return this.errorResult(err);
-    } finally {
-      q.pending--;
-      if (q.pending === 0 && this.locks.get(hex) === q) this.locks.delete(hex);
-    }
-  }
-
-  /** Runs a command; returns a promise only when it must wait for a commit. */
+  /** Runs a command under its key lock; returns a promise only when it must wait (steps 4-5). */
   private runLocked(cmd: RecordCommand): RecordResult | Promise<RecordResult> {
-    let out: { result: RecordResult; wrote: boolean };
+    let out: Computed<RecordResult>;
     try {
       out = this.run(cmd);
     } catch (err) {
       return this.errorResult(err);
     }
-    if (out.wrote && this.settings.commitToDevice) {
-      return Promise.all([this.store.commit(), this.writeLog.commit()]).then(
-        () => out.result,
-        (err: unknown) => this.errorResult(err),
-      );
-    }
-    if (out.wrote && this.store.backlogged()) {
-      // Buffered writes outran the device: wait for a flush (bounded memory, and a loop that
-      // never yields still lets the flush run).
-      return this.store.commit().then(
-        () => out.result,
-        (err: unknown) => this.errorResult(err),
-      );
-    }
-    return out.result;
+    return complete(out, this.durability, this.replicator);
   }
 
   private errorResult(err: unknown): RecordResult {
@@ -270,7 +231,8 @@ export class Namespace implements StoreNamespace {
     return e.voidTimeS !== 0 && e.voidTimeS <= this.nowVoidS(now);
   }
 
-  private run(cmd: RecordCommand): { result: RecordResult; wrote: boolean } {
+  /** Steps 2-3 of a client command: computes the new version and stores it (synchronous). */
+  private run(cmd: RecordCommand): Computed<RecordResult> {
     const now = this.clock.nowMs();
     const e = this.e;
     const found = this.store.lookup(cmd.digest, e);
@@ -278,36 +240,36 @@ export class Namespace implements StoreNamespace {
     const writes = cmd.ops.some((o) => isWriteOp(o.op));
 
     for (const o of cmd.ops) {
-      if (o.bin !== '' && binNameError(o.bin)) return { result: fail(ResultCode.BIN_NAME), wrote: false };
+      if (o.bin !== '' && binNameError(o.bin)) return { result: fail(ResultCode.BIN_NAME), written: undefined };
     }
-    if (!writes) return { result: this.read(cmd, live), wrote: false };
+    if (!writes) return { result: this.read(cmd, live), written: undefined };
 
     if (this.fencedFlag && cmd.set !== SYSTEM_SET_NAME) {
       this.counters.fail_forbidden++;
-      return { result: fail(ResultCode.FORBIDDEN), wrote: false };
+      return { result: fail(ResultCode.FORBIDDEN), written: undefined };
     }
     if (this.stopWrites) {
       this.counters.fail_out_of_space++;
-      return { result: fail(ResultCode.OUT_OF_SPACE), wrote: false };
+      return { result: fail(ResultCode.OUT_OF_SPACE), written: undefined };
     }
     const exists = cmd.exists ?? ExistsPolicy.UPSERT;
-    if (exists === ExistsPolicy.CREATE_ONLY && live) return { result: fail(ResultCode.RECORD_EXISTS), wrote: false };
+    if (exists === ExistsPolicy.CREATE_ONLY && live) return { result: fail(ResultCode.RECORD_EXISTS), written: undefined };
     if ((exists === ExistsPolicy.UPDATE_ONLY || exists === ExistsPolicy.REPLACE_ONLY) && !live) {
-      return { result: fail(ResultCode.NOT_FOUND), wrote: false };
+      return { result: fail(ResultCode.NOT_FOUND), written: undefined };
     }
     if (live && cmd.generationPolicy === GenerationPolicy.EXPECT_EQUAL && e.generation !== cmd.generation) {
       this.counters.fail_generation++;
-      return { result: fail(ResultCode.GENERATION), wrote: false };
+      return { result: fail(ResultCode.GENERATION), written: undefined };
     }
     if (live && cmd.generationPolicy === GenerationPolicy.EXPECT_GREATER && (cmd.generation ?? 0) <= e.generation) {
       this.counters.fail_generation++;
-      return { result: fail(ResultCode.GENERATION), wrote: false };
+      return { result: fail(ResultCode.GENERATION), written: undefined };
     }
     const ttl = cmd.ttlS ?? Ttl.NAMESPACE_DEFAULT;
-    if (ttl < Ttl.DONT_UPDATE || ttl > TTL_S_MAX) return { result: fail(ResultCode.PARAMETER), wrote: false };
+    if (ttl < Ttl.DONT_UPDATE || ttl > TTL_S_MAX) return { result: fail(ResultCode.PARAMETER), written: undefined };
 
     const prev = live ? this.store.read(cmd.digest) : undefined;
-    if (cmd.key && prev?.key && !sameValue(cmd.key, prev.key)) return { result: fail(ResultCode.KEY_MISMATCH), wrote: false };
+    if (cmd.key && prev?.key && !sameValue(cmd.key, prev.key)) return { result: fail(ResultCode.KEY_MISMATCH), written: undefined };
 
     const replace = exists === ExistsPolicy.REPLACE || exists === ExistsPolicy.REPLACE_ONLY;
     const bins = prev && !replace ? binsToMap(prev.bins) : new Map<string, Value>();
@@ -322,7 +284,7 @@ export class Namespace implements StoreNamespace {
         continue;
       }
       if (op.op === OpType.TOUCH) {
-        if (!live) return { result: fail(ResultCode.NOT_FOUND), wrote: false };
+        if (!live) return { result: fail(ResultCode.NOT_FOUND), written: undefined };
         recordOp = true;
         if (cmd.respondAllOps) opResults.push({ name: op.bin, ...NULL_VALUE });
         continue;
@@ -339,7 +301,7 @@ export class Namespace implements StoreNamespace {
       const r = applyWriteOp(bins, op);
       if (r instanceof OpFailure) {
         if (r.resultCode === ResultCode.INCOMPATIBLE_TYPE || r.resultCode === ResultCode.PARAMETER) this.counters.client_lang_error++;
-        return { result: fail(r.resultCode), wrote: false };
+        return { result: fail(r.resultCode), written: undefined };
       }
       if (cmd.respondAllOps) opResults.push({ name: op.bin, ...r });
     }
@@ -350,14 +312,14 @@ export class Namespace implements StoreNamespace {
       if (!live) {
         if (deleted) {
           this.counters.client_delete_not_found++;
-          return { result: fail(ResultCode.NOT_FOUND), wrote: false };
+          return { result: fail(ResultCode.NOT_FOUND), written: undefined };
         }
-        return { result: ok(0, 0, [], 0), wrote: false };
+        return { result: ok(0, 0, [], 0), written: undefined };
       }
       const meta = this.nextMeta(found ? e : undefined, now);
-      this.writeVersion(cmd.digest, cmd.set, meta.generation, meta.lutMs, 0, true, prev?.key, [], WriteKind.DELETE);
+      const written = this.writeVersion(cmd.digest, cmd.set, meta.generation, meta.lutMs, 0, true, prev?.key, [], WriteKind.DELETE);
       this.counters.client_delete_success++;
-      return { result: ok(meta.generation, 0, opResults, meta.lutMs), wrote: true };
+      return { result: ok(meta.generation, 0, opResults, meta.lutMs), written };
     }
 
     const meta = this.nextMeta(found ? e : undefined, now);
@@ -367,14 +329,14 @@ export class Namespace implements StoreNamespace {
     const size = encodedSize(cmd.set, key, newBins);
     if (size > this.settings.maxRecordBytes) {
       this.counters.fail_record_too_big++;
-      return { result: fail(ResultCode.RECORD_TOO_BIG), wrote: false };
+      return { result: fail(ResultCode.RECORD_TOO_BIG), written: undefined };
     }
-    this.writeVersion(cmd.digest, cmd.set, meta.generation, meta.lutMs, voidTimeS, false, key, newBins, WriteKind.WRITE);
+    const written = this.writeVersion(cmd.digest, cmd.set, meta.generation, meta.lutMs, voidTimeS, false, key, newBins, WriteKind.WRITE);
     if (this.bins.size < BIN_NAMES_MAX) for (const b of newBins) this.bins.add(b.name);
     this.counters.client_write_success++;
     const result = ok(meta.generation, voidTimeS, opResults, meta.lutMs);
     if (key && opResults.length > 0) result.key = key;
-    return { result, wrote: true };
+    return { result, written };
   }
 
   private read(cmd: RecordCommand, live: boolean): RecordResult {
@@ -436,55 +398,41 @@ export class Namespace implements StoreNamespace {
     bins: Bin[],
     kind: WriteKindId,
     origin: RecordOriginId = RecordOrigin.LOCAL,
-  ): void {
+  ): WrittenVersion {
     const rec: StoredRecord = { digest, setName: set, generation, lutMs, voidTimeS, tombstone, bins };
     if (key) rec.key = key;
     if (origin !== RecordOrigin.LOCAL) rec.origin = origin;
     this.store.write(rec);
     this.writeLog.append(partitionOf(digest), digest, generation, lutMs, kind);
+    return { record: rec, kind };
   }
 
 
   // ------------------------------------------------------------------ replication
 
   applyReplicated(v: RecordVersion, policy: ConflictPolicyId): Promise<ApplyResult> {
-    const hex = v.digest.toString('hex');
-    const run = (): ApplyResult | Promise<ApplyResult> => {
-      const r = this.applyNow(v, policy);
-      if (r.applied && this.settings.commitToDevice) {
-        return Promise.all([this.store.commit(), this.writeLog.commit()]).then(() => r);
-      }
-      return r;
-    };
-    const q = this.locks.get(hex);
-    if (!q) {
-      try {
-        const r = run();
-        if (!(r instanceof Promise)) return Promise.resolve(r);
-        const entry: KeyQueue = { pending: 1, tail: r };
-        this.locks.set(hex, entry);
-        return r.finally(() => {
-          entry.pending--;
-          if (entry.pending === 0 && this.locks.get(hex) === entry) this.locks.delete(hex);
-        });
-      } catch (err) {
-        return Promise.resolve({ resultCode: this.errorResult(err).resultCode, applied: false });
-      }
+    const failed = (err: unknown): ApplyResult => ({ resultCode: this.errorResult(err).resultCode, applied: false });
+    let r: ApplyResult | Promise<ApplyResult> | typeof KEY_BUSY;
+    try {
+      r = this.locks.run(v.digest, () => complete(this.applyNow(v, policy), this.durability, this.replicator));
+    } catch (err) {
+      return Promise.resolve(failed(err));
     }
-    q.pending++;
-    const p = q.tail.then(run).catch((err: unknown) => ({ resultCode: this.errorResult(err).resultCode, applied: false }));
-    q.tail = p;
-    return p.finally(() => {
-      q.pending--;
-      if (q.pending === 0 && this.locks.get(hex) === q) this.locks.delete(hex);
-    });
+    if (r === KEY_BUSY) {
+      this.counters.fail_key_busy++;
+      return Promise.resolve({ resultCode: ResultCode.KEY_BUSY, applied: false });
+    }
+    if (r instanceof Promise) return r.catch(failed);
+    return Promise.resolve(r);
   }
 
-  private applyNow(v: RecordVersion, policy: ConflictPolicyId): ApplyResult {
-    if (v.digest.length !== DIGEST_BYTES) return { resultCode: ResultCode.PARAMETER, applied: false };
-    for (const b of v.bins) if (binNameError(b.name)) return { resultCode: ResultCode.BIN_NAME, applied: false };
+  /** Steps 2-3 of a replicated apply: stores the incoming version only if it wins. */
+  private applyNow(v: RecordVersion, policy: ConflictPolicyId): Computed<ApplyResult> {
+    const refused = (resultCode: ResultCodeId): Computed<ApplyResult> => ({ result: { resultCode, applied: false }, written: undefined });
+    if (v.digest.length !== DIGEST_BYTES) return refused(ResultCode.PARAMETER);
+    for (const b of v.bins) if (binNameError(b.name)) return refused(ResultCode.BIN_NAME);
     if (!validLut(v.lutMs) || !Number.isInteger(v.generation) || v.generation < 0 || v.generation > 0xffffffff) {
-      return { resultCode: ResultCode.PARAMETER, applied: false };
+      return refused(ResultCode.PARAMETER);
     }
     const e = this.e;
     const found = this.store.lookup(v.digest, e);
@@ -493,10 +441,10 @@ export class Namespace implements StoreNamespace {
       const cmp = local ? compareVersions(v, local, policy) : 1;
       if (cmp <= 0) {
         this.counters.xdr_lost_conflict++;
-        return { resultCode: ResultCode.LOST_CONFLICT, applied: false };
+        return refused(ResultCode.LOST_CONFLICT);
       }
     }
-    this.writeVersion(
+    const written = this.writeVersion(
       v.digest,
       v.set,
       v.generation,
@@ -509,7 +457,7 @@ export class Namespace implements StoreNamespace {
       v.tombstone && (v.origin === RecordOrigin.EXPIRED || v.origin === RecordOrigin.REPLICATED_EXPIRED) ? RecordOrigin.REPLICATED_EXPIRED : RecordOrigin.REPLICATED,
     );
     this.counters.xdr_write_success++;
-    return { resultCode: ResultCode.OK, applied: true };
+    return { result: { resultCode: ResultCode.OK, applied: true }, written };
   }
 
   readVersion(digest: Buffer): RecordVersion | undefined {
@@ -575,7 +523,7 @@ export class Namespace implements StoreNamespace {
         if (!e.tombstone && e.lutMs <= before && (setId < 0 || e.setId === setId)) victims.push({ d, e: { ...e } });
       });
       for (const { d } of victims) {
-        if (this.locks.has(d.toString('hex'))) continue;
+        if (this.locks.isLocked(d)) continue;
         if (!this.store.lookup(d, this.e) || this.e.tombstone) continue;
         const e = this.e;
         const meta = this.nextMeta(e, this.clock.nowMs());
@@ -672,7 +620,7 @@ export class Namespace implements StoreNamespace {
 
   /** Deletes a record for expiry/eviction with a tombstone, unless a command holds its lock. */
   private removeQuietly(d: Buffer, kind: WriteKindId): boolean {
-    if (this.locks.has(d.toString('hex'))) return false;
+    if (this.locks.isLocked(d)) return false;
     const e = this.e;
     if (!this.store.lookup(d, e) || e.tombstone) return false;
     // The expiry rule (docs/xdr.md): the tombstone keeps the record's generation and LUT, so

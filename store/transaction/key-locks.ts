@@ -1,0 +1,92 @@
+/**
+ * The record lock: commands on one key run one at a time, in arrival order.
+ *
+ * A command that finds its key free runs at once, synchronously; only when it has to wait (for a
+ * group commit, or later for replicas) does the key get a queue, and later commands on the key
+ * chain behind it. More than `pendingLimit()` commands queued on one key are refused (the caller
+ * answers KEY_BUSY): a hot key cannot pile up unbounded work. Client commands and replicated
+ * (XDR) applies share this one lock manager and this one limit.
+ *
+ * Invariants: a key has a queue exactly while something holds or waits for its lock, and the
+ * queue's `pending` counts those commands (>= 1). A failed command never blocks the next one.
+ */
+import assert from 'node:assert/strict';
+import type { Clock } from '../runtime/index.js';
+
+interface KeyQueue {
+  pending: number;
+  /** Settles when the last queued command is done; never rejects. */
+  tail: Promise<void>;
+}
+
+/** Returned by `run` instead of running when the key already has `pendingLimit()` commands queued. */
+export const KEY_BUSY: unique symbol = Symbol('key busy');
+
+export class KeyLocks {
+  readonly #queues = new Map<string, KeyQueue>();
+
+  constructor(
+    private readonly pendingLimit: () => number,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Keys with a command holding or waiting for their lock. */
+  get size(): number {
+    return this.#queues.size;
+  }
+
+  /** True while a command holds or waits for the key's lock (background expiry skips such keys). */
+  isLocked(digest: Buffer): boolean {
+    return this.#queues.size > 0 && this.#queues.has(digest.toString('hex'));
+  }
+
+  /**
+   * Runs `fn` holding the key's lock; `fn` is told how long it waited in the queue (0 when the key
+   * was free). When `fn` finishes synchronously no queue is created (the hot path allocates
+   * nothing). A rejected `fn` rejects this call but releases the lock.
+   */
+  run<T>(digest: Buffer, fn: (waitedMs: number) => T | Promise<T>): T | Promise<T> | typeof KEY_BUSY {
+    if (this.#queues.size === 0) return this.#hold(undefined, digest, fn(0));
+    const hex = digest.toString('hex');
+    const q = this.#queues.get(hex);
+    if (!q) return this.#hold(hex, digest, fn(0));
+    if (q.pending >= this.pendingLimit()) return KEY_BUSY;
+    q.pending++;
+    const queuedAtMs = this.clock.nowMs();
+    const run = q.tail.then(() => fn(this.clock.nowMs() - queuedAtMs));
+    q.tail = settled(run);
+    return this.#release(hex, q, run);
+  }
+
+  /** Resolves when every command queued now has finished. */
+  async drain(): Promise<void> {
+    await Promise.all([...this.#queues.values()].map((q) => q.tail));
+  }
+
+  /** A command that ran at once: if it must wait, the key gets a queue until it is done. */
+  #hold<T>(hex: string | undefined, digest: Buffer, r: T | Promise<T>): T | Promise<T> {
+    if (!(r instanceof Promise)) return r;
+    const key = hex ?? digest.toString('hex');
+    assert(!this.#queues.has(key), 'a free key already had a queue');
+    const q: KeyQueue = { pending: 1, tail: settled(r) };
+    this.#queues.set(key, q);
+    return this.#release(key, q, r);
+  }
+
+  async #release<T>(hex: string, q: KeyQueue, run: Promise<T>): Promise<T> {
+    try {
+      return await run;
+    } finally {
+      q.pending--;
+      assert(q.pending >= 0, 'key lock released more often than taken');
+      if (q.pending === 0 && this.#queues.get(hex) === q) this.#queues.delete(hex);
+    }
+  }
+}
+
+function settled(p: Promise<unknown>): Promise<void> {
+  return p.then(
+    () => undefined,
+    () => undefined,
+  );
+}
