@@ -1,8 +1,9 @@
 /**
  * Test fixture for the operator commands: two sites as real processes started the way a user
- * starts them (`node bin/ferry.mjs ...`): the embedded broker, node A shipping namespace `test`
+ * starts them (`node bin/ferry.mjs ...`): a Kafka (the embedded broker or Apache Kafka, see
+ * helpers/kafka.ts), node A shipping namespace `test`
  * to destination B, node B (fenced), and a receiver applying A's topic to B. Free ports, memory
- * storage, every wait bounded; `startSites(t)` registers the cleanup in t.teardown.
+ * storage, every wait bounded; `startSites(t, broker)` registers the cleanup in t.teardown.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import type { ExecutionContext } from 'ava';
 import type { ReceiverStats } from '../../receiver/receiver.js';
 import { FerryClient } from '../../store/client/client.js';
 import { freePort } from '../helpers/procs.js';
+import type { BrokerUnderTest } from '../helpers/kafka.js';
 
 export { freePort };
 
@@ -143,14 +145,14 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs:
 
 export interface Sites {
   dir: string;
-  ports: { broker: number; a: number; b: number; receiver: number };
+  ports: { a: number; b: number; receiver: number };
   a: string;
   b: string;
   receiverUrl: string;
   brokers: string;
   group: string;
   topic: string;
-  broker: Proc;
+  broker: BrokerUnderTest;
   nodeA: Proc;
   nodeB: Proc;
   receiver: Proc;
@@ -161,31 +163,34 @@ export interface Sites {
   restartReceiver(): Promise<void>;
 }
 
-export async function startSites(t: ExecutionContext): Promise<Sites> {
+/** `startBroker` starts the Kafka in the sites' directory (helpers/kafka.ts `KafkaPerFile.broker`). */
+export async function startSites(t: ExecutionContext, startBroker: (dir: string) => Promise<BrokerUnderTest>): Promise<Sites> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-ops-'));
   const procs: Proc[] = [];
   const clients: FerryClient[] = [];
+  let kafka: BrokerUnderTest | undefined;
   t.teardown(async () => {
     for (const c of clients) c.close();
     await Promise.all(procs.map((p) => p.stop('SIGKILL')));
+    await kafka?.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  const ports = { broker: await freePort(), a: await freePort(), b: await freePort(), receiver: await freePort() };
-  const brokers = `127.0.0.1:${ports.broker}`;
-  const group = 'ferry-receiver-B';
-  const topic = 'ferry.A.test';
+  const ports = { a: await freePort(), b: await freePort(), receiver: await freePort() };
+  kafka = await startBroker(dir);
+  const brokers = kafka.brokers.join(',');
+  const group = `ferry-receiver-B${kafka.suffix}`;
+  const topic = `ferry.A.test${kafka.suffix}`;
+  const topicKey = kafka.suffix ? { topic } : {};
   writeFileSync(join(dir, 'a.json'), JSON.stringify({
     namespaces: [{ name: 'test', 'storage-engine': 'memory' }],
-    xdr: { site: 'A', destinations: [{ name: 'B', brokers: [brokers], namespaces: ['test'], 'kafka-partitions': 4, 'checkpoint-interval-ms': 200 }] },
+    xdr: { site: 'A', destinations: [{ name: 'B', brokers: kafka.brokers, namespaces: ['test'], 'kafka-partitions': 4, 'checkpoint-interval-ms': 200, ...topicKey }] },
   }));
   writeFileSync(join(dir, 'b.json'), JSON.stringify({ namespaces: [{ name: 'test', 'storage-engine': 'memory', fenced: true }] }));
-  writeFileSync(join(dir, 'r.json'), JSON.stringify({ brokers: [brokers], topics: [topic], 'group-id': group, destination: [`127.0.0.1:${ports.b}`], 'metrics-port': ports.receiver }));
+  writeFileSync(join(dir, 'r.json'), JSON.stringify({ brokers: kafka.brokers, topics: [topic], 'group-id': group, destination: [`127.0.0.1:${ports.b}`], 'metrics-port': ports.receiver }));
   const track = (p: Proc) => (procs.push(p), p);
-  const broker = track(new Proc('broker', ['broker', '--data', join(dir, 'broker'), '--port', String(ports.broker)], /ferry broker listening/));
   const nodeA = track(new Proc('node A', ['node', '--config', join(dir, 'a.json'), '--data', join(dir, 'a'), '--port', String(ports.a)], /ferry node listening/));
   const nodeB = track(new Proc('node B', ['node', '--config', join(dir, 'b.json'), '--data', join(dir, 'b'), '--port', String(ports.b)], /ferry node listening/));
   const newReceiver = () => track(new Proc('receiver', ['receiver', '--config', join(dir, 'r.json')], /ferry receiver ready/));
-  await broker.start();
   await Promise.all([nodeA.start(), nodeB.start()]);
   const clientA = await FerryClient.connect({ hosts: [{ host: '127.0.0.1', port: ports.a }], tendIntervalMs: 0 });
   clients.push(clientA);
@@ -205,7 +210,7 @@ export async function startSites(t: ExecutionContext): Promise<Sites> {
     brokers,
     group,
     topic,
-    broker,
+    broker: kafka,
     nodeA,
     nodeB,
     receiver: await newReceiver().start(),
