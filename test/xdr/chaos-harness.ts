@@ -237,11 +237,20 @@ async function connectOfficial(port: number): Promise<Any> {
 async function injectFaults(p: Procs, rnd: () => number, o: ChaosOptions, until: number, report: ChaosReport): Promise<number> {
   let lastFaultEnd = Date.now();
   const between = (r: [number, number]) => r[0] + rnd() * (r[1] - r[0]);
-  for (;;) {
+  const procs = { receiver: p.receiver, broker: p.broker, source: p.a } as const;
+  type Victim = keyof typeof procs;
+  // Each kind once first (a seeded order), then seeded picks.
+  const first: Victim[] = ['receiver', 'broker', 'source'];
+  for (let i = first.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [first[i], first[j]] = [first[j]!, first[i]!];
+  }
+  for (let n = 0; ; n++) {
     await new Promise((res) => setTimeout(res, between(o.faultGapMs)));
     if (Date.now() >= until) return lastFaultEnd;
     const pick = rnd();
-    const [name, proc]: ['receiver' | 'broker' | 'source', FerryProcess] = pick < 0.4 ? ['receiver', p.receiver] : pick < 0.7 ? ['broker', p.broker] : ['source', p.a];
+    const name: Victim = first[n] ?? (pick < 0.4 ? 'receiver' : pick < 0.7 ? 'broker' : 'source');
+    const proc = procs[name];
     const down = between(o.downMs);
     o.log(`chaos: kill -9 ${name}, down ${Math.round(down)} ms`);
     await proc.stop('SIGKILL');
