@@ -12,6 +12,7 @@ import { onShutdownSignal } from '../signals.js';
 import { startMetricsServer, type MetricsServer } from '../metrics-server.js';
 import { parseXdrConfig } from '../../shipper/config.js';
 import { Cluster } from '../../store/cluster/cluster.js';
+import { ClusterProxy } from '../../store/cluster/proxy.js';
 import { systemClock, systemTimers } from '../../store/runtime/index.js';
 import { Heartbeat } from '../../store/cluster/heartbeat.js';
 import { tcpTransport, type Endpoint } from '../../store/cluster/transport.js';
@@ -96,11 +97,12 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
     log.info({ namespace: ns, ...r }, `namespace ${ns} opened (${r.mode}, ${r.records} records, ${r.durationMs.toFixed(0)} ms)`);
   }
   const shipper = xdr.destinations.length > 0 ? new Shipper(xdr, (msg, err) => log.warn({ err }, msg)) : undefined;
-  const cluster = config.heartbeat.enabled ? createCluster(config, node, () => ({ host: config.host, port: server?.port ?? config.port }), log) : undefined;
+  const clustered = config.heartbeat.enabled ? createCluster(config, node, () => ({ host: config.host, port: server?.port ?? config.port }), log) : undefined;
+  const cluster = clustered?.cluster;
   let server: Awaited<ReturnType<typeof startWireServer>> | undefined;
   try {
     server = await startWireServer(node, {
-      ...(cluster ? { view: cluster } : {}),
+      ...(clustered ? { view: clustered.cluster, proxy: clustered.proxy } : {}),
       host: config.host,
       port: config.port,
       maxConnections: config.maxConnections,
@@ -113,7 +115,9 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
     await node.close();
     return 1;
   }
-  if (cluster) {
+  if (clustered && cluster) {
+    const wire = server;
+    clustered.proxy.serve((frame) => wire.handleProxied(frame), (msg, err) => log.warn({ err }, msg));
     try {
       await cluster.heartbeat.start();
     } catch (err) {
@@ -186,7 +190,7 @@ function nodeMetrics(node: import('../../store/node.js').FerryNode): string {
 }
 
 /** The heartbeat and partition table of a node started with seeds or a heartbeat port. */
-function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpoint, log: pino.Logger): Cluster {
+function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpoint, log: pino.Logger): { cluster: Cluster; proxy: ClusterProxy } {
   const hb = new Heartbeat({
     nodeId: node.nodeId,
     clusterName: config.clusterName,
@@ -202,6 +206,7 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
     log: (level, msg, extra) => log[level](extra ?? {}, msg),
   });
   const cluster = new Cluster(hb, node.nodeId, config.clusterName);
+  const proxy = new ClusterProxy(cluster, hb, systemTimers);
   node.clusterStats = () => ({
     cluster_size: cluster.clusterSize(),
     cluster_key: cluster.clusterKey(),
@@ -211,5 +216,5 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
     heartbeat_pulses_received: hb.counters.pulses_received,
     heartbeat_refused_cluster_name: hb.counters.refused_cluster_name,
   });
-  return cluster;
+  return { cluster, proxy };
 }

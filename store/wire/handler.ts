@@ -6,7 +6,7 @@ import type { StoreNamespace, StoreNode } from '../api.js';
 import { OpType, PARTITION_COUNT, ResultCode, type RecordResult, type RecordVersion, type ResultCodeId } from '../types.js';
 import { decodeBatchField } from './batch.js';
 import { partitionOf } from '../digest.js';
-import { binsToOps, parseRecordRequest, resultHeader, type RecordRequest } from './command.js';
+import { binsToOps, opsToBins, parseRecordRequest, resultHeader, type RecordRequest } from './command.js';
 import {
   FieldType,
   Info1,
@@ -16,11 +16,12 @@ import {
   emptyHeader,
   encodeHeaderFrame,
   encodeMsgFrame,
+  decodeMsg,
   field,
   type AsMsg,
   type Field,
 } from './message.js';
-import { compressMessage } from './proto.js';
+import { compressMessage, PROTO_HEADER_BYTES } from './proto.js';
 import { isScanMessage, parseScanRequest, type ScanRequest } from './scan.js';
 import type { ClusterView } from './info.js';
 import { WireError } from './errors.js';
@@ -43,6 +44,18 @@ export interface Sink {
   readonly closed: boolean;
 }
 
+/**
+ * Forwards a single-record command to the master of its partition (cluster nodes): `frame` is a
+ * complete AS_MSG frame; resolves with the master's complete response frame, or with a result
+ * code when the master cannot be reached in time (UNAVAILABLE, TIMEOUT).
+ */
+export interface CommandProxy {
+  forward(pid: number, frame: Buffer, timeoutMs: number): Promise<Buffer | ResultCodeId>;
+}
+
+/** A proxied command waits at most this long when the client sent no transaction TTL. */
+export const PROXY_TIMEOUT_MS_DEFAULT = 1000;
+
 export interface HandlerCounters {
   [name: string]: number;
 }
@@ -62,6 +75,9 @@ export class CommandHandler {
     server_errors: 0,
     refused: 0,
     not_owner: 0,
+    proxied: 0,
+    from_proxy: 0,
+    proxy_errors: 0,
   };
 
   constructor(
@@ -70,6 +86,7 @@ export class CommandHandler {
     private readonly log: (msg: string, err?: unknown) => void = () => {},
     private readonly clock: Clock = systemClock,
     private readonly timers: Timers = systemTimers,
+    private readonly proxy?: CommandProxy,
   ) {}
 
   /** Handles one AS_MSG request (already decompressed). */
@@ -81,14 +98,47 @@ export class CommandHandler {
     await sink.write(compress && frame.length > COMPRESS_THRESHOLD_BYTES ? compressMessage(frame) : frame);
   }
 
-  /** A single-record command: returns the complete response message. */
-  async single(msg: RecordRequest): Promise<Buffer> {
-    const { resultCode, result } = await this.executeRecord(msg, undefined);
+  /**
+   * A single-record command: returns the complete response message. `fromProxy`: another node
+   * forwarded it; it is never forwarded again (one hop), a non-owner answers UNAVAILABLE and the
+   * client retries with a fresher map.
+   */
+  async single(msg: RecordRequest, fromProxy = false): Promise<Buffer> {
+    if (fromProxy) this.counters['from_proxy']!++;
+    const { resultCode, result, raw } = await this.executeRecord(msg, undefined, fromProxy);
+    if (raw) return raw;
     if (!result) return encodeHeaderFrame({ resultCode });
     return encodeMsgFrame(resultHeader(result), [], binsToOps(result.bins));
   }
 
-  private async executeRecord(req: RecordRequest, digest: Buffer | undefined): Promise<{ resultCode: ResultCodeId; result?: RecordResult }> {
+  /** Forwards a command for a partition this node does not master; the reply comes back as is. */
+  private async forward(req: RecordRequest, digest: Buffer | undefined, pid: number): Promise<{ resultCode: ResultCodeId; result?: RecordResult; raw?: Buffer }> {
+    this.counters['proxied']!++;
+    // The forwarded copy asks for an uncompressed answer (this node compresses for its client).
+    const fields = digest && !req.fields.some((f) => f.type === FieldType.DIGEST) ? [...req.fields, field(FieldType.DIGEST, digest)] : req.fields;
+    const frame = encodeMsgFrame({ ...req, info1: req.info1 & ~Info1.COMPRESS_RESPONSE }, fields, req.ops);
+    const reply = await this.proxy!.forward(pid, frame, req.transactionTtl > 0 ? req.transactionTtl : PROXY_TIMEOUT_MS_DEFAULT);
+    if (typeof reply === 'number') {
+      this.counters['proxy_errors']!++;
+      return { resultCode: reply };
+    }
+    let m;
+    try {
+      m = decodeMsg(reply.subarray(PROTO_HEADER_BYTES));
+    } catch (err) {
+      this.counters['proxy_errors']!++;
+      this.log('undecodable proxy reply', err);
+      return { resultCode: ResultCode.SERVER_ERROR };
+    }
+    const resultCode = m.resultCode as ResultCodeId;
+    return { resultCode, raw: reply, result: { resultCode, generation: m.generation, voidTimeS: m.recordTtl, bins: opsToBins(m.ops), lutMs: 0 } };
+  }
+
+  private async executeRecord(
+    req: RecordRequest,
+    digest: Buffer | undefined,
+    fromProxy = false,
+  ): Promise<{ resultCode: ResultCodeId; result?: RecordResult; raw?: Buffer }> {
     const parsed = parseRecordRequest(req, digest);
     const isWrite = (req.info2 & Info2.WRITE) !== 0;
     if (!parsed.ok) {
@@ -105,6 +155,7 @@ export class CommandHandler {
     const owner = this.view.ownership(namespace);
     const pid = partitionOf(cmd.digest);
     if (!(owner.replicas[0]!(pid) || (!isWrite && !replicated && owner.replicas.some((r) => r(pid))))) {
+      if (this.proxy && !fromProxy) return this.forward(req, digest, pid);
       this.counters['not_owner']!++;
       return { resultCode: ResultCode.UNAVAILABLE };
     }

@@ -9,11 +9,11 @@ import type { InfoHandler, StoreNode } from '../api.js';
 import { ResultCode } from '../types.js';
 import { WireError } from './errors.js';
 import { systemClock, systemTimers, type Clock, type Timers } from '../runtime/index.js';
-import { CommandHandler, type Sink } from './handler.js';
+import { CommandHandler, type CommandProxy, type Sink } from './handler.js';
 import { answerInfo, infoCommands, singleNodeView, type ClusterView } from './info.js';
 import { encodeInfoResponseFrame, parseInfoRequest } from './info-codec.js';
 import { decodeMsg, encodeHeaderFrame } from './message.js';
-import { FrameParser, PROTO_BODY_BYTES_MAX, ProtoType, decompressBody, encodeFrame } from './proto.js';
+import { FrameParser, PROTO_BODY_BYTES_MAX, PROTO_HEADER_BYTES, ProtoType, decompressBody, encodeFrame } from './proto.js';
 
 /** Default cap on open client connections. */
 export const CONNECTIONS_MAX_DEFAULT = 10_000;
@@ -39,6 +39,8 @@ export interface WireServerOptions {
   /** Largest accepted proto body (default and maximum 128 MiB). */
   bodyBytesMax?: number;
   log?: (msg: string, err?: unknown) => void;
+  /** Forwards commands for partitions this node does not master (cluster nodes). */
+  proxy?: CommandProxy;
   /** Time source and timers (default: the real ones). */
   clock?: Clock;
   timers?: Timers;
@@ -49,6 +51,8 @@ export interface WireServer {
   port: number;
   close(): Promise<void>;
   stats(): Record<string, number>;
+  /** Runs a command another node forwarded (a complete AS_MSG frame); returns the response frame. */
+  handleProxied(frame: Buffer): Promise<Buffer>;
 }
 
 export async function startWireServer(node: StoreNode, opts: WireServerOptions): Promise<WireServer> {
@@ -59,7 +63,7 @@ export async function startWireServer(node: StoreNode, opts: WireServerOptions):
   const log = opts.log ?? (() => {});
   const clock = opts.clock ?? systemClock;
   const timers = opts.timers ?? systemTimers;
-  const handler = new CommandHandler(node, view, log, clock, timers);
+  const handler = new CommandHandler(node, view, log, clock, timers, opts.proxy);
   const sockets = new Set<net.Socket>();
   /** Per connection: activity count at the last idle sweep, and whether a request is running. */
   const activity = new Map<net.Socket, { seen: number; now: number; busy: () => boolean }>();
@@ -239,6 +243,20 @@ export async function startWireServer(node: StoreNode, opts: WireServerOptions):
     host,
     port: boundPort,
     stats: () => ({ ...counters, connections_open: sockets.size, ...handler.counters }),
+    handleProxied: async (frame) => {
+      let msg;
+      try {
+        if (frame.length < PROTO_HEADER_BYTES || frame[1] !== ProtoType.AS_MSG) throw new WireError('BAD_TYPE', 'proxied frame is not an AS_MSG');
+        msg = decodeMsg(frame.subarray(PROTO_HEADER_BYTES));
+      } catch (err) {
+        if (!(err instanceof WireError)) throw err;
+        counters.bad_messages++;
+        return encodeHeaderFrame({ resultCode: ResultCode.PARAMETER });
+      }
+      // Batches and scans are never proxied: clients split them by their map, and a node
+      // answers partitions it does not own with UNAVAILABLE, which the clients retry.
+      return handler.single(msg, true);
+    },
     close: () =>
       new Promise<void>((resolve) => {
         timers.clearInterval(sweeper);

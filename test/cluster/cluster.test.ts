@@ -12,6 +12,12 @@ import { FerryProcess, freePort, waitFor } from '../helpers/procs.js';
 import { parseKv, withNode } from '../../ops/util.js';
 import { computePartitionTable } from '../../store/cluster/partition-table.js';
 import { computeDigest, partitionOf } from '../../store/digest.js';
+import { FerryClient } from '../../store/client/client.js';
+import { opsToBins } from '../../store/wire/command.js';
+import { decodeMsg, emptyHeader, encodeMsgFrame, field, FieldType, Info1 } from '../../store/wire/message.js';
+import { FrameParser } from '../../store/wire/proto.js';
+import { ResultCode } from '../../store/types.js';
+import net from 'node:net';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
@@ -62,6 +68,27 @@ async function converged(members: ClusterNode[]): Promise<string> {
   return key;
 }
 
+/** One AS_MSG to one node over a raw socket (no client routing); returns the response body. */
+function rawCommand(port: number, frame: Buffer): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port }, () => s.write(frame));
+    const p = new FrameParser();
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error('no reply'));
+    }, 5000);
+    s.on('data', (chunk: Buffer) => {
+      const f = p.push(chunk)[0];
+      if (f) {
+        clearTimeout(timer);
+        s.destroy();
+        resolve(f.body);
+      }
+    });
+    s.on('error', reject);
+  });
+}
+
 let client: Any;
 let firstKey = '';
 
@@ -106,8 +133,39 @@ test.serial('the client finds all three nodes from one seed and sends each key t
     s.on('end', () => resolve());
   });
   t.deepEqual(seen.sort(), [...keys].sort(), 'the scan covers every partition once');
+  const batch = await client.batchRead(keys.map((k) => ({ key: new Aerospike.Key(ns, set, k), readAllBins: true })));
+  t.deepEqual(batch.map((r: Any) => r.record.bins.k), keys);
   const peers = await info(nodes[0]!.port, 'peers-clear-std');
   for (const n of nodes.slice(1)) t.true(peers.includes(`[${n.id},,[127.0.0.1:${n.port}]]`), peers);
+  for (const n of nodes) t.is((await stats(n.port, 'ferry-wire')).get('proxied'), '0', 'a fresh map needs no proxying');
+});
+
+test.serial("ferry's own client routes by the table too", async (t) => {
+  const c = await FerryClient.connect({ hosts: [{ host: '127.0.0.1', port: nodes[1]!.port }], tendIntervalMs: 0 });
+  try {
+    t.is(c.nodeIds().length, 3);
+    for (let i = 0; i < 30; i++) await c.put({ namespace: ns, set: 'fc', key: `f${i}` }, { i });
+    let n = 0;
+    for await (const r of c.scan(ns, { set: 'fc' })) if (typeof r.bins['i'] === 'number') n++;
+    t.is(n, 30);
+    for (const m of nodes) t.is((await stats(m.port, 'ferry-wire')).get('proxied'), '0');
+  } finally {
+    c.close();
+  }
+});
+
+test.serial('a command sent to a node that is not the master is proxied to the master', async (t) => {
+  const table = computePartitionTable(nodes.map((n) => ({ nodeId: n.id })), 1);
+  const key = 'k7';
+  const digest = computeDigest(set, key);
+  const master = table.nodeAt(partitionOf(digest), 0);
+  const other = nodes.find((n) => n.id !== master)!;
+  const before = Number((await stats(other.port, 'ferry-wire')).get('proxied'));
+  const reply = decodeMsg(await rawCommand(other.port, encodeMsgFrame({ ...emptyHeader(), info1: Info1.READ | Info1.GET_ALL }, [field(FieldType.NAMESPACE, ns), field(FieldType.SET, set), field(FieldType.DIGEST, digest)])));
+  t.is(reply.resultCode, ResultCode.OK);
+  t.deepEqual(opsToBins(reply.ops).map((b) => [b.name, b.bytes.toString()]), [['k', key]]);
+  t.is(Number((await stats(other.port, 'ferry-wire')).get('proxied')), before + 1);
+  t.is((await stats(other.port, 'ferry-wire')).get('not_owner'), '0');
 });
 
 test.serial('a node with another cluster-name is refused, and both sides say so', async (t) => {
@@ -146,5 +204,30 @@ test.serial('a node killed: the others re-form with a new cluster key and take o
     );
     const master = table.nodeAt(partitionOf(computeDigest(set, k)), 0);
     t.true(nodes.some((n) => n.id === master));
+  }
+});
+
+test.serial('a client whose map went stale when a node joined is proxied, not failed', async (t) => {
+  // This client never re-reads the map after connecting (tenderInterval of an hour).
+  const stale: Any = await Aerospike.connect({ hosts: [{ addr: '127.0.0.1', port: nodes[0]!.port }], tenderInterval: 3_600_000, log: { level: Aerospike.log.OFF } });
+  try {
+    t.is(stale.getNodes().length, 2);
+    nodes.push(await startMember(nodes[0]!.hbPort));
+    await converged(nodes);
+    const table = computePartitionTable(nodes.map((n) => ({ nodeId: n.id })), 1);
+    const newcomer = nodes[2]!;
+    const keys = Array.from({ length: 90 }, (_, i) => `late${i}`);
+    const proxiedBefore = await Promise.all(nodes.slice(0, 2).map(async (n) => Number((await stats(n.port, 'ferry-wire')).get('proxied'))));
+    for (const k of keys) await stale.put(new Aerospike.Key(ns, set, k), { k });
+    for (const k of keys) t.is((await stale.get(new Aerospike.Key(ns, set, k))).bins.k, k);
+    const onNewcomer = keys.filter((k) => table.nodeAt(partitionOf(computeDigest(set, k)), 0) === newcomer.id).length;
+    t.true(onNewcomer > 0);
+    const proxiedAfter = await Promise.all(nodes.slice(0, 2).map(async (n) => Number((await stats(n.port, 'ferry-wire')).get('proxied'))));
+    // Every write and read of a key the newcomer masters went through one old node.
+    t.is(proxiedAfter[0]! + proxiedAfter[1]! - proxiedBefore[0]! - proxiedBefore[1]!, 2 * onNewcomer);
+    const held = Number(/objects=(\d+)/.exec(await info(newcomer.port, `sets/${ns}/${set}`))?.[1] ?? 0);
+    t.is(held, onNewcomer, 'the newcomer holds exactly the new keys it masters');
+  } finally {
+    await stale.close();
   }
 });
