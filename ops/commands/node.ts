@@ -11,7 +11,7 @@ import { startWireServer } from '../../store/wire/server.js';
 import { onShutdownSignal } from '../signals.js';
 import { startMetricsServer, type MetricsServer } from '../metrics-server.js';
 import { parseXdrConfig } from '../../shipper/config.js';
-import { Cluster } from '../../store/cluster/cluster.js';
+import { Cluster, singleNodeDescription } from '../../store/cluster/cluster.js';
 import { ClusterProxy } from '../../store/cluster/proxy.js';
 import { systemClock, systemTimers } from '../../store/runtime/index.js';
 import { Heartbeat } from '../../store/cluster/heartbeat.js';
@@ -107,7 +107,12 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
       port: config.port,
       maxConnections: config.maxConnections,
       clusterName: config.clusterName,
-      extraInfo: { ...nodeInfoCommands(node), ...(shipper ? shipper.infoCommands() : {}) },
+      extraInfo: {
+        ...nodeInfoCommands(node),
+        ...(shipper ? shipper.infoCommands() : {}),
+        'ferry-cluster': () =>
+          JSON.stringify(cluster ? cluster.describe() : singleNodeDescription(node.nodeId, config.clusterName, String(node.stats()['cluster_key']), { host: config.host, port: server?.port ?? config.port })),
+      },
       log: (msg, err) => log.warn({ err }, msg),
     });
   } catch (err) {

@@ -14,6 +14,32 @@ import { computePartitionTable, type PartitionTable } from './partition-table.js
 /** Copies per partition actually kept until replica writes exist. */
 export const EFFECTIVE_REPLICATION_FACTOR = 1;
 
+export interface ClusterDescription {
+  nodeId: string;
+  clusterName: string;
+  clusterKey: string;
+  clusterSize: number;
+  /** Membership changes seen by this node's process. */
+  generation: number;
+  stable: boolean;
+  replicationFactor: number;
+  members: Array<{ nodeId: string; rackId?: number; service?: { host: string; port: number }; master: number; replica: number }>;
+}
+
+/** The description of a node that runs without heartbeats: a one-node cluster. */
+export function singleNodeDescription(nodeId: string, clusterName: string, clusterKey: string, service: { host: string; port: number }): ClusterDescription {
+  return {
+    nodeId,
+    clusterName,
+    clusterKey,
+    clusterSize: 1,
+    generation: 1,
+    stable: true,
+    replicationFactor: 1,
+    members: [{ nodeId, service, master: PARTITION_COUNT, replica: 0 }],
+  };
+}
+
 export class Cluster implements ClusterView {
   #table: PartitionTable;
   #snapshot: MembershipSnapshot;
@@ -90,6 +116,26 @@ export class Cluster implements ClusterView {
   /** Per member: master and replica partition counts (replica counts are 0 while RF is 1). */
   counts(): Array<{ nodeId: string; master: number; replica: number }> {
     return this.#table.counts().map((c) => ({ ...c, replica: EFFECTIVE_REPLICATION_FACTOR > 1 ? c.replica : 0 }));
+  }
+
+  /** This node's view of the cluster (the `ferry-cluster` info command, `ferry cluster`). */
+  describe(): ClusterDescription {
+    const peers = new Map(this.heartbeat.peers().map((p) => [p.nodeId, p]));
+    const self = this.heartbeat.selfService();
+    return {
+      nodeId: this.nodeId,
+      clusterName: this.name,
+      clusterKey: this.clusterKey(),
+      clusterSize: this.clusterSize(),
+      generation: this.#snapshot.generation,
+      stable: this.isStable(),
+      replicationFactor: EFFECTIVE_REPLICATION_FACTOR,
+      members: this.counts().map((c) => {
+        const m = this.#table.members.find((x) => x.nodeId === c.nodeId);
+        const service = c.nodeId === this.nodeId ? self : peers.get(c.nodeId)?.service;
+        return { ...c, ...(m?.rackId !== undefined ? { rackId: m.rackId } : {}), ...(service ? { service } : {}) };
+      }),
+    };
   }
 
   #build(s: MembershipSnapshot): PartitionTable {

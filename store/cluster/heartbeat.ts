@@ -129,6 +129,11 @@ export class Heartbeat {
     return this.#o.intervalMs * this.#o.timeoutCount;
   }
 
+  /** The service address this node announces. */
+  selfService(): Endpoint {
+    return this.#o.service();
+  }
+
   get heartbeatPort(): number {
     return this.#heartbeatPort;
   }

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { FerryProcess, freePort, waitFor } from '../helpers/procs.js';
+import { FerryProcess, ROOT, freePort, waitFor } from '../helpers/procs.js';
 import { parseKv, withNode } from '../../ops/util.js';
 import { computePartitionTable } from '../../store/cluster/partition-table.js';
 import { computeDigest, partitionOf } from '../../store/digest.js';
@@ -18,10 +18,13 @@ import { decodeMsg, emptyHeader, encodeMsgFrame, field, FieldType, Info1 } from 
 import { FrameParser } from '../../store/wire/proto.js';
 import { ResultCode } from '../../store/types.js';
 import net from 'node:net';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
 const Aerospike: Any = createRequire(import.meta.url)('aerospike');
+const execFileP = promisify(execFile);
 const ns = 'test';
 const set = 'cl';
 /** Membership settles within a few heartbeats; this bounds every wait for it. */
@@ -138,6 +141,22 @@ test.serial('the client finds all three nodes from one seed and sends each key t
   const peers = await info(nodes[0]!.port, 'peers-clear-std');
   for (const n of nodes.slice(1)) t.true(peers.includes(`[${n.id},,[127.0.0.1:${n.port}]]`), peers);
   for (const n of nodes) t.is((await stats(n.port, 'ferry-wire')).get('proxied'), '0', 'a fresh map needs no proxying');
+});
+
+test.serial('`ferry cluster` lists the members with their partition counts, as text and JSON', async (t) => {
+  const run = (args: string[]) => execFileP(process.execPath, ['bin/ferry.mjs', 'cluster', '--node', `127.0.0.1:${nodes[2]!.port}`, ...args], { cwd: ROOT, timeout: 30_000 });
+  const { stdout } = await run(['--json']);
+  const r = JSON.parse(stdout) as { agreed: boolean; view: { clusterKey: string; members: Array<{ nodeId: string; master: number; replica: number }> } };
+  t.true(r.agreed);
+  t.is(r.view.clusterKey, firstKey);
+  const table = computePartitionTable(nodes.map((n) => ({ nodeId: n.id })), 1);
+  t.deepEqual(
+    r.view.members.map((m) => [m.nodeId, m.master, m.replica]),
+    table.counts().map((c) => [c.nodeId, c.master, 0]),
+  );
+  const text = (await run([])).stdout;
+  t.regex(text, new RegExp(`key ${firstKey}  size 3 .*all members agree`));
+  for (const n of nodes) t.regex(text, new RegExp(`${n.id}\\s+127\\.0\\.0\\.1:${n.port}`));
 });
 
 test.serial("ferry's own client routes by the table too", async (t) => {
