@@ -14,18 +14,11 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { partitionOf } from '../digest.js';
 import type { ApplyResult, ScanOptions, StoreNamespace } from '../api.js';
 import {
-  CITRUSLEAF_EPOCH_S,
-  ConflictPolicy,
   DIGEST_BYTES,
-  ExistsPolicy,
-  GenerationPolicy,
-  OpType,
   PARTITION_COUNT,
   RecordOrigin,
   ResultCode,
-  SYSTEM_SET_NAME,
   TTL_S_MAX,
-  Ttl,
   WriteKind,
   type Bin,
   type Clock,
@@ -35,19 +28,34 @@ import {
   type RecordOriginId,
   type RecordResult,
   type RecordVersion,
-  type ResultCodeId,
   type UserKey,
-  type Value,
   type WriteKindId,
 } from '../types.js';
 import { StorageError } from '../storage/errors.js';
 import { emptyEntry, type IndexEntry } from '../storage/primary-index.js';
-import { encodeRecord, type StoredRecord } from '../storage/record-format.js';
+import type { StoredRecord } from '../storage/record-format.js';
 import type { OpenReport, RecordStore } from '../storage/record-store.js';
 import type { WriteLog } from '../writelog.js';
 import { systemTimers, yieldToLoop, type TimerHandle, type Timers } from '../runtime/index.js';
-import { KEY_BUSY, KeyLocks, complete, type Computed, type Durability, type Replicator, type WrittenVersion } from '../transaction/index.js';
-import { NULL_VALUE, OpFailure, applyWriteOp, binNameError, binsToMap, isWriteOp, mapToBins } from './bin-ops.js';
+import {
+  KEY_BUSY,
+  KeyLocks,
+  complete,
+  computeCommand,
+  computeReplicated,
+  fail,
+  isExpired,
+  nextMeta,
+  nowVoidS,
+  type Computed,
+  type Durability,
+  type Replicator,
+  type TransactionContext,
+  type WrittenVersion,
+} from '../transaction/index.js';
+
+/** Moved to the transaction layer; re-exported for existing importers. */
+export { compareVersions } from '../transaction/index.js';
 
 /** Dynamic and static settings of a namespace (names as in the config file, camelCased). */
 export interface NamespaceSettings {
@@ -87,6 +95,8 @@ export class Namespace implements StoreNamespace {
   /** Step 4 of every write (the cluster sets it); none on a single node. */
   replicator: Replicator | undefined;
   private readonly durability: Durability;
+  /** What the transaction steps see of this namespace. */
+  private readonly tx: TransactionContext;
   private fencedFlag = false;
   private readonly bins = new Set<string>();
   private readonly e = emptyEntry();
@@ -137,6 +147,29 @@ export class Namespace implements StoreNamespace {
       commitStore: () => store.commit(),
       commitWriteLog: () => writeLog.commit(),
       backlogged: () => store.backlogged(),
+    };
+    const ns = this;
+    this.tx = {
+      store,
+      counters: this.counters,
+      entry: this.e,
+      get maxRecordBytes() {
+        return settings.maxRecordBytes;
+      },
+      get defaultTtlS() {
+        return settings.defaultTtlS;
+      },
+      get fenced() {
+        return ns.fencedFlag;
+      },
+      get stopWrites() {
+        return ns.stopWrites;
+      },
+      nowMs: () => clock.nowMs(),
+      noteBins: (bins) => {
+        if (this.bins.size < BIN_NAMES_MAX) for (const b of bins) this.bins.add(b.name);
+      },
+      storeVersion: (v) => this.writeVersion(v.digest, v.set, v.generation, v.lutMs, v.voidTimeS, v.tombstone, v.key, v.bins, v.kind, v.origin),
     };
     this.updateSpaceFlags();
   }
@@ -191,7 +224,7 @@ export class Namespace implements StoreNamespace {
   private runLocked(cmd: RecordCommand): RecordResult | Promise<RecordResult> {
     let out: Computed<RecordResult>;
     try {
-      out = this.run(cmd);
+      out = computeCommand(this.tx, cmd);
     } catch (err) {
       return this.errorResult(err);
     }
@@ -224,166 +257,11 @@ export class Namespace implements StoreNamespace {
   }
 
   private nowVoidS(now: number): number {
-    return Math.floor(now / 1000) - CITRUSLEAF_EPOCH_S;
+    return nowVoidS(now);
   }
 
   private isExpired(e: IndexEntry, now: number): boolean {
-    return e.voidTimeS !== 0 && e.voidTimeS <= this.nowVoidS(now);
-  }
-
-  /** Steps 2-3 of a client command: computes the new version and stores it (synchronous). */
-  private run(cmd: RecordCommand): Computed<RecordResult> {
-    const now = this.clock.nowMs();
-    const e = this.e;
-    const found = this.store.lookup(cmd.digest, e);
-    const live = found && !e.tombstone && !this.isExpired(e, now);
-    const writes = cmd.ops.some((o) => isWriteOp(o.op));
-
-    for (const o of cmd.ops) {
-      if (o.bin !== '' && binNameError(o.bin)) return { result: fail(ResultCode.BIN_NAME), written: undefined };
-    }
-    if (!writes) return { result: this.read(cmd, live), written: undefined };
-
-    if (this.fencedFlag && cmd.set !== SYSTEM_SET_NAME) {
-      this.counters.fail_forbidden++;
-      return { result: fail(ResultCode.FORBIDDEN), written: undefined };
-    }
-    if (this.stopWrites) {
-      this.counters.fail_out_of_space++;
-      return { result: fail(ResultCode.OUT_OF_SPACE), written: undefined };
-    }
-    const exists = cmd.exists ?? ExistsPolicy.UPSERT;
-    if (exists === ExistsPolicy.CREATE_ONLY && live) return { result: fail(ResultCode.RECORD_EXISTS), written: undefined };
-    if ((exists === ExistsPolicy.UPDATE_ONLY || exists === ExistsPolicy.REPLACE_ONLY) && !live) {
-      return { result: fail(ResultCode.NOT_FOUND), written: undefined };
-    }
-    if (live && cmd.generationPolicy === GenerationPolicy.EXPECT_EQUAL && e.generation !== cmd.generation) {
-      this.counters.fail_generation++;
-      return { result: fail(ResultCode.GENERATION), written: undefined };
-    }
-    if (live && cmd.generationPolicy === GenerationPolicy.EXPECT_GREATER && (cmd.generation ?? 0) <= e.generation) {
-      this.counters.fail_generation++;
-      return { result: fail(ResultCode.GENERATION), written: undefined };
-    }
-    const ttl = cmd.ttlS ?? Ttl.NAMESPACE_DEFAULT;
-    if (ttl < Ttl.DONT_UPDATE || ttl > TTL_S_MAX) return { result: fail(ResultCode.PARAMETER), written: undefined };
-
-    const prev = live ? this.store.read(cmd.digest) : undefined;
-    if (cmd.key && prev?.key && !sameValue(cmd.key, prev.key)) return { result: fail(ResultCode.KEY_MISMATCH), written: undefined };
-
-    const replace = exists === ExistsPolicy.REPLACE || exists === ExistsPolicy.REPLACE_ONLY;
-    const bins = prev && !replace ? binsToMap(prev.bins) : new Map<string, Value>();
-    const opResults: Bin[] = [];
-    let deleted = false;
-    let recordOp = false;
-    for (const op of cmd.ops) {
-      if (op.op === OpType.DELETE && op.bin === '') {
-        bins.clear();
-        deleted = true;
-        if (cmd.respondAllOps) opResults.push({ name: op.bin, ...NULL_VALUE });
-        continue;
-      }
-      if (op.op === OpType.TOUCH) {
-        if (!live) return { result: fail(ResultCode.NOT_FOUND), written: undefined };
-        recordOp = true;
-        if (cmd.respondAllOps) opResults.push({ name: op.bin, ...NULL_VALUE });
-        continue;
-      }
-      if (op.op === OpType.READ) {
-        if (op.bin === '') for (const [name, v] of bins) opResults.push({ name, ...v });
-        else {
-          const v = bins.get(op.bin);
-          if (v) opResults.push({ name: op.bin, ...v });
-          else if (cmd.respondAllOps) opResults.push({ name: op.bin, ...NULL_VALUE });
-        }
-        continue;
-      }
-      const r = applyWriteOp(bins, op);
-      if (r instanceof OpFailure) {
-        if (r.resultCode === ResultCode.INCOMPATIBLE_TYPE || r.resultCode === ResultCode.PARAMETER) this.counters.client_lang_error++;
-        return { result: fail(r.resultCode), written: undefined };
-      }
-      if (cmd.respondAllOps) opResults.push({ name: op.bin, ...r });
-    }
-
-    const deleteOnly = deleted && bins.size === 0;
-    if (deleteOnly || (bins.size === 0 && !recordOp)) {
-      // A delete, or a write that left no bins: the record goes (Aerospike semantics).
-      if (!live) {
-        if (deleted) {
-          this.counters.client_delete_not_found++;
-          return { result: fail(ResultCode.NOT_FOUND), written: undefined };
-        }
-        return { result: ok(0, 0, [], 0), written: undefined };
-      }
-      const meta = this.nextMeta(found ? e : undefined, now);
-      const written = this.writeVersion(cmd.digest, cmd.set, meta.generation, meta.lutMs, 0, true, prev?.key, [], WriteKind.DELETE);
-      this.counters.client_delete_success++;
-      return { result: ok(meta.generation, 0, opResults, meta.lutMs), written };
-    }
-
-    const meta = this.nextMeta(found ? e : undefined, now);
-    const voidTimeS = this.voidTimeFor(ttl, live ? e.voidTimeS : undefined, now);
-    const newBins = mapToBins(bins);
-    const key = cmd.key ?? prev?.key;
-    const size = encodedSize(cmd.set, key, newBins);
-    if (size > this.settings.maxRecordBytes) {
-      this.counters.fail_record_too_big++;
-      return { result: fail(ResultCode.RECORD_TOO_BIG), written: undefined };
-    }
-    const written = this.writeVersion(cmd.digest, cmd.set, meta.generation, meta.lutMs, voidTimeS, false, key, newBins, WriteKind.WRITE);
-    if (this.bins.size < BIN_NAMES_MAX) for (const b of newBins) this.bins.add(b.name);
-    this.counters.client_write_success++;
-    const result = ok(meta.generation, voidTimeS, opResults, meta.lutMs);
-    if (key && opResults.length > 0) result.key = key;
-    return { result, written };
-  }
-
-  private read(cmd: RecordCommand, live: boolean): RecordResult {
-    const e = this.e;
-    if (!live) {
-      this.counters.client_read_not_found++;
-      return fail(ResultCode.NOT_FOUND);
-    }
-    this.counters.client_read_success++;
-    if (cmd.headerOnly) return ok(e.generation, e.voidTimeS, [], e.lutMs);
-    const readsBins = cmd.readAll || cmd.ops.some((o) => o.op === OpType.READ);
-    if (!readsBins) return ok(e.generation, e.voidTimeS, [], e.lutMs);
-    const rec = this.store.read(cmd.digest);
-    if (!rec) return fail(ResultCode.NOT_FOUND);
-    let bins: Bin[];
-    if (cmd.readAll) bins = rec.bins;
-    else {
-      const m = binsToMap(rec.bins);
-      bins = [];
-      for (const o of cmd.ops) {
-        if (o.op !== OpType.READ) continue;
-        if (o.bin === '') {
-          bins.push(...rec.bins);
-          continue;
-        }
-        const v = m.get(o.bin);
-        if (v) bins.push({ name: o.bin, ...v });
-        else if (cmd.respondAllOps) bins.push({ name: o.bin, ...NULL_VALUE });
-      }
-    }
-    const r = ok(rec.generation, rec.voidTimeS, bins, rec.lutMs);
-    if (rec.key) r.key = rec.key;
-    return r;
-  }
-
-  private nextMeta(prev: IndexEntry | undefined, now: number): { generation: number; lutMs: number } {
-    if (!prev) return { generation: 1, lutMs: now };
-    let generation = (prev.generation + 1) >>> 0;
-    if (generation === 0) generation = 1;
-    return { generation, lutMs: Math.max(now, prev.lutMs + 1) };
-  }
-
-  private voidTimeFor(ttl: number, prevVoid: number | undefined, now: number): number {
-    if (ttl === Ttl.DONT_UPDATE && prevVoid !== undefined) return prevVoid;
-    if (ttl === Ttl.NEVER_EXPIRE) return 0;
-    const s = ttl > 0 ? ttl : this.settings.defaultTtlS;
-    return s === 0 ? 0 : this.nowVoidS(now) + s;
+    return isExpired(e, now);
   }
 
   /** Stores a version (or tombstone), updates set counts, and logs it. */
@@ -414,7 +292,7 @@ export class Namespace implements StoreNamespace {
     const failed = (err: unknown): ApplyResult => ({ resultCode: this.errorResult(err).resultCode, applied: false });
     let r: ApplyResult | Promise<ApplyResult> | typeof KEY_BUSY;
     try {
-      r = this.locks.run(v.digest, () => complete(this.applyNow(v, policy), this.durability, this.replicator));
+      r = this.locks.run(v.digest, () => complete(computeReplicated(this.tx, v, policy), this.durability, this.replicator));
     } catch (err) {
       return Promise.resolve(failed(err));
     }
@@ -424,40 +302,6 @@ export class Namespace implements StoreNamespace {
     }
     if (r instanceof Promise) return r.catch(failed);
     return Promise.resolve(r);
-  }
-
-  /** Steps 2-3 of a replicated apply: stores the incoming version only if it wins. */
-  private applyNow(v: RecordVersion, policy: ConflictPolicyId): Computed<ApplyResult> {
-    const refused = (resultCode: ResultCodeId): Computed<ApplyResult> => ({ result: { resultCode, applied: false }, written: undefined });
-    if (v.digest.length !== DIGEST_BYTES) return refused(ResultCode.PARAMETER);
-    for (const b of v.bins) if (binNameError(b.name)) return refused(ResultCode.BIN_NAME);
-    if (!validLut(v.lutMs) || !Number.isInteger(v.generation) || v.generation < 0 || v.generation > 0xffffffff) {
-      return refused(ResultCode.PARAMETER);
-    }
-    const e = this.e;
-    const found = this.store.lookup(v.digest, e);
-    if (found) {
-      const local = this.store.read(v.digest);
-      const cmp = local ? compareVersions(v, local, policy) : 1;
-      if (cmp <= 0) {
-        this.counters.xdr_lost_conflict++;
-        return refused(ResultCode.LOST_CONFLICT);
-      }
-    }
-    const written = this.writeVersion(
-      v.digest,
-      v.set,
-      v.generation,
-      v.lutMs,
-      v.voidTimeS,
-      v.tombstone,
-      v.key,
-      v.tombstone ? [] : v.bins,
-      v.tombstone ? WriteKind.REPLICATED_DELETE : WriteKind.REPLICATED_WRITE,
-      v.tombstone && (v.origin === RecordOrigin.EXPIRED || v.origin === RecordOrigin.REPLICATED_EXPIRED) ? RecordOrigin.REPLICATED_EXPIRED : RecordOrigin.REPLICATED,
-    );
-    this.counters.xdr_write_success++;
-    return { result: { resultCode: ResultCode.OK, applied: true }, written };
   }
 
   readVersion(digest: Buffer): RecordVersion | undefined {
@@ -526,7 +370,7 @@ export class Namespace implements StoreNamespace {
         if (this.locks.isLocked(d)) continue;
         if (!this.store.lookup(d, this.e) || this.e.tombstone) continue;
         const e = this.e;
-        const meta = this.nextMeta(e, this.clock.nowMs());
+        const meta = nextMeta(e, this.clock.nowMs());
         this.writeVersion(d, this.store.setName(e.setId), meta.generation, meta.lutMs, 0, true, undefined, [], WriteKind.DELETE);
         n++;
       }
@@ -712,31 +556,6 @@ export class Namespace implements StoreNamespace {
   }
 }
 
-/**
- * Orders two versions of one record: > 0 when `a` wins. Policy `generation` compares
- * (generation, LUT), `last-update-time` (LUT, generation); an exact tie is broken by the
- * encoded bodies so every site picks the same winner whatever the delivery order.
- */
-export function compareVersions(a: RecordVersion | StoredRecord, b: RecordVersion | StoredRecord, policy: ConflictPolicyId): number {
-  const byGen = a.generation - b.generation;
-  const byLut = a.lutMs - b.lutMs;
-  const first = policy === ConflictPolicy.LAST_UPDATE_TIME ? byLut : byGen;
-  const second = policy === ConflictPolicy.LAST_UPDATE_TIME ? byGen : byLut;
-  if (first !== 0) return Math.sign(first);
-  if (second !== 0) return Math.sign(second);
-  // Same (generation, LUT): only an expiry tombstone and the version it expired tie this way,
-  // and the tombstone wins (a shipped copy of an expired version never revives it).
-  if (a.tombstone !== b.tombstone) return a.tombstone ? 1 : -1;
-  return Buffer.compare(canonicalBody(a), canonicalBody(b));
-}
-
-function canonicalBody(v: RecordVersion | StoredRecord): Buffer {
-  const bins = [...v.bins].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
-  const setName = 'set' in v ? v.set : v.setName;
-  const r: StoredRecord = { digest: v.digest, setName, generation: v.generation, lutMs: v.lutMs, voidTimeS: v.voidTimeS, tombstone: v.tombstone, bins };
-  return encodeRecord(r, 0).subarray(12);
-}
-
 function toVersion(namespace: string, rec: StoredRecord): RecordVersion {
   const v: RecordVersion = {
     namespace,
@@ -751,28 +570,4 @@ function toVersion(namespace: string, rec: StoredRecord): RecordVersion {
   if (rec.key) v.key = rec.key;
   if (rec.origin) v.origin = rec.origin;
   return v;
-}
-
-function encodedSize(set: string, key: UserKey | undefined, bins: Bin[]): number {
-  let n = 64 + Buffer.byteLength(set) + (key ? 5 + key.bytes.length : 0);
-  for (const b of bins) n += 6 + Buffer.byteLength(b.name) + b.bytes.length;
-  return n;
-}
-
-/** LUTs the index can hold: ms from the Aerospike epoch, 40 bits. */
-function validLut(lutMs: number): boolean {
-  const rel = lutMs - CITRUSLEAF_EPOCH_S * 1000;
-  return Number.isInteger(lutMs) && rel >= 0 && rel < 2 ** 40;
-}
-
-function sameValue(a: Value, b: Value): boolean {
-  return a.type === b.type && a.bytes.equals(b.bytes);
-}
-
-function fail(resultCode: ResultCodeId): RecordResult {
-  return { resultCode, generation: 0, voidTimeS: 0, bins: [], lutMs: 0 };
-}
-
-function ok(generation: number, voidTimeS: number, bins: Bin[], lutMs: number): RecordResult {
-  return { resultCode: ResultCode.OK, generation, voidTimeS, bins, lutMs };
 }

@@ -12,7 +12,8 @@
  *                it, wait only when buffered writes outran the device (bounded memory)
  *   6. ack       the caller answers the client
  *
- * Steps 2-3 live with the namespace for now (it owns the record semantics); this file owns 4-6.
+ * Steps 2-3 are read.ts, write.ts, delete.ts and replicated.ts (pure record semantics over a
+ * TransactionContext the namespace provides); this file owns 4-6.
  * A step that needs no waiting returns synchronously, so an uncontended in-memory write never
  * allocates a promise here.
  */
