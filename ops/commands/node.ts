@@ -15,7 +15,7 @@ import { Cluster, singleNodeDescription } from '../../store/cluster/cluster.js';
 import { ClusterProxy } from '../../store/cluster/proxy.js';
 import { systemClock, systemTimers } from '../../store/runtime/index.js';
 import { Heartbeat } from '../../store/cluster/heartbeat.js';
-import { tcpTransport, type Endpoint } from '../../store/cluster/transport.js';
+import { tcpTransport, type Endpoint } from '../../store/transport/index.js';
 import type { NodeConfig } from '../../store/config.js';
 import type { FerryNode } from '../../store/node.js';
 import { Shipper } from '../../shipper/shipper.js';

@@ -70,7 +70,7 @@ test('store/, shipper/ and receiver/ call no global clock, timer or PRNG directl
     'store/runtime/timers.ts',
     'store/runtime/random.ts',
     'store/client/connection.ts',
-    'store/cluster/transport.ts',
+    'store/transport/tcp.ts',
   ]);
   const direct = /(?<![.\w])(Date\.now|setTimeout|setInterval|setImmediate|clearTimeout|clearInterval|Math\.random|performance\.now)\s*\(/;
   const offenders: string[] = [];

@@ -1,0 +1,112 @@
+/**
+ * The real Transport: TCP, each frame a u32 BE body length then the body. A frame larger than
+ * FABRIC_FRAME_BYTES_MAX closes the connection (a peer that sends one is broken or hostile).
+ * Kept thin on purpose: the simulator (sim/network.ts) replaces it whole, so real socket
+ * timeouts live here and nowhere else.
+ */
+import net from 'node:net';
+import { FABRIC_FRAME_BYTES_MAX, type FabricConnection, type Transport } from './transport.js';
+
+/** Bytes queued on a connection that is still connecting before sends are dropped. */
+const PENDING_BYTES_MAX = 16 * 1024 * 1024;
+/** Connect attempts give up after this long (heartbeats retry on the next pulse). */
+export const CONNECT_TIMEOUT_MS = 500;
+
+class TcpConnection implements FabricConnection {
+  #frameCbs: Array<(f: Buffer) => void> = [];
+  #closeCbs: Array<() => void> = [];
+  #buf: Buffer = Buffer.alloc(0);
+  #closed = false;
+  constructor(
+    private readonly socket: net.Socket,
+    readonly remote: string,
+  ) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('error', () => {});
+    socket.on('close', () => this.#end());
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  send(frame: Buffer): void {
+    if (this.#closed) return;
+    if (this.socket.connecting && this.socket.writableLength > PENDING_BYTES_MAX) return;
+    const head = Buffer.allocUnsafe(4);
+    head.writeUInt32BE(frame.length, 0);
+    this.socket.write(head);
+    this.socket.write(frame);
+  }
+
+  onFrame(cb: (f: Buffer) => void): void {
+    this.#frameCbs.push(cb);
+  }
+
+  onClose(cb: () => void): void {
+    if (this.#closed) cb();
+    else this.#closeCbs.push(cb);
+  }
+
+  close(): void {
+    this.socket.destroy();
+    this.#end();
+  }
+
+  #onData(chunk: Buffer): void {
+    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
+    while (this.#buf.length >= 4) {
+      const len = this.#buf.readUInt32BE(0);
+      if (len > FABRIC_FRAME_BYTES_MAX) {
+        this.close();
+        return;
+      }
+      if (this.#buf.length < 4 + len) return;
+      const frame = this.#buf.subarray(4, 4 + len);
+      this.#buf = this.#buf.subarray(4 + len);
+      for (const cb of this.#frameCbs) cb(frame);
+      if (this.#closed) return;
+    }
+  }
+
+  #end(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const cb of this.#closeCbs.splice(0)) cb();
+  }
+}
+
+/** The real transport: TCP on the given host and port. */
+export const tcpTransport: Transport = {
+  listen(endpoint, onConnection) {
+    const sockets = new Set<net.Socket>();
+    const server = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+      onConnection(new TcpConnection(socket, `${socket.remoteAddress}:${socket.remotePort}`));
+    });
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(endpoint.port, endpoint.host, () => {
+        server.off('error', reject);
+        const addr = server.address() as net.AddressInfo;
+        resolve({
+          port: addr.port,
+          close: () =>
+            new Promise<void>((r) => {
+              server.close(() => r());
+              for (const s of sockets) s.destroy();
+            }),
+        });
+      });
+    });
+  },
+  connect(endpoint) {
+    const socket = net.connect({ host: endpoint.host, port: endpoint.port });
+    const timer = setTimeout(() => socket.destroy(), CONNECT_TIMEOUT_MS);
+    socket.once('connect', () => clearTimeout(timer));
+    socket.once('close', () => clearTimeout(timer));
+    return new TcpConnection(socket, `${endpoint.host}:${endpoint.port}`);
+  },
+};
