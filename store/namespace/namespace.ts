@@ -399,7 +399,8 @@ export class Namespace implements StoreNamespace {
     this.nsupRunning = true;
     try {
       this.updateSpaceFlags();
-      if (this.settings.nsupPeriodS > 0) this.expireSlice();
+      // A slice a second, sized so a full pass takes about nsup-period (at least 64 partitions).
+      if (this.settings.nsupPeriodS > 0) this.expireSlice(Math.max(NSUP_SLICE_PARTITIONS, Math.ceil(PARTITION_COUNT / this.settings.nsupPeriodS)));
       if (this.hwmBreached) this.evict();
       const age = this.settings.tombRaiderEligibleAgeS;
       if (this.settings.tombRaiderPeriodS > 0 && this.tombRaidAt <= this.clock.nowMs()) {
