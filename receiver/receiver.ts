@@ -13,6 +13,7 @@ import { Kafka, logLevel, type Admin, type Consumer, type KafkaMessage, type Pro
 import { FerryClient } from '../store/client/client.js';
 import { ResultCode, type ConflictPolicyId, type RecordVersion } from '../store/types.js';
 import { decodeVersion, ShipCodecError } from '../shipper/codec.js';
+import { NO_KAFKA_SECURITY, kafkaClientSecurity, type KafkaSecurity } from '../shipper/kafka-security.js';
 import { runtimeOf, sleep, type Runtime, type TimerHandle } from '../store/runtime/index.js';
 
 export interface ReceiverOptions {
@@ -25,6 +26,8 @@ export interface ReceiverOptions {
   deadLetterTopic: string;
   applyConcurrency: number;
   fromBeginning: boolean;
+  /** TLS and SASL to Kafka (shipper/kafka-security.ts); none by default. */
+  security?: KafkaSecurity;
   log?: (msg: string, err?: unknown) => void;
   /** Clock, timers, PRNG (default: the real ones). kafkajs keeps real timers. */
   runtime?: Partial<Runtime>;
@@ -95,6 +98,7 @@ export class Receiver {
       brokers: opts.brokers,
       logLevel: logLevel.NOTHING,
       retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
+      ...kafkaClientSecurity(opts.security ?? NO_KAFKA_SECURITY),
     });
   }
 

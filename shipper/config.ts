@@ -7,6 +7,7 @@
  * Validated with convict per destination; errors name the key (`xdr.destinations[0].brokers`).
  */
 import convict from 'convict';
+import { kafkaSecuritySchema, readKafkaSecurity, type KafkaSecurity } from './kafka-security.js';
 
 export class XdrConfigError extends Error {
   readonly code = 'CONFIG';
@@ -40,6 +41,7 @@ const destSchema = {
   compression: { doc: 'gzip or none (none by default, as Kafka: gzip costs the source CPU, worth it on slow WAN links)', format: ['gzip', 'none'], default: 'none' },
   'checkpoint-interval-ms': { doc: 'How often checkpoints are written', format: intIn(10, 600_000), default: 1000 },
   'retry-backoff-max-ms': { doc: 'Longest pause between produce retries', format: intIn(10, 600_000), default: 1000 },
+  ...kafkaSecuritySchema,
 };
 
 export interface DestinationConfig {
@@ -60,6 +62,8 @@ export interface DestinationConfig {
   compression: 'gzip' | 'none';
   checkpointIntervalMs: number;
   retryBackoffMaxMs: number;
+  /** TLS and SASL to the destination's Kafka (shipper/kafka-security.ts). */
+  security: KafkaSecurity;
 }
 
 export interface XdrConfig {
@@ -109,6 +113,12 @@ function parseDestination(raw: unknown, i: number, site: string): DestinationCon
   const namespaces = c.get('namespaces') as string[];
   if (namespaces.length === 0) throw new XdrConfigError(`invalid configuration: ${at}.namespaces: name at least one namespace`);
   void site;
+  let security: KafkaSecurity;
+  try {
+    security = readKafkaSecurity((k) => c.get(k), '');
+  } catch (err) {
+    throw new XdrConfigError(`invalid configuration: ${at}.${(err as Error).message}`);
+  }
   return {
     name,
     brokers,
@@ -127,5 +137,6 @@ function parseDestination(raw: unknown, i: number, site: string): DestinationCon
     compression: c.get('compression') as 'gzip' | 'none',
     checkpointIntervalMs: c.get('checkpoint-interval-ms'),
     retryBackoffMaxMs: c.get('retry-backoff-max-ms'),
+    security,
   };
 }

@@ -25,6 +25,7 @@ import { OpType, PARTITION_COUNT, ParticleType, SYSTEM_SET_NAME, WriteKind, isEx
 import { runtimeOf, sleep, yieldToLoop, type Runtime } from '../store/runtime/index.js';
 import { encodeVersion, type ShipMessage } from './codec.js';
 import { defaultTopic, type DestinationConfig, type XdrConfig } from './config.js';
+import { describeKafkaError, kafkaClientSecurity } from './kafka-security.js';
 
 /** The set holding shipper checkpoints; never shipped. */
 export const SYSTEM_SET = SYSTEM_SET_NAME;
@@ -200,8 +201,8 @@ class Stream {
       } catch (err) {
         this.counters.retries++;
         this.counters.errors++;
-        this.lastError = (err as Error).message;
-        this.log(`xdr ${this.dest.name}/${this.ns.name}: produce failed, retrying in ${backoff} ms`, err);
+        this.lastError = describeKafkaError(err, `destination ${this.dest.name}`, this.dest.brokers, this.dest.security);
+        this.log(`xdr ${this.dest.name}/${this.ns.name}: produce failed, retrying in ${backoff} ms: ${this.lastError}`, err);
         if (this.producer) {
           await this.producer.disconnect().catch(() => undefined);
           this.producer = undefined;
@@ -220,6 +221,7 @@ class Stream {
       retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
       connectionTimeout: 3000,
       requestTimeout: 10_000,
+      ...kafkaClientSecurity(this.dest.security),
     });
     const admin = kafka.admin();
     await admin.connect();

@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { createServer } from 'node:http';
 import pino from 'pino';
 import { Receiver } from '../../receiver/receiver.js';
+import { describeKafkaError, isKafkaAuthFailure, kafkaSecuritySchema, readKafkaSecurity, type KafkaSecurity } from '../../shipper/kafka-security.js';
 import { onShutdownSignal } from '../signals.js';
 
 const schema = {
@@ -21,6 +22,8 @@ const schema = {
   'from-beginning': { doc: 'A new group starts at the beginning of the topic', format: Boolean, default: true, env: 'FERRY_RECEIVER_FROM_BEGINNING' },
   'metrics-host': { doc: 'Address of the metrics/admin endpoint', format: String, default: '127.0.0.1', env: 'FERRY_RECEIVER_METRICS_HOST' },
   'metrics-port': { doc: 'Port of the metrics/admin endpoint (0 = any free port)', format: 'port', default: 9464, env: 'FERRY_RECEIVER_METRICS_PORT' },
+  ...kafkaSecuritySchema,
+  'sasl-password': { ...kafkaSecuritySchema['sasl-password'], env: 'FERRY_RECEIVER_SASL_PASSWORD' },
 };
 
 export function register(program: Command): void {
@@ -44,12 +47,14 @@ export async function runReceiver(o: { config?: string; metricsPort?: string }):
   const log = pino({ name: 'ferry-receiver' }, pino.destination(2));
   const c = convict(schema);
   let receiver: Receiver;
+  let security: KafkaSecurity;
   try {
     if (o.config) c.loadFile(o.config);
     if (o.metricsPort !== undefined) c.set('metrics-port', Number(o.metricsPort));
     c.validate({ allowed: 'strict' });
     const topics = c.get('topics') as string[];
     if (topics.length === 0) throw new Error('topics: name at least one topic');
+    security = readKafkaSecurity((k) => c.get(k), '');
     receiver = new Receiver({
       brokers: c.get('brokers') as string[],
       topics,
@@ -59,6 +64,7 @@ export async function runReceiver(o: { config?: string; metricsPort?: string }):
       deadLetterTopic: c.get('dead-letter-topic'),
       applyConcurrency: Math.max(1, c.get('apply-concurrency')),
       fromBeginning: c.get('from-beginning'),
+      security,
       log: (msg, err) => log.warn({ err }, msg),
     });
   } catch (err) {
@@ -87,7 +93,15 @@ export async function runReceiver(o: { config?: string; metricsPort?: string }):
       await receiver.start();
       break;
     } catch (err) {
-      log.warn({ err }, 'cannot start consuming yet; retrying in 1 s');
+      const brokers = c.get('brokers') as string[];
+      if (isKafkaAuthFailure(err)) {
+        // Bad credentials or certificates do not fix themselves: say so and stop.
+        console.error(`ferry receiver: ${describeKafkaError(err, `group ${c.get('group-id')}`, brokers, security)}`);
+        await receiver.stop();
+        http.close();
+        return 2;
+      }
+      log.warn({ err }, `cannot start consuming yet; retrying in 1 s: ${describeKafkaError(err, `group ${c.get('group-id')}`, brokers, security)}`);
       await receiver.stop();
       await new Promise((r) => setTimeout(r, 1000));
     }
