@@ -85,6 +85,7 @@ const nsSchema = {
   'tomb-raider-eligible-age': { doc: 'Seconds a tombstone is kept before it may be reclaimed', format: intIn(0, TTL_S_MAX), default: 86_400, env: 'FERRY_NS_TOMB_RAIDER_ELIGIBLE_AGE' },
   'tomb-raider-period': { doc: 'Seconds between tombstone reclamation passes (0 = off)', format: intIn(0, 86_400 * 30), default: 86_400, env: 'FERRY_NS_TOMB_RAIDER_PERIOD' },
   'conflict-resolution-policy': { doc: 'XDR apply policy', format: [ConflictPolicy.GENERATION, ConflictPolicy.LAST_UPDATE_TIME], default: ConflictPolicy.GENERATION as string, env: 'FERRY_NS_CONFLICT_RESOLUTION_POLICY' },
+  'replication-factor': { doc: 'Copies of each record in a cluster (master + replicas); at most the cluster size', format: intIn(1, 8), default: 2, env: 'FERRY_NS_REPLICATION_FACTOR' },
   fenced: { doc: 'Start passive: refuse client writes, accept replicated ones (a later set-config fenced=... persists and wins)', format: Boolean, default: false, env: 'FERRY_NS_FENCED' },
   'write-log-entries': { doc: 'Write log ring size in entries (64 B each)', format: intIn(1024, 1 << 28), default: 1 << 20, env: 'FERRY_NS_WRITE_LOG_ENTRIES' },
 };
@@ -113,6 +114,7 @@ export interface NamespaceConfig {
   tombRaiderPeriodS: number;
   conflictPolicy: 'generation' | 'last-update-time';
   writeLogEntries: number;
+  replicationFactor: number;
   fenced: boolean;
   /** Directory holding this namespace's files. */
   dir: string;
@@ -263,6 +265,7 @@ function loadNamespace(raw: unknown, i: number, data: string, env: NodeJS.Proces
     tombRaiderPeriodS: c.get('tomb-raider-period'),
     conflictPolicy: c.get('conflict-resolution-policy') as 'generation' | 'last-update-time',
     writeLogEntries: c.get('write-log-entries'),
+    replicationFactor: c.get('replication-factor'),
     fenced: c.get('fenced'),
     dir,
   };

@@ -13,6 +13,7 @@ import { startMetricsServer, type MetricsServer } from '../metrics-server.js';
 import { parseXdrConfig } from '../../shipper/config.js';
 import { Cluster, singleNodeDescription } from '../../store/cluster/cluster.js';
 import { ClusterProxy } from '../../store/cluster/proxy.js';
+import { ReplicaWrites } from '../../store/cluster/replica-write.js';
 import { systemClock, systemTimers } from '../../store/runtime/index.js';
 import { Heartbeat } from '../../store/cluster/heartbeat.js';
 import { tcpTransport, type Endpoint } from '../../store/transport/index.js';
@@ -111,7 +112,7 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
         ...nodeInfoCommands(node),
         ...(shipper ? shipper.infoCommands() : {}),
         'ferry-cluster': () =>
-          JSON.stringify(cluster ? cluster.describe() : singleNodeDescription(node.nodeId, config.clusterName, String(node.stats()['cluster_key']), { host: config.host, port: server?.port ?? config.port })),
+          JSON.stringify(cluster ? cluster.describe() : singleNodeDescription(node.nodeId, config.clusterName, String(node.stats()['cluster_key']), { host: config.host, port: server?.port ?? config.port }, node.namespaceNames())),
       },
       log: (msg, err) => log.warn({ err }, msg),
     });
@@ -210,8 +211,11 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
     timers: systemTimers,
     log: (level, msg, extra) => log[level](extra ?? {}, msg),
   });
-  const cluster = new Cluster(hb, node.nodeId, config.clusterName);
+  const cluster = new Cluster(hb, node.nodeId, config.clusterName, Object.fromEntries(config.namespaces.map((n) => [n.name, n.replicationFactor])));
   const proxy = new ClusterProxy(cluster, hb, systemTimers);
+  const namespaces = new Map(node.namespaceNames().map((n) => [n, node.namespace(n)!]));
+  const replicas = new ReplicaWrites(cluster, hb, namespaces, systemClock, systemTimers, (msg, err) => log.warn({ err }, msg));
+  replicas.attach();
   node.clusterStats = () => ({
     cluster_size: cluster.clusterSize(),
     cluster_key: cluster.clusterKey(),
@@ -220,6 +224,7 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
     heartbeat_pulses_sent: hb.counters.pulses_sent,
     heartbeat_pulses_received: hb.counters.pulses_received,
     heartbeat_refused_cluster_name: hb.counters.refused_cluster_name,
+    ...replicas.stats(),
   });
   return { cluster, proxy };
 }

@@ -1,18 +1,22 @@
 /**
  * The cluster as the rest of the node sees it: the current member list (from the heartbeat),
- * the partition table computed from it, and the answers the info protocol needs (a ClusterView).
+ * the partition tables computed from it (one per replication factor in use), and the answers
+ * the info protocol needs (a ClusterView).
  *
- * Replication is not built yet, so the effective replication factor is 1: each partition has
- * exactly one copy, on its master, and `replicas` advertises only the master column. The table
- * itself is computed with the configured factor so that succession lists are already right.
+ * Each namespace's effective replication factor is min(configured, cluster size). A node
+ * advertises column i of `replicas` for the partitions where it is at position i. There are no
+ * migrations yet: a node that becomes master or replica of a partition after a membership
+ * change holds only what was written to it since (see docs/cluster.md).
  */
 import type { ClusterView, NamespaceOwnership, Peer } from '../wire/info.js';
 import { PARTITION_COUNT } from '../types.js';
 import type { Heartbeat, MembershipSnapshot } from './heartbeat.js';
 import { computePartitionTable, type PartitionTable } from './partition-table.js';
 
-/** Copies per partition actually kept until replica writes exist. */
-export const EFFECTIVE_REPLICATION_FACTOR = 1;
+/** Replication factor of a namespace the cluster was not told about. */
+const REPLICATION_FACTOR_UNKNOWN_NS = 1;
+/** positions[pid] when this node is not among a partition's first rf nodes. */
+const NO_ROLE = 255;
 
 export interface ClusterDescription {
   nodeId: string;
@@ -22,12 +26,15 @@ export interface ClusterDescription {
   /** Membership changes seen by this node's process. */
   generation: number;
   stable: boolean;
+  /** Effective replication factor per namespace. */
+  replicationFactors: Record<string, number>;
+  /** Counts for the largest replication factor in use. */
   replicationFactor: number;
   members: Array<{ nodeId: string; rackId?: number; service?: { host: string; port: number }; master: number; replica: number }>;
 }
 
 /** The description of a node that runs without heartbeats: a one-node cluster. */
-export function singleNodeDescription(nodeId: string, clusterName: string, clusterKey: string, service: { host: string; port: number }): ClusterDescription {
+export function singleNodeDescription(nodeId: string, clusterName: string, clusterKey: string, service: { host: string; port: number }, namespaces: readonly string[] = []): ClusterDescription {
   return {
     nodeId,
     clusterName,
@@ -35,50 +42,69 @@ export function singleNodeDescription(nodeId: string, clusterName: string, clust
     clusterSize: 1,
     generation: 1,
     stable: true,
+    replicationFactors: Object.fromEntries(namespaces.map((n) => [n, 1])),
     replicationFactor: 1,
     members: [{ nodeId, service, master: PARTITION_COUNT, replica: 0 }],
   };
 }
 
+interface Layout {
+  table: PartitionTable;
+  /** positions[pid]: this node's position in pid's succession if < rf, else NO_ROLE. */
+  positions: Uint8Array;
+  ownership: NamespaceOwnership;
+}
+
 export class Cluster implements ClusterView {
-  #table: PartitionTable;
   #snapshot: MembershipSnapshot;
-  /** masters[pid] = 1 when this node is the master of pid. */
-  #masters = new Uint8Array(PARTITION_COUNT);
-  #ownership: NamespaceOwnership;
-  readonly #changeListeners: Array<(t: PartitionTable) => void> = [];
+  /** By configured replication factor. */
+  #layouts = new Map<number, Layout>();
+  readonly #changeListeners: Array<() => void> = [];
 
   constructor(
     readonly heartbeat: Heartbeat,
     readonly nodeId: string,
     private readonly name: string,
+    private readonly replicationFactors: Readonly<Record<string, number>> = {},
   ) {
     this.#snapshot = heartbeat.snapshot();
-    this.#table = this.#build(this.#snapshot);
-    this.#ownership = this.#makeOwnership();
+    this.#rebuild();
     heartbeat.onChange((s) => {
       this.#snapshot = s;
-      this.#table = this.#build(s);
-      this.#ownership = this.#makeOwnership();
-      for (const cb of this.#changeListeners) cb(this.#table);
+      this.#rebuild();
+      for (const cb of this.#changeListeners) cb();
     });
   }
 
-  get table(): PartitionTable {
-    return this.#table;
-  }
-
-  onTableChange(cb: (t: PartitionTable) => void): void {
+  onTableChange(cb: () => void): void {
     this.#changeListeners.push(cb);
   }
 
-  isMaster(pid: number): boolean {
-    return this.#masters[pid] === 1;
+  /** The table of a namespace (of its replication factor). */
+  table(namespace?: string): PartitionTable {
+    return this.#layout(namespace).table;
   }
 
-  /** Node id of pid's master. */
+  /** Masters do not depend on the replication factor (replicas are chosen after the master). */
+  isMaster(pid: number): boolean {
+    return this.#layout(undefined).positions[pid] === 0;
+  }
+
   masterOf(pid: number): string {
-    return this.#table.nodeAt(pid, 0);
+    return this.#layout(undefined).table.nodeAt(pid, 0);
+  }
+
+  /** Node ids holding replica copies (positions 1..rf-1) of pid in namespace. */
+  replicasOf(namespace: string, pid: number): string[] {
+    const t = this.#layout(namespace).table;
+    const out: string[] = [];
+    for (let p = 1; p < t.replicationFactor; p++) out.push(t.nodeAt(pid, p));
+    return out;
+  }
+
+  /** True when this node is master or replica of pid in namespace. */
+  holds(namespace: string, pid: number): boolean {
+    return this.#layout(namespace).positions[pid] !== NO_ROLE;
   }
 
   partitionGeneration(): number {
@@ -93,8 +119,8 @@ export class Cluster implements ClusterView {
     return this.heartbeat.peers().map((p) => ({ nodeId: p.nodeId, addresses: [{ host: p.service.host, port: p.service.port }] }));
   }
 
-  ownership(): NamespaceOwnership {
-    return this.#ownership;
+  ownership(namespace: string): NamespaceOwnership {
+    return this.#layout(namespace).ownership;
   }
 
   clusterName(): string {
@@ -113,15 +139,12 @@ export class Cluster implements ClusterView {
     return this.heartbeat.integrity();
   }
 
-  /** Per member: master and replica partition counts (replica counts are 0 while RF is 1). */
-  counts(): Array<{ nodeId: string; master: number; replica: number }> {
-    return this.#table.counts().map((c) => ({ ...c, replica: EFFECTIVE_REPLICATION_FACTOR > 1 ? c.replica : 0 }));
-  }
-
   /** This node's view of the cluster (the `ferry-cluster` info command, `ferry cluster`). */
   describe(): ClusterDescription {
     const peers = new Map(this.heartbeat.peers().map((p) => [p.nodeId, p]));
     const self = this.heartbeat.selfService();
+    const rfMax = Math.max(REPLICATION_FACTOR_UNKNOWN_NS, ...Object.values(this.replicationFactors));
+    const table = this.#layoutFor(rfMax).table;
     return {
       nodeId: this.nodeId,
       clusterName: this.name,
@@ -129,25 +152,43 @@ export class Cluster implements ClusterView {
       clusterSize: this.clusterSize(),
       generation: this.#snapshot.generation,
       stable: this.isStable(),
-      replicationFactor: EFFECTIVE_REPLICATION_FACTOR,
-      members: this.counts().map((c) => {
-        const m = this.#table.members.find((x) => x.nodeId === c.nodeId);
+      replicationFactors: Object.fromEntries(Object.keys(this.replicationFactors).map((ns) => [ns, this.table(ns).replicationFactor])),
+      replicationFactor: table.replicationFactor,
+      members: table.counts().map((c) => {
+        const m = table.members.find((x) => x.nodeId === c.nodeId);
         const service = c.nodeId === this.nodeId ? self : peers.get(c.nodeId)?.service;
         return { ...c, ...(m?.rackId !== undefined ? { rackId: m.rackId } : {}), ...(service ? { service } : {}) };
       }),
     };
   }
 
-  #build(s: MembershipSnapshot): PartitionTable {
-    const t = computePartitionTable(s.members, EFFECTIVE_REPLICATION_FACTOR);
-    const masters = new Uint8Array(PARTITION_COUNT);
-    for (let pid = 0; pid < PARTITION_COUNT; pid++) if (t.nodeAt(pid, 0) === this.nodeId) masters[pid] = 1;
-    this.#masters = masters;
-    return t;
+  #layout(namespace: string | undefined): Layout {
+    const rf = namespace === undefined ? REPLICATION_FACTOR_UNKNOWN_NS : (this.replicationFactors[namespace] ?? REPLICATION_FACTOR_UNKNOWN_NS);
+    return this.#layoutFor(rf);
   }
 
-  #makeOwnership(): NamespaceOwnership {
-    const masters = this.#masters;
-    return { regime: 0, replicas: [(pid) => masters[pid] === 1] };
+  #layoutFor(rf: number): Layout {
+    let l = this.#layouts.get(rf);
+    if (!l) {
+      l = this.#build(rf);
+      this.#layouts.set(rf, l);
+    }
+    return l;
+  }
+
+  #rebuild(): void {
+    const rfs = new Set([REPLICATION_FACTOR_UNKNOWN_NS, ...Object.values(this.replicationFactors)]);
+    this.#layouts = new Map([...rfs].map((rf) => [rf, this.#build(rf)]));
+  }
+
+  #build(rf: number): Layout {
+    const table = computePartitionTable(this.#snapshot.members, rf);
+    const positions = new Uint8Array(PARTITION_COUNT).fill(NO_ROLE);
+    for (let pid = 0; pid < PARTITION_COUNT; pid++) {
+      const p = table.positionOf(this.nodeId, pid);
+      if (p < table.replicationFactor) positions[pid] = p;
+    }
+    const replicas = Array.from({ length: table.replicationFactor }, (_, i) => (pid: number) => positions[pid] === i);
+    return { table, positions, ownership: { regime: 0, replicas } };
   }
 }

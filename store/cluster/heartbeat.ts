@@ -29,7 +29,7 @@ const REFUSAL_LOG_EVERY_MS = 60_000;
 /** A peer may advertise at most this many adjacent nodes (the cluster size limit is lower). */
 const ADJACENCY_MAX = 256;
 /** Fabric message kinds (first byte of a frame). */
-export const FabricKind = { PULSE: 1, REFUSED: 2, PROXY_REQUEST: 3, PROXY_RESPONSE: 4 } as const;
+export const FabricKind = { PULSE: 1, REFUSED: 2, PROXY_REQUEST: 3, PROXY_RESPONSE: 4, REPLICA_WRITE: 5, REPLICA_ACK: 6 } as const;
 
 export interface HeartbeatOptions {
   nodeId: string;

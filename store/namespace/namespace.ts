@@ -40,8 +40,10 @@ import { systemTimers, yieldToLoop, type TimerHandle, type Timers } from '../run
 import {
   KEY_BUSY,
   KeyLocks,
+  ReplicationFailed,
   complete,
   computeCommand,
+  computeReplica,
   computeReplicated,
   fail,
   isExpired,
@@ -247,6 +249,10 @@ export class Namespace implements StoreNamespace {
       }
       if (err.code === 'SET_LIMIT') return fail(ResultCode.FORBIDDEN);
     }
+    if (err instanceof ReplicationFailed) {
+      this.counters.client_write_error++;
+      return fail(err.resultCode);
+    }
     this.counters.client_write_error++;
     return fail(ResultCode.SERVER_ERROR);
   }
@@ -287,6 +293,24 @@ export class Namespace implements StoreNamespace {
 
 
   // ------------------------------------------------------------------ replication
+
+  /**
+   * A replica write from this partition's master: stored under the key lock if newer than the
+   * local copy (see transaction/replica.ts), committed like any write (durable before the
+   * answer under commit-to-device), never replicated further.
+   */
+  applyReplica(record: StoredRecord, kind: WriteKindId): Promise<ApplyResult> {
+    const failed = (err: unknown): ApplyResult => ({ resultCode: this.errorResult(err).resultCode, applied: false });
+    let r: ApplyResult | Promise<ApplyResult> | typeof KEY_BUSY;
+    try {
+      r = this.locks.run(record.digest, () => complete(computeReplica(this.tx, record, kind), this.durability, undefined));
+    } catch (err) {
+      return Promise.resolve(failed(err));
+    }
+    if (r === KEY_BUSY) return Promise.resolve({ resultCode: ResultCode.KEY_BUSY, applied: false });
+    if (r instanceof Promise) return r.catch(failed);
+    return Promise.resolve(r);
+  }
 
   applyReplicated(v: RecordVersion, policy: ConflictPolicyId): Promise<ApplyResult> {
     const failed = (err: unknown): ApplyResult => ({ resultCode: this.errorResult(err).resultCode, applied: false });

@@ -18,12 +18,27 @@
  * allocates a promise here.
  */
 import type { StoredRecord } from '../storage/record-format.js';
-import type { WriteKindId } from '../types.js';
+import type { ResultCodeId, WriteKindId } from '../types.js';
 
 /** A version stored by step 3, as step 4 ships it. */
 export interface WrittenVersion {
   record: StoredRecord;
   kind: WriteKindId;
+}
+
+/**
+ * Why step 4 failed, with the result code the client gets (TIMEOUT when replicas did not answer:
+ * the version is stored here, so the outcome is in doubt, as with any timeout).
+ */
+export class ReplicationFailed extends Error {
+  readonly retriable = true;
+  constructor(
+    readonly resultCode: ResultCodeId,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ReplicationFailed';
+  }
 }
 
 /** Sends a stored version to the partition's replicas (step 4). Rejecting fails the transaction. */

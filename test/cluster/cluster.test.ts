@@ -37,6 +37,15 @@ interface ClusterNode {
   id: string;
 }
 const dirs: string[] = [];
+/** The namespace's replication factor (the default). */
+const RF = 2;
+const tableOf = (members: ClusterNode[], rf = RF) => computePartitionTable(members.map((n) => ({ nodeId: n.id })), rf);
+/** Node ids holding key k (master first) under `table`. */
+const holders = (table: ReturnType<typeof tableOf>, k: string): string[] => {
+  const pid = partitionOf(computeDigest(set, k));
+  return Array.from({ length: table.replicationFactor }, (_, i) => table.nodeAt(pid, i));
+};
+const setObjects = async (port: number): Promise<number> => Number(/objects=(\d+)/.exec(await info(port, `sets/${ns}/${set}`))?.[1] ?? 0);
 const nodes: ClusterNode[] = [];
 
 async function startMember(seed: number | undefined, env: Record<string, string> = {}): Promise<ClusterNode> {
@@ -109,24 +118,30 @@ test.after.always(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-test.serial('the client finds all three nodes from one seed and sends each key to its master', async (t) => {
+test.serial('the client finds all three nodes from one seed; every record has two copies, master first', async (t) => {
   t.is(client.getNodes().length, 3);
-  const table = computePartitionTable(nodes.map((n) => ({ nodeId: n.id })), 1);
+  const table = tableOf(nodes);
   t.is(table.clusterKey, firstKey, 'every node derives the key from the same member list');
   const keys = Array.from({ length: 150 }, (_, i) => `k${i}`);
   for (const k of keys) await client.put(new Aerospike.Key(ns, set, k), { k });
   const expected = new Map(nodes.map((n) => [n.id, 0]));
   for (const k of keys) {
-    const master = table.nodeAt(partitionOf(computeDigest(set, k)), 0);
-    expected.set(master, expected.get(master)! + 1);
+    const h = holders(table, k);
+    t.is(new Set(h).size, 2);
+    for (const id of h) expected.set(id, expected.get(id)! + 1);
   }
+  let copies = 0;
   for (const n of nodes) {
-    const objects = Number(/objects=(\d+)/.exec(await info(n.port, `sets/${ns}/${set}`))?.[1] ?? 0);
-    t.is(objects, expected.get(n.id)!, `node ${n.id} holds exactly the keys it masters`);
+    const objects = await setObjects(n.port);
+    copies += objects;
+    t.is(objects, expected.get(n.id)!, `node ${n.id} holds exactly the keys it masters or replicates`);
     t.true(objects > 0);
     const wire = await stats(n.port, 'ferry-wire');
     t.is(wire.get('not_owner'), '0', `node ${n.id} got no command for a partition it does not master`);
   }
+  t.is(copies, RF * keys.length);
+  const replicated = await Promise.all(nodes.map(async (n) => Number((await stats(n.port)).get('replica_writes_applied'))));
+  t.is(replicated.reduce((a, b) => a + b, 0), keys.length, 'one replica write per put');
   for (const k of keys) t.is((await client.get(new Aerospike.Key(ns, set, k))).bins.k, k);
   const seen: string[] = [];
   await new Promise<void>((resolve, reject) => {
@@ -149,10 +164,9 @@ test.serial('`ferry cluster` lists the members with their partition counts, as t
   const r = JSON.parse(stdout) as { agreed: boolean; view: { clusterKey: string; members: Array<{ nodeId: string; master: number; replica: number }> } };
   t.true(r.agreed);
   t.is(r.view.clusterKey, firstKey);
-  const table = computePartitionTable(nodes.map((n) => ({ nodeId: n.id })), 1);
   t.deepEqual(
     r.view.members.map((m) => [m.nodeId, m.master, m.replica]),
-    table.counts().map((c) => [c.nodeId, c.master, 0]),
+    tableOf(nodes).counts().map((c) => [c.nodeId, c.master, c.replica]),
   );
   const text = (await run([])).stdout;
   t.regex(text, new RegExp(`key ${firstKey}  size 3 .*all members agree`));
@@ -174,11 +188,10 @@ test.serial("ferry's own client routes by the table too", async (t) => {
 });
 
 test.serial('a command sent to a node that is not the master is proxied to the master', async (t) => {
-  const table = computePartitionTable(nodes.map((n) => ({ nodeId: n.id })), 1);
   const key = 'k7';
   const digest = computeDigest(set, key);
-  const master = table.nodeAt(partitionOf(digest), 0);
-  const other = nodes.find((n) => n.id !== master)!;
+  // The one node that holds no copy of the key: it must forward even a read.
+  const other = nodes.find((n) => !holders(tableOf(nodes), key).includes(n.id))!;
   const before = Number((await stats(other.port, 'ferry-wire')).get('proxied'));
   const reply = decodeMsg(await rawCommand(other.port, encodeMsgFrame({ ...emptyHeader(), info1: Info1.READ | Info1.GET_ALL }, [field(FieldType.NAMESPACE, ns), field(FieldType.SET, set), field(FieldType.DIGEST, digest)])));
   t.is(reply.resultCode, ResultCode.OK);
@@ -199,18 +212,32 @@ test.serial('a node with another cluster-name is refused, and both sides say so'
   }
 });
 
-test.serial('a node killed: the others re-form with a new cluster key and take over its partitions', async (t) => {
+test.serial('a node killed -9: the others re-form with a new key, and every acknowledged write is still readable', async (t) => {
   const victim = nodes.pop()!;
   await victim.proc.stop('SIGKILL');
   const key = await converged(nodes);
   t.not(key, firstKey);
-  t.is(key, computePartitionTable(nodes.map((n) => ({ nodeId: n.id })), 1).clusterKey);
+  t.is(key, tableOf(nodes).clusterKey);
   const counts = await Promise.all(nodes.map(async (n) => Number((await stats(n.port)).get('cluster_size'))));
   t.deepEqual(counts, [2, 2]);
   // Every partition has a master again: writes to keys of every partition the victim held succeed
   // once the client has re-read the map (it does so within a tend interval or two).
-  const table = computePartitionTable(nodes.map((n) => ({ nodeId: n.id })), 1);
+  const table = tableOf(nodes);
   await waitFor(() => client.getNodes().length === 2, CONVERGE_TIMEOUT_MS, 'the client to drop the dead node');
+  // Written while all three were up, so each has a copy on a survivor, now its master.
+  for (let i = 0; i < 150; i++) {
+    const k = `k${i}`;
+    let got: Any;
+    await waitFor(
+      async () => {
+        got = await client.get(new Aerospike.Key(ns, set, k));
+        return true;
+      },
+      CONVERGE_TIMEOUT_MS,
+      `a read of ${k}`,
+    );
+    t.is(got.bins.k, k);
+  }
   for (let i = 0; i < 60; i++) {
     const k = `after${i}`;
     await waitFor(
@@ -231,21 +258,30 @@ test.serial('a client whose map went stale when a node joined is proxied, not fa
   const stale: Any = await Aerospike.connect({ hosts: [{ addr: '127.0.0.1', port: nodes[0]!.port }], tenderInterval: 3_600_000, log: { level: Aerospike.log.OFF } });
   try {
     t.is(stale.getNodes().length, 2);
+    const oldTable = tableOf(nodes);
     nodes.push(await startMember(nodes[0]!.hbPort));
     await converged(nodes);
-    const table = computePartitionTable(nodes.map((n) => ({ nodeId: n.id })), 1);
+    const table = tableOf(nodes);
     const newcomer = nodes[2]!;
     const keys = Array.from({ length: 90 }, (_, i) => `late${i}`);
     const proxiedBefore = await Promise.all(nodes.slice(0, 2).map(async (n) => Number((await stats(n.port, 'ferry-wire')).get('proxied'))));
+    const heldBefore = await setObjects(newcomer.port);
     for (const k of keys) await stale.put(new Aerospike.Key(ns, set, k), { k });
     for (const k of keys) t.is((await stale.get(new Aerospike.Key(ns, set, k))).bins.k, k);
-    const onNewcomer = keys.filter((k) => table.nodeAt(partitionOf(computeDigest(set, k)), 0) === newcomer.id).length;
-    t.true(onNewcomer > 0);
+    // The stale client sends both to the old master: a write is forwarded unless that node is
+    // still the master, a read unless it still holds a copy.
+    let expectProxied = 0;
+    for (const k of keys) {
+      const oldMaster = holders(oldTable, k)[0]!;
+      const now = holders(table, k);
+      if (now[0] !== oldMaster) expectProxied++;
+      if (!now.includes(oldMaster)) expectProxied++;
+    }
+    t.true(expectProxied > 0);
     const proxiedAfter = await Promise.all(nodes.slice(0, 2).map(async (n) => Number((await stats(n.port, 'ferry-wire')).get('proxied'))));
-    // Every write and read of a key the newcomer masters went through one old node.
-    t.is(proxiedAfter[0]! + proxiedAfter[1]! - proxiedBefore[0]! - proxiedBefore[1]!, 2 * onNewcomer);
-    const held = Number(/objects=(\d+)/.exec(await info(newcomer.port, `sets/${ns}/${set}`))?.[1] ?? 0);
-    t.is(held, onNewcomer, 'the newcomer holds exactly the new keys it masters');
+    t.is(proxiedAfter[0]! + proxiedAfter[1]! - proxiedBefore[0]! - proxiedBefore[1]!, expectProxied);
+    const onNewcomer = keys.filter((k) => holders(table, k).includes(newcomer.id)).length;
+    t.is((await setObjects(newcomer.port)) - heldBefore, onNewcomer, 'the newcomer holds exactly the new keys it masters or replicates');
   } finally {
     await stale.close();
   }
