@@ -20,6 +20,8 @@ export interface ClusterReport {
   /** Per member: what it reports itself, or why it could not be asked. */
   nodes: Array<{ nodeId: string; address?: string; view?: ClusterDescription; error?: string }>;
   agreed: boolean;
+  /** Partitions still to migrate, summed over the members that answered. */
+  migrationsRemaining: number;
 }
 
 async function describe(endpoint: Endpoint, timeoutMs: number): Promise<ClusterDescription> {
@@ -45,15 +47,18 @@ export async function clusterReport(endpoint: Endpoint, timeoutMs: number): Prom
     }),
   );
   const agreed = nodes.every((n) => n.view !== undefined && n.view.clusterKey === view.clusterKey && n.view.stable);
-  return { view, nodes, agreed };
+  const migrationsRemaining = nodes.reduce((s, n) => s + (n.view?.migrationsRemaining ?? 0), 0);
+  return { view, nodes, agreed, migrationsRemaining };
 }
 
 export function formatClusterReport(r: ClusterReport): string {
   const v = r.view;
-  const head = `cluster ${v.clusterName}  key ${v.clusterKey}  size ${v.clusterSize}  replication-factor ${v.replicationFactor}  ${r.agreed ? 'all members agree' : 'MEMBERS DISAGREE'}`;
+  const head = `cluster ${v.clusterName}  key ${v.clusterKey}  size ${v.clusterSize}  replication-factor ${v.replicationFactor}  migrations remaining ${r.migrationsRemaining}  ${r.agreed ? 'all members agree' : 'MEMBERS DISAGREE'}`;
   const rows = v.members.map((m) => {
     const n = r.nodes.find((x) => x.nodeId === m.nodeId);
-    const seen = n?.view ? `${n.view.clusterKey}${n.view.clusterKey === v.clusterKey ? '' : ' (differs)'} size ${n.view.clusterSize}` : `unreachable: ${n?.error ?? '?'}`;
+    const seen = n?.view
+      ? `${n.view.clusterKey}${n.view.clusterKey === v.clusterKey ? '' : ' (differs)'} size ${n.view.clusterSize} migrating ${n.view.migrationsRemaining}`
+      : `unreachable: ${n?.error ?? '?'}`;
     return [m.nodeId, n?.address ?? '-', m.rackId === undefined ? '-' : String(m.rackId), m.master, m.replica, seen];
   });
   return `${head}\n${formatTable(['NODE', 'ADDRESS', 'RACK', 'MASTERS', 'REPLICAS', 'REPORTS'], rows)}\n`;

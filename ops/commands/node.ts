@@ -14,6 +14,7 @@ import { parseXdrConfig } from '../../shipper/config.js';
 import { Cluster, singleNodeDescription } from '../../store/cluster/cluster.js';
 import { ClusterProxy } from '../../store/cluster/proxy.js';
 import { ReplicaWrites } from '../../store/cluster/replica-write.js';
+import { Migrations } from '../../store/cluster/migrate.js';
 import { systemClock, systemTimers } from '../../store/runtime/index.js';
 import { Heartbeat } from '../../store/cluster/heartbeat.js';
 import { tcpTransport, type Endpoint } from '../../store/transport/index.js';
@@ -216,6 +217,8 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
   const namespaces = new Map(node.namespaceNames().map((n) => [n, node.namespace(n)!]));
   const replicas = new ReplicaWrites(cluster, hb, namespaces, systemClock, systemTimers, (msg, err) => log.warn({ err }, msg));
   replicas.attach();
+  const migrations = new Migrations(cluster, replicas, namespaces, systemTimers, (msg) => log.info(msg));
+  cluster.migrationCounter = () => migrations.remaining();
   node.clusterStats = () => ({
     cluster_size: cluster.clusterSize(),
     cluster_key: cluster.clusterKey(),
@@ -225,6 +228,8 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
     heartbeat_pulses_received: hb.counters.pulses_received,
     heartbeat_refused_cluster_name: hb.counters.refused_cluster_name,
     ...replicas.stats(),
+    migrate_partitions_remaining: migrations.remaining(),
+    ...migrations.counters,
   });
   return { cluster, proxy };
 }

@@ -26,6 +26,8 @@ export interface ClusterDescription {
   /** Membership changes seen by this node's process. */
   generation: number;
   stable: boolean;
+  /** Partitions this node still has to send. */
+  migrationsRemaining: number;
   /** Effective replication factor per namespace. */
   replicationFactors: Record<string, number>;
   /** Counts for the largest replication factor in use. */
@@ -42,6 +44,7 @@ export function singleNodeDescription(nodeId: string, clusterName: string, clust
     clusterSize: 1,
     generation: 1,
     stable: true,
+    migrationsRemaining: 0,
     replicationFactors: Object.fromEntries(namespaces.map((n) => [n, 1])),
     replicationFactor: 1,
     members: [{ nodeId, service, master: PARTITION_COUNT, replica: 0 }],
@@ -60,6 +63,8 @@ export class Cluster implements ClusterView {
   /** By configured replication factor. */
   #layouts = new Map<number, Layout>();
   readonly #changeListeners: Array<() => void> = [];
+  /** Set by the node assembly once migrations exist. */
+  migrationCounter: (() => number) | undefined;
 
   constructor(
     readonly heartbeat: Heartbeat,
@@ -139,6 +144,10 @@ export class Cluster implements ClusterView {
     return this.heartbeat.integrity();
   }
 
+  migrationsRemaining(): number {
+    return this.migrationCounter?.() ?? 0;
+  }
+
   /** This node's view of the cluster (the `ferry-cluster` info command, `ferry cluster`). */
   describe(): ClusterDescription {
     const peers = new Map(this.heartbeat.peers().map((p) => [p.nodeId, p]));
@@ -152,6 +161,7 @@ export class Cluster implements ClusterView {
       clusterSize: this.clusterSize(),
       generation: this.#snapshot.generation,
       stable: this.isStable(),
+      migrationsRemaining: this.migrationsRemaining(),
       replicationFactors: Object.fromEntries(Object.keys(this.replicationFactors).map((ns) => [ns, this.table(ns).replicationFactor])),
       replicationFactor: table.replicationFactor,
       members: table.counts().map((c) => {

@@ -17,7 +17,7 @@
  */
 import { partitionOf } from '../digest.js';
 import { systemTimers, type TimerHandle, type Timers } from '../runtime/index.js';
-import { checkRecord, decodeRecord, encodeRecord } from '../storage/record-format.js';
+import { checkRecord, decodeRecord, encodeRecord, type StoredRecord } from '../storage/record-format.js';
 import { ResultCode, type WriteKindId } from '../types.js';
 import { ReplicationFailed, type Replicator, type WrittenVersion } from '../transaction/index.js';
 import type { Namespace } from '../namespace/namespace.js';
@@ -30,6 +30,8 @@ export const REPLICA_WRITE_TIMEOUT_MS = 1000;
 export const REPLICA_WRITES_PENDING_MAX = 20_000;
 
 interface Pending {
+  /** A migration push to one node: not retargeted on table changes (the timeout bounds it). */
+  migration: boolean;
   namespace: string;
   pid: number;
   waiting: Set<string>;
@@ -93,13 +95,40 @@ export class ReplicaWrites {
         if (ms > this.latency.maxMs) this.latency.maxMs = ms;
         resolve();
       };
-      this.#pending.set(id, { namespace, pid, waiting: new Set(targets), resolve: done, reject, timer });
+      this.#pending.set(id, { migration: false, namespace, pid, waiting: new Set(targets), resolve: done, reject, timer });
       for (const t of targets) {
         const conn = this.heartbeat.connectionTo(t);
         if (!conn) continue; // gone: the table change that follows releases it, or the timeout
         conn.send(frame(FabricKind.REPLICA_WRITE, body));
         this.counters.replica_writes_sent++;
       }
+    });
+  }
+
+  /**
+   * Sends one stored record to one node (a migration); resolves true once it acknowledged,
+   * false if it did not answer in time, is not connected, or refused it.
+   */
+  push(namespace: string, record: StoredRecord, kind: WriteKindId, target: string): Promise<boolean> {
+    const conn = this.heartbeat.connectionTo(target);
+    if (!conn) return Promise.resolve(false);
+    const id = this.#nextId;
+    this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
+    return new Promise<boolean>((resolve) => {
+      const timer = this.timers.setTimeout(() => {
+        this.#pending.delete(id);
+        resolve(false);
+      }, REPLICA_WRITE_TIMEOUT_MS);
+      this.#pending.set(id, {
+        migration: true,
+        namespace,
+        pid: partitionOf(record.digest),
+        waiting: new Set([target]),
+        resolve: () => resolve(true),
+        reject: () => resolve(false),
+        timer,
+      });
+      conn.send(frame(FabricKind.REPLICA_WRITE, encodeMessage(id, namespace, { record, kind })));
     });
   }
 
@@ -129,6 +158,7 @@ export class ReplicaWrites {
   /** After a table change: stop waiting for nodes that are no longer replicas of the partition. */
   #retarget(): void {
     for (const [id, p] of this.#pending) {
+      if (p.migration) continue;
       const now = new Set(this.cluster.replicasOf(p.namespace, p.pid));
       for (const n of p.waiting) if (!now.has(n)) p.waiting.delete(n);
       if (p.waiting.size === 0) this.#finish(id, p);

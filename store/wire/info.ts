@@ -64,6 +64,8 @@ export interface ClusterView {
   clusterKey(): string;
   /** False while the members disagree on the cluster (absent = always stable). */
   isStable?(): boolean;
+  /** Partitions this node still has to migrate (absent = none). */
+  migrationsRemaining?(): number;
 }
 
 /** A one-node cluster: owns every partition as master, no peers, generations fixed at 1. */
@@ -203,8 +205,8 @@ export function infoCommands(ctx: InfoContext): Record<string, InfoHandler> {
       const key = view.clusterKey();
       if (view.isStable && !view.isStable()) return infoError(7, 'unstable cluster');
       if (size !== undefined && Number(size) !== view.clusterSize()) return infoError(7, 'cluster not specified size');
-      // No migrations exist yet, so ignore-migrations changes nothing; a key change during the
-      // checks means membership moved under us.
+      if (ignore !== 'true' && (view.migrationsRemaining?.() ?? 0) > 0) return infoError(7, 'unstable cluster');
+      // A key change during the checks means membership moved under us.
       return view.clusterKey() === key ? key : infoError(7, 'unstable cluster');
     },
     features: () => FEATURES,

@@ -72,10 +72,14 @@ async function converged(members: ClusterNode[]): Promise<string> {
       const s = await Promise.all(members.map((m) => stats(m.port)));
       const keys = new Set(s.map((x) => x.get('cluster_key')));
       key = s[0]!.get('cluster_key')!;
-      return keys.size === 1 && s.every((x) => Number(x.get('cluster_size')) === members.length) && (await info(members[0]!.port, 'cluster-stable')) === key;
+      return (
+        keys.size === 1 &&
+        s.every((x) => Number(x.get('cluster_size')) === members.length && x.get('migrate_partitions_remaining') === '0') &&
+        (await info(members[0]!.port, 'cluster-stable')) === key
+      );
     },
     CONVERGE_TIMEOUT_MS,
-    `${members.length} nodes to agree on one cluster`,
+    `${members.length} nodes to agree on one cluster and finish migrating`,
   );
   return key;
 }
@@ -99,6 +103,24 @@ function rawCommand(port: number, frame: Buffer): Promise<Buffer> {
     });
     s.on('error', reject);
   });
+}
+
+/** A read of key k served by the node at `port` itself (it holds a copy, so it does not forward). */
+async function readOn(port: number, k: string): Promise<{ resultCode: number; value?: string }> {
+  const frame = encodeMsgFrame({ ...emptyHeader(), info1: Info1.READ | Info1.GET_ALL }, [field(FieldType.NAMESPACE, ns), field(FieldType.SET, set), field(FieldType.DIGEST, computeDigest(set, k))]);
+  const reply = decodeMsg(await rawCommand(port, frame));
+  const bin = opsToBins(reply.ops).find((b) => b.name === 'k');
+  return bin ? { resultCode: reply.resultCode, value: bin.bytes.toString() } : { resultCode: reply.resultCode };
+}
+
+/** Every key has its value on each of its holders under the members' current table. */
+async function assertCopies(t: { deepEqual(a: unknown, b: unknown, m?: string): void }, members: ClusterNode[], keys: string[]): Promise<void> {
+  const table = tableOf(members);
+  const ports = new Map(members.map((m) => [m.id, m.port]));
+  for (const k of keys) {
+    const got = await Promise.all(holders(table, k).map((id) => readOn(ports.get(id)!, k)));
+    t.deepEqual(got, holders(table, k).map(() => ({ resultCode: ResultCode.OK, value: k })), `copies of ${k}`);
+  }
 }
 
 let client: Any;
@@ -238,6 +260,8 @@ test.serial('a node killed -9: the others re-form with a new key, and every ackn
     );
     t.is(got.bins.k, k);
   }
+  // Migrations re-created the second copy of every partition the victim held.
+  await assertCopies(t, nodes, Array.from({ length: 150 }, (_, i) => `k${i}`));
   for (let i = 0; i < 60; i++) {
     const k = `after${i}`;
     await waitFor(
@@ -282,6 +306,8 @@ test.serial('a client whose map went stale when a node joined is proxied, not fa
     t.is(proxiedAfter[0]! + proxiedAfter[1]! - proxiedBefore[0]! - proxiedBefore[1]!, expectProxied);
     const onNewcomer = keys.filter((k) => holders(table, k).includes(newcomer.id)).length;
     t.is((await setObjects(newcomer.port)) - heldBefore, onNewcomer, 'the newcomer holds exactly the new keys it masters or replicates');
+    // Records written before it joined reached it by migration: every key has both copies.
+    await assertCopies(t, nodes, [...Array.from({ length: 150 }, (_, i) => `k${i}`), ...Array.from({ length: 60 }, (_, i) => `after${i}`), ...keys]);
   } finally {
     await stale.close();
   }
