@@ -148,7 +148,7 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
   }
   let metrics: MetricsServer | undefined;
   if (config.metricsPort > 0) {
-    metrics = await startMetricsServer(config.host, config.metricsPort, () => nodeMetrics(node) + (shipper?.metrics() ?? ''), () => ({
+    metrics = await startMetricsServer(config.host, config.metricsPort, () => nodeMetrics(node, () => server!.stats()) + (shipper?.metrics() ?? ''), () => ({
       node: node.stats(),
       xdr: shipper?.stats(false) ?? [],
     }));
@@ -183,8 +183,15 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
 }
 
 /** Prometheus text for the node's namespaces (numeric statistics only). */
-function nodeMetrics(node: import('../../store/node.js').FerryNode): string {
+function nodeMetrics(node: import('../../store/node.js').FerryNode, wire: () => Record<string, number>): string {
   const lines: string[] = [];
+  // Cluster: size, key generation, heartbeats, replica writes (count, latency), migrations.
+  for (const [k, v] of Object.entries(node.clusterStats?.() ?? { cluster_size: 1 })) {
+    const n = typeof v === 'boolean' ? Number(v) : typeof v === 'number' ? v : undefined;
+    if (n !== undefined) lines.push(`ferry_cluster_${k.replace(/^cluster_/, '').replace(/[^a-zA-Z0-9_]/g, '_')} ${n}`);
+  }
+  const w = wire();
+  for (const k of ['proxied', 'from_proxy', 'proxy_errors', 'not_owner']) lines.push(`ferry_wire_${k} ${w[k] ?? 0}`);
   for (const name of node.namespaceNames()) {
     const stats = node.namespace(name)!.stats();
     for (const [k, v] of Object.entries(stats)) {

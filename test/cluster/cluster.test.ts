@@ -34,6 +34,7 @@ interface ClusterNode {
   proc: FerryProcess;
   port: number;
   hbPort: number;
+  metricsPort: number;
   id: string;
 }
 const dirs: string[] = [];
@@ -53,12 +54,13 @@ async function startMember(seed: number | undefined, env: Record<string, string>
   dirs.push(dir);
   const port = await freePort();
   const hbPort = await freePort();
-  const args = ['node', '--port', String(port), '--heartbeat-port', String(hbPort), '--data', dir, '--storage', 'memory'];
+  const metricsPort = await freePort();
+  const args = ['node', '--port', String(port), '--heartbeat-port', String(hbPort), '--metrics-port', String(metricsPort), '--data', dir, '--storage', 'memory'];
   if (seed !== undefined) args.push('--seed', `127.0.0.1:${seed}`);
   const proc = new FerryProcess(`node ${port}`, args, /ferry node heartbeat on .*\n[^]*ferry node listening on /, env);
   await proc.start();
   const id = await info(port, 'node');
-  return { proc, port, hbPort, id };
+  return { proc, port, hbPort, metricsPort, id };
 }
 
 const info = (port: number, cmd: string): Promise<string> => withNode({ host: '127.0.0.1', port }, 5000, (n) => n.info(cmd));
@@ -190,6 +192,12 @@ test.serial('`ferry cluster` lists the members with their partition counts, as t
     r.view.members.map((m) => [m.nodeId, m.master, m.replica]),
     tableOf(nodes).counts().map((c) => [c.nodeId, c.master, c.replica]),
   );
+  const metrics = await (await fetch(`http://127.0.0.1:${nodes[0]!.metricsPort}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+  t.regex(metrics, /^ferry_cluster_size 3$/m);
+  t.regex(metrics, /^ferry_cluster_replica_writes_sent [1-9]\d*$/m, 'node 0 mastered some of the puts');
+  t.regex(metrics, /^ferry_cluster_replica_write_latency_mean_ms [\d.]+$/m);
+  t.regex(metrics, /^ferry_cluster_migrate_partitions_remaining 0$/m);
+  t.regex(metrics, /^ferry_wire_proxied 0$/m);
   const text = (await run([])).stdout;
   t.regex(text, new RegExp(`key ${firstKey}  size 3 .*all members agree`));
   for (const n of nodes) t.regex(text, new RegExp(`${n.id}\\s+127\\.0\\.0\\.1:${n.port}`));
