@@ -1,7 +1,8 @@
 /**
- * The demo's lag dashboard: GET / serves one self-contained page (ops/dashboard.html: inline
- * script and SVG charts, no external assets), GET /api/stats the demo's state and time series as
- * JSON, which the page polls once a second.
+ * The lag dashboards' web server: GET / serves one self-contained page (inline script and SVG
+ * charts, no external assets), GET /api/stats the state and time series as JSON, which the page
+ * polls once a second. The demo serves ops/dashboard.html; `ferry dashboard` serves
+ * ops/deployment-dashboard.html for any deployment.
  */
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -37,8 +38,9 @@ export interface Dashboard {
 
 const PAGE_FILE = new URL('./dashboard.html', import.meta.url);
 
-export async function startDashboard(o: { host: string; port: number; state: () => DashboardState }): Promise<Dashboard> {
-  const page = readFileSync(PAGE_FILE);
+/** `state` answers GET /api/stats (DashboardState for the demo's page); `page` is served at /. */
+export async function startDashboard(o: { host: string; port: number; state: () => unknown; page?: URL }): Promise<Dashboard> {
+  const page = readFileSync(o.page ?? PAGE_FILE);
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -43,19 +43,25 @@ function hostPort(s: string): { host: string; port: number } {
   return { host: m[1]!, port: Number(m[2]) };
 }
 
-export async function runReceiver(o: { config?: string; metricsPort?: string }): Promise<number> {
-  const log = pino({ name: 'ferry-receiver' }, pino.destination(2));
+/** A receiver's configuration file, validated (convict, strict): what `ferry receiver` runs with. */
+export interface ReceiverConfig {
+  options: ConstructorParameters<typeof Receiver>[0];
+  security: KafkaSecurity;
+  metricsHost: string;
+  metricsPort: number;
+}
+
+/** Loads and validates a receiver configuration; throws naming the key. */
+export function loadReceiverConfig(file: string | undefined, metricsPort?: string): ReceiverConfig {
   const c = convict(schema);
-  let receiver: Receiver;
-  let security: KafkaSecurity;
-  try {
-    if (o.config) c.loadFile(o.config);
-    if (o.metricsPort !== undefined) c.set('metrics-port', Number(o.metricsPort));
-    c.validate({ allowed: 'strict' });
-    const topics = c.get('topics') as string[];
-    if (topics.length === 0) throw new Error('topics: name at least one topic');
-    security = readKafkaSecurity((k) => c.get(k), '');
-    receiver = new Receiver({
+  if (file) c.loadFile(file);
+  if (metricsPort !== undefined) c.set('metrics-port', Number(metricsPort));
+  c.validate({ allowed: 'strict' });
+  const topics = c.get('topics') as string[];
+  if (topics.length === 0) throw new Error('topics: name at least one topic');
+  const security = readKafkaSecurity((k) => c.get(k), '');
+  return {
+    options: {
       brokers: c.get('brokers') as string[],
       topics,
       groupId: c.get('group-id'),
@@ -65,12 +71,27 @@ export async function runReceiver(o: { config?: string; metricsPort?: string }):
       applyConcurrency: Math.max(1, c.get('apply-concurrency')),
       fromBeginning: c.get('from-beginning'),
       security,
-      log: (msg, err) => log.warn({ err }, msg),
-    });
+    },
+    security,
+    metricsHost: c.get('metrics-host'),
+    metricsPort: c.get('metrics-port'),
+  };
+}
+
+export async function runReceiver(o: { config?: string; metricsPort?: string }): Promise<number> {
+  const log = pino({ name: 'ferry-receiver' }, pino.destination(2));
+  let receiver: Receiver;
+  let config: ReceiverConfig;
+  try {
+    config = loadReceiverConfig(o.config, o.metricsPort);
+    receiver = new Receiver({ ...config.options, log: (msg, err) => log.warn({ err }, msg) });
   } catch (err) {
     console.error(`ferry receiver: invalid configuration: ${(err as Error).message}`);
     return 2;
   }
+  const { security } = config;
+  const brokers = config.options.brokers;
+  const group = config.options.groupId;
   let stopped = false;
   const http = createServer((req, res) => {
     if (req.url === '/metrics') res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(receiver.metrics());
@@ -84,7 +105,7 @@ export async function runReceiver(o: { config?: string; metricsPort?: string }):
   });
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
-    http.listen(c.get('metrics-port'), c.get('metrics-host'), () => resolve());
+    http.listen(config.metricsPort, config.metricsHost, () => resolve());
   });
   const addr = http.address();
   const metricsPort = typeof addr === 'object' && addr ? addr.port : 0;
@@ -93,20 +114,19 @@ export async function runReceiver(o: { config?: string; metricsPort?: string }):
       await receiver.start();
       break;
     } catch (err) {
-      const brokers = c.get('brokers') as string[];
       if (isKafkaAuthFailure(err)) {
         // Bad credentials or certificates do not fix themselves: say so and stop.
-        console.error(`ferry receiver: ${describeKafkaError(err, `group ${c.get('group-id')}`, brokers, security)}`);
+        console.error(`ferry receiver: ${describeKafkaError(err, `group ${group}`, brokers, security)}`);
         await receiver.stop();
         http.close();
         return 2;
       }
-      log.warn({ err }, `cannot start consuming yet; retrying in 1 s: ${describeKafkaError(err, `group ${c.get('group-id')}`, brokers, security)}`);
+      log.warn({ err }, `cannot start consuming yet; retrying in 1 s: ${describeKafkaError(err, `group ${group}`, brokers, security)}`);
       await receiver.stop();
       await new Promise((r) => setTimeout(r, 1000));
     }
   }
-  console.log(`ferry receiver ready (metrics on ${c.get('metrics-host')}:${metricsPort})`);
+  console.log(`ferry receiver ready (metrics on ${config.metricsHost}:${metricsPort})`);
   return new Promise<number>((resolve) => {
     onShutdownSignal(() => {
       void (async () => {

@@ -118,6 +118,45 @@ const LOG4J2 = [
   'logger.ulog.level = WARN',
 ].join('\n');
 
+/**
+ * The broker settings every node gets, apart from its id, listeners and directories. The same
+ * settings are in docker-compose.yml (test/ops/deploy.test.ts keeps the two in step).
+ */
+export function kafkaSettings(nodes: number): Record<string, string | number> {
+  const minIsr = nodes >= 3 ? 2 : 1;
+  return {
+    'num.partitions': 1,
+    'default.replication.factor': nodes,
+    'min.insync.replicas': minIsr,
+    'offsets.topic.replication.factor': nodes,
+    'offsets.topic.num.partitions': 4,
+    'transaction.state.log.replication.factor': nodes,
+    'transaction.state.log.min.isr': minIsr,
+    'transaction.state.log.num.partitions': 4,
+    'share.coordinator.state.topic.replication.factor': nodes,
+    'share.coordinator.state.topic.min.isr': minIsr,
+    'share.coordinator.state.topic.num.partitions': 4,
+    'num.network.threads': 2,
+    'num.io.threads': 2,
+    'num.replica.fetchers': 1,
+    'background.threads': 2,
+    'num.recovery.threads.per.data.dir': 1,
+    'log.segment.bytes': 16 * 1024 * 1024,
+    'group.initial.rebalance.delay.ms': 0,
+    // A killed node is fenced (and leaves every ISR) after 3 s instead of 9.
+    'broker.heartbeat.interval.ms': 500,
+    'broker.session.timeout.ms': 3000,
+    'replica.lag.time.max.ms': 5000,
+  };
+}
+
+/** The pinned Kafka version (scripts/kafka/pom.xml). */
+export function kafkaVersion(): string {
+  const m = /<kafka\.version>([^<]+)<\/kafka\.version>/.exec(readFileSync(join(KAFKA_DIR, 'pom.xml'), 'utf8'));
+  if (!m) throw new Error('scripts/kafka/pom.xml names no kafka.version');
+  return m[1]!;
+}
+
 export class KafkaNode {
   private child: ChildProcess | undefined;
   private logFile: WriteStream | undefined;
@@ -256,7 +295,6 @@ export class KafkaCluster {
   private properties(n: KafkaNode, opts: KafkaClusterOptions): string {
     const count = this.nodes.length;
     const voters = this.nodes.map((m) => `${m.id}@127.0.0.1:${m.ports.controller}`).join(',');
-    const minIsr = count >= 3 ? 2 : 1;
     const listeners = [`PLAINTEXT://127.0.0.1:${n.ports.client}`, `CONTROLLER://127.0.0.1:${n.ports.controller}`];
     const advertised = [`PLAINTEXT://127.0.0.1:${n.ports.client}`];
     const protocolMap = ['PLAINTEXT:PLAINTEXT', 'CONTROLLER:PLAINTEXT'];
@@ -267,28 +305,7 @@ export class KafkaCluster {
       'controller.listener.names': 'CONTROLLER',
       'inter.broker.listener.name': 'PLAINTEXT',
       'log.dirs': join(this.dir, `data-${n.id}`),
-      'num.partitions': 1,
-      'default.replication.factor': count,
-      'min.insync.replicas': minIsr,
-      'offsets.topic.replication.factor': count,
-      'offsets.topic.num.partitions': 4,
-      'transaction.state.log.replication.factor': count,
-      'transaction.state.log.min.isr': minIsr,
-      'transaction.state.log.num.partitions': 4,
-      'share.coordinator.state.topic.replication.factor': count,
-      'share.coordinator.state.topic.min.isr': minIsr,
-      'share.coordinator.state.topic.num.partitions': 4,
-      'num.network.threads': 2,
-      'num.io.threads': 2,
-      'num.replica.fetchers': 1,
-      'background.threads': 2,
-      'num.recovery.threads.per.data.dir': 1,
-      'log.segment.bytes': 16 * 1024 * 1024,
-      'group.initial.rebalance.delay.ms': 0,
-      // A killed node is fenced (and leaves every ISR) after 3 s instead of 9.
-      'broker.heartbeat.interval.ms': 500,
-      'broker.session.timeout.ms': 3000,
-      'replica.lag.time.max.ms': 5000,
+      ...kafkaSettings(count),
       ...opts.properties,
     };
     const s = this.secure;

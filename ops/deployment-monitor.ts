@@ -1,0 +1,129 @@
+/**
+ * What `ferry dashboard` shows for any deployment: every node of every site (info `xdr-stats`
+ * with partitions, through ops/lag.ts) and every receiver (GET /stats), polled at one interval,
+ * kept as a bounded time series plus the latest answer of each. A node that ships nothing (a
+ * passive site) is listed as such; one that does not answer is listed with the error, and the
+ * others keep being shown.
+ */
+import type { ReceiverStats } from '../receiver/receiver.js';
+import { LagSource, type PartitionLag, type StreamLag } from './lag.js';
+import { OpsError, endpointText, getJson, parseHostPortList, type Endpoint } from './util.js';
+
+/** Samples kept (at one a second: ten minutes). */
+export const MONITOR_SAMPLES_MAX = 600;
+/** Partitions listed per stream: the ones furthest behind. */
+export const MONITOR_PARTITIONS_MAX = 200;
+
+export interface SiteTarget {
+  name: string;
+  nodes: Endpoint[];
+}
+
+export interface NodeView {
+  site: string;
+  node: string;
+  /** 'shipping' | 'passive' (no xdr section) | 'unreachable' */
+  status: 'shipping' | 'passive' | 'unreachable';
+  error: string;
+  streams: Array<Omit<StreamLag, 'partitions'> & { partitions: PartitionLag[] }>;
+}
+
+export interface ReceiverView {
+  url: string;
+  error: string;
+  stats: ReceiverStats | null;
+}
+
+/** One poll: a value per series key (`site/node/destination/namespace` or a receiver URL). */
+export interface MonitorSample {
+  at: number;
+  streams: Record<string, { recordsBehind: number; msBehind: number; shippedPerS: number; retries: number }>;
+  receivers: Record<string, { appliedPerS: number; consumerLag: number; lostConflict: number; deadLettered: number; applyLagMs: number }>;
+}
+
+export interface MonitorState {
+  startedAt: number;
+  sites: Array<{ name: string; nodes: string[] }>;
+  receivers: string[];
+  nodes: NodeView[];
+  receiverViews: ReceiverView[];
+  samples: readonly MonitorSample[];
+}
+
+/** `A=host:port[,host:port...]` -> a site; throws USAGE naming the option. */
+export function parseSiteOption(s: string): SiteTarget {
+  const m = /^([A-Za-z0-9_-]{1,32})=(.+)$/.exec(s);
+  if (!m) throw new OpsError('USAGE', `--site must be NAME=host:port[,host:port...], got "${s}"`);
+  return { name: m[1]!, nodes: parseHostPortList(m[2]!, `--site ${m[1]}`) };
+}
+
+export class DeploymentMonitor {
+  private readonly sources: Array<{ site: string; node: Endpoint; source: LagSource }>;
+  private readonly samples: MonitorSample[] = [];
+  private nodes: NodeView[] = [];
+  private receiverViews: ReceiverView[] = [];
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly sites: SiteTarget[],
+    private readonly receivers: string[],
+    private readonly timeoutMs: number,
+  ) {
+    this.sources = sites.flatMap((s) => s.nodes.map((node) => ({ site: s.name, node, source: new LagSource(node, undefined, true, timeoutMs) })));
+  }
+
+  /** Polls every node and receiver once (all at the same time) and appends a sample. */
+  async poll(): Promise<void> {
+    const at = Date.now();
+    const [nodes, receivers] = await Promise.all([Promise.all(this.sources.map((s) => this.pollNode(s))), Promise.all(this.receivers.map((url) => this.pollReceiver(url)))]);
+    this.nodes = nodes;
+    this.receiverViews = receivers;
+    const sample: MonitorSample = { at, streams: {}, receivers: {} };
+    for (const n of nodes) {
+      for (const st of n.streams) sample.streams[`${n.site}/${n.node}/${st.destination}/${st.namespace}`] = { recordsBehind: st.recordsBehind, msBehind: st.msBehind, shippedPerS: st.shippedPerS, retries: st.retries };
+    }
+    for (const r of receivers) {
+      if (r.stats) sample.receivers[r.url] = { appliedPerS: r.stats.appliedPerS, consumerLag: r.stats.consumerLag, lostConflict: r.stats.lostConflict, deadLettered: r.stats.deadLettered, applyLagMs: r.stats.applyLagMs };
+    }
+    this.samples.push(sample);
+    if (this.samples.length > MONITOR_SAMPLES_MAX) this.samples.splice(0, this.samples.length - MONITOR_SAMPLES_MAX);
+  }
+
+  private async pollNode(s: { site: string; node: Endpoint; source: LagSource }): Promise<NodeView> {
+    const node = endpointText(s.node);
+    try {
+      const r = await s.source.collect();
+      const streams = r.streams.map((st) => ({
+        ...st,
+        partitions: [...(st.partitions ?? [])].sort((x, y) => y.behind - x.behind || x.pid - y.pid).slice(0, MONITOR_PARTITIONS_MAX),
+      }));
+      return { site: s.site, node, status: 'shipping', error: '', streams };
+    } catch (err) {
+      const passive = err instanceof OpsError && err.code === 'PROTOCOL';
+      return { site: s.site, node, status: passive ? 'passive' : 'unreachable', error: passive ? '' : (err as Error).message, streams: [] };
+    }
+  }
+
+  private async pollReceiver(url: string): Promise<ReceiverView> {
+    try {
+      return { url, error: '', stats: await getJson<ReceiverStats>(`${url}/stats`, this.timeoutMs) };
+    } catch (err) {
+      return { url, error: (err as Error).message, stats: null };
+    }
+  }
+
+  state(): MonitorState {
+    return {
+      startedAt: this.startedAt,
+      sites: this.sites.map((s) => ({ name: s.name, nodes: s.nodes.map(endpointText) })),
+      receivers: this.receivers,
+      nodes: this.nodes,
+      receiverViews: this.receiverViews,
+      samples: this.samples,
+    };
+  }
+
+  close(): void {
+    for (const s of this.sources) s.source.close();
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * `ferry dashboard` for a deployment that is not the demo: two sites and a receiver as real
+ * processes, the dashboard as a user starts it, the page in headless Chromium. It lists the
+ * shipping node of A and the passive node of B, charts and tables the partitions behind while
+ * Kafka is down and shows them caught up once it is back, and filters by site.
+ * FERRY_DASHBOARD_SCREENSHOT=<file.png> saves a screenshot (docs/dashboard.png is one).
+ */
+import test from 'ava';
+import { existsSync } from 'node:fs';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import type { FerryClient } from '../../store/client/client.js';
+import { kafkaPerFile } from '../helpers/kafka.js';
+import { Proc, runCli, startSites, waitFor } from './helpers.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+/** Longest wait for the page to show a state. */
+const PAGE_TIMEOUT_MS = 30_000;
+
+const kafka = kafkaPerFile(test);
+
+async function write(c: FerryClient, n: number, tag: string): Promise<void> {
+  for (let i = 0; i < n; i++) await c.put({ namespace: 'test', set: 'dash', key: `${tag}-${i}` }, { i });
+}
+
+interface Row {
+  site: string;
+  status: string;
+  cls: string;
+  cells: string[];
+}
+/** The rows of a table on the page (evaluated in the browser; tsconfig has no DOM types). */
+const rows = (page: Page, table: string): Promise<Row[]> =>
+  page.locator(`#${table} tbody tr`).evaluateAll((trs: Array<{ getAttribute(n: string): string | null; className: string; children: ArrayLike<{ textContent: string | null }> }>) =>
+    trs.map((tr) => ({ site: tr.getAttribute('data-site') ?? '', status: tr.getAttribute('data-status') ?? '', cls: tr.className, cells: Array.from(tr.children, (td) => td.textContent ?? '') })),
+  );
+
+test.serial('ferry dashboard: nodes per site, partitions behind while Kafka is down, caught up after; site filter; usage errors', async (t) => {
+  if (!existsSync(CHROMIUM)) {
+    t.fail(`${CHROMIUM} is missing: run "bash scripts/setup-test-deps.sh" (installs chromium)`);
+    return;
+  }
+  const s = await startSites(t, (dir) => kafka.broker('embedded', dir));
+  await write(s.clientA, 50, 'first');
+  const dash = new Proc('dashboard', ['dashboard', '--site', `A=${s.a}`, '--site', `B=${s.b}`, '--receiver', s.receiverUrl, '--port', '0', '--interval-ms', '300'], /ferry dashboard on /);
+  t.teardown(() => dash.stop('SIGKILL'));
+  await dash.start();
+  const url = /ferry dashboard on (http:\/\/\S+)/.exec(dash.output)?.[1];
+  t.truthy(url, dash.output);
+
+  let browser: Browser | undefined;
+  t.teardown(async () => {
+    await browser?.close().catch(() => undefined);
+  });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30_000 });
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
+  await page.goto(url!, { timeout: 10_000 });
+  t.is(await page.title(), 'ferry: replication lag');
+
+  // Both sites listed: A ships to B, B is passive; the receiver applied the first records.
+  await waitFor(async () => {
+    const n = await rows(page, 'nodes');
+    const r = await rows(page, 'receivers');
+    return n.some((x) => x.site === 'A' && x.status === 'shipping' && x.cells[3] === 'B') && n.some((x) => x.site === 'B' && x.status === 'passive') && r.some((x) => x.cells[1] === 'running' && Number(x.cells[3]!.replace(/,/g, '')) >= 50);
+  }, PAGE_TIMEOUT_MS, 'the page to list A shipping, B passive and the receiver running');
+
+  // Kafka down: A cannot ship; the records-behind chart and the partitions table show it.
+  await s.broker.stop();
+  await write(s.clientA, 200, 'outage');
+  const maxBehind = () => page.locator('#chart-behind polyline').first().getAttribute('data-max', { timeout: 5000 }).then(Number);
+  await waitFor(async () => (await maxBehind()) >= 200 && (await rows(page, 'partitions')).filter((r) => r.cls !== 'none').length > 0, PAGE_TIMEOUT_MS, 'the page to show records and partitions behind');
+  const behind = (await rows(page, 'partitions')).filter((r) => r.cls !== 'none');
+  t.true(behind.every((r) => r.cells[0] === 'A' && r.cells[2] === 'B' && Number(r.cells[5]) > 0), JSON.stringify(behind.slice(0, 3)));
+  t.is(behind.reduce((sum, r) => sum + Number(r.cells[5]!.replace(/,/g, '')), 0), 200, 'the partitions behind add up to the records written during the outage');
+
+  // Kafka back: everything ships, nothing is behind, the receiver applied all 250.
+  await s.broker.start();
+  await waitFor(async () => {
+    const p = await rows(page, 'partitions');
+    const r = await rows(page, 'receivers');
+    const last = await page.locator('#chart-behind polyline').first().getAttribute('data-last');
+    return p.length === 1 && p[0]!.cls === 'none' && last === '0' && Number(r[0]!.cells[3]!.replace(/,/g, '')) >= 250;
+  }, 60_000, 'the page to show A caught up and 250 applied');
+  const shot = process.env.FERRY_DASHBOARD_SCREENSHOT;
+  if (shot) await page.screenshot({ path: shot, fullPage: true });
+
+  // The site filter shows only that site's nodes.
+  await page.selectOption('#site', 'B');
+  await waitFor(async () => (await rows(page, 'nodes')).every((r) => r.site === 'B'), PAGE_TIMEOUT_MS, 'the site filter');
+  t.true((await rows(page, 'nodes')).length >= 1);
+
+  const [none, bad] = await Promise.all([runCli(['dashboard']), runCli(['dashboard', '--site', 'A'])]);
+  t.is(none.code, 2);
+  t.regex(none.stderr, /--site/);
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /--site must be NAME=host:port/);
+});
