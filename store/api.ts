@@ -127,4 +127,6 @@ export interface NodeExtension {
   infoCommands?(): Record<string, InfoHandler>;
   /** Prometheus text exposition lines for the node's /metrics. */
   metrics?(): Promise<string> | string;
+  /** JSON-able state for the node's /stats, under the extension's name. */
+  stats?(): unknown;
 }

@@ -12,8 +12,15 @@ import { StorageError } from './storage/errors.js';
 import { runtimeOf, systemTimers, type Clock, type Random, type Runtime, type Timers } from './runtime/index.js';
 import type { BlockDevice } from './storage/devices.js';
 import { WriteLog, type WriteLogOptions } from './writelog.js';
+import { RunningNode, type NodeStartOptions } from './assembly/running-node.js';
 
 export class FerryNode implements StoreNode {
+  /** Opens the store and starts everything a node runs (store/assembly/running-node.ts). */
+  static start(o: NodeStartOptions): Promise<RunningNode> {
+    return RunningNode.start(o);
+  }
+
+
   private closed = false;
   readonly startedAtMs: number;
   /** Cluster facts for stats() once the node is part of a cluster (default: a one-node cluster). */

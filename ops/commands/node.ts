@@ -5,21 +5,11 @@
 import type { Command } from 'commander';
 import pino from 'pino';
 import { ConfigError, loadNodeConfig } from '../../store/config.js';
-import { openStoreNode } from '../../store/node.js';
-import { nodeInfoCommands } from '../../store/node-info.js';
-import { startWireServer } from '../../store/wire/server.js';
+import { FerryNode } from '../../store/node.js';
+import { NodeStartError, NodeStartStep, type RunningNode } from '../../store/assembly/index.js';
 import { onShutdownSignal } from '../signals.js';
 import { startMetricsServer, type MetricsServer } from '../metrics-server.js';
 import { parseXdrConfig } from '../../shipper/config.js';
-import { Cluster, singleNodeDescription } from '../../store/cluster/cluster.js';
-import { ClusterProxy } from '../../store/cluster/proxy.js';
-import { ReplicaWrites } from '../../store/cluster/replica-write.js';
-import { Migrations } from '../../store/cluster/migrate.js';
-import { systemClock, systemTimers } from '../../store/runtime/index.js';
-import { Heartbeat } from '../../store/cluster/heartbeat.js';
-import { tcpTransport, type Endpoint } from '../../store/transport/index.js';
-import type { NodeConfig } from '../../store/config.js';
-import type { FerryNode } from '../../store/node.js';
 import { Shipper } from '../../shipper/shipper.js';
 
 export interface NodeCliOptions {
@@ -88,71 +78,25 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
     console.error(`ferry node: ${(err as Error).message}`);
     return 2;
   }
-  let node;
+  const shipper = xdr.destinations.length > 0 ? new Shipper(xdr, (msg, err) => log.warn({ err }, msg)) : undefined;
+  let running: RunningNode;
   try {
-    node = await openStoreNode(config);
+    running = await FerryNode.start({ config, extensions: shipper ? [shipper] : [], log: (level, msg, extra) => log[level](extra ?? {}, msg) });
   } catch (err) {
-    console.error(`ferry node: cannot open the store: ${(err as Error).message}`);
-    return 1;
+    if (!(err instanceof NodeStartError)) throw err;
+    console.error(`ferry node: ${err.message}`);
+    return err.step === NodeStartStep.EXTENSION ? 2 : 1;
   }
-  for (const [ns, r] of Object.entries(node.openReports())) {
+  for (const [ns, r] of Object.entries(running.openReports())) {
     log.info({ namespace: ns, ...r }, `namespace ${ns} opened (${r.mode}, ${r.records} records, ${r.durationMs.toFixed(0)} ms)`);
   }
-  const shipper = xdr.destinations.length > 0 ? new Shipper(xdr, (msg, err) => log.warn({ err }, msg)) : undefined;
-  const clustered = config.heartbeat.enabled ? createCluster(config, node, () => ({ host: config.host, port: server?.port ?? config.port }), log) : undefined;
-  const cluster = clustered?.cluster;
-  let server: Awaited<ReturnType<typeof startWireServer>> | undefined;
-  try {
-    server = await startWireServer(node, {
-      ...(clustered ? { view: clustered.cluster, proxy: clustered.proxy } : {}),
-      host: config.host,
-      port: config.port,
-      maxConnections: config.maxConnections,
-      clusterName: config.clusterName,
-      extraInfo: {
-        ...nodeInfoCommands(node),
-        ...(shipper ? shipper.infoCommands() : {}),
-        'ferry-cluster': () =>
-          JSON.stringify(cluster ? cluster.describe() : singleNodeDescription(node.nodeId, config.clusterName, String(node.stats()['cluster_key']), { host: config.host, port: server?.port ?? config.port }, node.namespaceNames())),
-      },
-      log: (msg, err) => log.warn({ err }, msg),
-    });
-  } catch (err) {
-    console.error(`ferry node: cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
-    await node.close();
-    return 1;
-  }
-  if (clustered && cluster) {
-    const wire = server;
-    clustered.proxy.serve((frame) => wire.handleProxied(frame), (msg, err) => log.warn({ err }, msg));
-    try {
-      await cluster.heartbeat.start();
-    } catch (err) {
-      console.error(`ferry node: cannot listen for heartbeats on ${config.heartbeat.host}:${config.heartbeat.port}: ${(err as Error).message}`);
-      await server.close();
-      await node.close();
-      return 1;
-    }
-    console.log(`ferry node heartbeat on ${config.heartbeat.host}:${cluster.heartbeat.heartbeatPort}`);
-  }
-  if (shipper) {
-    try {
-      await shipper.start(node);
-      log.info({ site: xdr.site, destinations: xdr.destinations.map((d) => d.name) }, 'xdr shipping started');
-    } catch (err) {
-      console.error(`ferry node: xdr: ${(err as Error).message}`);
-      await server.close();
-      await node.close();
-      return 2;
-    }
-  }
+  if (running.cluster) console.log(`ferry node heartbeat on ${config.heartbeat.host}:${running.cluster.heartbeat.heartbeatPort}`);
+  if (shipper) log.info({ site: xdr.site, destinations: xdr.destinations.map((d) => d.name) }, 'xdr shipping started');
   let metrics: MetricsServer | undefined;
   if (config.metricsPort > 0) {
-    metrics = await startMetricsServer(config.host, config.metricsPort, () => nodeMetrics(node, () => server!.stats()) + (shipper?.metrics() ?? ''), () => ({
-      node: node.stats(),
-      xdr: shipper?.stats(false) ?? [],
-    }));
+    metrics = await startMetricsServer(config.host, config.metricsPort, () => running.metricsText(), () => running.stats());
   }
+  const { node, wire: server } = running;
   console.log(`ferry node listening on ${server.host}:${server.port}`);
   log.info({ nodeId: node.nodeId, host: server.host, port: server.port, data: config.data }, 'node ready');
 
@@ -166,11 +110,8 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
       stopping = true;
       log.info(`${signal}: shutting down`);
       try {
-        await shipper?.stop();
         await metrics?.close();
-        await cluster?.heartbeat.stop();
-        await server!.close();
-        await node.close();
+        await running.stop();
         log.info('clean shutdown complete');
         resolve(0);
       } catch (err) {
@@ -180,63 +121,4 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
     };
     onShutdownSignal((signal) => void stop(signal));
   });
-}
-
-/** Prometheus text for the node's namespaces (numeric statistics only). */
-function nodeMetrics(node: import('../../store/node.js').FerryNode, wire: () => Record<string, number>): string {
-  const lines: string[] = [];
-  // Cluster: size, key generation, heartbeats, replica writes (count, latency), migrations.
-  for (const [k, v] of Object.entries(node.clusterStats?.() ?? { cluster_size: 1 })) {
-    const n = typeof v === 'boolean' ? Number(v) : typeof v === 'number' ? v : undefined;
-    if (n !== undefined) lines.push(`ferry_cluster_${k.replace(/^cluster_/, '').replace(/[^a-zA-Z0-9_]/g, '_')} ${n}`);
-  }
-  const w = wire();
-  for (const k of ['proxied', 'from_proxy', 'proxy_errors', 'not_owner']) lines.push(`ferry_wire_${k} ${w[k] ?? 0}`);
-  for (const name of node.namespaceNames()) {
-    const stats = node.namespace(name)!.stats();
-    for (const [k, v] of Object.entries(stats)) {
-      const n = typeof v === 'boolean' ? Number(v) : typeof v === 'number' ? v : undefined;
-      if (n === undefined) continue;
-      lines.push(`ferry_ns_${k.replace(/[^a-zA-Z0-9_]/g, '_')}{namespace="${name}"} ${n}`);
-    }
-  }
-  return `${lines.join('\n')}\n`;
-}
-
-/** The heartbeat and partition table of a node started with seeds or a heartbeat port. */
-function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpoint, log: pino.Logger): { cluster: Cluster; proxy: ClusterProxy } {
-  const hb = new Heartbeat({
-    nodeId: node.nodeId,
-    clusterName: config.clusterName,
-    ...(config.rackId !== undefined ? { rackId: config.rackId } : {}),
-    listen: { host: config.heartbeat.host, port: config.heartbeat.port },
-    service,
-    seeds: config.heartbeat.seeds,
-    intervalMs: config.heartbeat.intervalMs,
-    timeoutCount: config.heartbeat.timeoutCount,
-    transport: tcpTransport,
-    clock: systemClock,
-    timers: systemTimers,
-    log: (level, msg, extra) => log[level](extra ?? {}, msg),
-  });
-  const cluster = new Cluster(hb, node.nodeId, config.clusterName, Object.fromEntries(config.namespaces.map((n) => [n.name, n.replicationFactor])));
-  const proxy = new ClusterProxy(cluster, hb, systemTimers);
-  const namespaces = new Map(node.namespaceNames().map((n) => [n, node.namespace(n)!]));
-  const replicas = new ReplicaWrites(cluster, hb, namespaces, systemClock, systemTimers, (msg, err) => log.warn({ err }, msg));
-  replicas.attach();
-  const migrations = new Migrations(cluster, replicas, namespaces, systemTimers, (msg) => log.info(msg));
-  cluster.migrationCounter = () => migrations.remaining();
-  node.clusterStats = () => ({
-    cluster_size: cluster.clusterSize(),
-    cluster_key: cluster.clusterKey(),
-    cluster_integrity: cluster.isStable(),
-    cluster_generation: cluster.partitionGeneration(),
-    heartbeat_pulses_sent: hb.counters.pulses_sent,
-    heartbeat_pulses_received: hb.counters.pulses_received,
-    heartbeat_refused_cluster_name: hb.counters.refused_cluster_name,
-    ...replicas.stats(),
-    migrate_partitions_remaining: migrations.remaining(),
-    ...migrations.counters,
-  });
-  return { cluster, proxy };
 }

@@ -1,0 +1,234 @@
+/**
+ * Node assembly: one running ferry node, put together from its config and its runtime.
+ *
+ * Start order: open the store (data-directory lock, every namespace warm or cold), then the
+ * cluster (heartbeat, partition table, proxy) when heartbeats are configured, then the Aerospike
+ * service port, then the heartbeat listener, then the extensions (the XDR shipper). Stop runs the
+ * other way round: extensions first (the shipper writes its checkpoints into the store), then
+ * heartbeats, the service port, and last the store (flush and warm-restart snapshot).
+ *
+ * A step that fails undoes the steps before it and throws a NodeStartError saying which step;
+ * the CLI maps the step to its exit code. Clock, timers, PRNG, devices and the fabric transport
+ * come from the caller (real ones by default), so the simulator can run whole nodes.
+ */
+import type { InfoHandler, NodeExtension } from '../api.js';
+import type { NodeConfig } from '../config.js';
+import { Cluster, singleNodeDescription } from '../cluster/cluster.js';
+import { Heartbeat } from '../cluster/heartbeat.js';
+import { ClusterProxy } from '../cluster/proxy.js';
+import { Migrations } from '../cluster/migrate.js';
+import { ReplicaWrites } from '../cluster/replica-write.js';
+import { tcpTransport, type Endpoint, type Transport as FabricTransport } from '../transport/index.js';
+import { openStoreNode, type FerryNode, type StoreRuntime } from '../node.js';
+import { nodeInfoCommands } from '../node-info.js';
+import type { OpenReport } from '../storage/record-store.js';
+import { runtimeOf, type Runtime } from '../runtime/index.js';
+import { startWireServer, type WireServer } from '../wire/server.js';
+
+export type NodeLogLevel = 'info' | 'warn' | 'error';
+export type NodeLog = (level: NodeLogLevel, msg: string, extra?: Record<string, unknown>) => void;
+
+export interface NodeStartOptions extends Partial<Runtime> {
+  config: NodeConfig;
+  /** Started after the service port, stopped before it (the shipper is one). */
+  extensions?: NodeExtension[];
+  /** How namespaces open their devices (default: files or memory from the config). */
+  openDevice?: StoreRuntime['openDevice'];
+  /** Node-to-node messages (heartbeat, proxy); default TCP. */
+  fabric?: FabricTransport;
+  log?: NodeLog;
+}
+
+/** Which start step failed (the CLI exits 1 for the first three, 2 for an extension). */
+export const NodeStartStep = { STORE: 'STORE', LISTEN: 'LISTEN', HEARTBEAT: 'HEARTBEAT', EXTENSION: 'EXTENSION' } as const;
+export type NodeStartStepId = (typeof NodeStartStep)[keyof typeof NodeStartStep];
+
+export class NodeStartError extends Error {
+  constructor(
+    readonly step: NodeStartStepId,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'NodeStartError';
+  }
+}
+
+interface Clustered {
+  cluster: Cluster;
+  proxy: ClusterProxy;
+}
+
+export class RunningNode {
+  #stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly node: FerryNode,
+    readonly wire: WireServer,
+    readonly cluster: Cluster | undefined,
+    readonly extensions: readonly NodeExtension[],
+    private readonly log: NodeLog,
+  ) {}
+
+  static async start(o: NodeStartOptions): Promise<RunningNode> {
+    const rt = runtimeOf(o);
+    const log: NodeLog = o.log ?? (() => undefined);
+    const config = o.config;
+    const extensions = o.extensions ?? [];
+    let node: FerryNode;
+    try {
+      node = await openStoreNode(config, { ...rt, ...(o.openDevice ? { openDevice: o.openDevice } : {}) });
+    } catch (err) {
+      throw new NodeStartError(NodeStartStep.STORE, `cannot open the store: ${(err as Error).message}`, { cause: err });
+    }
+    let wire: WireServer | undefined;
+    const service = (): Endpoint => ({ host: config.host, port: wire?.port ?? config.port });
+    const clustered = config.heartbeat.enabled ? createCluster(config, node, service, rt, o.fabric ?? tcpTransport, log) : undefined;
+    try {
+      wire = await startWireServer(node, {
+        ...(clustered ? { view: clustered.cluster, proxy: clustered.proxy } : {}),
+        host: config.host,
+        port: config.port,
+        maxConnections: config.maxConnections,
+        clusterName: config.clusterName,
+        extraInfo: infoCommands(node, config, extensions, clustered?.cluster, service),
+        log: (msg, err) => log('warn', msg, { err }),
+        clock: rt.clock,
+        timers: rt.timers,
+      });
+    } catch (err) {
+      await node.close();
+      throw new NodeStartError(NodeStartStep.LISTEN, `cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`, { cause: err });
+    }
+    const running = new RunningNode(node, wire, clustered?.cluster, extensions, log);
+    if (clustered) {
+      const w = wire;
+      clustered.proxy.serve((frame) => w.handleProxied(frame), (msg, err) => log('warn', msg, { err }));
+      try {
+        await clustered.cluster.heartbeat.start();
+      } catch (err) {
+        await wire.close();
+        await node.close();
+        throw new NodeStartError(NodeStartStep.HEARTBEAT, `cannot listen for heartbeats on ${config.heartbeat.host}:${config.heartbeat.port}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    for (const [i, ext] of extensions.entries()) {
+      try {
+        await ext.start(node);
+      } catch (err) {
+        for (const started of extensions.slice(0, i).reverse()) await started.stop().catch(() => undefined);
+        await clustered?.cluster.heartbeat.stop();
+        await wire.close();
+        await node.close();
+        throw new NodeStartError(NodeStartStep.EXTENSION, `${ext.name}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    return running;
+  }
+
+  /** How each namespace opened (warm/cold, durations). */
+  openReports(): Record<string, OpenReport> {
+    return this.node.openReports();
+  }
+
+  /** Prometheus text: cluster, proxy and namespace statistics, then each extension's metrics. */
+  async metricsText(): Promise<string> {
+    let text = nodeMetrics(this.node, () => this.wire.stats());
+    for (const ext of this.extensions) if (ext.metrics) text += await ext.metrics();
+    return text;
+  }
+
+  /** JSON for /stats: node statistics and each extension's own. */
+  stats(): Record<string, unknown> {
+    const out: Record<string, unknown> = { node: this.node.stats() };
+    for (const ext of this.extensions) if (ext.stats) out[ext.name] = ext.stats();
+    return out;
+  }
+
+  /** Stops everything in reverse start order; a second call waits for the first. */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    for (const ext of [...this.extensions].reverse()) {
+      try {
+        await ext.stop();
+      } catch (err) {
+        this.log('warn', `${ext.name}: stop failed`, { err });
+      }
+    }
+    await this.cluster?.heartbeat.stop();
+    await this.wire.close();
+    await this.node.close();
+  }
+}
+
+function infoCommands(node: FerryNode, config: NodeConfig, extensions: readonly NodeExtension[], cluster: Cluster | undefined, service: () => Endpoint): Record<string, InfoHandler> {
+  const table: Record<string, InfoHandler> = { ...nodeInfoCommands(node) };
+  for (const ext of extensions) Object.assign(table, ext.infoCommands?.() ?? {});
+  table['ferry-cluster'] = () =>
+    JSON.stringify(cluster ? cluster.describe() : singleNodeDescription(node.nodeId, config.clusterName, String(node.stats()['cluster_key']), service(), node.namespaceNames()));
+  return table;
+}
+
+/** Prometheus text for the node: cluster, proxy counters, namespaces (numeric statistics only). */
+function nodeMetrics(node: FerryNode, wire: () => Record<string, number>): string {
+  const lines: string[] = [];
+  // Cluster: size, key generation, heartbeats, replica writes (count, latency), migrations.
+  for (const [k, v] of Object.entries(node.clusterStats?.() ?? { cluster_size: 1 })) {
+    const n = typeof v === 'boolean' ? Number(v) : typeof v === 'number' ? v : undefined;
+    if (n !== undefined) lines.push(`ferry_cluster_${k.replace(/^cluster_/, '').replace(/[^a-zA-Z0-9_]/g, '_')} ${n}`);
+  }
+  const w = wire();
+  for (const k of ['proxied', 'from_proxy', 'proxy_errors', 'not_owner']) lines.push(`ferry_wire_${k} ${w[k] ?? 0}`);
+  for (const name of node.namespaceNames()) {
+    const stats = node.namespace(name)!.stats();
+    for (const [k, v] of Object.entries(stats)) {
+      const n = typeof v === 'boolean' ? Number(v) : typeof v === 'number' ? v : undefined;
+      if (n === undefined) continue;
+      lines.push(`ferry_ns_${k.replace(/[^a-zA-Z0-9_]/g, '_')}{namespace="${name}"} ${n}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** The heartbeat, partition table and proxy of a node started with seeds or a heartbeat port. */
+function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpoint, rt: Runtime, fabric: FabricTransport, log: NodeLog): Clustered {
+  const hb = new Heartbeat({
+    nodeId: node.nodeId,
+    clusterName: config.clusterName,
+    ...(config.rackId !== undefined ? { rackId: config.rackId } : {}),
+    listen: { host: config.heartbeat.host, port: config.heartbeat.port },
+    service,
+    seeds: config.heartbeat.seeds,
+    intervalMs: config.heartbeat.intervalMs,
+    timeoutCount: config.heartbeat.timeoutCount,
+    transport: fabric,
+    clock: rt.clock,
+    timers: rt.timers,
+    random: rt.random,
+    log: (level, msg, extra) => log(level, msg, extra),
+  });
+  const cluster = new Cluster(hb, node.nodeId, config.clusterName, Object.fromEntries(config.namespaces.map((n) => [n.name, n.replicationFactor])));
+  const proxy = new ClusterProxy(cluster, hb, rt.timers);
+  const namespaces = new Map(node.namespaceNames().map((n) => [n, node.namespace(n)!]));
+  const replicas = new ReplicaWrites(cluster, hb, namespaces, rt.clock, rt.timers, (msg, err) => log('warn', msg, { err }));
+  replicas.attach();
+  const migrations = new Migrations(cluster, replicas, namespaces, rt.timers, (msg) => log('info', msg));
+  cluster.migrationCounter = () => migrations.remaining();
+  node.clusterStats = () => ({
+    cluster_size: cluster.clusterSize(),
+    cluster_key: cluster.clusterKey(),
+    cluster_integrity: cluster.isStable(),
+    cluster_generation: cluster.partitionGeneration(),
+    heartbeat_pulses_sent: hb.counters.pulses_sent,
+    heartbeat_pulses_received: hb.counters.pulses_received,
+    heartbeat_refused_cluster_name: hb.counters.refused_cluster_name,
+    ...replicas.stats(),
+    migrate_partitions_remaining: migrations.remaining(),
+    ...migrations.counters,
+  });
+  return { cluster, proxy };
+}
