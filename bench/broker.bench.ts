@@ -1,5 +1,8 @@
 /**
- * `npm run bench -- broker [--messages N] [--partitions N] [--producers N] [--in-flight N] [--e2e-seconds N] [--flush-policy fsync|os]`
+ * `npm run bench -- broker [--messages N] [--partitions N] [--producers N] [--in-flight N] [--e2e-seconds N] [--flush-policy fsync|os] [--peer apache]`
+ * With `--peer apache` the same run follows against a 1-node Apache Kafka (scripts/kafka, full
+ * JIT, 1 GiB heap) on the same machine, for a side-by-side comparison; each prints its JSON line
+ * (the peer's with "peer":"apache").
  *
  * The broker runs in a child process (`ferry broker`, its own core); this process drives it with
  * kafkajs: 200-byte messages in batches of 1000 with acks=-1 from kafkajs producers in worker
@@ -15,6 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { Kafka, logLevel } from 'kafkajs';
+import { KafkaCluster, kafkaVersion } from '../scripts/kafka/cluster.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const messageBytes = 200;
@@ -33,10 +37,11 @@ interface Args {
   producers: number;
   e2eSeconds: number;
   flushPolicy: string;
+  peer: string;
 }
 
 function parseArgs(args: string[]): Args {
-  const a: Args = { messages: 300_000, partitions: 4, inFlight: 4, producers: 2, e2eSeconds: 10, flushPolicy: 'fsync' };
+  const a: Args = { messages: 300_000, partitions: 4, inFlight: 4, producers: 2, e2eSeconds: 10, flushPolicy: 'fsync', peer: '' };
   for (let i = 0; i < args.length; i += 2) {
     const v = args[i + 1] ?? '';
     switch (args[i]) {
@@ -46,6 +51,7 @@ function parseArgs(args: string[]): Args {
       case '--producers': a.producers = Number(v); break;
       case '--e2e-seconds': a.e2eSeconds = Number(v); break;
       case '--flush-policy': a.flushPolicy = v; break;
+      case '--peer': a.peer = v; break;
       default: throw new Error(`unknown option ${args[i]}`);
     }
   }
@@ -106,10 +112,31 @@ async function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
 
 export async function main(argv: string[]): Promise<void> {
   const args = parseArgs(argv);
+  if (args.peer !== '' && args.peer !== 'apache') throw new Error(`--peer: only "apache" is known, got "${args.peer}"`);
   const dataDir = mkdtempSync(path.join(tmpdir(), 'ferry-broker-bench-'));
   const { child, broker } = await startBrokerProcess(dataDir, args.flushPolicy);
-  const kafka = new Kafka({ clientId: 'bench', brokers: [broker], logLevel: logLevel.NOTHING });
   try {
+    await benchOne(args, broker, child.pid!, 'ferry broker');
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  if (args.peer === 'apache') {
+    const cluster = await KafkaCluster.start({ nodes: 1, quickJvm: false, heapMb: 1024 });
+    try {
+      console.log(`\npeer: Apache Kafka ${kafkaVersion()} (1 KRaft node, acks=-1 means in the leader's log; Kafka fsyncs on its own schedule, not per produce)`);
+      await benchOne(args, cluster.brokers[0]!, cluster.nodes[0]!.pid!, 'apache', 'apache');
+    } finally {
+      await cluster.stop();
+    }
+  }
+}
+
+async function benchOne(args: Args, broker: string, brokerPid: number, label: string, peer?: string): Promise<void> {
+  const child = { pid: brokerPid };
+  const kafka = new Kafka({ clientId: 'bench', brokers: [broker], logLevel: logLevel.NOTHING });
+  {
     const admin = kafka.admin();
     await admin.connect();
     await admin.createTopics({ topics: [{ topic: 'bench', numPartitions: args.partitions }, { topic: 'e2e', numPartitions: 1 }] });
@@ -238,7 +265,7 @@ export async function main(argv: string[]): Promise<void> {
 
     const f = (n: number, d = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
     const mark = (ok: boolean): string => (ok ? 'meets goal' : 'BELOW GOAL');
-    console.log(`broker benchmark: ${f(total)} messages of ${messageBytes} B, batches of ${batchMessages}, acks=-1, ${args.partitions} partitions, ${args.producers} producers × ${args.inFlight} sends in flight, flush policy ${args.flushPolicy}`);
+    console.log(`broker benchmark (${label}): ${f(total)} messages of ${messageBytes} B, batches of ${batchMessages}, acks=-1, ${args.partitions} partitions, ${args.producers} producers × ${args.inFlight} sends in flight, flush policy ${args.flushPolicy}`);
     console.log(`  produce   ${f(produceMsgsPerS).padStart(10)} msgs/s  ${f(produceMbPerS, 1).padStart(7)} MB/s   goal ≥ ${f(goalMsgsPerS)} msgs/s  ${mark(produceMsgsPerS >= goalMsgsPerS)}  (cores busy: broker ${f(produceBrokerCpu, 2)}, kafkajs process ${f(produceClientCpu, 2)})`);
     console.log(`  consume   ${f(consumeMsgsPerS).padStart(10)} msgs/s                 goal ≥ ${f(goalMsgsPerS)} msgs/s  ${mark(consumeMsgsPerS >= goalMsgsPerS)}  (cores busy: broker ${f(consumeBrokerCpu, 2)}, kafkajs ${f(consumeClientCpu, 2)})`);
     console.log(`  e2e @10k/s  p50 ${f(p50, 2)} ms  p99 ${f(p99, 2)} ms  (${f(latencies.length)} of ${f(e2eExpected)} messages, ${f(achievedRate)} msgs/s)   goal p99 < ${goalE2eP99Ms} ms  ${mark(p99 < goalE2eP99Ms)}`);
@@ -247,6 +274,7 @@ export async function main(argv: string[]): Promise<void> {
     console.log(
       JSON.stringify({
         bench: 'broker',
+        ...(peer ? { peer } : {}),
         messages: total,
         message_bytes: messageBytes,
         batch_messages: batchMessages,
@@ -271,10 +299,6 @@ export async function main(argv: string[]): Promise<void> {
         ack_p99_ms: Number(percentile(ackLatencies, 99).toFixed(2)),
       }),
     );
-  } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
-    rmSync(dataDir, { recursive: true, force: true });
   }
 }
 

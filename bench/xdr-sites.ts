@@ -10,6 +10,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { KafkaCluster, type KafkaNode } from '../scripts/kafka/cluster.js';
 import { FerryClient } from '../store/client/client.js';
 import type { ReceiverStats } from '../receiver/receiver.js';
 
@@ -121,6 +122,39 @@ export class BenchProcess {
   }
 }
 
+/** What the benchmark needs of a process: start/stop it, kill it from an exit handler, its CPU. */
+export type BenchProc = Pick<BenchProcess, 'name' | 'running' | 'start' | 'stop' | 'killNow' | 'cpuSeconds'>;
+
+/** The Kafka node of an Apache Kafka run, seen as a BenchProc (scripts/kafka/cluster.ts). */
+class ApacheKafkaProc implements BenchProc {
+  readonly name = 'kafka';
+  constructor(private readonly node: KafkaNode) {}
+  get running(): boolean {
+    return this.node.running;
+  }
+  start(): Promise<void> {
+    return this.node.start();
+  }
+  stop(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    return this.node.stop(signal);
+  }
+  killNow(): void {
+    const pid = this.node.pid;
+    if (pid !== undefined) process.kill(pid, 'SIGKILL');
+  }
+  cpuSeconds(): number {
+    const pid = this.node.pid;
+    if (pid === undefined) return 0;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS_PER_S;
+    } catch {
+      return 0;
+    }
+  }
+}
+
 export interface XdrStream {
   recordsBehind: number;
   msBehind: number;
@@ -132,11 +166,11 @@ export interface XdrStream {
 
 export interface BenchSites {
   dir: string;
-  broker: BenchProcess;
+  broker: BenchProc;
   a: BenchProcess;
   b: BenchProcess;
   receiver: BenchProcess;
-  procs: BenchProcess[];
+  procs: BenchProc[];
   /** Writes go here. */
   clientA: FerryClient;
   /** Probes read here. */
@@ -157,6 +191,8 @@ export interface SitesOptions {
   storeBytes: number;
   /** Shipper compression; the product default (gzip) when absent. */
   compression?: 'gzip' | 'none';
+  /** ferry's embedded broker (default) or a 1-node Apache Kafka (full JIT, 1 GiB heap). */
+  kafka?: 'embedded' | 'apache';
 }
 
 async function getJson<T>(url: string, timeoutMs = 5000): Promise<T> {
@@ -172,7 +208,7 @@ async function getJson<T>(url: string, timeoutMs = 5000): Promise<T> {
  */
 export async function startBenchSites(opts: SitesOptions): Promise<BenchSites> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-xdr-'));
-  const procs: BenchProcess[] = [];
+  const procs: BenchProc[] = [];
   const clients: FerryClient[] = [];
   const closeNow = (): void => {
     for (const c of clients) c.close();
@@ -181,6 +217,11 @@ export async function startBenchSites(opts: SitesOptions): Promise<BenchSites> {
   };
   try {
     const ports = { broker: await freePort(), a: await freePort(), b: await freePort(), receiver: await freePort() };
+    let cluster: KafkaCluster | undefined;
+    if (opts.kafka === 'apache') {
+      cluster = await KafkaCluster.start({ nodes: 1, dir: join(dir, 'kafka'), quickJvm: false, heapMb: 1024 });
+      ports.broker = cluster.nodes[0]!.ports.client;
+    }
     const brokerAddr = `127.0.0.1:${ports.broker}`;
     writeFileSync(join(dir, 'a.json'), JSON.stringify({
       namespaces: [{ name: 'test', filesize: Math.max(64 * MiB, opts.storeBytes), 'nsup-period': 0 }],
@@ -192,7 +233,7 @@ export async function startBenchSites(opts: SitesOptions): Promise<BenchSites> {
     writeFileSync(join(dir, 'r.json'), JSON.stringify({
       brokers: [brokerAddr], topics: ['ferry.A.test'], destination: [`127.0.0.1:${ports.b}`], 'metrics-port': ports.receiver, 'group-id': 'ferry-receiver-B',
     }));
-    const broker = new BenchProcess('broker', ['broker', '--data', join(dir, 'broker'), '--port', String(ports.broker)], /listening/);
+    const broker: BenchProc = cluster ? new ApacheKafkaProc(cluster.nodes[0]!) : new BenchProcess('broker', ['broker', '--data', join(dir, 'broker'), '--port', String(ports.broker)], /listening/);
     const a = new BenchProcess('node A', ['node', '--config', join(dir, 'a.json'), '--data', join(dir, 'a'), '--port', String(ports.a)], /ferry node listening/);
     const b = new BenchProcess('node B', ['node', '--config', join(dir, 'b.json'), '--data', join(dir, 'b'), '--port', String(ports.b)], /ferry node listening/);
     const receiver = new BenchProcess('receiver', ['receiver', '--config', join(dir, 'r.json')], /ferry receiver ready/);

@@ -1,5 +1,7 @@
 /**
- * `npm run bench -- xdr [--duration-s 20] [--outage-s 60] [--steady-rate 2000] [--rates 1000,5000,20000] [--ramp-step-s 10] [--compression gzip|none] [--verbose] [--quick]`
+ * `npm run bench -- xdr [--kafka embedded|apache] [--duration-s 20] [--outage-s 60] [--steady-rate 2000] [--rates 1000,5000,20000] [--ramp-step-s 10] [--compression gzip|none] [--verbose] [--quick]`
+ * `--kafka apache` runs everything through the embedded broker, then again through a 1-node Apache
+ * Kafka (scripts/kafka), and prints the two side by side.
  *
  * XDR figures with both sites and the broker on this machine, as real processes (bench/xdr-sites.ts),
  * next to the goals of issue #5:
@@ -501,6 +503,25 @@ async function catchupPhase(sites: BenchSites, writer: Writer, prober: Prober, s
 // ------------------------------------------------------------------------------------ main
 
 export async function main(args: string[]): Promise<void> {
+  const ki = args.indexOf('--kafka');
+  const kafka = ki >= 0 ? args[ki + 1] : 'embedded';
+  if (kafka !== 'embedded' && kafka !== 'apache') throw new BenchError('--kafka is embedded or apache');
+  // `--kafka apache`: the whole run through ferry's broker, then again through Apache Kafka.
+  const kinds: Array<'embedded' | 'apache'> = kafka === 'apache' ? ['embedded', 'apache'] : ['embedded'];
+  const results: Array<Record<string, unknown>> = [];
+  for (const kind of kinds) {
+    if (kinds.length > 1) console.log(`\n=== XDR through ${kind === 'apache' ? 'Apache Kafka (1 KRaft node, scripts/kafka)' : 'the embedded broker'} ===`);
+    results.push(await runOnce(args, kind));
+  }
+  if (results.length > 1) {
+    const keys = Object.keys(results[0]!).filter((k) => /^(lag_p50|lag_p99|max_sustained_records|catchup_records|catchup_vs|steady_records|others_cpu)/.test(k));
+    console.log('\nside by side (same machine, one after the other):');
+    console.log(`  ${'figure'.padEnd(32)} ${'embedded'.padStart(10)} ${'apache'.padStart(10)}`);
+    for (const k of keys) console.log(`  ${k.padEnd(32)} ${String(results[0]![k]).padStart(10)} ${String(results[1]![k]).padStart(10)}`);
+  }
+}
+
+async function runOnce(args: string[], kafka: 'embedded' | 'apache'): Promise<Record<string, unknown>> {
   const quick = args.includes('--quick');
   VERBOSE.on = args.includes('--verbose');
   const durationS = numArg(args, 'duration-s', quick ? 6 : 20);
@@ -528,8 +549,9 @@ export async function main(args: string[]): Promise<void> {
   const out: Record<string, unknown> = { bench: 'xdr', date: new Date().toISOString(), duration_s: durationS, record_bytes: RECORD_BYTES };
   let prober: Prober | undefined;
   try {
-    console.log(`starting broker, node A (shipping to B), node B (fenced) and a receiver ...`);
-    sites = await startBenchSites({ writeConnections: WRITES_IN_FLIGHT_MAX, storeBytes: STORE_BYTES, ...(compression ? { compression } : {}) });
+    console.log(`starting ${kafka === 'apache' ? 'Apache Kafka' : 'the broker'}, node A (shipping to B), node B (fenced) and a receiver ...`);
+    sites = await startBenchSites({ writeConnections: WRITES_IN_FLIGHT_MAX, storeBytes: STORE_BYTES, kafka, ...(compression ? { compression } : {}) });
+    out.kafka = kafka;
     out.compression = compression ?? 'none (default)';
     prober = new Prober(sites.clientB);
     const writer = new Writer(sites.clientA, prober);
@@ -618,4 +640,5 @@ export async function main(args: string[]): Promise<void> {
     process.off('exit', onExit);
   }
   console.log(JSON.stringify(out));
+  return out;
 }
