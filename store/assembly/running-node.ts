@@ -111,6 +111,10 @@ export class RunningNode {
         await node.close();
         throw new NodeStartError(NodeStartStep.HEARTBEAT, `cannot listen for heartbeats on ${config.heartbeat.host}:${config.heartbeat.port}: ${(err as Error).message}`, { cause: err });
       }
+      // With seeds, join before the node is reported started, so it does not present itself as
+      // a one-node cluster owning every partition when its cluster is one heartbeat away.
+      const hb = clustered.cluster.heartbeat;
+      if (!(await hb.joined(hb.nodeTimeoutMs))) log('warn', `no seed answered within ${hb.nodeTimeoutMs} ms: running alone until one does`, { seeds: config.heartbeat.seeds });
     }
     for (const [i, ext] of extensions.entries()) {
       try {

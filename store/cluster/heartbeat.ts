@@ -152,6 +152,28 @@ export class Heartbeat {
     await this.#listener?.close();
   }
 
+  /**
+   * Resolves true once this node has joined at least one peer, false after `timeoutMs` without
+   * one (it goes on as a one-node cluster and keeps pulsing its seeds). Without seeds: true.
+   */
+  joined(timeoutMs: number): Promise<boolean> {
+    if (this.#o.seeds.length === 0 || this.#snapshot.members.length > 1) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      let settled = false;
+      const timer = this.#timers.setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        resolve(false);
+      }, timeoutMs);
+      this.onChange((s) => {
+        if (settled || s.members.length < 2) return;
+        settled = true;
+        this.#timers.clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
   snapshot(): MembershipSnapshot {
     return this.#snapshot;
   }

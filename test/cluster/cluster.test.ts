@@ -167,6 +167,15 @@ test.serial('the client finds all three nodes from one seed; every record has tw
   const replicated = await Promise.all(nodes.map(async (n) => Number((await stats(n.port)).get('replica_writes_applied'))));
   t.is(replicated.reduce((a, b) => a + b, 0), keys.length, 'one replica write per put');
   for (const k of keys) t.is((await client.get(new Aerospike.Key(ns, set, k))).bins.k, k);
+  // Reads with replica policy ANY are spread over both copies and served where they land.
+  const readsOf = async (): Promise<number[]> => Promise.all(nodes.map(async (n) => Number((await stats(n.port, 'ferry-wire')).get('reads'))));
+  const readsBefore = await readsOf();
+  const any = { replica: Aerospike.policy.replica.ANY };
+  for (const k of keys) t.is((await client.get(new Aerospike.Key(ns, set, k), any)).bins.k, k);
+  const readsDelta = (await readsOf()).map((r, i) => r - readsBefore[i]!);
+  t.is(readsDelta.reduce((a, b) => a + b, 0), keys.length);
+  const masters = nodes.map((n) => keys.filter((k) => holders(table, k)[0] === n.id).length);
+  t.notDeepEqual(readsDelta, masters, 'some reads were served by replicas');
   const seen: string[] = [];
   await new Promise<void>((resolve, reject) => {
     const s = client.scan(ns, set).foreach();
