@@ -159,15 +159,13 @@ export class Heartbeat {
   joined(timeoutMs: number): Promise<boolean> {
     if (this.#o.seeds.length === 0 || this.#snapshot.members.length > 1) return Promise.resolve(true);
     return new Promise((resolve) => {
-      let settled = false;
       const timer = this.#timers.setTimeout(() => {
-        if (settled) return;
-        settled = true;
+        off();
         resolve(false);
       }, timeoutMs);
-      this.onChange((s) => {
-        if (settled || s.members.length < 2) return;
-        settled = true;
+      const off = this.onChange((s) => {
+        if (s.members.length < 2) return;
+        off();
         this.#timers.clearTimeout(timer);
         resolve(true);
       });
@@ -178,8 +176,13 @@ export class Heartbeat {
     return this.#snapshot;
   }
 
-  onChange(cb: (s: MembershipSnapshot) => void): void {
+  /** Calls cb after every membership change; returns a function that unsubscribes. */
+  onChange(cb: (s: MembershipSnapshot) => void): () => void {
     this.#listeners.push(cb);
+    return () => {
+      const i = this.#listeners.indexOf(cb);
+      if (i >= 0) this.#listeners.splice(i, 1);
+    };
   }
 
   /** Live peers (never this node). */

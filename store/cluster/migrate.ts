@@ -5,8 +5,10 @@
  * the replica-write path: the receiver applies in version order, so a record it already has, or
  * has newer, is left alone and pushing twice is harmless.
  *
- * Who sends: the first node of the partition's previous holders that is still a member; if no
- * previous holder survived, every member that has records of the partition.
+ * Who sends: every previous holder of the partition (in this node's own previous table) that
+ * is still a member; if none survived, every member that has records of it. Nodes may have
+ * seen different intermediate tables (there is no agreement round), so choosing one sender
+ * could leave a partition with none; several senders cost traffic, never correctness.
  *
  * Not here yet (see docs/cluster.md): an acting master (until a new master is filled, reads of
  * not-yet-moved records there answer NOT_FOUND), dropping superseded copies, delta migration,
@@ -66,8 +68,7 @@ export class Migrations {
         const now = holders(after, pid);
         const targets = now.filter((id) => id !== self && !was.includes(id));
         if (targets.length === 0) continue;
-        const sender = was.find((id) => alive.has(id));
-        if (sender !== undefined && sender !== self) continue;
+        if (!was.includes(self) && was.some((id) => alive.has(id))) continue;
         next.push({ namespace: name, pid, targets });
       }
     }
