@@ -13,11 +13,7 @@
 import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadNodeConfig } from '../store/config.js';
-import { computeDigest } from '../store/digest.js';
-import { openNamespace } from '../store/node.js';
-import type { Namespace } from '../store/namespace/namespace.js';
-import { OpType, ParticleType, type RecordCommand } from '../store/types.js';
+import { loadNodeConfig, computeDigest, openNamespace, OpType, ParticleType, type Namespace, type RecordCommand } from '../store/index.js';
 
 const GOALS = { indexBytesPerRecord: 48, coldVsDiskPct: 70, warmRestartS: 1, writeOpsPerS: 300_000 };
 /** Commands kept in flight by the in-process load loops. */

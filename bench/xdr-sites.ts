@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KafkaCluster, type KafkaNode } from '../scripts/kafka/cluster.js';
-import { FerryClient } from '../store/client/client.js';
+import { FerryClient } from '../store/index.js';
 import type { ReceiverStats } from '../receiver/receiver.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

@@ -23,7 +23,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import type { FerryClient, KeySpec } from '../store/client/client.js';
+import type { FerryClient, KeySpec } from '../store/index.js';
 import { sleep, startBenchSites, type BenchSites } from './xdr-sites.js';
 
 const GOALS = { lagP99Ms5k: 100, catchupVsSteady: 5 };

@@ -21,7 +21,7 @@ import net from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ReceiverStats } from '../receiver/receiver.js';
-import { FerryClient, ops, type KeySpec } from '../store/client/client.js';
+import { FerryClient, ops, type KeySpec } from '../store/index.js';
 import { startDashboard, type Dashboard, type DashboardState } from './dashboard.js';
 import { parseXdrStats } from './lag.js';
 import { EXIT_ERROR, NodeConn, errorText, formatDurationMs, getJson, sleep } from './util.js';

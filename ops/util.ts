@@ -2,7 +2,7 @@
  * Shared pieces of the operator commands (lag, replay, failover): endpoint parsing, JSON over
  * HTTP with timeouts, info commands to a node, time parsing and plain-text tables.
  */
-import { FerryClient } from '../store/client/client.js';
+import { FerryClient } from '../store/index.js';
 
 /** Exit statuses shared by the operator commands. */
 export const EXIT_OK = 0;

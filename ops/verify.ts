@@ -15,16 +15,16 @@
  * Memory is bounded: at most `candidateKeysMax` candidate digests are remembered; a partition
  * past that limit reports every key that differs in the re-check.
  */
-import { PARTITION_COUNT } from '../store/types.js';
 import {
+  PARTITION_COUNT,
   parseChecksums,
   parseListing,
+  FerryClient,
+  parsePartitionBitmap,
+  AerospikeError,
   type DigestEntry,
   type PartitionChecksum,
-} from '../store/checksums.js';
-import { FerryClient } from '../store/client/client.js';
-import { parsePartitionBitmap } from '../store/wire/info.js';
-import { AerospikeError } from '../store/wire/errors.js';
+} from '../store/index.js';
 
 export const VERIFY_RECHECK_MS_DEFAULT = 2000;
 export const VERIFY_MAX_LIST_DEFAULT = 100;

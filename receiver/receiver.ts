@@ -10,11 +10,19 @@
  *   kafkajs retries it from the last committed offset.
  */
 import { Kafka, logLevel, type Admin, type Consumer, type KafkaMessage, type Producer } from 'kafkajs';
-import { FerryClient } from '../store/client/client.js';
-import { ResultCode, type ConflictPolicyId, type RecordVersion } from '../store/types.js';
-import { decodeVersion, ShipCodecError } from '../shipper/codec.js';
+import {
+  FerryClient,
+  ResultCode,
+  decodeVersion,
+  ShipCodecError,
+  runtimeOf,
+  sleep,
+  type ConflictPolicyId,
+  type RecordVersion,
+  type Runtime,
+  type TimerHandle,
+} from '../store/index.js';
 import { NO_KAFKA_SECURITY, kafkaClientSecurity, type KafkaSecurity } from '../shipper/kafka-security.js';
-import { runtimeOf, sleep, type Runtime, type TimerHandle } from '../store/runtime/index.js';
 
 export interface ReceiverOptions {
   brokers: string[];

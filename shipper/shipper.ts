@@ -19,11 +19,28 @@
 import Bottleneck from 'bottleneck';
 import { CompressionTypes, Kafka, logLevel, type Producer } from 'kafkajs';
 import { LRUCache } from 'lru-cache';
-import type { NodeExtension, StoreNamespace, StoreNode } from '../store/api.js';
-import { computeDigest } from '../store/digest.js';
-import { OpType, PARTITION_COUNT, ParticleType, SYSTEM_SET_NAME, WriteKind, isExpiredOrigin, isReplicatedOrigin, type Op, type PartitionId, type RecordVersion } from '../store/types.js';
-import { runtimeOf, sleep, yieldToLoop, type Runtime } from '../store/runtime/index.js';
-import { encodeVersion, type ShipMessage } from './codec.js';
+import {
+  computeDigest,
+  OpType,
+  PARTITION_COUNT,
+  ParticleType,
+  SYSTEM_SET_NAME,
+  WriteKind,
+  isExpiredOrigin,
+  isReplicatedOrigin,
+  runtimeOf,
+  sleep,
+  yieldToLoop,
+  encodeVersion,
+  type NodeExtension,
+  type StoreNamespace,
+  type StoreNode,
+  type Op,
+  type PartitionId,
+  type RecordVersion,
+  type Runtime,
+  type ShipMessage,
+} from '../store/index.js';
 import { defaultTopic, type DestinationConfig, type XdrConfig } from './config.js';
 import { describeKafkaError, kafkaClientSecurity } from './kafka-security.js';
 

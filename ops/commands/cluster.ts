@@ -6,7 +6,7 @@
  * usage or when the given node cannot be reached.
  */
 import type { Command } from 'commander';
-import type { ClusterDescription } from '../../store/cluster/cluster.js';
+import type { ClusterDescription } from '../../store/index.js';
 import { OpsError, endpointText, errorText, formatTable, parseHostPort, withNode, type Endpoint } from '../util.js';
 
 export const CLUSTER_TIMEOUT_MS_DEFAULT = 5000;

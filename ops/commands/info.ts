@@ -5,8 +5,7 @@
  * answer is an `ERROR:`, 2 on usage or connection errors.
  */
 import type { Command } from 'commander';
-import { FerryClient } from '../../store/client/client.js';
-import { parseInfoError } from '../../store/wire/info-codec.js';
+import { FerryClient, parseInfoError } from '../../store/index.js';
 import { VerifyError, parseEndpoint, type Endpoint } from '../verify.js';
 
 export const INFO_DEFAULT_COMMANDS = ['node', 'build', 'edition', 'version', 'ferry-node'] as const;

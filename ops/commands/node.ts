@@ -4,9 +4,7 @@
  */
 import type { Command } from 'commander';
 import pino from 'pino';
-import { ConfigError, loadNodeConfig } from '../../store/config.js';
-import { FerryNode } from '../../store/node.js';
-import { NodeStartError, NodeStartStep, type RunningNode } from '../../store/assembly/index.js';
+import { ConfigError, loadNodeConfig, FerryNode, NodeStartError, NodeStartStep, type RunningNode } from '../../store/index.js';
 import { onShutdownSignal } from '../signals.js';
 import { startMetricsServer, type MetricsServer } from '../metrics-server.js';
 import { parseXdrConfig } from '../../shipper/config.js';

@@ -2,7 +2,7 @@ import test from 'ava';
 import { openNamespace } from '../../store/node.js';
 import { computeDigest } from '../../store/digest.js';
 import { ParticleType, type ConflictPolicyId, type RecordVersion } from '../../store/types.js';
-import { decodeVersion, encodeVersion, ShipCodecError } from '../../shipper/codec.js';
+import { decodeVersion, encodeVersion, ShipCodecError } from '../../store/index.js';
 import { nsConfig, tempDir } from '../helpers/store.js';
 
 const T0 = 1_790_000_000_000;

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { FerryClient, ops } from '../../store/client/client.js';
 import { computeDigest } from '../../store/digest.js';
-import { decodeVersion } from '../../shipper/codec.js';
+import { decodeVersion } from '../../store/index.js';
 import { RecordOrigin, type RecordVersion } from '../../store/types.js';
 import { FerryProcess, freePort, waitFor } from '../helpers/procs.js';
 

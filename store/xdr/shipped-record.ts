@@ -18,8 +18,8 @@
  * Values keep their Aerospike particle type and bytes, so every type (lists, maps, GeoJSON,
  * language blobs) arrives intact. See docs/xdr.md.
  */
-import { computeDigest } from '../store/digest.js';
-import { DIGEST_BYTES, RecordOrigin, isExpiredOrigin, type Bin, type ParticleTypeId, type RecordVersion, type UserKey } from '../store/types.js';
+import { computeDigest } from '../digest.js';
+import { DIGEST_BYTES, RecordOrigin, isExpiredOrigin, type Bin, type ParticleTypeId, type RecordVersion, type UserKey } from '../types.js';
 
 export const SHIP_FORMAT = 1;
 const MAGIC = 0xfe;
