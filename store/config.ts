@@ -34,6 +34,7 @@ const nodeSchema = {
   'cluster-name': { doc: 'Cluster name clients may check', format: String, default: 'ferry', env: 'FERRY_CLUSTER_NAME' },
   service: {
     address: { doc: 'Address the Aerospike service listens on', format: String, default: '127.0.0.1', env: 'FERRY_HOST', arg: 'host' },
+    'advertise-address': { doc: 'Address clients and peers are told to use for this node (needed when listening on 0.0.0.0); empty = service.address', format: String, default: '', env: 'FERRY_ADVERTISE_ADDRESS' },
     port: { doc: 'Aerospike service port (0 = any free port)', format: intIn(0, 65535), default: 3000, env: 'FERRY_PORT', arg: 'port' },
     'max-connections': { doc: 'Client connections accepted at once', format: intIn(1, 1_000_000), default: 10_000, env: 'FERRY_MAX_CONNECTIONS' },
   },
@@ -41,6 +42,7 @@ const nodeSchema = {
   heartbeat: {
     seeds: { doc: 'Heartbeat addresses (host:port) of other nodes to join; empty = a one-node cluster', format: Array, default: [] as string[], env: 'FERRY_HEARTBEAT_SEEDS' },
     address: { doc: 'Address the heartbeat listens on; empty = service.address', format: String, default: '', env: 'FERRY_HEARTBEAT_ADDRESS' },
+    'advertise-address': { doc: 'Heartbeat address other nodes are told to use; empty = service.advertise-address, else heartbeat.address', format: String, default: '', env: 'FERRY_HEARTBEAT_ADVERTISE_ADDRESS' },
     port: { doc: 'Heartbeat (and fabric) port; 0 = any free port; -1 = off without seeds, any free port with seeds', format: intIn(-1, 65535), default: -1, env: 'FERRY_HEARTBEAT_PORT' },
     'interval-ms': { doc: 'Milliseconds between heartbeat pulses', format: intIn(10, 600_000), default: 150, env: 'FERRY_HEARTBEAT_INTERVAL_MS' },
     'timeout-count': { doc: 'Missed pulses after which a node is gone', format: intIn(3, 1000), default: 10, env: 'FERRY_HEARTBEAT_TIMEOUT_COUNT' },
@@ -125,6 +127,8 @@ export interface HeartbeatConfig {
   enabled: boolean;
   seeds: Array<{ host: string; port: number }>;
   host: string;
+  /** Heartbeat host announced to peers. */
+  advertiseHost: string;
   port: number;
   intervalMs: number;
   timeoutCount: number;
@@ -138,6 +142,8 @@ export interface NodeConfig {
   data: string;
   clusterName: string;
   host: string;
+  /** Host clients and peers use to reach this node's service port. */
+  advertiseHost: string;
   port: number;
   maxConnections: number;
   metricsPort: number;
@@ -189,6 +195,7 @@ export function loadNodeConfig(o: LoadOptions = {}): NodeConfig {
       enabled: seeds.length > 0 || hbPort >= 0,
       seeds,
       host: c.get('heartbeat.address') || c.get('service.address'),
+      advertiseHost: c.get('heartbeat.advertise-address') || c.get('service.advertise-address') || c.get('heartbeat.address') || c.get('service.address'),
       port: Math.max(hbPort, 0),
       intervalMs: c.get('heartbeat.interval-ms'),
       timeoutCount: c.get('heartbeat.timeout-count'),
@@ -196,6 +203,7 @@ export function loadNodeConfig(o: LoadOptions = {}): NodeConfig {
     data,
     clusterName: c.get('cluster-name'),
     host: c.get('service.address'),
+    advertiseHost: c.get('service.advertise-address') || c.get('service.address'),
     port: c.get('service.port'),
     maxConnections: c.get('service.max-connections'),
     metricsPort: c.get('metrics.port'),

@@ -82,12 +82,13 @@ export class RunningNode {
       throw new NodeStartError(NodeStartStep.STORE, `cannot open the store: ${(err as Error).message}`, { cause: err });
     }
     let wire: WireServer | undefined;
-    const service = (): Endpoint => ({ host: config.host, port: wire?.port ?? config.port });
+    const service = (): Endpoint => ({ host: config.advertiseHost, port: wire?.port ?? config.port });
     const clustered = config.heartbeat.enabled ? createCluster(config, node, service, rt, o.fabric ?? tcpTransport, log) : undefined;
     try {
       wire = await startWireServer(node, {
         ...(clustered ? { view: clustered.cluster, proxy: clustered.proxy } : {}),
         host: config.host,
+        advertiseHost: config.advertiseHost,
         port: config.port,
         maxConnections: config.maxConnections,
         clusterName: config.clusterName,
@@ -205,6 +206,7 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
     clusterName: config.clusterName,
     ...(config.rackId !== undefined ? { rackId: config.rackId } : {}),
     listen: { host: config.heartbeat.host, port: config.heartbeat.port },
+    advertiseHost: config.heartbeat.advertiseHost,
     service,
     seeds: config.heartbeat.seeds,
     intervalMs: config.heartbeat.intervalMs,

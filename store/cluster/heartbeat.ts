@@ -139,6 +139,9 @@ export class Heartbeat {
   }
 
   async start(): Promise<void> {
+    if (isWildcard(this.#advertised().host)) {
+      this.#o.log?.('warn', `heartbeat listens on ${this.#o.listen.host} and no advertise address is set: peers cannot learn how to reach this node (set heartbeat.advertise-address)`);
+    }
     this.#listener = await this.#o.transport.listen(this.#o.listen, (conn) => this.#serve(conn));
     this.#heartbeatPort = this.#listener.port;
     this.#timer = this.#timers.setInterval(() => this.#tick(), this.#o.intervalMs);
@@ -288,10 +291,13 @@ export class Heartbeat {
     }
     const now = this.#o.clock.nowMs();
     const prev = this.#peers.get(p.nodeId);
+    // A peer listening on a wildcard address without an advertise address: the best guess for
+    // its service host is the host its heartbeat is reached at.
+    const service = isWildcard(p.service.host) && !isWildcard(p.heartbeat.host) ? { host: p.heartbeat.host, port: p.service.port } : p.service;
     this.#peers.set(p.nodeId, {
       nodeId: p.nodeId,
       heartbeat: p.heartbeat,
-      service: p.service,
+      service,
       clusterKey: p.clusterKey,
       lastSeenMs: now,
       incarnation: p.incarnation,
@@ -353,6 +359,8 @@ export class Heartbeat {
     this.#o.log?.('warn', msg);
   }
 }
+
+const isWildcard = (host: string): boolean => host === '0.0.0.0' || host === '::' || host === '';
 
 export function frame(kind: number, payload: Buffer): Buffer {
   return Buffer.concat([Buffer.of(kind), payload]);
