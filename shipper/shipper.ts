@@ -26,7 +26,6 @@ import {
   ParticleType,
   SYSTEM_SET_NAME,
   WriteKind,
-  isExpiredOrigin,
   isReplicatedOrigin,
   runtimeOf,
   sleep,
@@ -197,6 +196,9 @@ class Stream {
         if (!this.producer) await this.connect();
         const batch = this.collect();
         // Nothing to send (all skipped or filtered) counts as acknowledged at once.
+        // Never ship a version the source could still lose: with commit-to-device, what was
+        // read is made durable first (one group commit per batch).
+        if (batch.items.length > 0) await this.ns.durable?.();
         if (batch.items.length > 0) await this.send(batch.items);
         // Acknowledged: advance cursors and checkpoints; rescanned partitions are done.
         for (const p of batch.recovered) this.recovering[p] = 0;
@@ -313,9 +315,11 @@ class Stream {
     if (this.dest.ignoreSets.includes(v.set)) return;
     if (v.tombstone && !this.dest.shipDeletes) return;
     // The origin stored with the record: a rescan (restart, wrapped log) and a log entry whose
-    // record has since changed honour `forward` and `ship-expirations` like the log kinds do.
+    // record has since changed honour `forward` like the log kinds do. An expiry tombstone read
+    // here is shipped even without `ship-expirations`: it stands for a version (same generation
+    // and LUT) that may never have reached the destination, and when it did, it is an exact tie
+    // there. Only EXPIRE/EVICT log entries (whose version was shipped before) are skipped.
     if (!this.dest.forward && isReplicatedOrigin(v.origin)) return;
-    if (!this.dest.shipExpirations && v.tombstone && isExpiredOrigin(v.origin)) return;
     const hex = v.digest.toString('hex');
     const version = `${v.generation}:${v.lutMs}:${v.tombstone ? 1 : 0}`;
     if (this.shippedCache.get(hex) === version || this.inBatch.get(hex) === version) {

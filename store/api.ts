@@ -71,6 +71,14 @@ export interface StoreNamespace {
   /** The per-partition write logs of this namespace. */
   readonly writeLog: WriteLogReader;
 
+  /**
+   * Resolves once every change applied so far would survive a crash (a group commit) when the
+   * namespace acknowledges writes only once durable (commit-to-device); at once otherwise. The
+   * shipper waits for it before producing, so a destination never holds a version the source
+   * loses in a crash.
+   */
+  durable?(): Promise<void>;
+
   /** Removes all records (of one set, or all) with LUT <= beforeLutMs (default: now). Durable. */
   truncate(set: string | undefined, beforeLutMs?: number): Promise<number>;
 

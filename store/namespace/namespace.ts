@@ -328,6 +328,11 @@ export class Namespace implements StoreNamespace {
     return Promise.resolve(r);
   }
 
+  async durable(): Promise<void> {
+    if (!this.settings.commitToDevice) return;
+    await Promise.all([this.store.commit(), this.writeLog.commit()]);
+  }
+
   readVersion(digest: Buffer): RecordVersion | undefined {
     const rec = this.store.read(digest);
     if (!rec) return undefined;

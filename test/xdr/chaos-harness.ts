@@ -1,8 +1,8 @@
 /**
  * XDR chaos run, as real processes: the embedded broker, node A (commit-to-device, shipping
- * namespace `test` to B), node B (fenced), one receiver. The official `aerospike` client writes a
+ * namespace `test` to B), node B (fenced, commit-to-device), one receiver. The official `aerospike` client writes a
  * mixed workload to A (every bin type, increments, deletes, 3 s TTL puts) while a seeded schedule
- * kills (SIGKILL) and restarts the receiver, the broker and node A. Then the faults stop and the
+ * kills (SIGKILL) and restarts the receiver, the broker, node A and node B. Then the faults stop and the
  * run waits, bounded, until the sites are equal.
  *
  * The ledger of acknowledged writes lives here, outside the system: each key is touched by one
@@ -50,7 +50,7 @@ export interface ChaosReport {
   seconds: number;
   writesAcknowledged: number;
   commandsFailed: number;
-  faults: { receiver: number; broker: number; source: number };
+  faults: { receiver: number; broker: number; source: number; destination: number };
   faultsInjected: number;
   /** From the end of the last fault (process back up) to the first equal verify; null = never. */
   secondsToConverge: number | null;
@@ -191,7 +191,9 @@ async function startProcs(): Promise<Procs> {
     namespaces: [{ name: 'test', filesize: 128 * 1024 * 1024, 'write-block-size': 262144, 'write-log-entries': 65536, 'nsup-period': 1, 'commit-to-device': true }],
     xdr: { site: 'A', destinations: [{ name: 'B', brokers: [brokerAddr], namespaces: ['test'], 'kafka-partitions': 4, 'checkpoint-interval-ms': 200 }] },
   }));
-  writeFileSync(join(dir, 'b.json'), JSON.stringify({ namespaces: [{ name: 'test', 'storage-engine': 'memory', fenced: true, 'nsup-period': 1 }] }));
+  // B on a device with commit-to-device: a replicated write is acknowledged (and the receiver
+  // commits its offset) only once it is durable, so B too can be killed.
+  writeFileSync(join(dir, 'b.json'), JSON.stringify({ namespaces: [{ name: 'test', filesize: 128 * 1024 * 1024, 'write-block-size': 262144, fenced: true, 'nsup-period': 1, 'commit-to-device': true }] }));
   writeFileSync(join(dir, 'r.json'), JSON.stringify({ brokers: [brokerAddr], topics: ['ferry.A.test'], destination: [`127.0.0.1:${ports.b}`], 'metrics-port': ports.receiver, 'group-id': 'ferry-receiver-B' }));
   const broker = new FerryProcess('broker', ['broker', '--data', join(dir, 'broker'), '--port', String(ports.broker)], /listening/);
   const a = new FerryProcess('node A', ['node', '--config', join(dir, 'a.json'), '--data', join(dir, 'a'), '--port', String(ports.a)], /ferry node listening/);
@@ -237,19 +239,20 @@ async function connectOfficial(port: number): Promise<Any> {
 async function injectFaults(p: Procs, rnd: () => number, o: ChaosOptions, until: number, report: ChaosReport): Promise<number> {
   let lastFaultEnd = Date.now();
   const between = (r: [number, number]) => r[0] + rnd() * (r[1] - r[0]);
-  const procs = { receiver: p.receiver, broker: p.broker, source: p.a } as const;
+  const procs = { receiver: p.receiver, broker: p.broker, source: p.a, destination: p.b } as const;
   type Victim = keyof typeof procs;
   // Each kind once first (a seeded order), then seeded picks.
-  const first: Victim[] = ['receiver', 'broker', 'source'];
+  const first: Victim[] = ['receiver', 'broker', 'source', 'destination'];
   for (let i = first.length - 1; i > 0; i--) {
     const j = Math.floor(rnd() * (i + 1));
     [first[i], first[j]] = [first[j]!, first[i]!];
   }
   for (let n = 0; ; n++) {
     await new Promise((res) => setTimeout(res, between(o.faultGapMs)));
-    if (Date.now() >= until) return lastFaultEnd;
+    // The first round (one fault of each kind) always completes; the load runs until it has.
+    if (Date.now() >= until && n >= first.length) return lastFaultEnd;
     const pick = rnd();
-    const name: Victim = first[n] ?? (pick < 0.4 ? 'receiver' : pick < 0.7 ? 'broker' : 'source');
+    const name: Victim = first[n] ?? (pick < 0.3 ? 'receiver' : pick < 0.55 ? 'broker' : pick < 0.8 ? 'source' : 'destination');
     const proc = procs[name];
     const down = between(o.downMs);
     o.log(`chaos: kill -9 ${name}, down ${Math.round(down)} ms`);
@@ -299,7 +302,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const workRandom = seededRandom(o.seed ^ 0x5eed);
   const rnd = () => faultRandom.float();
   const report: ChaosReport = {
-    seed: o.seed, seconds: o.seconds, writesAcknowledged: 0, commandsFailed: 0, faults: { receiver: 0, broker: 0, source: 0 }, faultsInjected: 0,
+    seed: o.seed, seconds: o.seconds, writesAcknowledged: 0, commandsFailed: 0, faults: { receiver: 0, broker: 0, source: 0, destination: 0 }, faultsInjected: 0,
     secondsToConverge: null, differencesLeft: -1, lostAtSource: [], binDifferences: [], verifyExit: null, verifyOutput: '',
   };
   const p = await startProcs();
@@ -353,7 +356,7 @@ export function formatChaos(r: ChaosReport): string {
   return [
     `chaos seed ${r.seed}, ${r.seconds} s of load with faults`,
     `writes acknowledged:        ${r.writesAcknowledged} (${r.commandsFailed} commands failed during faults)`,
-    `faults injected:            ${r.faultsInjected} (receiver ${r.faults.receiver}, broker ${r.faults.broker}, source node ${r.faults.source}; kill -9 + restart)`,
+    `faults injected:            ${r.faultsInjected} (receiver ${r.faults.receiver}, broker ${r.faults.broker}, source node ${r.faults.source}, destination node ${r.faults.destination}; kill -9 + restart)`,
     `seconds to converge:        ${r.secondsToConverge === null ? 'did not converge' : r.secondsToConverge} after the last fault (goal <= 10)`,
     `differences left:           ${r.differencesLeft} (ferry verify exit ${r.verifyExit}; goal 0)`,
     `acknowledged writes lost:   ${r.lostAtSource.length}`,

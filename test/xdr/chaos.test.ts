@@ -1,17 +1,17 @@
 /**
- * Chaos: kill -9 and restart the receiver, the broker and the source node under a mixed load from
+ * Chaos: kill -9 and restart the receiver, the broker, the source node and the destination node under a mixed load from
  * the official client, then require `ferry verify` EQUAL and every acknowledged write present.
  * The seed is printed; FERRY_CHAOS_SEED replays a schedule.
  */
 import test from 'ava';
 import { formatChaos, runChaos } from './chaos-harness.js';
 
-test('chaos: kills of receiver, broker and source node under load; the sites converge and nothing acknowledged is lost', async (t) => {
+test('chaos: kills of receiver, broker, source and destination node under load; the sites converge and nothing acknowledged is lost', async (t) => {
   const seed = Number(process.env.FERRY_CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
   t.log(`seed ${seed} (replay: FERRY_CHAOS_SEED=${seed} npx ava test/xdr/chaos.test.ts)`);
   const r = await runChaos({
     seed,
-    seconds: 20,
+    seconds: 24,
     keys: 400,
     ttlKeys: 100,
     concurrency: 8,
@@ -21,7 +21,8 @@ test('chaos: kills of receiver, broker and source node under load; the sites con
     log: (line) => t.log(line),
   });
   t.log(formatChaos(r));
-  t.true(r.faults.receiver > 0 && r.faults.broker > 0 && r.faults.source > 0, `seed ${seed}: each kind of fault was injected`);
+  if (r.verifyExit !== 0) t.log(r.verifyOutput);
+  t.true(r.faults.receiver > 0 && r.faults.broker > 0 && r.faults.source > 0 && r.faults.destination > 0, `seed ${seed}: each kind of fault was injected`);
   t.true(r.writesAcknowledged > 0, `seed ${seed}: writes were acknowledged`);
   t.deepEqual(r.lostAtSource, [], `seed ${seed}: acknowledged writes missing at A`);
   t.is(r.verifyExit, 0, `seed ${seed}: ferry verify:\n${r.verifyOutput}`);
