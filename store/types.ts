@@ -220,7 +220,7 @@ export interface RecordResult {
 export interface RecordMeta {
   /** Generation, 32-bit internally (clients see the low 16 bits). */
   generation: number;
-  /** Last-update time, ms since Unix epoch; strictly increasing per record. */
+  /** Last-update time, ms since Unix epoch; strictly increasing per record, except that an expiry tombstone keeps the LUT of the version it expired (docs/xdr.md). */
   lutMs: number;
   /** Void time in seconds since CITRUSLEAF_EPOCH_S; 0 = never. */
   voidTimeS: number;
