@@ -11,7 +11,7 @@ test('chaos: kills of receiver, broker, source and destination node under load; 
   t.log(`seed ${seed} (replay: FERRY_CHAOS_SEED=${seed} npx ava test/xdr/chaos.test.ts)`);
   const r = await runChaos({
     seed,
-    seconds: 24,
+    seconds: 18,
     keys: 400,
     ttlKeys: 100,
     concurrency: 8,
