@@ -2,14 +2,17 @@
  * `ferry cluster [--node host:port] [--json]`: the members of the cluster the given node belongs
  * to, each node's master and replica partition counts, and whether every member reports the
  * same cluster key (each member is asked directly; one that cannot be reached is shown so).
- * Exit status: 0 when every member agrees, 1 when they disagree or one is unreachable, 2 on
+ * With --watch the report is printed again every interval (JSON: one line per report) until
+ * interrupted. Exit status: 0 when every member agrees, 1 when they disagree or one is unreachable, 2 on
  * usage or when the given node cannot be reached.
  */
 import type { Command } from 'commander';
 import type { ClusterDescription } from '../../store/index.js';
-import { OpsError, endpointText, errorText, formatTable, parseHostPort, withNode, type Endpoint } from '../util.js';
+import { OpsError, endpointText, errorText, formatTable, parseHostPort, sleep, withNode, type Endpoint } from '../util.js';
 
 export const CLUSTER_TIMEOUT_MS_DEFAULT = 5000;
+/** --watch without a value: one report every this many ms. */
+export const WATCH_MS_DEFAULT = 2000;
 const EXIT_OK = 0;
 const EXIT_DISAGREE = 1;
 const EXIT_USAGE = 2;
@@ -71,14 +74,31 @@ export function register(program: Command): void {
     .option('--node <host:port>', 'any member (default 127.0.0.1:3000)', '127.0.0.1:3000')
     .option('--json', 'print the report as JSON')
     .option('--timeout-ms <ms>', 'connect and request timeout per node', String(CLUSTER_TIMEOUT_MS_DEFAULT))
+    .option('--watch [ms]', 'print the report again every ms (default 2000) until interrupted')
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE))
-    .action(async (o: { node: string; json?: boolean; timeoutMs: string }) => {
+    .action(async (o: { node: string; json?: boolean; timeoutMs: string; watch?: string | boolean }) => {
       try {
         const timeoutMs = Number(o.timeoutMs);
         if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new OpsError('USAGE', `bad --timeout-ms "${o.timeoutMs}"`);
-        const r = await clusterReport(parseHostPort(o.node, '--node'), timeoutMs);
-        process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : formatClusterReport(r));
-        process.exitCode = r.agreed ? EXIT_OK : EXIT_DISAGREE;
+        const watchMs = o.watch === undefined ? 0 : o.watch === true ? WATCH_MS_DEFAULT : Number(o.watch);
+        if (!Number.isInteger(watchMs) || watchMs < 0) throw new OpsError('USAGE', `bad --watch "${String(o.watch)}"`);
+        const endpoint = parseHostPort(o.node, '--node');
+        for (;;) {
+          let r: ClusterReport;
+          try {
+            r = await clusterReport(endpoint, timeoutMs);
+          } catch (err) {
+            if (watchMs === 0) throw err;
+            process.stderr.write(`ferry cluster: ${errorText(err)}\n`); // keep watching
+            await sleep(watchMs);
+            continue;
+          }
+          process.stdout.write(o.json ? `${JSON.stringify(r, null, watchMs > 0 ? undefined : 2)}\n` : formatClusterReport(r));
+          process.exitCode = r.agreed ? EXIT_OK : EXIT_DISAGREE;
+          if (watchMs === 0) return;
+          await sleep(watchMs);
+          if (!o.json) process.stdout.write('\n');
+        }
       } catch (err) {
         process.stderr.write(`ferry cluster: ${errorText(err)}\n`);
         process.exitCode = EXIT_USAGE;

@@ -207,6 +207,13 @@ test.serial('`ferry cluster` lists the members with their partition counts, as t
   t.regex(metrics, /^ferry_cluster_replica_write_latency_mean_ms [\d.]+$/m);
   t.regex(metrics, /^ferry_cluster_migrate_partitions_remaining 0$/m);
   t.regex(metrics, /^ferry_wire_proxied 0$/m);
+  // --watch: a JSON line per report until the process is stopped.
+  const watch = new FerryProcess('cluster --watch', ['cluster', '--node', `127.0.0.1:${nodes[0]!.port}`, '--watch', '100', '--json'], /^\{.*\}\n\{.*\}\n/m);
+  await watch.start();
+  await watch.stop();
+  const reports = watch.output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { view: { clusterKey: string } });
+  t.true(reports.length >= 2);
+  t.true(reports.every((x) => x.view.clusterKey === firstKey));
   const text = (await run([])).stdout;
   t.regex(text, new RegExp(`key ${firstKey}  size 3 .*all members agree`));
   for (const n of nodes) t.regex(text, new RegExp(`${n.id}\\s+127\\.0\\.0\\.1:${n.port}`));
