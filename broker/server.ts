@@ -49,6 +49,8 @@ export interface BrokerHandle {
   /** Runs the retention sweep now; returns segments deleted. */
   enforceRetention(): number;
   close(): Promise<void>;
+  /** Releases the data-directory lock now (synchronous: the last step of every exit path). */
+  releaseLock(): void;
 }
 
 export async function startBroker(opts: BrokerOptions): Promise<BrokerHandle> {
@@ -121,6 +123,7 @@ export async function startBroker(opts: BrokerOptions): Promise<BrokerHandle> {
     port: address.port,
     metrics: brokerMetrics,
     enforceRetention: () => state.topics.enforceRetention(Date.now()),
+    releaseLock: () => state.releaseLock(),
     close(): Promise<void> {
       closing ??= (async () => {
         for (const t of timers) clearInterval(t);

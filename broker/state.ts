@@ -102,6 +102,11 @@ export class BrokerState {
     });
   }
 
+  /** Releases the data-directory lock (idempotent; close does it too). */
+  releaseLock(): void {
+    this.unlock();
+  }
+
   close(): void {
     this.closed = true;
     this.notifyData();

@@ -28,7 +28,6 @@ import {
   WriteKind,
   isReplicatedOrigin,
   runtimeOf,
-  sleep,
   yieldToLoop,
   encodeVersion,
   type NodeExtension,
@@ -53,6 +52,14 @@ const SHIPPED_CACHE_ENTRIES = 200_000;
 const TAIL_WAIT_MS = 50;
 /** Shortest retry pause. */
 const RETRY_BACKOFF_MIN_MS = 50;
+/**
+ * At stop, how long the loop may take to finish the batch in flight before the producer is
+ * disconnected under it (a Kafka that is gone or never answers must not hold the node's
+ * shutdown); the batch is simply shipped again after the restart.
+ */
+const STOP_LOOP_WAIT_MS = 2000;
+/** At stop, how long the producer's disconnect may take. */
+const STOP_DISCONNECT_WAIT_MS = 1000;
 
 interface Pending {
   msg: ShipMessage & { partition: number };
@@ -94,10 +101,14 @@ class Stream {
   private kafkaPartitions = 0;
   private running = false;
   private loop: Promise<void> | undefined;
+  /** Ends the current pause early (set while the loop sleeps). */
+  private wake: (() => void) | undefined;
   private nextPid = 0;
   private lastCheckpointWrite = 0;
   private readonly counters = { shipped: 0, skipped: 0, retries: 0, errors: 0 };
   private lastError = '';
+  /** Result code of the last checkpoint write (0 = OK). */
+  private checkpointCode = 0;
   private rate: { at: number; shipped: number; perS: number };
 
   constructor(
@@ -126,11 +137,36 @@ class Stream {
     this.loop = this.run();
   }
 
+  /**
+   * Stops within about STOP_LOOP_WAIT_MS + STOP_DISCONNECT_WAIT_MS whatever Kafka does: wakes
+   * the loop from its pause, gives the batch in flight a moment, then disconnects under it.
+   * Checkpoints cover acknowledged batches only, so writing them with a batch in flight is safe.
+   */
   async stop(): Promise<void> {
     this.running = false;
-    await this.loop;
+    this.wake?.();
+    const finished = await settlesWithin(this.loop ?? Promise.resolve(), STOP_LOOP_WAIT_MS, this.rt);
+    if (!finished) this.log(`xdr ${this.dest.name}/${this.ns.name}: the batch in flight was not acknowledged in ${STOP_LOOP_WAIT_MS} ms; it ships again after the restart`);
     await this.writeCheckpoints(true).catch((err: unknown) => this.log('checkpoint write failed at stop', err));
-    await this.producer?.disconnect().catch(() => undefined);
+    const producer = this.producer;
+    this.producer = undefined;
+    if (producer) await settlesWithin(producer.disconnect(), STOP_DISCONNECT_WAIT_MS, this.rt);
+  }
+
+  /** A pause the stop can cut short. */
+  private pause(ms: number): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = this.rt.timers.setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        this.rt.timers.clearTimeout(timer);
+        this.wake = undefined;
+        resolve();
+      };
+    });
   }
 
   /** Makes partitions ship again everything with LUT > fromMs (replay from the source). */
@@ -216,7 +252,7 @@ class Stream {
         backoff = RETRY_BACKOFF_MIN_MS;
         if (!batch.more) await this.ns.writeLog.waitForEntries('all', (p) => BigInt(this.cursor[p]!), TAIL_WAIT_MS);
         else if (batch.items.length === 0) await yieldToLoop(this.rt.timers);
-        else if (this.dest.lingerMs > 0 && batch.items.length < this.dest.batchMax) await sleep(this.rt.timers, this.dest.lingerMs);
+        else if (this.dest.lingerMs > 0 && batch.items.length < this.dest.batchMax) await this.pause(this.dest.lingerMs);
       } catch (err) {
         this.counters.retries++;
         this.counters.errors++;
@@ -226,7 +262,7 @@ class Stream {
           await this.producer.disconnect().catch(() => undefined);
           this.producer = undefined;
         }
-        await sleep(this.rt.timers, backoff);
+        await this.pause(backoff);
         backoff = Math.min(backoff * 2, this.dest.retryBackoffMaxMs);
       }
     }
@@ -254,6 +290,11 @@ class Stream {
     }
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
     await producer.connect();
+    if (!this.running) {
+      // Stopped while connecting: nothing may stay connected behind the stop.
+      await producer.disconnect().catch(() => undefined);
+      throw new Error('stopped');
+    }
     this.producer = producer;
   }
 
@@ -391,9 +432,12 @@ class Stream {
         ops,
         ttlS: -1,
       });
-      if (r.resultCode !== 0) {
-        this.dirtyGroups.add(g);
-        this.log(`xdr ${this.dest.name}/${this.ns.name}: checkpoint write answered ${r.resultCode}`);
+      if (r.resultCode !== 0) this.dirtyGroups.add(g);
+      // Logged once per change (a full disk refuses every group every interval).
+      if (r.resultCode !== this.checkpointCode) {
+        this.checkpointCode = r.resultCode;
+        if (r.resultCode !== 0) this.log(`xdr ${this.dest.name}/${this.ns.name}: checkpoint write answered ${r.resultCode}; retrying every ${this.dest.checkpointIntervalMs} ms`);
+        else this.log(`xdr ${this.dest.name}/${this.ns.name}: checkpoint writes succeed again`);
       }
     }
   }
@@ -466,5 +510,18 @@ export class Shipper implements NodeExtension {
     put('ferry_xdr_shipped_total', 'Records shipped', (s) => s.shipped);
     put('ferry_xdr_retries_total', 'Produce retries', (s) => s.retries);
     return `${lines.join('\n')}\n`;
+  }
+}
+
+/** Waits for `p` (its failure counts as settled) at most `ms`; true when it settled in time. */
+async function settlesWithin(p: Promise<unknown>, ms: number, rt: Runtime): Promise<boolean> {
+  let timer: ReturnType<Runtime['timers']['setTimeout']> | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = rt.timers.setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([p.then(() => true, () => true), late]);
+  } finally {
+    rt.timers.clearTimeout(timer);
   }
 }

@@ -32,6 +32,7 @@ const nodeSchema = {
   'node-id': { doc: 'Node id (hex, at most 16 digits); empty = generated once and kept in the data directory', format: String, default: '', env: 'FERRY_NODE_ID' },
   data: { doc: 'Data directory', format: String, default: './data', env: 'FERRY_DATA', arg: 'data' },
   'cluster-name': { doc: 'Cluster name clients may check', format: String, default: 'ferry', env: 'FERRY_CLUSTER_NAME' },
+  'shutdown-timeout-s': { doc: 'Longest a SIGTERM shutdown may take before the node exits anyway, logging what it could not finish', format: intIn(1, 3600), default: 10, env: 'FERRY_SHUTDOWN_TIMEOUT_S' },
   service: {
     address: { doc: 'Address the Aerospike service listens on', format: String, default: '127.0.0.1', env: 'FERRY_HOST', arg: 'host' },
     'advertise-address': { doc: 'Address clients and peers are told to use for this node (needed when listening on 0.0.0.0); empty = service.address', format: String, default: '', env: 'FERRY_ADVERTISE_ADDRESS' },
@@ -82,6 +83,7 @@ const nsSchema = {
   'high-water-memory-pct': { doc: 'Evict above this share of index-memory-size (0 = off)', format: intIn(0, 100), default: 0, env: 'FERRY_NS_HIGH_WATER_MEMORY_PCT' },
   'index-memory-size': { doc: 'Index memory the high-water-memory-pct refers to', format: intIn(MiB, 2 ** 46), default: 4096 * MiB, env: 'FERRY_NS_INDEX_MEMORY_SIZE' },
   'stop-writes-pct': { doc: 'Refuse writes above this device use', format: intIn(1, 100), default: 90, env: 'FERRY_NS_STOP_WRITES_PCT' },
+  'memory-budget': { doc: 'Bytes the index and block caches of the namespace may use; past it writes are refused (0 = no budget)', format: intIn(0, 2 ** 46), default: 0, env: 'FERRY_NS_MEMORY_BUDGET' },
   'transaction-pending-limit': { doc: 'Commands queued on one key before KEY_BUSY', format: intIn(1, 1_000_000), default: 20, env: 'FERRY_NS_TRANSACTION_PENDING_LIMIT' },
   'max-record-size': { doc: 'Largest record in bytes; 0 = the write block size', format: intIn(0, 8 * MiB), default: 0, env: 'FERRY_NS_MAX_RECORD_SIZE' },
   'tomb-raider-eligible-age': { doc: 'Seconds a tombstone is kept before it may be reclaimed', format: intIn(0, TTL_S_MAX), default: 86_400, env: 'FERRY_NS_TOMB_RAIDER_ELIGIBLE_AGE' },
@@ -110,6 +112,7 @@ export interface NamespaceConfig {
   highWaterMemoryPct: number;
   indexMemorySize: number;
   stopWritesPct: number;
+  memoryBudget: number;
   transactionPendingLimit: number;
   maxRecordSize: number;
   tombRaiderEligibleAgeS: number;
@@ -141,6 +144,7 @@ export interface NodeConfig {
   heartbeat: HeartbeatConfig;
   data: string;
   clusterName: string;
+  shutdownTimeoutS: number;
   host: string;
   /** Host clients and peers use to reach this node's service port. */
   advertiseHost: string;
@@ -202,6 +206,7 @@ export function loadNodeConfig(o: LoadOptions = {}): NodeConfig {
     },
     data,
     clusterName: c.get('cluster-name'),
+    shutdownTimeoutS: c.get('shutdown-timeout-s'),
     host: c.get('service.address'),
     advertiseHost: c.get('service.advertise-address') || c.get('service.address'),
     port: c.get('service.port'),
@@ -267,6 +272,7 @@ function loadNamespace(raw: unknown, i: number, data: string, env: NodeJS.Proces
     highWaterMemoryPct: c.get('high-water-memory-pct'),
     indexMemorySize: c.get('index-memory-size'),
     stopWritesPct: c.get('stop-writes-pct'),
+    memoryBudget: c.get('memory-budget'),
     transactionPendingLimit: c.get('transaction-pending-limit'),
     maxRecordSize: maxRecord,
     tombRaiderEligibleAgeS: c.get('tomb-raider-eligible-age'),

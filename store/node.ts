@@ -2,13 +2,15 @@
  * A store node: its namespaces, opened from a NodeConfig. One node per data directory (a lock
  * file refuses a second process). The wire server and extensions (the shipper) attach to it.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StoreNode } from './api.js';
 import type { NamespaceConfig, NodeConfig } from './config.js';
 import { Namespace } from './namespace/namespace.js';
 import { openRecordStore, type OpenReport } from './storage/record-store.js';
 import { StorageError } from './storage/errors.js';
+import { releaseDataLock, takeDataLock } from './data-lock.js';
+import { filesystemFreeSpace } from './storage/free-space.js';
 import { runtimeOf, systemTimers, type Clock, type Random, type Runtime, type Timers } from './runtime/index.js';
 import type { BlockDevice } from './storage/devices.js';
 import { WriteLog, type WriteLogOptions } from './writelog.js';
@@ -75,15 +77,28 @@ export class FerryNode implements StoreNode {
     return out;
   }
 
+  /**
+   * Closes every namespace (each as far as it can: one on a full disk skips its snapshot), then
+   * releases the data-directory lock. Throws, after all of it, what could not be finished.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const ns of this.namespaces.values()) await ns.close();
-    try {
-      unlinkSync(this.lockPath);
-    } catch {
-      // already gone
+    const failures: string[] = [];
+    for (const ns of this.namespaces.values()) {
+      try {
+        await ns.close();
+      } catch (err) {
+        failures.push(`namespace ${ns.name}: ${(err as Error).message}`);
+      }
     }
+    this.releaseLock();
+    if (failures.length > 0) throw new StorageError('CLOSE_INCOMPLETE', failures.join('; '));
+  }
+
+  /** Releases the data-directory lock now (synchronous: the last step of every exit path). */
+  releaseLock(): void {
+    releaseDataLock(this.lockPath);
   }
 }
 
@@ -106,7 +121,7 @@ export async function openStoreNode(config: NodeConfig, runtime?: Clock | StoreR
   const rt = storeRuntimeOf(runtime);
   mkdirSync(config.data, { recursive: true });
   const lockPath = join(config.data, 'node.lock');
-  takeLock(lockPath);
+  takeDataLock(lockPath);
   try {
     const nodeId = config.nodeId || persistentNodeId(config.data, rt.random);
     const namespaces = new Map<string, Namespace>();
@@ -114,11 +129,7 @@ export async function openStoreNode(config: NodeConfig, runtime?: Clock | StoreR
     for (const ns of namespaces.values()) ns.start();
     return new FerryNode(nodeId, config, namespaces, lockPath, rt.clock, rt.timers);
   } catch (err) {
-    try {
-      unlinkSync(lockPath);
-    } catch {
-      // ignore
-    }
+    releaseDataLock(lockPath);
     throw err;
   }
 }
@@ -163,6 +174,7 @@ export async function openNamespace(nc: NamespaceConfig, runtime?: Clock | Store
       tombRaiderPeriodS: nc.tombRaiderPeriodS,
       conflictPolicy: nc.conflictPolicy,
       indexMemoryBytes: nc.indexMemorySize,
+      memoryBudgetBytes: nc.memoryBudget,
     },
     report,
     rt.clock,
@@ -172,6 +184,7 @@ export async function openNamespace(nc: NamespaceConfig, runtime?: Clock | Store
   // A fence set at run time (failover, set-config) was persisted and wins over the config file.
   const persisted = readFence(join(nc.dir, 'fence'));
   ns.setFenced(persisted ?? nc.fenced, false);
+  if (device && !rt.openDevice) ns.attachFreeSpace(filesystemFreeSpace(nc.dir, nc.files));
   return ns;
 }
 
@@ -190,32 +203,4 @@ function persistentNodeId(data: string, random: Random): string {
   const id = (random.u32().toString(16).padStart(8, '0') + random.int(0x10000).toString(16).padStart(4, '0')).toUpperCase();
   writeFileSync(path, `${id}\n`);
   return id;
-}
-
-function takeLock(path: string): void {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(path, 'wx');
-      writeFileSync(fd, `${process.pid}\n`);
-      closeSync(fd);
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number(readFileSync(path, 'utf8').trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
-        throw new StorageError('CONFIG', `data directory is in use by process ${pid} (${path})`);
-      }
-      unlinkSync(path); // stale lock from a crashed process
-    }
-  }
-  throw new StorageError('CONFIG', `cannot take the data directory lock ${path}`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

@@ -12,11 +12,12 @@
  * An entry is valid when its CRC matches and its global sequence maps to its slot; on start the
  * longest run of consecutive global sequences ending at the newest valid entry is kept.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, renameSync, fsyncSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync, renameSync, fsyncSync, unlinkSync } from 'node:fs';
 import { open as openAsync, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { WriteLogReader } from './api.js';
+import { StorageError } from './storage/errors.js';
 import { systemTimers, type TimerHandle, type Timers } from './runtime/index.js';
 import { DIGEST_BYTES, PARTITION_COUNT, type PartitionId, type WriteKindId, type WriteLogEntry } from './types.js';
 
@@ -98,7 +99,7 @@ export class WriteLog implements WriteLogReader {
         if (cleanNextG === undefined || !log.loadClean(opts.path, cleanNextG)) log.reset().load(readFileSync(opts.path));
       }
       // From here a crash must re-check entries: the clean flag is consumed.
-      log.saveState(false);
+      log.consumeCleanFlag();
       const h = await openAsync(opts.path, existsSync(opts.path) ? 'r+' : 'w+');
       await h.truncate(log.ring.length);
       log.handle = h;
@@ -225,8 +226,18 @@ export class WriteLog implements WriteLogReader {
       writes.push(h.write(Buffer.from(this.ring.subarray(off, off + n * WRITE_LOG_ENTRY_BYTES)), 0, n * WRITE_LOG_ENTRY_BYTES, off));
       g += n;
     }
-    await Promise.all(writes);
-    await h.datasync();
+    try {
+      await Promise.all(writes);
+      await h.datasync();
+    } catch (err) {
+      // Nothing is marked written: the next commit writes the same entries again.
+      const code = (err as NodeJS.ErrnoException).code;
+      const full = code === 'ENOSPC' || code === 'EDQUOT';
+      throw new StorageError(full ? 'DEVICE_FULL' : 'IO', `write log ${this.opts.path!}: ${full ? 'no space left' : 'write failed'}: ${(err as Error).message}`, {
+        cause: err,
+        retriable: true,
+      });
+    }
     this.flushedG = to;
   }
 
@@ -237,10 +248,29 @@ export class WriteLog implements WriteLogReader {
     }
     this.waiters = [];
     if (!this.handle) return;
-    await this.commit();
+    let failure: Error | undefined;
+    try {
+      await this.commit();
+    } catch (err) {
+      failure = err as Error;
+    }
     await this.handle.close();
     this.handle = undefined;
-    this.saveState(true);
+    if (!failure) {
+      try {
+        this.saveState(true);
+      } catch (err) {
+        failure = err as Error;
+      }
+    }
+    // The state on disk still says "not clean" (open consumed the flag): the next open checks
+    // every entry, which is right for a log whose last entries may be missing.
+    if (failure) throw new StorageError('CLOSE_INCOMPLETE', `write log ${this.opts.path!}: not closed cleanly: ${failure.message}`, { cause: failure });
+  }
+
+  /** Free filesystem space a clean close needs: the state file, written beside the old one. */
+  shutdownReserveBytes(): number {
+    return this.opts.path ? 2 * (PARTITION_COUNT + 2) * 8 : 0;
   }
 
   /** Abandons without flushing (crash simulation in tests). */
@@ -264,11 +294,44 @@ export class WriteLog implements WriteLogReader {
     state.set(this.nextP);
     state[PARTITION_COUNT] = clean ? 1 : 0;
     state[PARTITION_COUNT + 1] = this.nextG;
-    writeFileSync(tmp, Buffer.from(state.buffer));
-    const fd = openSync(tmp, 'r');
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(tmp, this.statePath());
+    try {
+      writeFileSync(tmp, Buffer.from(state.buffer));
+      const fd = openSync(tmp, 'r');
+      fsyncSync(fd);
+      closeSync(fd);
+      renameSync(tmp, this.statePath());
+    } catch (err) {
+      try {
+        unlinkSync(tmp); // a partial temporary only takes space
+      } catch {
+        // absent
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Marks the state not clean (a crash from now on must re-check entries). Rewrites the whole
+   * state when it can; on a full disk it overwrites the flag in place, which needs no new space,
+   * so a node can start and serve reads on a full filesystem.
+   */
+  private consumeCleanFlag(): void {
+    try {
+      this.saveState(false);
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err;
+    }
+    if (!existsSync(this.statePath())) return; // nothing claims a clean close
+    const fd = openSync(this.statePath(), 'r+');
+    try {
+      const zero = Buffer.alloc(8);
+      writeSync(fd, zero, 0, 8, PARTITION_COUNT * 8);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** Reads the state file; returns nextG when it records a clean close. */

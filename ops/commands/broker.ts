@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import pino from 'pino';
 import { brokerMetrics, startBroker, type BrokerOptions } from '../../broker/server.js';
 import { startMetricsServer, type MetricsServer } from '../metrics-server.js';
-import { onShutdownSignal } from '../signals.js';
+import { SHUTDOWN_TIMEOUT_S_DEFAULT, parseShutdownTimeoutS, shutdownOnSignal } from '../shutdown.js';
 
 export interface BrokerCliOptions {
   data?: string;
@@ -20,6 +20,7 @@ export interface BrokerCliOptions {
   retentionBytes?: string;
   retentionMs?: string;
   metricsPort?: string;
+  shutdownTimeoutS?: string;
 }
 
 export const brokerPortDefault = 9092;
@@ -39,6 +40,7 @@ export function register(program: Command): void {
     .option('--segment-bytes <n>', 'segment file size before rolling (env FERRY_BROKER_SEGMENT_BYTES)')
     .option('--retention-bytes <n>', 'per-partition size limit, -1 = none (env FERRY_BROKER_RETENTION_BYTES)')
     .option('--metrics-port <port>', 'Prometheus /metrics HTTP port (env FERRY_BROKER_METRICS_PORT; default 0 = off)')
+    .option('--shutdown-timeout-s <s>', 'longest a SIGTERM shutdown may take before exiting anyway (env FERRY_SHUTDOWN_TIMEOUT_S; default 10)')
     .option('--retention-ms <n>', 'age limit of records, -1 = none (env FERRY_BROKER_RETENTION_MS; default 7 days)')
     .action(async (o: BrokerCliOptions) => {
       process.exitCode = await runBroker(o, process.env);
@@ -85,8 +87,10 @@ export function brokerOptions(o: BrokerCliOptions, env: NodeJS.ProcessEnv): Brok
 export async function runBroker(o: BrokerCliOptions, env: NodeJS.ProcessEnv): Promise<number> {
   const log = pino({ name: 'ferry-broker' }, pino.destination(2));
   let opts: BrokerOptions;
+  let shutdownTimeoutS: number | undefined;
   try {
     opts = brokerOptions(o, env);
+    shutdownTimeoutS = parseShutdownTimeoutS(o.shutdownTimeoutS ?? env.FERRY_SHUTDOWN_TIMEOUT_S, '--shutdown-timeout-s');
   } catch (err) {
     console.error(`ferry broker: ${(err as Error).message}`);
     return 2;
@@ -112,25 +116,13 @@ export async function runBroker(o: BrokerCliOptions, env: NodeJS.ProcessEnv): Pr
   }
   console.log(`ferry broker listening on ${broker.host}:${broker.port}`);
   log.info({ host: broker.host, port: broker.port, data: opts.dataDir, flushPolicy: opts.flushPolicy }, 'broker ready');
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = async (signal: string): Promise<void> => {
-      if (stopping) {
-        log.warn(`second ${signal}: exiting at once (acknowledged data is on disk per the flush policy; a torn tail is cut on the next start)`);
-        process.exit(1);
-      }
-      stopping = true;
-      log.info(`${signal}: shutting down`);
-      try {
-        await metrics?.close();
-        await broker.close();
-        log.info('clean shutdown complete');
-        resolve(0);
-      } catch (err) {
-        log.error({ err }, 'shutdown failed');
-        resolve(1);
-      }
-    };
-    onShutdownSignal((signal) => void stop(signal));
+  return shutdownOnSignal({
+    timeoutMs: (shutdownTimeoutS ?? SHUTDOWN_TIMEOUT_S_DEFAULT) * 1000,
+    log,
+    steps: [
+      { name: 'close the metrics endpoint', run: async () => void (await metrics?.close()) },
+      { name: 'close the broker (flush its segments)', run: () => broker.close() },
+    ],
+    release: () => broker.releaseLock(),
   });
 }

@@ -5,7 +5,8 @@
 import type { Command } from 'commander';
 import pino from 'pino';
 import { ConfigError, loadNodeConfig, FerryNode, NodeStartError, NodeStartStep, type RunningNode } from '../../store/index.js';
-import { onShutdownSignal } from '../signals.js';
+import { shutdownOnSignal } from '../shutdown.js';
+import { watchStopWrites } from '../stop-writes-log.js';
 import { startMetricsServer, type MetricsServer } from '../metrics-server.js';
 import { parseXdrConfig } from '../../shipper/config.js';
 import { Shipper } from '../../shipper/shipper.js';
@@ -21,6 +22,7 @@ export interface NodeCliOptions {
   seed?: string[];
   heartbeatPort?: string;
   rackId?: string;
+  shutdownTimeoutS?: string;
 }
 
 export function register(program: Command): void {
@@ -37,6 +39,7 @@ export function register(program: Command): void {
     .option('--seed <host:port>', 'heartbeat address of a node to join (repeatable; config heartbeat.seeds)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--heartbeat-port <port>', 'heartbeat/fabric port (0 = any free; env FERRY_HEARTBEAT_PORT)')
     .option('--rack-id <id>', 'rack id for replica placement (env FERRY_RACK_ID)')
+    .option('--shutdown-timeout-s <s>', 'longest a SIGTERM shutdown may take before exiting anyway (env FERRY_SHUTDOWN_TIMEOUT_S; default 10)')
     .action(async (o: NodeCliOptions) => {
       process.exitCode = await runNode(o);
     });
@@ -67,6 +70,7 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
         'heartbeat.seeds': o.seed,
         'heartbeat.port': intArg('heartbeat-port', o.heartbeatPort),
         'rack-id': intArg('rack-id', o.rackId),
+        'shutdown-timeout-s': intArg('shutdown-timeout-s', o.shutdownTimeoutS),
       },
     };
     if (o.config) lo.file = o.config;
@@ -98,25 +102,15 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
   console.log(`ferry node listening on ${server.host}:${server.port}`);
   log.info({ nodeId: node.nodeId, host: server.host, port: server.port, data: config.data }, 'node ready');
 
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = async (signal: string) => {
-      if (stopping) {
-        log.warn(`second ${signal}: exiting without a clean shutdown (next start will cold-scan)`);
-        process.exit(1);
-      }
-      stopping = true;
-      log.info(`${signal}: shutting down`);
-      try {
-        await metrics?.close();
-        await running.stop();
-        log.info('clean shutdown complete');
-        resolve(0);
-      } catch (err) {
-        log.error({ err }, 'shutdown failed');
-        resolve(1);
-      }
-    };
-    onShutdownSignal((signal) => void stop(signal));
+  const stopWatch = watchStopWrites(node, { warn: (m) => log.warn(m), info: (m) => log.info(m) });
+  return shutdownOnSignal({
+    timeoutMs: config.shutdownTimeoutS * 1000,
+    log,
+    steps: [
+      { name: 'close the metrics endpoint', run: async () => void (await metrics?.close()) },
+      // Shipper (bounded), heartbeats, service port, then the store (a full disk skips its snapshot).
+      { name: 'stop the node', run: () => (stopWatch(), running.stop()) },
+    ],
+    release: () => node.releaseLock(),
   });
 }

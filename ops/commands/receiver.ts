@@ -9,7 +9,7 @@ import { createServer } from 'node:http';
 import pino from 'pino';
 import { Receiver } from '../../receiver/receiver.js';
 import { describeKafkaError, isKafkaAuthFailure, kafkaSecuritySchema, readKafkaSecurity, type KafkaSecurity } from '../../shipper/kafka-security.js';
-import { onShutdownSignal } from '../signals.js';
+import { SHUTDOWN_TIMEOUT_S_DEFAULT, parseShutdownTimeoutS, shutdownOnSignal } from '../shutdown.js';
 
 const schema = {
   brokers: { doc: 'Kafka bootstrap brokers host:port', format: Array, default: ['127.0.0.1:9092'], env: 'FERRY_RECEIVER_BROKERS' },
@@ -21,6 +21,7 @@ const schema = {
   'apply-concurrency': { doc: 'Replicated writes in flight', format: 'nat', default: 64, env: 'FERRY_RECEIVER_APPLY_CONCURRENCY' },
   'from-beginning': { doc: 'A new group starts at the beginning of the topic', format: Boolean, default: true, env: 'FERRY_RECEIVER_FROM_BEGINNING' },
   'metrics-host': { doc: 'Address of the metrics/admin endpoint', format: String, default: '127.0.0.1', env: 'FERRY_RECEIVER_METRICS_HOST' },
+  'shutdown-timeout-s': { doc: 'Longest a SIGTERM shutdown may take before exiting anyway', format: 'int', default: SHUTDOWN_TIMEOUT_S_DEFAULT, env: 'FERRY_SHUTDOWN_TIMEOUT_S' },
   'metrics-port': { doc: 'Port of the metrics/admin endpoint (0 = any free port)', format: 'port', default: 9464, env: 'FERRY_RECEIVER_METRICS_PORT' },
   ...kafkaSecuritySchema,
   'sasl-password': { ...kafkaSecuritySchema['sasl-password'], env: 'FERRY_RECEIVER_SASL_PASSWORD' },
@@ -49,6 +50,7 @@ export interface ReceiverConfig {
   security: KafkaSecurity;
   metricsHost: string;
   metricsPort: number;
+  shutdownTimeoutS: number;
 }
 
 /** Loads and validates a receiver configuration; throws naming the key. */
@@ -57,6 +59,7 @@ export function loadReceiverConfig(file: string | undefined, metricsPort?: strin
   if (file) c.loadFile(file);
   if (metricsPort !== undefined) c.set('metrics-port', Number(metricsPort));
   c.validate({ allowed: 'strict' });
+  const shutdownTimeoutS = parseShutdownTimeoutS(String(c.get('shutdown-timeout-s')), 'shutdown-timeout-s') ?? SHUTDOWN_TIMEOUT_S_DEFAULT;
   const topics = c.get('topics') as string[];
   if (topics.length === 0) throw new Error('topics: name at least one topic');
   const security = readKafkaSecurity((k) => c.get(k), '');
@@ -75,6 +78,7 @@ export function loadReceiverConfig(file: string | undefined, metricsPort?: strin
     security,
     metricsHost: c.get('metrics-host'),
     metricsPort: c.get('metrics-port'),
+    shutdownTimeoutS,
   };
 }
 
@@ -127,13 +131,12 @@ export async function runReceiver(o: { config?: string; metricsPort?: string }):
     }
   }
   console.log(`ferry receiver ready (metrics on ${config.metricsHost}:${metricsPort})`);
-  return new Promise<number>((resolve) => {
-    onShutdownSignal(() => {
-      void (async () => {
-        if (!stopped) await receiver.stop();
-        http.close();
-        resolve(0);
-      })();
-    });
+  return shutdownOnSignal({
+    timeoutMs: config.shutdownTimeoutS * 1000,
+    log,
+    steps: [
+      { name: 'stop consuming (commit applied offsets)', run: async () => void (stopped ? undefined : await receiver.stop()) },
+      { name: 'close the metrics endpoint', run: () => new Promise<void>((resolve) => http.close(() => resolve()).closeAllConnections()) },
+    ],
   });
 }

@@ -18,6 +18,7 @@ import {
   PARTITION_COUNT,
   RecordOrigin,
   ResultCode,
+  SYSTEM_SET_NAME,
   TTL_S_MAX,
   WriteKind,
   type Bin,
@@ -36,6 +37,12 @@ import { emptyEntry, type IndexEntry } from '../storage/primary-index.js';
 import type { StoredRecord } from '../storage/record-format.js';
 import type { OpenReport, RecordStore } from '../storage/record-store.js';
 import type { WriteLog } from '../writelog.js';
+import { StopWritesReason, stopWritesState, type StopWritesState } from './stop-writes.js';
+
+/** Free bytes of the fullest filesystem a namespace writes to (statfs; injected for simulation). */
+export interface FreeSpaceProbe {
+  freeBytes(): number | undefined;
+}
 import { systemTimers, yieldToLoop, type TimerHandle, type Timers } from '../runtime/index.js';
 import {
   KEY_BUSY,
@@ -74,6 +81,8 @@ export interface NamespaceSettings {
   conflictPolicy: ConflictPolicyId;
   /** Bytes of index memory the high-water-memory-pct refers to. */
   indexMemoryBytes: number;
+  /** Index plus caches may use this many bytes; past it writes stop (0 = no budget). */
+  memoryBudgetBytes: number;
 }
 
 /** Keys `set-config` may change at run time, with their validators. */
@@ -83,6 +92,7 @@ const DYNAMIC: Record<string, { key: keyof NamespaceSettings; min: number; max: 
   'high-water-disk-pct': { key: 'highWaterDiskPct', min: 0, max: 100 },
   'high-water-memory-pct': { key: 'highWaterMemoryPct', min: 0, max: 100 },
   'stop-writes-pct': { key: 'stopWritesPct', min: 0, max: 100 },
+  'memory-budget': { key: 'memoryBudgetBytes', min: 0, max: 2 ** 46 },
   'transaction-pending-limit': { key: 'transactionPendingLimit', min: 0, max: 1_000_000 },
   'tomb-raider-eligible-age': { key: 'tombRaiderEligibleAgeS', min: 0, max: 315_360_000 },
 };
@@ -128,7 +138,11 @@ export class Namespace implements StoreNamespace {
     truncated_objects: 0,
   };
   private stopWrites = false;
+  private stopState: StopWritesState = { reason: StopWritesReason.NONE, detail: '', hard: false };
   private hwmBreached = false;
+  private freeSpace: FreeSpaceProbe | undefined;
+  /** store.blocksOpened at the last space check: a new write block re-checks the filesystem. */
+  private spaceCheckedAtBlock = -1;
 
   constructor(
     readonly name: string,
@@ -164,9 +178,7 @@ export class Namespace implements StoreNamespace {
       get fenced() {
         return ns.fencedFlag;
       },
-      get stopWrites() {
-        return ns.stopWrites;
-      },
+      refusesWrite: (set) => ns.refusesWrite(set),
       nowMs: () => clock.nowMs(),
       noteBins: (bins) => {
         if (this.bins.size < BIN_NAMES_MAX) for (const b of bins) this.bins.add(b.name);
@@ -188,8 +200,17 @@ export class Namespace implements StoreNamespace {
     for (const t of this.ticks) this.timers.clearInterval(t);
     // Let queued commands finish.
     await this.locks.drain();
-    await this.writeLog.close();
-    await this.store.close();
+    // Each part closes as far as it can (a full disk skips what it cannot write); then the
+    // namespace says what was skipped.
+    const skipped: string[] = [];
+    for (const part of [this.writeLog, this.store]) {
+      try {
+        await part.close();
+      } catch (err) {
+        skipped.push((err as Error).message);
+      }
+    }
+    if (skipped.length > 0) throw new StorageError('CLOSE_INCOMPLETE', skipped.join('; '));
   }
 
   get fenced(): boolean {
@@ -412,11 +433,44 @@ export class Namespace implements StoreNamespace {
 
   // ------------------------------------------------------------------ expiration, eviction
 
+  /**
+   * Watches the free space of the filesystems under the namespace: writes stop while less than
+   * what a clean shutdown needs is left (see stop-writes.ts).
+   */
+  attachFreeSpace(probe: FreeSpaceProbe): void {
+    this.freeSpace = probe;
+    this.updateSpaceFlags();
+  }
+
+  /** Why writes are refused now ('' = they are not), with a sentence for the log. */
+  stopWritesState(): StopWritesState {
+    return this.stopState;
+  }
+
+  /** Stop-writes check of one write; the shipper's system records pass soft limits. */
+  private refusesWrite(set: string): boolean {
+    if (this.store.blocksOpened !== this.spaceCheckedAtBlock) this.updateSpaceFlags();
+    if (!this.stopWrites) return false;
+    return this.stopState.hard || set !== SYSTEM_SET_NAME;
+  }
+
   private updateSpaceFlags(): void {
     const s = this.store.stats();
     const diskPct = s.totalBytes > 0 ? (s.usedBytes * 100) / s.totalBytes : 0;
     const memPct = this.settings.indexMemoryBytes > 0 ? (s.indexBytes * 100) / this.settings.indexMemoryBytes : 0;
-    this.stopWrites = diskPct >= this.settings.stopWritesPct || s.availablePct <= 1;
+    this.spaceCheckedAtBlock = this.store.blocksOpened;
+    this.stopState = stopWritesState({
+      writeFailure: this.store.writeFailure(),
+      filesystemFreeBytes: this.freeSpace?.freeBytes(),
+      filesystemReserveBytes: this.store.shutdownReserveBytes() + this.writeLog.shutdownReserveBytes(),
+      deviceUsedPct: diskPct,
+      deviceAvailPct: s.availablePct,
+      stopWritesPct: this.settings.stopWritesPct,
+      memoryUsedBytes: s.memoryBytes,
+      memoryBudgetBytes: this.settings.memoryBudgetBytes,
+    });
+    this.stopWrites = this.stopState.reason !== StopWritesReason.NONE;
+    this.store.defragPaused = this.stopState.reason === StopWritesReason.FILESYSTEM_FULL;
     this.hwmBreached =
       (this.settings.highWaterDiskPct > 0 && diskPct >= this.settings.highWaterDiskPct) ||
       (this.settings.highWaterMemoryPct > 0 && memPct >= this.settings.highWaterMemoryPct);
@@ -526,6 +580,9 @@ export class Namespace implements StoreNamespace {
       data_avail_pct: s.availablePct,
       data_used_pct: s.totalBytes > 0 ? Math.round((s.usedBytes * 100) / s.totalBytes) : 0,
       stop_writes: this.stopWrites,
+      stop_writes_reason: this.stopState.reason,
+      stop_writes_detail: this.stopState.detail,
+      memory_used_bytes: s.memoryBytes,
       hwm_breached: this.hwmBreached,
       fenced: this.fencedFlag,
       current_time: this.nowVoidS(this.clock.nowMs()),
@@ -575,6 +632,7 @@ export class Namespace implements StoreNamespace {
       'high-water-disk-pct': s.highWaterDiskPct,
       'high-water-memory-pct': s.highWaterMemoryPct,
       'stop-writes-pct': s.stopWritesPct,
+      'memory-budget': s.memoryBudgetBytes,
       'transaction-pending-limit': s.transactionPendingLimit,
       'max-record-size': s.maxRecordBytes,
       'commit-to-device': s.commitToDevice,

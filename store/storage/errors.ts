@@ -14,6 +14,10 @@ export const StorageErrorCode = {
   CORRUPT_FILE: 'CORRUPT_FILE',
   /** The storage was used after close. */
   CLOSED: 'CLOSED',
+  /** A close finished without everything it should write (disk full): the next start is cold. */
+  CLOSE_INCOMPLETE: 'CLOSE_INCOMPLETE',
+  /** A device or file write failed for another reason than space (I/O error, permissions). */
+  IO: 'IO',
 } as const;
 export type StorageErrorCodeId = (typeof StorageErrorCode)[keyof typeof StorageErrorCode];
 

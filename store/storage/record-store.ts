@@ -56,6 +56,13 @@ const UNFLUSHED_BLOCKS_MAX = 32;
 /** Sets a namespace may hold (Aerospike's limit). */
 export const SETS_MAX = 1023;
 const SNAPSHOT_FORMAT = 1;
+/**
+ * After a failed device write (disk full, I/O error) the flush is retried after this pause,
+ * doubling up to the maximum: a full disk costs a write attempt every few seconds, not a busy loop,
+ * and writes resume by themselves within FLUSH_RETRY_MS_MAX of space coming back.
+ */
+const FLUSH_RETRY_MS_MIN = 100;
+const FLUSH_RETRY_MS_MAX = 2000;
 
 export interface RecordStoreOptions {
   /** Namespace name, for messages. */
@@ -84,6 +91,8 @@ export interface StoreStats {
   totalBlocks: number;
   availablePct: number;
   indexBytes: number;
+  /** Index plus block buffers held in memory (read cache, blocks not yet written, open block). */
+  memoryBytes: number;
   checksumErrors: number;
   defragBlocks: number;
   defragRecords: number;
@@ -148,7 +157,13 @@ export class RecordStore {
   private readonly clock: Clock;
   private readonly timers: Timers;
   private closed = false;
-  private lastFlushError: Error | undefined;
+  private lastFlushError: StorageError | undefined;
+  private flushRetryMs = FLUSH_RETRY_MS_MIN;
+  private flushRetry: TimerHandle | undefined;
+  /** Write blocks opened so far: the namespace re-checks free space each time one is. */
+  blocksOpened = 0;
+  /** Set by the namespace while its filesystem is out of space (defrag would allocate more). */
+  defragPaused = false;
   private readonly counters = { checksumErrors: 0, defragBlocks: 0, defragRecords: 0, cacheHits: 0, cacheMisses: 0, flushes: 0, tombstonesReclaimed: 0 };
   private readonly scratch = emptyEntry();
   private readonly entry = emptyEntry();
@@ -183,6 +198,8 @@ export class RecordStore {
       report = { mode: 'memory', records: 0, tombstones: 0, durationMs: 0, bytesRead: 0, corrupt: 0 };
     } else {
       const warm = this.tryWarm();
+      // A snapshot serves one start: its space is given back now (a full disk needs it later).
+      if (this.opts.stateDir) this.removeSnapshot();
       if (warm === true) {
         report = { mode: 'warm', records: this.ix.size, tombstones: this.tombstoneCount, durationMs: 0, bytesRead: 0, corrupt: 0 };
       } else {
@@ -198,14 +215,33 @@ export class RecordStore {
     return report;
   }
 
+  /**
+   * Flushes what is buffered, writes the warm-restart snapshot and closes the device. On a full
+   * (or failing) disk it skips what it cannot write, closes the device anyway, and then throws
+   * CLOSE_INCOMPLETE saying what was skipped: without a snapshot the next start is a cold scan.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     for (const t of this.ticks) this.timers.clearInterval(t);
     this.ticks = [];
-    await this.flushAll();
+    this.timers.clearTimeout(this.flushRetry);
+    const skipped: string[] = [];
+    try {
+      await this.flushAll();
+    } catch (err) {
+      skipped.push(`buffered writes not written (${this.unflushedBytes()} bytes): ${(err as Error).message}`);
+    }
     this.closed = true;
-    if (this.device.persistent && this.opts.stateDir) this.writeSnapshot();
+    if (skipped.length === 0 && this.device.persistent && this.opts.stateDir) {
+      try {
+        this.writeSnapshot();
+      } catch (err) {
+        this.removeSnapshot();
+        skipped.push(`warm-restart snapshot not written (the next start is a cold scan): ${(err as Error).message}`);
+      }
+    }
     await this.device.close();
+    if (skipped.length > 0) throw new StorageError('CLOSE_INCOMPLETE', `namespace ${this.opts.name}: ${skipped.join('; ')}`);
   }
 
   /** Abandons the store without flushing or snapshotting (tests simulate a crash with it). */
@@ -321,6 +357,8 @@ export class RecordStore {
   /** Resolves when everything written so far is durable. */
   commit(): Promise<void> {
     if (!this.device.persistent) return Promise.resolve();
+    // While the device refuses writes, a commit fails at once (the retry timer keeps trying).
+    if (this.lastFlushError) return Promise.reject(this.lastFlushError);
     return new Promise((resolve, reject) => {
       this.waiters.push({ resolve, reject });
       this.scheduleFlush();
@@ -344,20 +382,37 @@ export class RecordStore {
       totalBlocks: this.device.blockCount,
       availablePct: Math.floor((free * 100) / this.device.blockCount),
       indexBytes: this.ix.memoryBytes(),
+      memoryBytes: this.ix.memoryBytes() + this.bufferBytes(),
       ...this.counters,
     };
+  }
+
+  /** Bytes of block buffers held besides the device (memory devices hold their data as blocks). */
+  private bufferBytes(): number {
+    if (!this.device.persistent) return 0;
+    const held = new Set<Buffer>(this.cache.values());
+    for (const b of this.unflushed.values()) held.add(b);
+    held.add(this.openBuf);
+    let n = 0;
+    for (const b of held) n += b.length;
+    return n;
+  }
+
+  /**
+   * Free filesystem space a clean close needs: the warm-restart snapshot (index, block table)
+   * and two write blocks (the open one and one sealed) landing in a sparse device file.
+   */
+  shutdownReserveBytes(): number {
+    if (!this.device.persistent) return 0;
+    const snapshot = this.opts.stateDir ? this.ix.memoryBytes() + PARTITION_COUNT * 8 + this.device.blockCount * 24 + 64 * 1024 : 0;
+    return snapshot + 2 * this.blockBytes;
   }
 
   // ---------------------------------------------------------------- block writing
 
   private assertOpen(): void {
     if (this.closed) throw new StorageError('CLOSED', `namespace ${this.opts.name}: storage is closed`);
-    if (this.lastFlushError) {
-      throw new StorageError('DEVICE_FULL', `namespace ${this.opts.name}: device write failed: ${this.lastFlushError.message}`, {
-        cause: this.lastFlushError,
-        retriable: true,
-      });
-    }
+    if (this.lastFlushError) throw this.lastFlushError;
   }
 
   /** Appends sealed bytes to the open block and returns their address (16-byte units). */
@@ -398,6 +453,7 @@ export class RecordStore {
       throw new StorageError('DEVICE_FULL', `namespace ${this.opts.name}: no free write block`, { retriable: true });
     }
     this.openBlock = b;
+    this.blocksOpened++;
     this.state[b] = BlockState.OPEN;
     this.seq[b] = this.nextSeq++;
     this.live[b] = 0;
@@ -413,8 +469,13 @@ export class RecordStore {
     for (let b = this.state.length - 1; b >= 0; b--) if (this.state[b] === BlockState.FREE) this.freeList.push(b);
   }
 
+  /** Why the device refuses writes now ('' when it does not): its last write failed. */
+  writeFailure(): string {
+    return this.lastFlushError?.message ?? '';
+  }
+
   private scheduleFlush(): void {
-    if (this.flushScheduled || this.closed || !this.device.persistent) return;
+    if (this.flushScheduled || this.closed || !this.device.persistent || this.flushRetry !== undefined) return;
     this.flushScheduled = true;
     this.timers.setImmediate(() => {
       this.flushScheduled = false;
@@ -433,6 +494,10 @@ export class RecordStore {
       while (this.waiters.length > 0 || this.hasUnflushed()) {
         const before = this.pendingFree.length + this.markerInFlight.length;
         await this.flushOnce();
+        if (this.lastFlushError) {
+          this.retryFlushLater();
+          break;
+        }
         // Pending frees need one more round each; stop when nothing else moved.
         if (this.waiters.length === 0 && this.segments.length === 0 && this.pos === this.flushedPos && before === this.pendingFree.length + this.markerInFlight.length) break;
       }
@@ -468,8 +533,9 @@ export class RecordStore {
       ]);
       await this.device.sync();
       this.lastFlushError = undefined;
+      this.flushRetryMs = FLUSH_RETRY_MS_MIN;
     } catch (err) {
-      const e = new StorageError('DEVICE_FULL', `namespace ${this.opts.name}: device write failed: ${(err as Error).message}`, { cause: err, retriable: true });
+      const e = deviceWriteError(this.opts.name, err);
       this.lastFlushError = e;
       this.segments.unshift(...segs);
       for (const b of markers) this.pendingFree.push({ block: b, after: this.flushesDone });
@@ -484,6 +550,24 @@ export class RecordStore {
       this.freeList.unshift(b);
     }
     for (const w of waiters) w.resolve();
+  }
+
+  /** Arms the one retry of a failed flush, backing off while the device keeps failing. */
+  private retryFlushLater(): void {
+    if (this.closed || this.flushRetry !== undefined) return;
+    const ms = this.flushRetryMs;
+    this.flushRetryMs = Math.min(ms * 2, FLUSH_RETRY_MS_MAX);
+    this.flushRetry = this.timers.setTimeout(() => {
+      this.flushRetry = undefined;
+      this.scheduleFlush();
+    }, ms);
+    this.flushRetry.unref();
+  }
+
+  private unflushedBytes(): number {
+    let n = this.pos - this.flushedPos;
+    for (const s of this.segments) n += s.to - s.from;
+    return n;
   }
 
   private async flushAll(): Promise<void> {
@@ -544,7 +628,8 @@ export class RecordStore {
   // ---------------------------------------------------------------- defrag
 
   private defragTick(): void {
-    if (this.closed) return;
+    // Defrag writes too: not while the device fails or the filesystem is out of space.
+    if (this.closed || this.lastFlushError || this.defragPaused) return;
     if (this.defragging < 0) {
       const b = this.pickDefragBlock();
       if (b < 0) return;
@@ -831,6 +916,20 @@ export class RecordStore {
     writeDurable(p.clean, Buffer.from(`${this.clock.nowMs()}\n`));
   }
 
+  /** Deletes the snapshot files and their temporaries (after a failed write, or once consumed). */
+  private removeSnapshot(): void {
+    const p = this.snapshotPaths();
+    for (const f of [p.clean, p.index, p.state]) {
+      for (const path of [f, `${f}.tmp`]) {
+        try {
+          unlinkSync(path);
+        } catch {
+          // absent
+        }
+      }
+    }
+  }
+
   /** true when loaded; a string saying why not when a snapshot existed; false when none. */
   private tryWarm(): boolean | string {
     if (!this.opts.stateDir) return false;
@@ -899,6 +998,14 @@ export class RecordStore {
       return `snapshot unreadable: ${(err as Error).message}`;
     }
   }
+}
+
+/** A failed device write as a typed error: DEVICE_FULL for no space or quota, IO otherwise. */
+function deviceWriteError(namespace: string, err: unknown): StorageError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const full = code === 'ENOSPC' || code === 'EDQUOT';
+  const what = full ? 'no space left for the device' : 'device write failed';
+  return new StorageError(full ? 'DEVICE_FULL' : 'IO', `namespace ${namespace}: ${what}: ${(err as Error).message}`, { cause: err, retriable: true });
 }
 
 function writeDurable(path: string, data: Buffer): void {

@@ -47,8 +47,11 @@ export interface TransactionContext {
   readonly defaultTtlS: number;
   /** Fenced (passive site): client writes answer FORBIDDEN. */
   readonly fenced: boolean;
-  /** Out of space: writes answer OUT_OF_SPACE. */
-  readonly stopWrites: boolean;
+  /**
+   * Stop-writes (disk or filesystem full, memory budget, stop-writes-pct): true when a write to
+   * `set` must answer OUT_OF_SPACE (soft limits let the shipper's system records through).
+   */
+  refusesWrite(set: string): boolean;
   nowMs(): number;
   /** Remembers bin names for info `bins`. */
   noteBins(bins: Bin[]): void;

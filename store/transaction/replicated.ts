@@ -18,6 +18,11 @@ export function computeReplicated(ctx: TransactionContext, v: RecordVersion, pol
   if (!validLut(v.lutMs) || !Number.isInteger(v.generation) || v.generation < 0 || v.generation > 0xffffffff) {
     return refused(ResultCode.PARAMETER);
   }
+  // A destination out of space refuses too (the receiver retries the batch later).
+  if (ctx.refusesWrite(v.set)) {
+    ctx.counters.fail_out_of_space++;
+    return refused(ResultCode.OUT_OF_SPACE);
+  }
   const e = ctx.entry;
   const found = ctx.store.lookup(v.digest, e);
   if (found) {

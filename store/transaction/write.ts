@@ -28,7 +28,7 @@ export function computeCommand(ctx: TransactionContext, cmd: RecordCommand): Com
     ctx.counters.fail_forbidden++;
     return { result: fail(ResultCode.FORBIDDEN), written: undefined };
   }
-  if (ctx.stopWrites) {
+  if (ctx.refusesWrite(cmd.set)) {
     ctx.counters.fail_out_of_space++;
     return { result: fail(ResultCode.OUT_OF_SPACE), written: undefined };
   }

@@ -37,6 +37,28 @@ export class FerryProcess {
     return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
   }
 
+  /** How the last run ended: exit code, or the signal that ended it (SIGKILL = it had to be killed). */
+  get exit(): { code: number | null; signal: NodeJS.Signals | null } | undefined {
+    const p = this.proc;
+    if (!p || (p.exitCode === null && p.signalCode === null)) return undefined;
+    return { code: p.exitCode, signal: p.signalCode };
+  }
+
+  /** Sends a signal without waiting (SIGSTOP/SIGCONT freeze a peer; a second SIGTERM). */
+  signal(sig: NodeJS.Signals): void {
+    if (this.running) this.proc!.kill(sig);
+  }
+
+  /** Resolves once the process has exited; SIGKILLs it after `timeoutMs` (then exit.signal says so). */
+  async exited(timeoutMs = STOP_TIMEOUT_MS): Promise<void> {
+    const p = this.proc;
+    if (!p || !this.running) return;
+    const gone = new Promise<void>((resolve) => p.once('exit', () => resolve()));
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    await gone;
+    clearTimeout(timer);
+  }
+
   async start(): Promise<this> {
     const child = spawn(process.execPath, ['bin/ferry.mjs', ...this.args], {
       cwd: ROOT,
