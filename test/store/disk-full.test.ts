@@ -187,7 +187,7 @@ maybe('disk full: writes stop with a reason, shutdown exits, a full disk still s
 
   // 3. A start on the full disk succeeds (cold) and serves every acknowledged record.
   client = await session();
-  t.regex(node.output, /namespace test opened \(cold/);
+  await waitFor(() => /namespace test opened \(cold/.test(node.output), 10_000, 'the cold start to be logged');
   t.deepEqual(await unreadable(client, acked), []);
   t.is(await codeOf(client.put(new Aerospike.Key('test', 'fill', 'while-full'), { v: 1 })), 8);
   t.not((await nsStats(client)).stop_writes_reason, '');
@@ -208,6 +208,6 @@ maybe('disk full: writes stop with a reason, shutdown exits, a full disk still s
   await node.exited();
   t.deepEqual(node.exit, { code: 0, signal: null });
   client = await session();
-  t.regex(node.output, /namespace test opened \(warm/);
+  await waitFor(() => /namespace test opened \(warm/.test(node.output), 10_000, 'the warm start to be logged');
   t.deepEqual(await unreadable(client, [...acked, ...more]), []);
 });
