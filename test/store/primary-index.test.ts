@@ -2,6 +2,7 @@ import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { PrimaryIndex, emptyEntry, type IndexEntry } from '../../store/storage/primary-index.js';
 import { PARTITION_COUNT, type PartitionId } from '../../store/types.js';
+import { randomBuffer, testRandom } from '../helpers/seed.js';
 
 const entryFor = (i: number): IndexEntry => ({
   generation: (i * 7919) % 2 ** 32,
@@ -18,19 +19,20 @@ test('put, get, replace and delete agree with a reference Map under random churn
   const ref = new Map<string, IndexEntry>();
   const digests: Buffer[] = [];
   const out = emptyEntry();
+  const rnd = testRandom(t);
   for (let i = 0; i < 60_000; i++) {
-    const r = Math.random();
+    const r = rnd.float();
     if (r < 0.6 || digests.length === 0) {
-      const d = randomBytes(20);
+      const d = randomBuffer(rnd, 20);
       digests.push(d);
       ix.put(d, entryFor(i));
       ref.set(d.toString('hex'), entryFor(i));
     } else if (r < 0.8) {
-      const d = digests[Math.floor(Math.random() * digests.length)]!;
+      const d = digests[rnd.int(digests.length)]!;
       ix.put(d, entryFor(i));
       ref.set(d.toString('hex'), entryFor(i));
     } else {
-      const k = Math.floor(Math.random() * digests.length);
+      const k = rnd.int(digests.length);
       const d = digests[k]!;
       digests[k] = digests[digests.length - 1]!;
       digests.pop();

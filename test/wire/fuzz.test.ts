@@ -14,6 +14,7 @@ import { encodeBatchField } from '../../store/wire/batch.js';
 import { encodeInfoRequestFrame } from '../../store/wire/info-codec.js';
 import { PROTO_BODY_BYTES_MAX, encodeProtoHeader, compressMessage, encodeFrame } from '../../store/wire/proto.js';
 import { ResultCode } from '../../store/types.js';
+import { randomBuffer, testRandom } from '../helpers/seed.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
@@ -159,22 +160,23 @@ test.serial('malformed AS_MSG bodies get an error result and the connection keep
 test.serial('random and mutated frames never take the node down or harm stored data', async (t) => {
   const valid = validFrames();
   const inputs: Buffer[] = [];
-  for (let i = 0; i < 300; i++) inputs.push(randomBytes(Math.floor(Math.random() * 300)));
+  const r = testRandom(t);
+  for (let i = 0; i < 300; i++) inputs.push(randomBuffer(r, r.int(300)));
   for (let i = 0; i < 150; i++) {
     // Random bytes behind a valid header: the body parser gets the garbage.
-    const body = randomBytes(Math.floor(Math.random() * 200));
-    inputs.push(Buffer.concat([encodeProtoHeader(1 + Math.floor(Math.random() * 4), body.length), body]));
+    const body = randomBuffer(r, r.int(200));
+    inputs.push(Buffer.concat([encodeProtoHeader(1 + r.int(4), body.length), body]));
   }
   for (let i = 0; i < 600; i++) {
     const base = Buffer.from(valid[i % valid.length]!);
-    const flips = 1 + Math.floor(Math.random() * 6);
-    for (let f = 0; f < flips; f++) base[Math.floor(Math.random() * base.length)] = Math.floor(Math.random() * 256);
+    const flips = 1 + r.int(6);
+    for (let f = 0; f < flips; f++) base[r.int(base.length)] = r.int(256);
     if (i % 2 === 0) {
       // Keep the proto header valid so the mutation reaches the message parsers.
       base[0] = 2;
       base.writeUIntBE(base.length - 8, 2, 6);
     }
-    inputs.push(i % 7 === 0 ? base.subarray(0, Math.floor(Math.random() * base.length)) : base);
+    inputs.push(i % 7 === 0 ? base.subarray(0, r.int(base.length)) : base);
   }
   let answered = 0;
   let closed = 0;

@@ -4,6 +4,7 @@ import { computeDigest } from '../../store/digest.js';
 import { ParticleType, type ConflictPolicyId, type RecordVersion } from '../../store/types.js';
 import { decodeVersion, encodeVersion, ShipCodecError } from '../../store/index.js';
 import { nsConfig, tempDir } from '../helpers/store.js';
+import { testRandom } from '../helpers/seed.js';
 
 const T0 = 1_790_000_000_000;
 
@@ -87,10 +88,11 @@ test('shipped-record codec round-trips every field and refuses damaged messages'
   t.throws(() => decodeVersion(m.key, Buffer.concat([m.value, Buffer.from([0])]), m.headers), { instanceOf: ShipCodecError });
   t.throws(() => decodeVersion(m.key, m.value, {}), { instanceOf: ShipCodecError, message: /ferry-ns/ });
   t.throws(() => decodeVersion(computeDigest('demo', 'other'), m.value, m.headers), { instanceOf: ShipCodecError, message: /digest/ });
+  const r = testRandom(t);
   for (let i = 0; i < 2000; i++) {
     const junk = Buffer.from(m.value);
-    const at = Math.floor(Math.random() * junk.length);
-    junk[at] = junk[at]! ^ (1 << Math.floor(Math.random() * 8));
+    const at = r.int(junk.length);
+    junk[at] = junk[at]! ^ (1 << r.int(8));
     try {
       decodeVersion(m.key, junk, m.headers);
     } catch (err) {
