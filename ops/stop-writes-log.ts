@@ -2,7 +2,7 @@
  * Logs when a namespace starts and stops refusing writes (disk full, memory budget, ...), with
  * the reason, once per change: the same reason is in `statistics` as stop_writes_reason.
  */
-import type { FerryNode } from '../store/node.js';
+import type { FerryNode } from '../store/index.js';
 
 /** How often the namespaces' stop-writes state is looked at. */
 const STOP_WRITES_POLL_MS = 1000;
