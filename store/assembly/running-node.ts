@@ -24,6 +24,7 @@ import { nodeInfoCommands } from '../node-info.js';
 import type { OpenReport } from '../storage/record-store.js';
 import { runtimeOf, type Runtime } from '../runtime/index.js';
 import { startWireServer, type WireServer } from '../wire/server.js';
+import type { PartitionId } from '../types.js';
 
 export type NodeLogLevel = 'info' | 'warn' | 'error';
 export type NodeLog = (level: NodeLogLevel, msg: string, extra?: Record<string, unknown>) => void;
@@ -224,6 +225,7 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
   replicas.attach();
   const migrations = new Migrations(cluster, replicas, namespaces, rt.timers, (msg) => log('info', msg));
   cluster.migrationCounter = () => migrations.remaining();
+  cluster.partitionEntries = (ns, pid) => namespaces.get(ns)?.store.partitionSize(pid as PartitionId) ?? 0;
   node.clusterStats = () => ({
     cluster_size: cluster.clusterSize(),
     cluster_key: cluster.clusterKey(),

@@ -65,6 +65,8 @@ export class Cluster implements ClusterView {
   readonly #changeListeners: Array<() => void> = [];
   /** Set by the node assembly once migrations exist. */
   migrationCounter: (() => number) | undefined;
+  /** Set by the node assembly: index entries (records and tombstones) of one partition. */
+  partitionEntries: ((namespace: string, pid: number) => number) | undefined;
 
   constructor(
     readonly heartbeat: Heartbeat,
@@ -142,6 +144,29 @@ export class Cluster implements ClusterView {
 
   isStable(): boolean {
     return this.heartbeat.integrity();
+  }
+
+  /** `namespace/<ns>` additions: configured and effective replication factor, entries by role. */
+  namespaceStats(namespace: string): Record<string, number> {
+    const l = this.#layout(namespace);
+    let master = 0;
+    let replica = 0;
+    const size = this.partitionEntries;
+    if (size) {
+      for (let pid = 0; pid < PARTITION_COUNT; pid++) {
+        const p = l.positions[pid]!;
+        if (p === NO_ROLE) continue;
+        const n = size(namespace, pid);
+        if (p === 0) master += n;
+        else replica += n;
+      }
+    }
+    return {
+      'replication-factor': this.replicationFactors[namespace] ?? REPLICATION_FACTOR_UNKNOWN_NS,
+      effective_replication_factor: l.table.replicationFactor,
+      master_objects: master,
+      prole_objects: replica,
+    };
   }
 
   migrationsRemaining(): number {

@@ -66,6 +66,8 @@ export interface ClusterView {
   isStable?(): boolean;
   /** Partitions this node still has to migrate (absent = none). */
   migrationsRemaining?(): number;
+  /** Cluster facts of one namespace for `namespace/<ns>` (replication factor, objects by role). */
+  namespaceStats?(namespace: string): Record<string, string | number | boolean>;
 }
 
 /** A one-node cluster: owns every partition as master, no peers, generations fixed at 1. */
@@ -224,7 +226,13 @@ export function infoCommands(ctx: InfoContext): Record<string, InfoHandler> {
     namespace: (req) => {
       const ns = nsOf(req.positional[0]);
       if (!ns) return 'type=unknown';
-      return kv({ ns_cluster_size: view.clusterSize(), effective_replication_factor: view.ownership(ns.name).replicas.length, ...ns.stats(), ...ns.getConfig() });
+      return kv({
+        ns_cluster_size: view.clusterSize(),
+        effective_replication_factor: view.ownership(ns.name).replicas.length,
+        ...ns.stats(),
+        ...ns.getConfig(),
+        ...(view.namespaceStats?.(ns.name) ?? {}),
+      });
     },
     sets: (req) => {
       const [nsName, setName] = req.positional;

@@ -164,6 +164,13 @@ test.serial('the client finds all three nodes from one seed; every record has tw
     t.is(wire.get('not_owner'), '0', `node ${n.id} got no command for a partition it does not master`);
   }
   t.is(copies, RF * keys.length);
+  for (const n of nodes) {
+    const nsInfo = await stats(n.port, `namespace/${ns}`);
+    t.is(nsInfo.get('replication-factor'), String(RF));
+    t.is(nsInfo.get('effective_replication_factor'), String(RF));
+    t.is(Number(nsInfo.get('master_objects')), keys.filter((k) => holders(table, k)[0] === n.id).length, `master objects of ${n.id}`);
+    t.is(Number(nsInfo.get('prole_objects')), keys.filter((k) => holders(table, k)[1] === n.id).length, `replica objects of ${n.id}`);
+  }
   const replicated = await Promise.all(nodes.map(async (n) => Number((await stats(n.port)).get('replica_writes_applied'))));
   t.is(replicated.reduce((a, b) => a + b, 0), keys.length, 'one replica write per put');
   for (const k of keys) t.is((await client.get(new Aerospike.Key(ns, set, k))).bins.k, k);
