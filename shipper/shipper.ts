@@ -125,7 +125,8 @@ class Stream {
         reservoir: dest.maxRecordsPerS,
         reservoirRefreshAmount: dest.maxRecordsPerS,
         reservoirRefreshInterval: 1000,
-        maxConcurrent: 1,
+        // No maxConcurrent: Bottleneck counts it in job weight, so a limit of 1 refused every
+        // batch of more than one record. The send loop is sequential anyway.
       });
     }
   }

@@ -29,13 +29,18 @@ const DESTS = {
   bins: { 'ship-bins': ['a'] },
   nodel: { 'ship-deletes': false },
   all: { 'ship-expirations': true, forward: true },
+  slow: { 'ship-sets': ['rate'], 'max-records-per-s': 100 },
 } as const;
+const RATE_MAX_PER_S = 100;
+const RATE_RECORDS = 300;
 type Dest = keyof typeof DESTS;
 const WRAP_KEYS = 1500;
 
 interface Shipped {
   v: RecordVersion;
   hex: string;
+  /** Kafka message timestamp (the producer's send time), ms. */
+  ts: number;
 }
 
 async function readTopic(kafka: Kafka, topic: string): Promise<Shipped[]> {
@@ -54,7 +59,7 @@ async function readTopic(kafka: Kafka, topic: string): Promise<Shipped[]> {
       const headers: Record<string, string> = {};
       for (const [k, h] of Object.entries(message.headers ?? {})) headers[k] = String(Array.isArray(h) ? h[0] : h);
       const v = decodeVersion(message.key, message.value, headers);
-      out.push({ v, hex: v.digest.toString('hex') });
+      out.push({ v, hex: v.digest.toString('hex'), ts: Number(message.timestamp) });
     },
   });
   await waitFor(() => out.length >= total, 30_000, `${total} messages of ${topic}`);
@@ -118,11 +123,16 @@ test.serial('shipping filters, origin on rescans and on the log tail, hot-key de
     await waitFor(async () => (await nsStat('expired_objects')) > expiredBefore, 15_000, `the ${tag} TTL record to expire at A`);
   };
 
+  const putManyRate = async () => {
+    for (let i = 0; i < RATE_RECORDS; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => c.put({ namespace: 'test', set: 'rate', key: `q${i + j}` }, { a: i + j })));
+  };
+
   const check = async (tag: string, rescan: boolean) => {
     const topics = new Map<Dest, Shipped[]>();
     for (const d of Object.keys(DESTS) as Dest[]) topics.set(d, await readTopic(kafka, `t-${d}`));
     const has = (d: Dest, set: string, key: string) => topics.get(d)!.filter((m) => m.hex === hexOf(set, key));
     for (const d of Object.keys(DESTS) as Dest[]) {
+      if (d === 'slow') continue;
       t.false(topics.get(d)!.some((m) => m.v.set === 'ferry-xdr'), `${tag} ${d}: checkpoints are never shipped`);
       t.true(has(d, 's1', `k-${tag}`).length > 0, `${tag} ${d}: s1 record shipped`);
     }
@@ -167,8 +177,18 @@ test.serial('shipping filters, origin on rescans and on the log tail, hot-key de
 
   // 2. Broker up: the log tail.
   await writeRound('r2');
+  await putManyRate();
   await waitFor(xdrIdle, 60_000, 'every stream to ship the tail');
   await check('r2', false);
+  // max-records-per-s: no second of the topic holds more than one refill plus one batch.
+  const slow = (await readTopic(kafka, 't-slow')).sort((x, y) => x.ts - y.ts);
+  t.is(new Set(slow.map((m) => m.hex)).size, RATE_RECORDS, 'the throttled stream ships every record');
+  let densest = 0;
+  for (let i = 0, j = 0; i < slow.length; i++) {
+    while (slow[j]!.ts <= slow[i]!.ts - 1000) j++;
+    densest = Math.max(densest, i - j + 1);
+  }
+  t.true(densest <= 2 * RATE_MAX_PER_S, `at most ${2 * RATE_MAX_PER_S} records in any second at max-records-per-s ${RATE_MAX_PER_S}, saw ${densest}`);
 
   // 3. Write-log wrap during an outage: more changes than the log holds, all shipped by rescans.
   await broker.stop('SIGKILL');
