@@ -1,6 +1,6 @@
 /**
- * Prometheus text exposition of every broker running in this process: per-partition log start
- * and end offsets and bytes, per-group committed-offset lag, and process-wide counters.
+ * Metrics of every broker running in this process: per-partition log start and end offsets and
+ * bytes, per-group committed-offset lag, and process-wide counters.
  */
 import type { BrokerState } from './state.js';
 
@@ -22,29 +22,27 @@ export function unregisterBroker(state: BrokerState): void {
   running.delete(state);
 }
 
-function esc(v: string): string {
-  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+/** One value of a metric family; the same shape as store's MetricSample (the broker imports nothing of store). */
+export interface BrokerMetricSample {
+  name: string;
+  help: string;
+  type: 'gauge' | 'counter';
+  value: number;
+  labels?: Record<string, string>;
 }
 
-export function brokerMetrics(): string {
-  const out: string[] = [];
-  const gauge = (name: string, help: string, rows: string[]): void => {
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, ...rows);
-  };
-  const leo: string[] = [];
-  const start: string[] = [];
-  const hw: string[] = [];
-  const bytes: string[] = [];
-  const lag: string[] = [];
-  for (const [state, label] of running) {
-    const b = `broker="${esc(label)}"`;
+/** Samples for the broker's /metrics (ops renders them with prom-client). */
+export function brokerMetrics(): BrokerMetricSample[] {
+  const out: BrokerMetricSample[] = [];
+  const gauge = (name: string, help: string, value: number, labels: Record<string, string>): void => void out.push({ name, help, type: 'gauge', value, labels });
+  for (const [state, broker] of running) {
     for (const t of state.topics.topics.values()) {
       t.partitions.forEach((p, i) => {
-        const l = `{${b},topic="${esc(t.name)}",partition="${i}"}`;
-        leo.push(`ferry_broker_log_end_offset${l} ${p.logEndOffset}`);
-        start.push(`ferry_broker_log_start_offset${l} ${p.logStartOffset}`);
-        hw.push(`ferry_broker_high_watermark${l} ${p.highWatermark}`);
-        bytes.push(`ferry_broker_log_size_bytes${l} ${p.sizeBytes}`);
+        const l = { broker, topic: t.name, partition: String(i) };
+        gauge('ferry_broker_log_end_offset', 'Next offset to be written, per partition.', p.logEndOffset, l);
+        gauge('ferry_broker_high_watermark', 'End of what consumers can read (fsynced end under the fsync policy), per partition.', p.highWatermark, l);
+        gauge('ferry_broker_log_start_offset', 'First offset still stored, per partition.', p.logStartOffset, l);
+        gauge('ferry_broker_log_size_bytes', 'Bytes of segment files, per partition.', p.sizeBytes, l);
       });
     }
     for (const [group, topics] of state.offsets.groups) {
@@ -52,24 +50,17 @@ export function brokerMetrics(): string {
         for (const [partition, c] of parts) {
           const p = state.topics.partition(topic, partition);
           if (!p) continue;
-          lag.push(`ferry_broker_group_lag{${b},group="${esc(group)}",topic="${esc(topic)}",partition="${partition}"} ${Math.max(0, p.highWatermark - c.offset)}`);
+          gauge('ferry_broker_group_lag', 'High watermark minus committed offset, per group and partition.', Math.max(0, p.highWatermark - c.offset), { broker, group, topic, partition: String(partition) });
         }
       }
     }
   }
-  gauge('ferry_broker_log_end_offset', 'Next offset to be written, per partition.', leo);
-  gauge('ferry_broker_high_watermark', 'End of what consumers can read (fsynced end under the fsync policy), per partition.', hw);
-  gauge('ferry_broker_log_start_offset', 'First offset still stored, per partition.', start);
-  gauge('ferry_broker_log_size_bytes', 'Bytes of segment files, per partition.', bytes);
-  gauge('ferry_broker_group_lag', 'High watermark minus committed offset, per group and partition.', lag);
-  const counter = (name: string, help: string, v: number): void => {
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${v}`);
-  };
+  const counter = (name: string, help: string, value: number): void => void out.push({ name, help, type: 'counter', value });
   counter('ferry_broker_records_in_total', 'Records appended.', brokerCounters.recordsIn);
   counter('ferry_broker_bytes_in_total', 'Record batch bytes appended.', brokerCounters.bytesIn);
   counter('ferry_broker_bytes_out_total', 'Record batch bytes served to fetches.', brokerCounters.bytesOut);
   counter('ferry_broker_corrupt_batches_total', 'Produced batches refused with CORRUPT_MESSAGE.', brokerCounters.corruptBatches);
   counter('ferry_broker_requests_total', 'Requests handled.', brokerCounters.requests);
   counter('ferry_broker_connections_closed_on_error_total', 'Connections closed for bad input.', brokerCounters.connectionsClosedOnError);
-  return `${out.join('\n')}\n`;
+  return out;
 }

@@ -6,7 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { Connection } from './connection.js';
 import { logConfigDefaults, type LogConfig } from './log/partitionLog.js';
-import { brokerMetrics, registerBroker, unregisterBroker } from './metrics.js';
+import { brokerMetrics, registerBroker, unregisterBroker, type BrokerMetricSample } from './metrics.js';
 import { BrokerState, type FlushPolicy } from './state.js';
 
 export { brokerMetrics };
@@ -44,8 +44,8 @@ export interface BrokerOptions {
 export interface BrokerHandle {
   host: string;
   port: number;
-  /** Prometheus text of this process's brokers. */
-  metrics(): string;
+  /** Metric samples of this process's brokers. */
+  metrics(): BrokerMetricSample[];
   /** Runs the retention sweep now; returns segments deleted. */
   enforceRetention(): number;
   close(): Promise<void>;

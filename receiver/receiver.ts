@@ -18,6 +18,7 @@ import {
   runtimeOf,
   sleep,
   type ConflictPolicyId,
+  type MetricSample,
   type RecordVersion,
   type Runtime,
   type TimerHandle,
@@ -297,18 +298,19 @@ export class Receiver {
     };
   }
 
-  metrics(): string {
+  /** Samples for the receiver's /metrics. */
+  metrics(): MetricSample[] {
     const s = this.stats();
-    const g = `{group="${s.groupId}"}`;
+    const labels = { group: s.groupId };
+    const m = (name: string, help: string, type: MetricSample['type'], value: number): MetricSample => ({ name, help, type, value, labels });
     return [
-      `ferry_receiver_applied_total${g} ${s.applied}`,
-      `ferry_receiver_lost_conflict_total${g} ${s.lostConflict}`,
-      `ferry_receiver_dead_lettered_total${g} ${s.deadLettered}`,
-      `ferry_receiver_retries_total${g} ${s.retries}`,
-      `ferry_receiver_consumer_lag${g} ${s.consumerLag}`,
-      `ferry_receiver_apply_lag_ms${g} ${s.applyLagMs}`,
-      '',
-    ].join('\n');
+      m('ferry_receiver_applied_total', 'Shipped versions applied (they won at the destination)', 'counter', s.applied),
+      m('ferry_receiver_lost_conflict_total', 'Shipped versions the destination already had or beat', 'counter', s.lostConflict),
+      m('ferry_receiver_dead_lettered_total', 'Messages sent to the dead-letter topic', 'counter', s.deadLettered),
+      m('ferry_receiver_retries_total', 'Batches retried after a transient failure', 'counter', s.retries),
+      m('ferry_receiver_consumer_lag', 'Kafka messages not yet committed by the group, all partitions (-1 unknown)', 'gauge', s.consumerLag),
+      m('ferry_receiver_apply_lag_ms', 'Now minus the source LUT of the last applied version, ms', 'gauge', s.applyLagMs),
+    ];
   }
 }
 

@@ -30,6 +30,7 @@ import {
   runtimeOf,
   yieldToLoop,
   encodeVersion,
+  type MetricSample,
   type NodeExtension,
   type StoreNamespace,
   type StoreNode,
@@ -500,17 +501,17 @@ export class Shipper implements NodeExtension {
     };
   }
 
-  metrics(): string {
-    const lines: string[] = [];
-    const put = (name: string, help: string, get: (s: StreamStats) => number) => {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
-      for (const s of this.stats(false)) lines.push(`${name}{destination="${s.destination}",namespace="${s.namespace}"} ${get(s)}`);
+  metrics(): MetricSample[] {
+    const out: MetricSample[] = [];
+    const streams = this.stats(false);
+    const put = (name: string, help: string, type: MetricSample['type'], get: (s: StreamStats) => number) => {
+      for (const s of streams) out.push({ name, help, type, value: get(s), labels: { destination: s.destination, namespace: s.namespace } });
     };
-    put('ferry_xdr_records_behind', 'Write-log entries not yet shipped', (s) => s.recordsBehind);
-    put('ferry_xdr_ms_behind', 'Now minus the oldest unshipped change, ms', (s) => s.msBehind);
-    put('ferry_xdr_shipped_total', 'Records shipped', (s) => s.shipped);
-    put('ferry_xdr_retries_total', 'Produce retries', (s) => s.retries);
-    return `${lines.join('\n')}\n`;
+    put('ferry_xdr_records_behind', 'Write-log entries not yet shipped', 'gauge', (s) => s.recordsBehind);
+    put('ferry_xdr_ms_behind', 'Now minus the oldest unshipped change, ms', 'gauge', (s) => s.msBehind);
+    put('ferry_xdr_shipped_total', 'Records shipped', 'counter', (s) => s.shipped);
+    put('ferry_xdr_retries_total', 'Produce retries', 'counter', (s) => s.retries);
+    return out;
   }
 }
 

@@ -124,6 +124,19 @@ export interface InfoRequest {
 export type InfoHandler = (req: InfoRequest) => string | Promise<string>;
 
 /**
+ * One value of a Prometheus metric family. Components describe their metrics with these and the
+ * process edge (ops/prometheus.ts) exposes them, so store/ needs no metrics library.
+ */
+export interface MetricSample {
+  name: string;
+  help: string;
+  /** A counter is a running total since the process started. */
+  type: 'gauge' | 'counter';
+  value: number;
+  labels?: Record<string, string>;
+}
+
+/**
  * Something that runs inside a node process beside the store: the XDR shipper is one. The node
  * owns this interface so `store` imports nothing of `shipper`.
  */
@@ -133,8 +146,8 @@ export interface NodeExtension {
   stop(): Promise<void>;
   /** Extra info commands this extension answers (name -> handler). */
   infoCommands?(): Record<string, InfoHandler>;
-  /** Prometheus text exposition lines for the node's /metrics. */
-  metrics?(): Promise<string> | string;
+  /** Samples for the node's /metrics (ops renders them with prom-client). */
+  metrics?(): MetricSample[];
   /** JSON-able state for the node's /stats, under the extension's name. */
   stats?(): unknown;
 }

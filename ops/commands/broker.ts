@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import pino from 'pino';
 import { brokerMetrics, startBroker, type BrokerOptions } from '../../broker/server.js';
 import { startMetricsServer, type MetricsServer } from '../metrics-server.js';
+import { prometheusEndpoint } from '../prometheus.js';
 import { SHUTDOWN_TIMEOUT_S_DEFAULT, parseShutdownTimeoutS, shutdownOnSignal } from '../shutdown.js';
 
 export interface BrokerCliOptions {
@@ -111,7 +112,8 @@ export async function runBroker(o: BrokerCliOptions, env: NodeJS.ProcessEnv): Pr
       await broker.close();
       return 2;
     }
-    metrics = await startMetricsServer(opts.host ?? '127.0.0.1', port, () => brokerMetrics());
+    const prometheus = prometheusEndpoint(() => brokerMetrics());
+    metrics = await startMetricsServer(opts.host ?? '127.0.0.1', port, () => prometheus.render());
     log.info({ port: metrics.port }, 'metrics on /metrics');
   }
   console.log(`ferry broker listening on ${broker.host}:${broker.port}`);

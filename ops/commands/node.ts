@@ -8,6 +8,7 @@ import { ConfigError, loadNodeConfig, FerryNode, NodeStartError, NodeStartStep, 
 import { shutdownOnSignal } from '../shutdown.js';
 import { watchStopWrites } from '../stop-writes-log.js';
 import { startMetricsServer, type MetricsServer } from '../metrics-server.js';
+import { prometheusEndpoint } from '../prometheus.js';
 import { parseXdrConfig } from '../../shipper/config.js';
 import { Shipper } from '../../shipper/shipper.js';
 
@@ -96,7 +97,8 @@ export async function runNode(o: NodeCliOptions): Promise<number> {
   if (shipper) log.info({ site: xdr.site, destinations: xdr.destinations.map((d) => d.name) }, 'xdr shipping started');
   let metrics: MetricsServer | undefined;
   if (config.metricsPort > 0) {
-    metrics = await startMetricsServer(config.host, config.metricsPort, () => running.metricsText(), () => running.stats());
+    const prometheus = prometheusEndpoint(() => running.metricSamples());
+    metrics = await startMetricsServer(config.host, config.metricsPort, () => prometheus.render(), () => running.stats());
   }
   const { node, wire: server } = running;
   console.log(`ferry node listening on ${server.host}:${server.port}`);

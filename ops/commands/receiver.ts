@@ -6,6 +6,7 @@
 import convict from 'convict';
 import type { Command } from 'commander';
 import { createServer } from 'node:http';
+import { prometheusEndpoint } from '../prometheus.js';
 import pino from 'pino';
 import { Receiver } from '../../receiver/receiver.js';
 import { describeKafkaError, isKafkaAuthFailure, kafkaSecuritySchema, readKafkaSecurity, type KafkaSecurity } from '../../shipper/kafka-security.js';
@@ -97,8 +98,14 @@ export async function runReceiver(o: { config?: string; metricsPort?: string }):
   const brokers = config.options.brokers;
   const group = config.options.groupId;
   let stopped = false;
+  const prometheus = prometheusEndpoint(() => receiver.metrics());
   const http = createServer((req, res) => {
-    if (req.url === '/metrics') res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(receiver.metrics());
+    if (req.url === '/metrics') {
+      void prometheus.render().then(
+        (text) => res.writeHead(200, { 'content-type': prometheus.contentType }).end(text),
+        (err: unknown) => res.writeHead(500).end(`${(err as Error).message}\n`),
+      );
+    }
     else if (req.url === '/stats') res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(receiver.stats()));
     else if (req.url === '/stop' && req.method === 'POST') {
       void receiver.stop().then(() => {

@@ -11,7 +11,7 @@
  * the CLI maps the step to its exit code. Clock, timers, PRNG, devices and the fabric transport
  * come from the caller (real ones by default), so the simulator can run whole nodes.
  */
-import type { InfoHandler, NodeExtension } from '../api.js';
+import type { InfoHandler, MetricSample, NodeExtension } from '../api.js';
 import type { NodeConfig } from '../config.js';
 import { Cluster, singleNodeDescription } from '../cluster/cluster.js';
 import { Heartbeat } from '../cluster/heartbeat.js';
@@ -137,11 +137,11 @@ export class RunningNode {
     return this.node.openReports();
   }
 
-  /** Prometheus text: cluster, proxy and namespace statistics, then each extension's metrics. */
-  async metricsText(): Promise<string> {
-    let text = nodeMetrics(this.node, () => this.wire.stats());
-    for (const ext of this.extensions) if (ext.metrics) text += await ext.metrics();
-    return text;
+  /** Metric samples: cluster, proxy and namespace statistics, then each extension's. */
+  metricSamples(): MetricSample[] {
+    const out = nodeMetrics(this.node, () => this.wire.stats());
+    for (const ext of this.extensions) if (ext.metrics) out.push(...ext.metrics());
+    return out;
   }
 
   /** JSON for /stats: node statistics and each extension's own. */
@@ -179,25 +179,24 @@ function infoCommands(node: FerryNode, config: NodeConfig, extensions: readonly 
   return table;
 }
 
-/** Prometheus text for the node: cluster, proxy counters, namespaces (numeric statistics only). */
-function nodeMetrics(node: FerryNode, wire: () => Record<string, number>): string {
-  const lines: string[] = [];
+/** Samples for the node: cluster, proxy counters, namespaces (numeric statistics only). */
+function nodeMetrics(node: FerryNode, wire: () => Record<string, number>): MetricSample[] {
+  const out: MetricSample[] = [];
+  const numeric = (v: unknown): number | undefined => (typeof v === 'boolean' ? Number(v) : typeof v === 'number' ? v : undefined);
   // Cluster: size, key generation, heartbeats, replica writes (count, latency), migrations.
   for (const [k, v] of Object.entries(node.clusterStats?.() ?? { cluster_size: 1 })) {
-    const n = typeof v === 'boolean' ? Number(v) : typeof v === 'number' ? v : undefined;
-    if (n !== undefined) lines.push(`ferry_cluster_${k.replace(/^cluster_/, '').replace(/[^a-zA-Z0-9_]/g, '_')} ${n}`);
+    const value = numeric(v);
+    if (value !== undefined) out.push({ name: `ferry_cluster_${k.replace(/^cluster_/, '').replace(/[^a-zA-Z0-9_]/g, '_')}`, help: `cluster statistic ${k}`, type: 'gauge', value });
   }
   const w = wire();
-  for (const k of ['proxied', 'from_proxy', 'proxy_errors', 'not_owner']) lines.push(`ferry_wire_${k} ${w[k] ?? 0}`);
+  for (const k of ['proxied', 'from_proxy', 'proxy_errors', 'not_owner']) out.push({ name: `ferry_wire_${k}`, help: `wire statistic ${k}`, type: 'gauge', value: w[k] ?? 0 });
   for (const name of node.namespaceNames()) {
-    const stats = node.namespace(name)!.stats();
-    for (const [k, v] of Object.entries(stats)) {
-      const n = typeof v === 'boolean' ? Number(v) : typeof v === 'number' ? v : undefined;
-      if (n === undefined) continue;
-      lines.push(`ferry_ns_${k.replace(/[^a-zA-Z0-9_]/g, '_')}{namespace="${name}"} ${n}`);
+    for (const [k, v] of Object.entries(node.namespace(name)!.stats())) {
+      const value = numeric(v);
+      if (value !== undefined) out.push({ name: `ferry_ns_${k.replace(/[^a-zA-Z0-9_]/g, '_')}`, help: `namespace statistic ${k}`, type: 'gauge', value, labels: { namespace: name } });
     }
   }
-  return `${lines.join('\n')}\n`;
+  return out;
 }
 
 /** The heartbeat, partition table and proxy of a node started with seeds or a heartbeat port. */
