@@ -154,6 +154,15 @@ for (const kind of BROKER_KINDS) {
     const r3 = await runCli([...rewind, '--offset', '0']);
     t.is(r3.code, 0, r3.stderr);
     t.regex(r3.stdout, /partition +0: 0 -> 0/);
+    // By time: after every message -> the end of each partition; time 0 -> the start.
+    const late = await runCli([...rewind, '--from-time', String(Date.now() + 3_600_000), '--json']);
+    t.is(late.code, 0, late.stderr);
+    const lateRep = JSON.parse(late.stdout) as RewindReport;
+    t.deepEqual(lateRep.partitions.map((p) => p.new), lateRep.partitions.map((p) => p.high));
+    const early = await runCli([...rewind, '--from-time', '0', '--json']);
+    t.is(early.code, 0, early.stderr);
+    const earlyRep = JSON.parse(early.stdout) as RewindReport;
+    t.deepEqual(earlyRep.partitions.map((p) => p.new), earlyRep.partitions.map((p) => p.low));
 
     // Restarted, the receiver consumes everything again; B does not change.
     await s.restartReceiver();
