@@ -6,13 +6,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KafkaCluster, type KafkaNode } from '../scripts/kafka/cluster.js';
 import { FerryClient } from '../store/index.js';
 import type { ReceiverStats } from '../receiver/receiver.js';
+import { freePort } from '../ops/free-port.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** A process gets this long to print its ready line. */
@@ -34,16 +34,6 @@ export class SitesError extends Error {
   }
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -26,6 +26,7 @@ import { startDashboard, type Dashboard, type DashboardState } from './dashboard
 import { parseXdrStats } from './lag.js';
 import { EXIT_ERROR, NodeConn, errorText, formatDurationMs, getJson, sleep } from './util.js';
 import { formatReport, verifySites, type VerifyReport } from './verify.js';
+import { freePort } from './free-port.js';
 
 export const DEMO_RATE_PER_S_DEFAULT = 500;
 export const DEMO_BASE_PORT_DEFAULT = 3000;
@@ -129,16 +130,7 @@ async function portFree(port: number): Promise<boolean> {
   });
 }
 
-async function anyFreePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, HOST, () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolvePort(port));
-    });
-  });
-}
+const anyFreePort = (): Promise<number> => freePort(HOST);
 
 /** `preferred` when free (and not already given out), else any free port. */
 export async function pickPort(preferred: number, taken: Set<number>): Promise<number> {

@@ -17,10 +17,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../ops/free-port.js';
 
 export const KAFKA_DIR = fileURLToPath(new URL('.', import.meta.url));
 export const KAFKA_LIBS_DIR = join(KAFKA_DIR, 'libs');
@@ -76,16 +76,7 @@ interface NodePorts {
   secure: number;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 /** Says exactly what is missing to run Apache Kafka here, or nothing. */
 export function kafkaMissing(): string | undefined {

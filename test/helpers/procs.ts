@@ -3,8 +3,8 @@
  * waited for by its ready line, every wait bounded, everything killed in teardown.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../ops/free-port.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** A process gets this long to print its ready line. */
@@ -12,16 +12,7 @@ export const START_TIMEOUT_MS = 60_000;
 /** After SIGTERM, this long before SIGKILL. */
 export const STOP_TIMEOUT_MS = 15_000;
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export class FerryProcess {
   private proc: ChildProcess | undefined;
