@@ -134,6 +134,20 @@ export function checkRecord(buf: Buffer, off: number, limit = buf.length): Recor
   return 'ok';
 }
 
+/**
+ * Checks every record laid end to end in `buf[from..to)` (a write-buffer range about to go to the
+ * device). Returns undefined when all are intact, else what is wrong and where.
+ */
+export function checkRecordRun(buf: Buffer, from: number, to: number): string | undefined {
+  let off = from;
+  while (off < to) {
+    const check = checkRecord(buf, off, to);
+    if (check !== 'ok') return `${check} at byte ${off} of [${from}, ${to})`;
+    off += alignUp(buf.readUInt32LE(off + 4));
+  }
+  return off === to ? undefined : `records overrun the range: end ${off} > ${to}`;
+}
+
 /** Header fields readable without decoding the body (assumes checkRecord said 'ok'). */
 export interface RecordHeader {
   length: number;

@@ -17,6 +17,7 @@
  * Everything but flushing, opening and closing is synchronous: the node is one event loop, so a
  * namespace holding a record lock sees a consistent index.
  */
+import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -32,6 +33,7 @@ import {
   RECORD_MAGIC,
   alignUp,
   checkRecord,
+  checkRecordRun,
   decodeRecord,
   digestAt,
   encodeRecord,
@@ -424,6 +426,7 @@ export class RecordStore {
       this.sealOpenBlock();
       this.openNewBlock(forDefrag);
     }
+    assert(bytes.length % RECORD_ALIGN_BYTES === 0 && this.pos + bytes.length <= this.blockBytes, 'a record must fit the open block, aligned');
     sealRecord(bytes, this.seq[this.openBlock]!);
     bytes.copy(this.openBuf, this.pos);
     const address = this.openBlock * this.unitsPerBlock + this.pos / RECORD_ALIGN_BYTES;
@@ -526,6 +529,12 @@ export class RecordStore {
       }
     }
     const zero = Buffer.alloc(RECORD_ALIGN_BYTES);
+    // Check before write (as every read checks after): a damaged write buffer is a bug, and
+    // writing it would turn it into lost data; stop the process instead.
+    for (const s of segs) {
+      const bad = checkRecordRun(s.buf, s.from, s.to);
+      assert(bad === undefined, `namespace ${this.opts.name}: block ${s.block} about to be written is damaged: ${bad}`);
+    }
     try {
       await Promise.all([
         ...segs.map((s) => this.device.write(s.block, s.from, s.buf.subarray(s.from, s.to))),
