@@ -9,7 +9,7 @@
  * - Transient failures (node unreachable, timeouts, KEY_BUSY, out of space) fail the batch;
  *   kafkajs retries it from the last committed offset.
  */
-import { Kafka, logLevel, type Admin, type Consumer, type KafkaMessage, type Producer } from 'kafkajs';
+import { kafkajsLink, type IncomingMessage, type KafkaConsumer, type KafkaLink, type KafkaLinkFactory, type KafkaProducer } from '../kafka/index.js';
 import {
   FerryClient,
   ResultCode,
@@ -20,10 +20,11 @@ import {
   type ConflictPolicyId,
   type MetricSample,
   type RecordVersion,
+  type ResultCodeId,
   type Runtime,
   type TimerHandle,
 } from '../store/index.js';
-import { NO_KAFKA_SECURITY, kafkaClientSecurity, type KafkaSecurity } from '../shipper/kafka-security.js';
+import { NO_KAFKA_SECURITY, type KafkaSecurity } from '../shipper/kafka-security.js';
 
 export interface ReceiverOptions {
   brokers: string[];
@@ -40,6 +41,16 @@ export interface ReceiverOptions {
   log?: (msg: string, err?: unknown) => void;
   /** Clock, timers, PRNG (default: the real ones). kafkajs keeps real timers. */
   runtime?: Partial<Runtime>;
+  /** The Kafka link (default: kafkajs; the simulator passes its in-memory log). */
+  kafka?: KafkaLinkFactory;
+  /** How replicated writes reach the destination (default: the smart client to `destination`). */
+  connectDestination?: () => Promise<Destination>;
+}
+
+/** Where the receiver applies versions: the smart client, or (simulator) a namespace in process. */
+export interface Destination {
+  applyReplicated(v: RecordVersion, policy: ConflictPolicyId): Promise<{ resultCode: ResultCodeId | number }>;
+  close(): void;
 }
 
 /** Result codes that mean "try again later", not "this message is bad". */
@@ -78,11 +89,10 @@ export interface ReceiverStats {
 }
 
 export class Receiver {
-  private kafka: Kafka;
-  private consumer: Consumer | undefined;
-  private producer: Producer | undefined;
-  private admin: Admin | undefined;
-  private client: FerryClient | undefined;
+  private kafka: KafkaLink;
+  private consumer: KafkaConsumer | undefined;
+  private producer: KafkaProducer | undefined;
+  private client: Destination | undefined;
   private lagTimer: TimerHandle | undefined;
   private running = false;
   private restarting = false;
@@ -102,21 +112,12 @@ export class Receiver {
     this.rt = runtimeOf(opts.runtime);
     this.lastProgressAt = this.rt.clock.nowMs();
     this.rate = { at: this.rt.clock.nowMs(), applied: 0, perS: 0 };
-    this.kafka = new Kafka({
-      clientId: `ferry-receiver-${opts.groupId}`,
-      brokers: opts.brokers,
-      logLevel: logLevel.NOTHING,
-      retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
-      ...kafkaClientSecurity(opts.security ?? NO_KAFKA_SECURITY),
-    });
+    this.kafka = (opts.kafka ?? kafkajsLink)({ role: 'receiver', clientId: `ferry-receiver-${opts.groupId}`, brokers: opts.brokers, security: opts.security ?? NO_KAFKA_SECURITY });
   }
 
   async start(): Promise<void> {
-    this.client = await FerryClient.connect({ hosts: this.opts.destination });
-    this.producer = this.kafka.producer({ allowAutoTopicCreation: true });
-    await this.producer.connect();
-    this.admin = this.kafka.admin();
-    await this.admin.connect();
+    this.client = await (this.opts.connectDestination ?? (() => FerryClient.connect({ hosts: this.opts.destination })))();
+    this.producer = await this.kafka.producer();
     this.running = true;
     await this.startConsumer();
     this.lagTimer = this.rt.timers.setInterval(() => void this.measureLag().then(() => this.watchdog()), LAG_POLL_MS);
@@ -124,20 +125,15 @@ export class Receiver {
   }
 
   private async startConsumer(): Promise<void> {
-    const consumer = this.kafka.consumer({ groupId: this.opts.groupId, sessionTimeout: 10_000, heartbeatInterval: 1000, maxWaitTimeInMs: 100 });
+    const consumer = await this.kafka.consumer({ groupId: this.opts.groupId, topics: this.opts.topics, fromBeginning: this.opts.fromBeginning });
     this.consumer = consumer;
-    consumer.on(consumer.events.CRASH, (e) => {
-      // kafkajs restarts by itself after retriable errors; otherwise start a fresh consumer.
-      if (!e.payload.restart) void this.restartConsumer(`consumer crashed: ${e.payload.error.message}`);
-    });
-    await consumer.connect();
-    await consumer.subscribe({ topics: this.opts.topics, fromBeginning: this.opts.fromBeginning });
     this.lastProgressAt = this.rt.clock.nowMs();
     await consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 4,
-      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+      // kafkajs restarts by itself after retriable errors; otherwise start a fresh consumer.
+      onCrash: (err, willRestart) => {
+        if (!willRestart) void this.restartConsumer(`consumer crashed: ${err.message}`);
+      },
+      eachBatch: async (batch, { resolveOffset, heartbeat, isRunning, isStale }) => {
         if (!isRunning() || isStale() || batch.messages.length === 0) return;
         try {
           await this.applyBatch(batch.topic, batch.messages);
@@ -149,7 +145,7 @@ export class Receiver {
         }
         const last = batch.messages[batch.messages.length - 1]!.offset;
         resolveOffset(last);
-        await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
+        await consumer.commit(batch.topic, batch.partition, (BigInt(last) + 1n).toString());
         this.lastProgressAt = this.rt.clock.nowMs();
         await heartbeat();
       },
@@ -189,13 +185,13 @@ export class Receiver {
     if (this.lagTimer) this.rt.timers.clearInterval(this.lagTimer);
     await this.consumer?.disconnect().catch(() => undefined);
     await this.producer?.disconnect().catch(() => undefined);
-    await this.admin?.disconnect().catch(() => undefined);
+    await this.kafka.close();
     this.client?.close();
   }
 
-  private async applyBatch(topic: string, messages: KafkaMessage[]): Promise<void> {
-    const dead: Array<{ m: KafkaMessage; reason: string }> = [];
-    const versions: Array<{ m: KafkaMessage; v: RecordVersion }> = [];
+  private async applyBatch(topic: string, messages: IncomingMessage[]): Promise<void> {
+    const dead: Array<{ m: IncomingMessage; reason: string }> = [];
+    const versions: Array<{ m: IncomingMessage; v: RecordVersion }> = [];
     for (const m of messages) {
       try {
         versions.push({ m, v: decodeVersion(m.key, m.value, headersOf(m)) });
@@ -207,7 +203,7 @@ export class Receiver {
     // Order does not matter (conflict resolution is order-independent): apply in parallel, but
     // the versions of one key one after another, so a hot key never queues more applies at the
     // destination than its transaction-pending-limit (KEY_BUSY would fail the batch every time).
-    const byKey = new Map<string, Array<{ m: KafkaMessage; v: RecordVersion }>>();
+    const byKey = new Map<string, Array<{ m: IncomingMessage; v: RecordVersion }>>();
     for (const x of versions) {
       const hex = x.v.digest.toString('hex');
       const group = byKey.get(hex);
@@ -238,37 +234,25 @@ export class Receiver {
     await Promise.all(Array.from({ length: Math.min(this.opts.applyConcurrency, groups.length) }, worker));
     if (dead.length > 0) {
       const dlq = this.opts.deadLetterTopic || `${topic}.dlq`;
-      await this.producer!.send({
-        topic: dlq,
-        acks: -1,
-        messages: dead.map(({ m, reason }) => ({
+      await this.producer!.send(
+        dlq,
+        dead.map(({ m, reason }) => ({
           key: m.key,
           value: m.value,
           headers: { ...rawHeaders(m), 'ferry-dlq-reason': reason, 'ferry-dlq-source': `${topic}@${m.offset}` },
         })),
-      });
+        'none',
+      );
       this.counters.deadLettered += dead.length;
       this.log(`${dead.length} message(s) dead-lettered to ${dlq}: ${dead[0]!.reason}`);
     }
   }
 
   private async measureLag(): Promise<void> {
-    if (!this.admin || !this.running) return;
+    if (!this.running) return;
     const started = this.rt.clock.nowMs();
     try {
-      let lag = 0;
-      for (const topic of this.opts.topics) {
-        const ends = await this.admin.fetchTopicOffsets(topic);
-        const committed = await this.admin.fetchOffsets({ groupId: this.opts.groupId, topics: [topic] });
-        const done = new Map<number, bigint>();
-        for (const t of committed) for (const p of t.partitions) done.set(p.partition, BigInt(p.offset));
-        for (const e of ends) {
-          const c = done.get(e.partition) ?? -1n;
-          const low = BigInt(e.low);
-          const from = c < 0n ? low : c;
-          lag += Number(BigInt(e.high) - from);
-        }
-      }
+      const lag = await this.kafka.groupLag(this.opts.groupId, this.opts.topics);
       this.consumerLag = lag;
       this.lagMeasuredAtMs = started;
     } catch (err) {
@@ -314,7 +298,7 @@ export class Receiver {
   }
 }
 
-function headersOf(m: KafkaMessage): Record<string, string | undefined> {
+function headersOf(m: IncomingMessage): Record<string, string | undefined> {
   const out: Record<string, string | undefined> = {};
   for (const [k, v] of Object.entries(m.headers ?? {})) {
     const first = Array.isArray(v) ? v[0] : v;
@@ -323,7 +307,7 @@ function headersOf(m: KafkaMessage): Record<string, string | undefined> {
   return out;
 }
 
-function rawHeaders(m: KafkaMessage): Record<string, Buffer | string> {
+function rawHeaders(m: IncomingMessage): Record<string, Buffer | string> {
   const out: Record<string, Buffer | string> = {};
   for (const [k, v] of Object.entries(m.headers ?? {})) {
     const first = Array.isArray(v) ? v[0] : v;

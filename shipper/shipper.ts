@@ -17,7 +17,7 @@
  * partition for LUT > T, then tailing the log again.
  */
 import Bottleneck from 'bottleneck';
-import { CompressionTypes, Kafka, logLevel, type Producer } from 'kafkajs';
+import { kafkajsLink, type KafkaLinkFactory, type KafkaProducer } from '../kafka/index.js';
 import { LRUCache } from 'lru-cache';
 import {
   computeDigest,
@@ -41,7 +41,7 @@ import {
   type ShipMessage,
 } from '../store/index.js';
 import { defaultTopic, type DestinationConfig, type XdrConfig } from './config.js';
-import { describeKafkaError, kafkaClientSecurity } from './kafka-security.js';
+import { describeKafkaError } from './kafka-security.js';
 
 /** The set holding shipper checkpoints; never shipped. */
 export const SYSTEM_SET = SYSTEM_SET_NAME;
@@ -98,7 +98,7 @@ class Stream {
   /** Versions already in the batch being collected (a key written twice ships once). */
   private readonly inBatch = new Map<string, string>();
   private readonly limiter: Bottleneck | undefined;
-  private producer: Producer | undefined;
+  private producer: KafkaProducer | undefined;
   private kafkaPartitions = 0;
   private running = false;
   private loop: Promise<void> | undefined;
@@ -118,6 +118,7 @@ class Stream {
     private readonly ns: StoreNamespace,
     private readonly log: (msg: string, err?: unknown) => void,
     private readonly rt: Runtime,
+    private readonly kafka: KafkaLinkFactory,
   ) {
     this.rate = { at: rt.clock.nowMs(), shipped: 0, perS: 0 };
     this.topic = dest.topic || defaultTopic(site, ns.name);
@@ -271,27 +272,10 @@ class Stream {
   }
 
   private async connect(): Promise<void> {
-    const kafka = new Kafka({
-      clientId: `ferry-shipper-${this.site}-${this.dest.name}`,
-      brokers: this.dest.brokers,
-      logLevel: logLevel.NOTHING,
-      retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
-      connectionTimeout: 3000,
-      requestTimeout: 10_000,
-      ...kafkaClientSecurity(this.dest.security),
-    });
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      await admin.createTopics({ topics: [{ topic: this.topic, numPartitions: this.dest.kafkaPartitions }], waitForLeaders: true }).catch(() => false);
-      const meta = await admin.fetchTopicMetadata({ topics: [this.topic] });
-      this.kafkaPartitions = meta.topics[0]?.partitions.length ?? 0;
-      if (this.kafkaPartitions < 1) throw new Error(`topic ${this.topic} has no partitions`);
-    } finally {
-      await admin.disconnect().catch(() => undefined);
-    }
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
-    await producer.connect();
+    const link = this.kafka({ role: 'shipper', clientId: `ferry-shipper-${this.site}-${this.dest.name}`, brokers: this.dest.brokers, security: this.dest.security });
+    this.kafkaPartitions = await link.ensureTopic(this.topic, this.dest.kafkaPartitions);
+    if (this.kafkaPartitions < 1) throw new Error(`topic ${this.topic} has no partitions`);
+    const producer = await link.idempotentProducer();
     if (!this.running) {
       // Stopped while connecting: nothing may stay connected behind the stop.
       await producer.disconnect().catch(() => undefined);
@@ -380,12 +364,11 @@ class Stream {
     const producer = this.producer;
     if (!producer) throw new Error('not connected');
     const doSend = () =>
-      producer.send({
-        topic: this.topic,
-        acks: -1,
-        compression: this.dest.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
-        messages: items.map((it) => ({ key: it.msg.key, value: it.msg.value, headers: it.msg.headers, partition: it.msg.partition })),
-      });
+      producer.send(
+        this.topic,
+        items.map((it) => ({ key: it.msg.key, value: it.msg.value, headers: it.msg.headers, partition: it.msg.partition })),
+        this.dest.compression === 'gzip' ? 'gzip' : 'none',
+      );
     if (this.limiter) await this.limiter.schedule({ weight: items.length }, doSend);
     else await doSend();
   }
@@ -450,14 +433,19 @@ export class Shipper implements NodeExtension {
   readonly name = 'xdr-shipper';
   private streams: Stream[] = [];
   private readonly rt: Runtime;
+  private readonly kafka: KafkaLinkFactory;
 
   constructor(
     private readonly config: XdrConfig,
     private readonly log: (msg: string, err?: unknown) => void = () => undefined,
-    /** Clock, timers, PRNG (default: the real ones). Bottleneck and kafkajs keep real timers. */
-    runtime: Partial<Runtime> = {},
+    /**
+     * Clock, timers, PRNG (default: the real ones) and the Kafka link (default: kafkajs; the
+     * simulator passes its in-memory log). Bottleneck and kafkajs keep real timers.
+     */
+    runtime: Partial<Runtime> & { kafka?: KafkaLinkFactory } = {},
   ) {
     this.rt = runtimeOf(runtime);
+    this.kafka = runtime.kafka ?? kafkajsLink;
   }
 
   async start(node: StoreNode): Promise<void> {
@@ -465,7 +453,7 @@ export class Shipper implements NodeExtension {
       for (const name of dest.namespaces) {
         const ns = node.namespace(name);
         if (!ns) throw new Error(`xdr destination ${dest.name}: namespace ${name} does not exist on this node`);
-        this.streams.push(new Stream(this.config.site, dest, ns, this.log, this.rt));
+        this.streams.push(new Stream(this.config.site, dest, ns, this.log, this.rt, this.kafka));
       }
     }
     for (const s of this.streams) await s.start();

@@ -1,0 +1,99 @@
+/**
+ * The real Kafka link: kafkajs. This is the one place a kafkajs client is constructed (client
+ * options such as SASL/TLS belong here), with one retry/timeout profile per role.
+ */
+import { CompressionTypes, Kafka, logLevel, type Admin, type KafkaConfig, type Producer } from 'kafkajs';
+import { NO_KAFKA_SECURITY, kafkaClientSecurity } from '../shipper/kafka-security.js';
+import type { KafkaConsumer, KafkaLink, KafkaLinkFactory, KafkaProducer, KafkaRole } from './link.js';
+
+/** The shipper fails fast (its own loop retries with backoff); the receiver rides out outages. */
+const PROFILES: Record<KafkaRole, Pick<KafkaConfig, 'retry' | 'connectionTimeout' | 'requestTimeout'>> = {
+  shipper: { retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 }, connectionTimeout: 3000, requestTimeout: 10_000 },
+  receiver: { retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 } },
+};
+
+/** Consumer group settings of the receiver. */
+const CONSUMER = { sessionTimeout: 10_000, heartbeatInterval: 1000, maxWaitTimeInMs: 100 } as const;
+/** Partitions a receiver applies at once. */
+const PARTITIONS_CONSUMED_CONCURRENTLY = 4;
+
+function wrapProducer(p: Producer): KafkaProducer {
+  return {
+    send: async (topic, messages, compression) => {
+      await p.send({ topic, acks: -1, compression: compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None, messages });
+    },
+    disconnect: () => p.disconnect(),
+  };
+}
+
+export const kafkajsLink: KafkaLinkFactory = ({ role, clientId, brokers, security }) => {
+  const kafka = new Kafka({ clientId, brokers, logLevel: logLevel.NOTHING, ...PROFILES[role], ...kafkaClientSecurity(security ?? NO_KAFKA_SECURITY) });
+  let admin: Admin | undefined;
+  const link: KafkaLink = {
+    async ensureTopic(topic, partitions) {
+      const a = kafka.admin();
+      await a.connect();
+      try {
+        await a.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true }).catch(() => false);
+        const meta = await a.fetchTopicMetadata({ topics: [topic] });
+        return meta.topics[0]?.partitions.length ?? 0;
+      } finally {
+        await a.disconnect().catch(() => undefined);
+      }
+    },
+    async idempotentProducer() {
+      const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+      await p.connect();
+      return wrapProducer(p);
+    },
+    async producer() {
+      const p = kafka.producer({ allowAutoTopicCreation: true });
+      await p.connect();
+      return wrapProducer(p);
+    },
+    async consumer({ groupId, topics, fromBeginning }) {
+      const c = kafka.consumer({ groupId, ...CONSUMER });
+      const consumer: KafkaConsumer = {
+        async run({ eachBatch, onCrash }) {
+          c.on(c.events.CRASH, (e) => onCrash(e.payload.error, e.payload.restart));
+          await c.run({
+            autoCommit: false,
+            eachBatchAutoResolve: false,
+            partitionsConsumedConcurrently: PARTITIONS_CONSUMED_CONCURRENTLY,
+            eachBatch: ({ batch, resolveOffset, heartbeat, isRunning, isStale }) =>
+              eachBatch({ topic: batch.topic, partition: batch.partition, messages: batch.messages }, { resolveOffset, heartbeat, isRunning, isStale }),
+          });
+        },
+        commit: (topic, partition, offset) => c.commitOffsets([{ topic, partition, offset }]),
+        disconnect: () => c.disconnect(),
+      };
+      await c.connect();
+      await c.subscribe({ topics, fromBeginning });
+      return consumer;
+    },
+    async groupLag(groupId, topics) {
+      if (!admin) {
+        const a = kafka.admin();
+        await a.connect();
+        admin = a;
+      }
+      let lag = 0;
+      for (const topic of topics) {
+        const ends = await admin.fetchTopicOffsets(topic);
+        const committed = await admin.fetchOffsets({ groupId, topics: [topic] });
+        const done = new Map<number, bigint>();
+        for (const t of committed) for (const p of t.partitions) done.set(p.partition, BigInt(p.offset));
+        for (const e of ends) {
+          const c = done.get(e.partition) ?? -1n;
+          lag += Number(BigInt(e.high) - (c < 0n ? BigInt(e.low) : c));
+        }
+      }
+      return lag;
+    },
+    async close() {
+      await admin?.disconnect().catch(() => undefined);
+      admin = undefined;
+    },
+  };
+  return link;
+};

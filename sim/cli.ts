@@ -1,0 +1,46 @@
+/**
+ * `npm run sim -- --seed N [--ops K] [--seeds M] [--no-faults]`: runs seeds N..N+M-1, prints each
+ * seed first, then a summary line; a failing seed prints its failures and the command that
+ * replays it. Exit code 1 when any seed failed.
+ */
+import { parseArgs } from 'node:util';
+import { runSimulation } from './run.js';
+
+const { values } = parseArgs({
+  options: {
+    seed: { type: 'string' },
+    ops: { type: 'string', default: '400' },
+    seeds: { type: 'string', default: '1' },
+    'no-faults': { type: 'boolean', default: false },
+  },
+});
+
+function intArg(name: string, v: string | undefined, min: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) {
+    process.stderr.write(`--${name} must be an integer >= ${min}, got ${v}\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+// The only place the simulator reads real randomness: a seed when none is given.
+const first = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : intArg('seed', values.seed, 0);
+const ops = intArg('ops', values.ops, 1);
+const seeds = intArg('seeds', values.seeds, 1);
+let failed = 0;
+for (let seed = first; seed < first + seeds; seed++) {
+  process.stdout.write(`seed ${seed}: `);
+  const started = process.hrtime.bigint();
+  const r = await runSimulation({ seed, ops, faults: !values['no-faults'] });
+  const ms = Number((process.hrtime.bigint() - started) / 1_000_000n);
+  const s = Object.entries(r.summary).map(([k, v]) => `${k}=${v}`).join(' ');
+  process.stdout.write(`${r.ok ? 'ok' : 'FAILED'} trace=${r.traceHash} wall=${ms}ms ${s}\n`);
+  if (!r.ok) {
+    failed++;
+    for (const f of r.failures.slice(0, 20)) process.stdout.write(`  ${f}\n`);
+    process.stdout.write(`  replay: npm run sim -- --seed ${seed} --ops ${ops}${values['no-faults'] ? ' --no-faults' : ''}\n`);
+  }
+}
+if (seeds > 1) process.stdout.write(`${seeds - failed}/${seeds} seeds ok\n`);
+process.exit(failed > 0 ? 1 : 0);

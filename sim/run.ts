@@ -1,0 +1,280 @@
+/**
+ * One simulation run: site A (a namespace with commit-to-device and a shipper), the simulated
+ * Kafka log, the receiver and site B, all on one Scheduler and one seed. Phases:
+ * 1. workload + faults: random commands to A; random crashes of A (the device loses or tears
+ *    unsynced writes) and of the receiver; the log goes down or slow, loses produce acks and
+ *    redelivers; the link to B drops applies;
+ * 2. settle: faults stop, everything runs until B has caught up (bounded virtual time);
+ * 3. check: the ledger of acknowledged writes against A, B against A, nothing threw.
+ * The same seed replays the same run: the trace hash covers every event time and decision.
+ */
+import { Receiver, type Destination } from '../receiver/receiver.js';
+import { Shipper } from '../shipper/shipper.js';
+import { seededRandom, type Random } from '../store/runtime/index.js';
+import { ConflictPolicy, ResultCode, type RecordVersion } from '../store/types.js';
+import type { XdrConfig } from '../shipper/config.js';
+import { NO_KAFKA_SECURITY } from '../shipper/kafka-security.js';
+import { checkLedger, compareSites, snapshot, type Acked } from './checkers.js';
+import type { SimDevice } from './device.js';
+import { SimKafkaLog } from './kafka-log.js';
+import { SIM_EPOCH_MS, Scheduler } from './scheduler.js';
+import { newDevice, openSite, type SimSite } from './site.js';
+import { SIM_NAMESPACE, Workload } from './workload.js';
+
+export interface SimOptions {
+  seed: number;
+  /** Client commands in the workload phase. */
+  ops: number;
+  /** Inject faults (default true). */
+  faults?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface SimResult {
+  seed: number;
+  ok: boolean;
+  failures: string[];
+  traceHash: string;
+  summary: Record<string, number | string>;
+}
+
+/** Mean virtual gap between client commands, ms. */
+const OP_GAP_MS_MAX = 40;
+/** Commands in flight at most (the hot key sees several at once). */
+const OPS_IN_FLIGHT_MAX = 8;
+/** A client gives up on a command after this long (its node may have crashed). */
+const CLIENT_TIMEOUT_MS = 3000;
+/** Mean virtual gap between faults, ms. */
+const FAULT_GAP_MS_MAX = 1500;
+/** Virtual time the system gets to converge once faults stop. */
+const SETTLE_MS_MAX = 180_000;
+const TOPIC = 'ferry.A.sim';
+
+interface World {
+  sched: Scheduler;
+  log: SimKafkaLog;
+  a: SimSite;
+  aIncarnation: number;
+  shipper: Shipper;
+  b: SimSite;
+  receiver: Receiver;
+  rIncarnation: number;
+  bDown: boolean;
+  errors: string[];
+  counters: Record<string, number>;
+}
+
+function xdrConfig(): XdrConfig {
+  return {
+    site: 'A',
+    destinations: [
+      {
+        name: 'B', brokers: ['sim:9092'], topic: TOPIC, namespaces: [SIM_NAMESPACE], shipSets: [], ignoreSets: [], shipBins: [],
+        shipDeletes: true, shipExpirations: false, forward: false, maxRecordsPerS: 0, batchMax: 200, lingerMs: 2,
+        kafkaPartitions: 4, compression: 'none', checkpointIntervalMs: 200, retryBackoffMaxMs: 1000, security: NO_KAFKA_SECURITY,
+      },
+    ],
+  };
+}
+
+async function startA(w: World, device: SimDevice): Promise<void> {
+  const owner = `A#${++w.aIncarnation}`;
+  w.a = await openSite(w.sched, owner, device);
+  w.shipper = new Shipper(xdrConfig(), () => undefined, { clock: w.sched.clock, timers: w.sched.timersFor(owner), random: seededRandom(w.aIncarnation), kafka: w.log.linkFor(owner) });
+  await w.shipper.start(w.a.node);
+}
+
+/** B reached in process; while "unreachable" an apply times out (the receiver retries the batch). */
+function destinationB(w: World, owner: string): Destination {
+  return {
+    applyReplicated: async (v: RecordVersion, policy) => {
+      await w.sched.sleep(owner, 1);
+      if (w.bDown) {
+        await w.sched.sleep(owner, 200);
+        return { resultCode: ResultCode.TIMEOUT };
+      }
+      return w.b.ns.applyReplicated(v, policy);
+    },
+    close: () => undefined,
+  };
+}
+
+async function startReceiver(w: World): Promise<void> {
+  const owner = `R#${++w.rIncarnation}`;
+  const rt = { clock: w.sched.clock, timers: w.sched.timersFor(owner), random: seededRandom(100 + w.rIncarnation) };
+  w.receiver = new Receiver({
+    brokers: ['sim:9092'], topics: [TOPIC], groupId: 'ferry-B', destination: [], policy: ConflictPolicy.GENERATION, deadLetterTopic: '',
+    applyConcurrency: 4, fromBeginning: true, runtime: rt, kafka: w.log.linkFor(owner), connectDestination: () => Promise.resolve(destinationB(w, owner)),
+    log: (msg, err) => w.sched.note(`R ${msg} ${(err as Error | undefined)?.message ?? ''}`),
+  });
+  await w.receiver.start();
+}
+
+async function crashA(w: World): Promise<void> {
+  w.sched.kill(w.a.owner);
+  const device = w.a.device.crash(`A#${w.aIncarnation + 1}`);
+  w.counters.crashesA = (w.counters.crashesA ?? 0) + 1;
+  await startA(w, device);
+}
+
+async function crashReceiver(w: World): Promise<void> {
+  w.sched.kill(`R#${w.rIncarnation}`);
+  w.counters.crashesReceiver = (w.counters.crashesReceiver ?? 0) + 1;
+  await startReceiver(w);
+}
+
+/** A fault that lasts a while, then heals (on the faults driver's own timers). */
+async function window(w: World, r: Random, on: () => void, off: () => void): Promise<void> {
+  on();
+  await w.sched.sleep('faults', 200 + r.int(4000));
+  off();
+}
+
+async function injectFault(w: World, r: Random): Promise<void> {
+  const kind = r.int(8);
+  w.sched.note(`fault ${kind}`);
+  const count = (name: string) => (w.counters[name] = (w.counters[name] ?? 0) + 1);
+  switch (kind) {
+    case 0:
+    case 1:
+      return crashA(w);
+    case 2:
+      return crashReceiver(w);
+    case 3:
+      count('kafkaDown');
+      return window(w, r, () => (w.log.down = true), () => (w.log.down = false));
+    case 4:
+      count('kafkaSlow');
+      return window(w, r, () => (w.log.slowMs = 50 + r.int(500)), () => (w.log.slowMs = 0));
+    case 5:
+      count('ackLoss');
+      return window(w, r, () => (w.log.faults.ackLostPct = 30), () => (w.log.faults.ackLostPct = 0));
+    case 6:
+      count('redelivery');
+      return window(w, r, () => (w.log.faults.redeliverPct = 30), () => (w.log.faults.redeliverPct = 0));
+    default:
+      count('bUnreachable');
+      return window(w, r, () => (w.bDown = true), () => (w.bDown = false));
+  }
+}
+
+async function runWorkload(w: World, r: Random, ops: number, ledger: Map<string, Acked & { digest: Buffer }>): Promise<void> {
+  const wl = new Workload(r);
+  let inFlight = 0;
+  for (let i = 0; i < ops; i++) {
+    await w.sched.sleep('client', r.int(OP_GAP_MS_MAX + 1));
+    while (inFlight >= OPS_IN_FLIGHT_MAX) await w.sched.sleep('client', 5);
+    const c = wl.next();
+    const ns = w.a.ns;
+    inFlight++;
+    const timeout = w.sched.sleep('client', CLIENT_TIMEOUT_MS).then(() => undefined);
+    void Promise.race([ns.execute(c.cmd), timeout]).then(
+      (res) => {
+        inFlight--;
+        w.counters[`${c.kind}:${res === undefined ? 'timeout' : res.resultCode}`] = (w.counters[`${c.kind}:${res === undefined ? 'timeout' : res.resultCode}`] ?? 0) + 1;
+        if (!res || res.resultCode !== ResultCode.OK) return;
+        w.sched.note(`ack ${c.key} ${res.generation} ${res.lutMs}`);
+        const hex = c.cmd.digest.toString('hex');
+        const prev = ledger.get(hex);
+        if (prev && prev.lutMs >= res.lutMs) return;
+        const acked: Acked & { digest: Buffer } = { key: c.key, kind: c.kind, digest: c.cmd.digest, lutMs: res.lutMs, generation: res.generation, tombstone: c.kind === 'delete', voidTimeS: res.voidTimeS };
+        if (c.bins) acked.bins = c.bins;
+        ledger.set(hex, acked);
+      },
+      (err: unknown) => {
+        inFlight--;
+        w.errors.push(`command ${c.kind} ${c.key} threw: ${(err as Error).stack ?? String(err)}`);
+      },
+    );
+  }
+  while (inFlight > 0) await w.sched.sleep('client', 10);
+}
+
+async function runFaults(w: World, r: Random, stop: () => boolean): Promise<void> {
+  while (!stop()) {
+    await w.sched.sleep('faults', 100 + r.int(FAULT_GAP_MS_MAX));
+    if (!stop()) await injectFault(w, r);
+  }
+}
+
+/** Settled: nothing left to ship, the receiver has applied everything and B equals A. */
+function settled(w: World): boolean {
+  const streams = w.shipper.stats();
+  if (streams.some((s) => s.recordsBehind > 0 || s.recoveringPartitions > 0)) return false;
+  return compareSites(snapshot(w.a.ns, w.sched.nowMs), snapshot(w.b.ns, w.sched.nowMs), 1).length === 0;
+}
+
+export async function runSimulation(o: SimOptions): Promise<SimResult> {
+  const sched = new Scheduler();
+  const root = seededRandom(o.seed);
+  const rWork = seededRandom(root.u32());
+  const rFaults = seededRandom(root.u32());
+  const log = new SimKafkaLog(sched, seededRandom(root.u32()));
+  const devSeedA = root.u32();
+  const devSeedB = root.u32();
+  const w = { sched, log, aIncarnation: 0, rIncarnation: 0, bDown: false, errors: [] as string[], counters: {} as Record<string, number> } as World;
+  const ledger = new Map<string, Acked & { digest: Buffer }>();
+  const onUnhandled = (err: unknown): void => void w.errors.push(`unhandled rejection: ${(err as Error).stack ?? String(err)}`);
+  process.on('unhandledRejection', onUnhandled);
+  let phase = 'start';
+  let done = false;
+  const failures: string[] = [];
+  const main = async (): Promise<void> => {
+    await startA(w, newDevice(sched, 'A#1', devSeedA));
+    w.b = await openSite(sched, 'B', newDevice(sched, 'B', devSeedB), undefined);
+    await startReceiver(w);
+    phase = 'workload';
+    let workloadDone = false;
+    const faults = o.faults === false ? Promise.resolve() : runFaults(w, rFaults, () => workloadDone);
+    await runWorkload(w, rWork, o.ops, ledger);
+    workloadDone = true;
+    await faults;
+    log.down = false;
+    log.slowMs = 0;
+    log.faults = { delayMsMax: 5, ackLostPct: 0, redeliverPct: 0 };
+    w.bDown = false;
+    phase = 'settle';
+    const settleUntil = sched.nowMs + SETTLE_MS_MAX;
+    while (!settled(w) && sched.nowMs < settleUntil) await sched.sleep('client', 500);
+    if (!settled(w)) failures.push(`B did not converge with A within ${SETTLE_MS_MAX} ms of virtual time after faults stopped`);
+    phase = 'check';
+  };
+  const started = main().then(
+    () => void (done = true),
+    (err: unknown) => {
+      w.errors.push(`driver threw in phase ${phase}: ${(err as Error).stack ?? String(err)}`);
+      done = true;
+    },
+  );
+  try {
+    await sched.runUntil(Number.MAX_SAFE_INTEGER, () => done);
+    if (!done) failures.push(`the run stopped in phase ${phase}: no events left (deadlock)`);
+    else await started;
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+  const now = sched.nowMs;
+  if (done && w.a) {
+    failures.push(...checkLedger(w.a.ns, ledger, now).map((s) => `ledger: ${s}`));
+    if (w.b) failures.push(...compareSites(snapshot(w.a.ns, now), snapshot(w.b.ns, now)).map((s) => `B != A: ${s}`));
+  }
+  failures.push(...w.errors);
+  const aSnap = w.a ? snapshot(w.a.ns, now) : new Map();
+  const summary: Record<string, number | string> = {
+    virtualMs: now - SIM_EPOCH_MS,
+    events: sched.executed,
+    records: aSnap.size,
+    acked: ledger.size,
+    produced: log.stats.produced,
+    ackLost: log.stats.ackLost,
+    redelivered: log.stats.redelivered,
+    deviceLost: w.a?.device.stats.lost ?? 0,
+    deviceTorn: w.a?.device.stats.torn ?? 0,
+    deviceFlipped: w.a?.device.stats.flipped ?? 0,
+    ...w.counters,
+  };
+  // Tear down what is still running so its events stop with this run.
+  sched.kill(w.a?.owner ?? '');
+  sched.kill(`R#${w.rIncarnation}`);
+  return { seed: o.seed, ok: failures.length === 0, failures, traceHash: sched.traceHash, summary };
+}
