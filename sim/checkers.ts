@@ -34,7 +34,7 @@ function binsText(bins: readonly Bin[]): string {
 /** One record as the checkers compare it. */
 export function canonical(v: RecordVersion, nowMs: number): string {
   const tomb = v.tombstone || expired(v, nowMs);
-  return `set=${v.set} gen=${v.generation} lut=${v.lutMs} void=${v.voidTimeS} tomb=${tomb ? 1 : 0} bins=${tomb ? '' : binsText(v.bins)}`;
+  return `set=${v.set} gen=${v.generation} lut=${v.lutMs} void=${tomb ? 0 : v.voidTimeS} tomb=${tomb ? 1 : 0} bins=${tomb ? '' : binsText(v.bins)}`;
 }
 
 export function snapshot(ns: Namespace, nowMs: number): Map<string, string> {

@@ -12,6 +12,7 @@ const { values } = parseArgs({
     ops: { type: 'string', default: '400' },
     seeds: { type: 'string', default: '1' },
     'no-faults': { type: 'boolean', default: false },
+    verbose: { type: 'boolean', default: false },
   },
 });
 
@@ -32,7 +33,9 @@ let failed = 0;
 for (let seed = first; seed < first + seeds; seed++) {
   process.stdout.write(`seed ${seed}: `);
   const started = process.hrtime.bigint();
-  const r = await runSimulation({ seed, ops, faults: !values['no-faults'] });
+  const opts: Parameters<typeof runSimulation>[0] = { seed, ops, faults: !values['no-faults'] };
+  if (values.verbose) opts.log = (line) => void process.stderr.write(`  ${line}\n`);
+  const r = await runSimulation(opts);
   const ms = Number((process.hrtime.bigint() - started) / 1_000_000n);
   const s = Object.entries(r.summary).map(([k, v]) => `${k}=${v}`).join(' ');
   process.stdout.write(`${r.ok ? 'ok' : 'FAILED'} trace=${r.traceHash} wall=${ms}ms ${s}\n`);

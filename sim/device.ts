@@ -64,6 +64,11 @@ export class SimDevice implements BlockDevice {
     return buf;
   }
 
+  /** Completed writes a crash now would put at risk. */
+  get unsyncedWrites(): number {
+    return this.#unsynced.length;
+  }
+
   read(b: number, offset: number, length: number): Buffer {
     assert(offset >= 0 && offset + length <= this.blockBytes, `read ${offset}+${length} outside block`);
     return Buffer.from(this.#block(this.#visible, b).subarray(offset, offset + length));

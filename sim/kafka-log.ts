@@ -100,9 +100,9 @@ export class SimKafkaLog {
             const part = parts[p];
             if (!part) throw new SimKafkaError('UNKNOWN_TOPIC', `topic ${topic} has no partition ${p}`);
             part.push({ key: m.key, value: m.value, headers: { ...m.headers } });
+            this.sched.note(`produce ${topic}/${p}@${part.length - 1} ${m.key?.toString('hex') ?? ''}`);
             this.stats.produced++;
           }
-          this.sched.note(`produce ${topic} ${messages.length}`);
           if (this.random.int(100) < this.faults.ackLostPct) {
             this.stats.ackLost++;
             throw new SimKafkaError('ACK_LOST', 'simulated lost produce acknowledgement');
@@ -203,6 +203,7 @@ export class SimKafkaLog {
         this.#request(owner, () => {
           if (!running) return;
           this.#committed.set(`${groupId}/${topic}/${partition}`, Number(offset));
+          this.sched.note(`commit ${groupId} ${topic}/${partition} ${offset}`);
         }),
       disconnect: () => {
         running = false;

@@ -46,9 +46,15 @@ const OPS_IN_FLIGHT_MAX = 8;
 const CLIENT_TIMEOUT_MS = 3000;
 /** Mean virtual gap between faults, ms. */
 const FAULT_GAP_MS_MAX = 1500;
+/** Longest fault window (slow log, lost acks, redelivery, B unreachable), ms. */
+const FAULT_WINDOW_MS_MAX = 4000;
+/** Longest Kafka outage, ms. */
+const KAFKA_DOWN_MS_MAX = 8000;
 /** Virtual time the system gets to converge once faults stop. */
-const SETTLE_MS_MAX = 180_000;
+const SETTLE_MS_MAX = 60_000;
 const TOPIC = 'ferry.A.sim';
+/** A crash of A waits up to this long for unsynced writes to be in flight. */
+const CRASH_WAIT_UNSYNCED_MS_MAX = 500;
 
 interface World {
   sched: Scheduler;
@@ -79,6 +85,7 @@ function xdrConfig(): XdrConfig {
 
 async function startA(w: World, device: SimDevice): Promise<void> {
   const owner = `A#${++w.aIncarnation}`;
+  w.sched.note(`start ${owner}`);
   w.a = await openSite(w.sched, owner, device);
   w.shipper = new Shipper(xdrConfig(), () => undefined, { clock: w.sched.clock, timers: w.sched.timersFor(owner), random: seededRandom(w.aIncarnation), kafka: w.log.linkFor(owner) });
   await w.shipper.start(w.a.node);
@@ -93,7 +100,9 @@ function destinationB(w: World, owner: string): Destination {
         await w.sched.sleep(owner, 200);
         return { resultCode: ResultCode.TIMEOUT };
       }
-      return w.b.ns.applyReplicated(v, policy);
+      const r = await w.b.ns.applyReplicated(v, policy);
+      w.sched.note(`apply ${v.digest.toString('hex')} gen=${v.generation} lut=${v.lutMs} tomb=${v.tombstone ? 1 : 0} -> ${r.resultCode}`);
+      return r;
     },
     close: () => undefined,
   };
@@ -101,6 +110,7 @@ function destinationB(w: World, owner: string): Destination {
 
 async function startReceiver(w: World): Promise<void> {
   const owner = `R#${++w.rIncarnation}`;
+  w.sched.note(`start ${owner}`);
   const rt = { clock: w.sched.clock, timers: w.sched.timersFor(owner), random: seededRandom(100 + w.rIncarnation) };
   w.receiver = new Receiver({
     brokers: ['sim:9092'], topics: [TOPIC], groupId: 'ferry-B', destination: [], policy: ConflictPolicy.GENERATION, deadLetterTopic: '',
@@ -110,7 +120,10 @@ async function startReceiver(w: World): Promise<void> {
   await w.receiver.start();
 }
 
-async function crashA(w: World): Promise<void> {
+/** Crashes A, usually while writes are not yet synced (that is where a crash can hurt). */
+async function crashA(w: World, r: Random): Promise<void> {
+  const waitUntil = w.sched.nowMs + (r.int(4) === 0 ? 0 : CRASH_WAIT_UNSYNCED_MS_MAX);
+  while (w.a.device.unsyncedWrites === 0 && w.sched.nowMs < waitUntil) await w.sched.sleep('faults', 1);
   w.sched.kill(w.a.owner);
   const device = w.a.device.crash(`A#${w.aIncarnation + 1}`);
   w.counters.crashesA = (w.counters.crashesA ?? 0) + 1;
@@ -124,9 +137,9 @@ async function crashReceiver(w: World): Promise<void> {
 }
 
 /** A fault that lasts a while, then heals (on the faults driver's own timers). */
-async function window(w: World, r: Random, on: () => void, off: () => void): Promise<void> {
+async function window(w: World, r: Random, on: () => void, off: () => void, msMax = FAULT_WINDOW_MS_MAX): Promise<void> {
   on();
-  await w.sched.sleep('faults', 200 + r.int(4000));
+  await w.sched.sleep('faults', 200 + r.int(msMax));
   off();
 }
 
@@ -137,12 +150,13 @@ async function injectFault(w: World, r: Random): Promise<void> {
   switch (kind) {
     case 0:
     case 1:
-      return crashA(w);
+      return crashA(w, r);
     case 2:
       return crashReceiver(w);
     case 3:
       count('kafkaDown');
-      return window(w, r, () => (w.log.down = true), () => (w.log.down = false));
+      // Long enough, sometimes, for short-TTL records to expire before they are shipped.
+      return window(w, r, () => (w.log.down = true), () => (w.log.down = false), KAFKA_DOWN_MS_MAX);
     case 4:
       count('kafkaSlow');
       return window(w, r, () => (w.log.slowMs = 50 + r.int(500)), () => (w.log.slowMs = 0));
@@ -173,7 +187,7 @@ async function runWorkload(w: World, r: Random, ops: number, ledger: Map<string,
         inFlight--;
         w.counters[`${c.kind}:${res === undefined ? 'timeout' : res.resultCode}`] = (w.counters[`${c.kind}:${res === undefined ? 'timeout' : res.resultCode}`] ?? 0) + 1;
         if (!res || res.resultCode !== ResultCode.OK) return;
-        w.sched.note(`ack ${c.key} ${res.generation} ${res.lutMs}`);
+        w.sched.note(`ack ${c.kind} ${c.key} ${c.cmd.digest.toString('hex')} gen=${res.generation} lut=${res.lutMs}`);
         const hex = c.cmd.digest.toString('hex');
         const prev = ledger.get(hex);
         if (prev && prev.lutMs >= res.lutMs) return;
@@ -206,6 +220,7 @@ function settled(w: World): boolean {
 
 export async function runSimulation(o: SimOptions): Promise<SimResult> {
   const sched = new Scheduler();
+  if (o.log) sched.onNote = o.log;
   const root = seededRandom(o.seed);
   const rWork = seededRandom(root.u32());
   const rFaults = seededRandom(root.u32());

@@ -88,6 +88,8 @@ export class Scheduler {
   /** A rolling hash of (time, owner) of every executed event: equal runs have equal traces. */
   #trace = 0x811c9dc5;
   readonly clock: Clock = { nowMs: () => this.#nowMs };
+  /** Receives every note with its virtual time (debugging a seed: `npm run sim -- --verbose`). */
+  onNote: ((line: string) => void) | undefined;
 
   get nowMs(): number {
     return this.#nowMs;
@@ -101,6 +103,7 @@ export class Scheduler {
 
   /** Mixes a value into the trace (components record what they decided). */
   note(s: string): void {
+    this.onNote?.(`${this.#nowMs - SIM_EPOCH_MS} ${s}`);
     let h = this.#trace;
     for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
     this.#trace = h;
@@ -158,7 +161,10 @@ export class Scheduler {
     await realImmediate();
     while (!done()) {
       const e = this.#heap.pop();
-      if (!e) return done();
+      if (!e) {
+        if (untilMs < Number.MAX_SAFE_INTEGER) this.#nowMs = Math.max(this.#nowMs, untilMs);
+        return done();
+      }
       if (e.atMs > untilMs) {
         this.#heap.push(e);
         this.#nowMs = untilMs;
