@@ -1,5 +1,5 @@
 /**
- * `npm run sim -- --seed N [--ops K] [--seeds M] [--no-faults]`: runs seeds N..N+M-1, prints each
+ * `npm run sim -- --seed N [--ops K] [--seeds M] [--no-faults] [--ship-expirations] [--verbose]`: runs seeds N..N+M-1, prints each
  * seed first, then a summary line; a failing seed prints its failures and the command that
  * replays it. Exit code 1 when any seed failed.
  */
@@ -13,6 +13,7 @@ const { values } = parseArgs({
     seeds: { type: 'string', default: '1' },
     'no-faults': { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
+    'ship-expirations': { type: 'boolean', default: false },
   },
 });
 
@@ -33,7 +34,7 @@ let failed = 0;
 for (let seed = first; seed < first + seeds; seed++) {
   process.stdout.write(`seed ${seed}: `);
   const started = process.hrtime.bigint();
-  const opts: Parameters<typeof runSimulation>[0] = { seed, ops, faults: !values['no-faults'] };
+  const opts: Parameters<typeof runSimulation>[0] = { seed, ops, faults: !values['no-faults'], shipExpirations: values['ship-expirations'] };
   if (values.verbose) opts.log = (line) => void process.stderr.write(`  ${line}\n`);
   const r = await runSimulation(opts);
   const ms = Number((process.hrtime.bigint() - started) / 1_000_000n);
@@ -42,7 +43,7 @@ for (let seed = first; seed < first + seeds; seed++) {
   if (!r.ok) {
     failed++;
     for (const f of r.failures.slice(0, 20)) process.stdout.write(`  ${f}\n`);
-    process.stdout.write(`  replay: npm run sim -- --seed ${seed} --ops ${ops}${values['no-faults'] ? ' --no-faults' : ''}\n`);
+    process.stdout.write(`  replay: npm run sim -- --seed ${seed} --ops ${ops}${values['no-faults'] ? ' --no-faults' : ''}${values['ship-expirations'] ? ' --ship-expirations' : ''}\n`);
   }
 }
 if (seeds > 1) process.stdout.write(`${seeds - failed}/${seeds} seeds ok\n`);

@@ -27,6 +27,8 @@ export interface SimOptions {
   ops: number;
   /** Inject faults (default true). */
   faults?: boolean;
+  /** The destination's ship-expirations (default false, as the product's default). */
+  shipExpirations?: boolean;
   log?: (line: string) => void;
 }
 
@@ -66,17 +68,18 @@ interface World {
   receiver: Receiver;
   rIncarnation: number;
   bDown: boolean;
+  shipExpirations: boolean;
   errors: string[];
   counters: Record<string, number>;
 }
 
-function xdrConfig(): XdrConfig {
+function xdrConfig(shipExpirations: boolean): XdrConfig {
   return {
     site: 'A',
     destinations: [
       {
         name: 'B', brokers: ['sim:9092'], topic: TOPIC, namespaces: [SIM_NAMESPACE], shipSets: [], ignoreSets: [], shipBins: [],
-        shipDeletes: true, shipExpirations: false, forward: false, maxRecordsPerS: 0, batchMax: 200, lingerMs: 2,
+        shipDeletes: true, shipExpirations, forward: false, maxRecordsPerS: 0, batchMax: 200, lingerMs: 2,
         kafkaPartitions: 4, compression: 'none', checkpointIntervalMs: 200, retryBackoffMaxMs: 1000, security: NO_KAFKA_SECURITY,
       },
     ],
@@ -87,7 +90,7 @@ async function startA(w: World, device: SimDevice): Promise<void> {
   const owner = `A#${++w.aIncarnation}`;
   w.sched.note(`start ${owner}`);
   w.a = await openSite(w.sched, owner, device);
-  w.shipper = new Shipper(xdrConfig(), () => undefined, { clock: w.sched.clock, timers: w.sched.timersFor(owner), random: seededRandom(w.aIncarnation), kafka: w.log.linkFor(owner) });
+  w.shipper = new Shipper(xdrConfig(w.shipExpirations), () => undefined, { clock: w.sched.clock, timers: w.sched.timersFor(owner), random: seededRandom(w.aIncarnation), kafka: w.log.linkFor(owner) });
   await w.shipper.start(w.a.node);
 }
 
@@ -227,7 +230,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   const log = new SimKafkaLog(sched, seededRandom(root.u32()));
   const devSeedA = root.u32();
   const devSeedB = root.u32();
-  const w = { sched, log, aIncarnation: 0, rIncarnation: 0, bDown: false, errors: [] as string[], counters: {} as Record<string, number> } as World;
+  const w = { sched, log, aIncarnation: 0, rIncarnation: 0, bDown: false, shipExpirations: o.shipExpirations ?? false, errors: [] as string[], counters: {} as Record<string, number> } as World;
   const ledger = new Map<string, Acked & { digest: Buffer }>();
   const onUnhandled = (err: unknown): void => void w.errors.push(`unhandled rejection: ${(err as Error).stack ?? String(err)}`);
   process.on('unhandledRejection', onUnhandled);

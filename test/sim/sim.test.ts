@@ -22,24 +22,26 @@ test.serial('the same seed replays identically (trace hash and summary)', async 
   t.not(c.traceHash, a.traceHash, 'the trace depends on the seed');
 });
 
-for (const seed of [100, 101, 102, 103, 104, 106, 107]) {
+// ship-expirations on: with it off the known bug below fails most seeds (see there).
+for (const seed of [100, 101, 102, 103, 104, 105, 106, 107]) {
   test.serial(`seed ${seed}: acknowledged writes survive and B converges to A under faults`, async (t) => {
-    const r = await runSimulation({ seed, ops: OPS });
+    const r = await runSimulation({ seed, ops: OPS, shipExpirations: true });
     t.true(r.ok, report(r));
   });
 }
 
-// Known bug (XDR convergence): a short-TTL write that expires on A before the shipper reaches it
-// (here: during a Kafka outage longer than the TTL) is never shipped, because the shipper reads
-// the current version, finds an expiry tombstone and skips it (ship-expirations is off). B keeps
-// the older version, or nothing, while A holds the tombstone: verify differs. With no TTL on the
-// older version B even serves a record A no longer has. These flip to passing once the shipper
-// ships an expiry tombstone whose expired write was itself never shipped.
-// Seed 105: B keeps a live generation 1 that A expired (as generation 4) during an outage.
-// Seeds 114 and 134 (400 ops): B misses the tombstone or holds an older one.
-for (const [seed, ops] of [[105, OPS], [114, 400], [134, 400]] as const) {
+// Known bug (XDR convergence), with ship-expirations off (the default): a short-TTL write that
+// expires on A before the shipper reaches it (a Kafka outage or a slow log longer than the TTL;
+// nsup now expires within about a second) is never shipped: the shipper reads the current
+// version, finds an expiry tombstone and skips it. B keeps the older version, or nothing, while
+// A holds the tombstone, so verify differs; when the older version has no TTL, B even serves a
+// record A no longer has (seed 100: B holds a live generation 2, A expired generation 7). These
+// flip to passing once the shipper ships an expiry tombstone whose expired write was itself never
+// shipped (the tombstone keeps that write's generation and LUT, so B ends where its own expiry
+// would have taken it).
+for (const seed of [100, 104]) {
   test.serial.failing(`seed ${seed} (known bug: a write that expires before it is shipped is never shipped)`, async (t) => {
-    const r = await runSimulation({ seed, ops });
-    t.true(r.ok, report(r, ops));
+    const r = await runSimulation({ seed, ops: OPS });
+    t.true(r.ok, report(r));
   });
 }
