@@ -22,26 +22,28 @@ test.serial('the same seed replays identically (trace hash and summary)', async 
   t.not(c.traceHash, a.traceHash, 'the trace depends on the seed');
 });
 
-// ship-expirations on: with it off the known bug below fails most seeds (see there).
 for (const seed of [100, 101, 102, 103, 104, 105, 106, 107]) {
   test.serial(`seed ${seed}: acknowledged writes survive and B converges to A under faults`, async (t) => {
+    const r = await runSimulation({ seed, ops: OPS });
+    t.true(r.ok, report(r));
+  });
+}
+
+for (const seed of [110, 111]) {
+  test.serial(`seed ${seed} with ship-expirations: B converges to A`, async (t) => {
     const r = await runSimulation({ seed, ops: OPS, shipExpirations: true });
     t.true(r.ok, report(r));
   });
 }
 
-// Known bug (XDR convergence), with ship-expirations off (the default): a short-TTL write that
-// expires on A before the shipper reaches it (a Kafka outage or a slow log longer than the TTL;
-// nsup now expires within about a second) is never shipped: the shipper reads the current
-// version, finds an expiry tombstone and skips it. B keeps the older version, or nothing, while
-// A holds the tombstone, so verify differs; when the older version has no TTL, B even serves a
-// record A no longer has (seed 100: B holds a live generation 2, A expired generation 7). These
-// flip to passing once the shipper ships an expiry tombstone whose expired write was itself never
-// shipped (the tombstone keeps that write's generation and LUT, so B ends where its own expiry
-// would have taken it).
-for (const seed of [100, 104]) {
-  test.serial.failing(`seed ${seed} (known bug: a write that expires before it is shipped is never shipped)`, async (t) => {
-    const r = await runSimulation({ seed, ops: OPS });
-    t.true(r.ok, report(r));
+// Regression seeds of a bug the simulator found (fixed on main by 7455210): a short-TTL write that
+// expired on A before the shipper reached it (a Kafka outage or a slow log longer than the TTL)
+// was never shipped with ship-expirations off: the shipper read the current version, found an
+// expiry tombstone and skipped it. B kept the older version (seed 100: a live generation 2 while
+// A had expired generation 7), or nothing. Seeds 114 and 134 (400 commands) found it first.
+for (const [seed, ops] of [[114, 400], [134, 400]] as const) {
+  test.serial(`seed ${seed} (regression: a write that expires before it is shipped still reaches B)`, async (t) => {
+    const r = await runSimulation({ seed, ops });
+    t.true(r.ok, report(r, ops));
   });
 }
