@@ -21,7 +21,8 @@ import { isDeepStrictEqual } from 'node:util';
 import { FerryClient } from '../../store/client/client.js';
 import { verifySites, type VerifyReport } from '../../ops/verify.js';
 import { seededRandom } from '../../store/runtime/index.js';
-import { FerryProcess, ROOT, freePort, waitFor } from '../helpers/procs.js';
+import { FerryProcess, ROOT, freePort, getJson, waitFor } from '../helpers/procs.js';
+import type { ReceiverStats } from '../../receiver/receiver.js';
 
 /* The official client is CommonJS with loose typings; it is driven through `any` on purpose. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -54,11 +55,36 @@ export interface ChaosReport {
   faultsInjected: number;
   /** From the end of the last fault (process back up) to the first equal verify; null = never. */
   secondsToConverge: number | null;
+  /** From the end of the load (which may outlast the last fault) to the first equal verify. */
+  secondsAfterLoad: number | null;
   /** Keys `ferry verify` still reported different at the end. */
   differencesLeft: number;
   /** Acknowledged writes A does not hold (key: expected vs found). */
   lostAtSource: string[];
-  /** Keys whose bins or void time differ between A and B (verify compares generation, LUT, tombstone). */
+  /** What is still in flight: A's unshipped records and the receiver's consumer lag. */
+async function progressLine(p: Procs): Promise<string> {
+  const parts: string[] = [];
+  try {
+    const c = await FerryClient.connect({ hosts: [{ host: '127.0.0.1', port: p.ports.a }], tendIntervalMs: 0 });
+    try {
+      const x = JSON.parse(await c.infoValue('xdr-stats')) as { streams: Array<{ recordsBehind: number; recoveringPartitions: number; lastError: string }> };
+      for (const s of x.streams) parts.push(`A behind ${s.recordsBehind}, recovering ${s.recoveringPartitions}`);
+    } finally {
+      c.close();
+    }
+  } catch (err) {
+    parts.push(`A: ${(err as Error).message}`);
+  }
+  try {
+    const r = await getJson<ReceiverStats>(`http://127.0.0.1:${p.ports.receiver}/stats`);
+    parts.push(`receiver lag ${r.consumerLag}, applied ${r.applied}, retries ${r.retries}${r.lastError ? `, last error: ${r.lastError.slice(0, 120)}` : ''}`);
+  } catch (err) {
+    parts.push(`receiver: ${(err as Error).message}`);
+  }
+  return parts.join('; ');
+}
+
+/** Keys whose bins or void time differ between A and B (verify compares generation, LUT, tombstone). */
   binDifferences: string[];
   /** `ferry verify` as typed: exit status and output. */
   verifyExit: number | null;
@@ -265,6 +291,29 @@ async function injectFaults(p: Procs, rnd: () => number, o: ChaosOptions, until:
   }
 }
 
+/** What is still in flight: A's unshipped records and the receiver's consumer lag. */
+async function progressLine(p: Procs): Promise<string> {
+  const parts: string[] = [];
+  try {
+    const c = await FerryClient.connect({ hosts: [{ host: '127.0.0.1', port: p.ports.a }], tendIntervalMs: 0 });
+    try {
+      const x = JSON.parse(await c.infoValue('xdr-stats')) as { streams: Array<{ recordsBehind: number; recoveringPartitions: number; lastError: string }> };
+      for (const s of x.streams) parts.push(`A behind ${s.recordsBehind}, recovering ${s.recoveringPartitions}`);
+    } finally {
+      c.close();
+    }
+  } catch (err) {
+    parts.push(`A: ${(err as Error).message}`);
+  }
+  try {
+    const r = await getJson<ReceiverStats>(`http://127.0.0.1:${p.ports.receiver}/stats`);
+    parts.push(`receiver lag ${r.consumerLag}, applied ${r.applied}, retries ${r.retries}${r.lastError ? `, last error: ${r.lastError.slice(0, 120)}` : ''}`);
+  } catch (err) {
+    parts.push(`receiver: ${(err as Error).message}`);
+  }
+  return parts.join('; ');
+}
+
 /** Keys whose bins or void time differ between A and B, read with ferry's client. */
 async function compareBins(ca: FerryClient, cb: FerryClient, keys: string[]): Promise<string[]> {
   const out: string[] = [];
@@ -303,7 +352,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const rnd = () => faultRandom.float();
   const report: ChaosReport = {
     seed: o.seed, seconds: o.seconds, writesAcknowledged: 0, commandsFailed: 0, faults: { receiver: 0, broker: 0, source: 0, destination: 0 }, faultsInjected: 0,
-    secondsToConverge: null, differencesLeft: -1, lostAtSource: [], binDifferences: [], verifyExit: null, verifyOutput: '',
+    secondsToConverge: null, secondsAfterLoad: null, differencesLeft: -1, lostAtSource: [], binDifferences: [], verifyExit: null, verifyOutput: '',
   };
   const p = await startProcs();
   let client: Any;
@@ -318,6 +367,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     if (rest > 0) await new Promise((res) => setTimeout(res, rest));
     w.stop();
     await running;
+    const loadEnd = Date.now();
     report.writesAcknowledged = w.acknowledged;
     report.commandsFailed = w.failed;
     o.log(`chaos: ${w.acknowledged} writes acknowledged, ${w.failed} failed, ${report.faultsInjected} faults; waiting for convergence`);
@@ -326,11 +376,19 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     let last: VerifyReport | undefined;
     const a = { host: '127.0.0.1', port: p.ports.a };
     const b = { host: '127.0.0.1', port: p.ports.b };
+    let lastProgressLog = 0;
     await waitFor(async () => {
       last = await verifySites({ a, b, namespace: 'test', recheckMs: 0, maxList: 5 });
+      if (!last.equal && Date.now() - lastProgressLog > 2000) {
+        lastProgressLog = Date.now();
+        o.log(`chaos: ${last.differingKeys} keys differ ${((Date.now() - loadEnd) / 1000).toFixed(1)} s after the load; ${await progressLine(p)}`);
+      }
       return last.equal;
     }, o.convergeTimeoutMs, 'the sites to be equal').catch(() => undefined);
-    if (last?.equal) report.secondsToConverge = Math.round((Date.now() - lastFaultEnd) / 100) / 10;
+    if (last?.equal) {
+      report.secondsToConverge = Math.round((Date.now() - lastFaultEnd) / 100) / 10;
+      report.secondsAfterLoad = Math.round((Date.now() - loadEnd) / 100) / 10;
+    }
     const cli = await ferryVerifyCli(p.ports.a, p.ports.b);
     report.verifyExit = cli.code;
     report.verifyOutput = cli.output;
@@ -357,7 +415,7 @@ export function formatChaos(r: ChaosReport): string {
     `chaos seed ${r.seed}, ${r.seconds} s of load with faults`,
     `writes acknowledged:        ${r.writesAcknowledged} (${r.commandsFailed} commands failed during faults)`,
     `faults injected:            ${r.faultsInjected} (receiver ${r.faults.receiver}, broker ${r.faults.broker}, source node ${r.faults.source}, destination node ${r.faults.destination}; kill -9 + restart)`,
-    `seconds to converge:        ${r.secondsToConverge === null ? 'did not converge' : r.secondsToConverge} after the last fault (goal <= 10)`,
+    `seconds to converge:        ${r.secondsToConverge === null ? 'did not converge' : `${r.secondsToConverge} after the last fault (goal <= 10), ${r.secondsAfterLoad} after the load stopped`}`,
     `differences left:           ${r.differencesLeft} (ferry verify exit ${r.verifyExit}; goal 0)`,
     `acknowledged writes lost:   ${r.lostAtSource.length}`,
     `bin/void-time differences:  ${r.binDifferences.length}`,
