@@ -61,30 +61,7 @@ export interface ChaosReport {
   differencesLeft: number;
   /** Acknowledged writes A does not hold (key: expected vs found). */
   lostAtSource: string[];
-  /** What is still in flight: A's unshipped records and the receiver's consumer lag. */
-async function progressLine(p: Procs): Promise<string> {
-  const parts: string[] = [];
-  try {
-    const c = await FerryClient.connect({ hosts: [{ host: '127.0.0.1', port: p.ports.a }], tendIntervalMs: 0 });
-    try {
-      const x = JSON.parse(await c.infoValue('xdr-stats')) as { streams: Array<{ recordsBehind: number; recoveringPartitions: number; lastError: string }> };
-      for (const s of x.streams) parts.push(`A behind ${s.recordsBehind}, recovering ${s.recoveringPartitions}`);
-    } finally {
-      c.close();
-    }
-  } catch (err) {
-    parts.push(`A: ${(err as Error).message}`);
-  }
-  try {
-    const r = await getJson<ReceiverStats>(`http://127.0.0.1:${p.ports.receiver}/stats`);
-    parts.push(`receiver lag ${r.consumerLag}, applied ${r.applied}, retries ${r.retries}${r.lastError ? `, last error: ${r.lastError.slice(0, 120)}` : ''}`);
-  } catch (err) {
-    parts.push(`receiver: ${(err as Error).message}`);
-  }
-  return parts.join('; ');
-}
-
-/** Keys whose bins or void time differ between A and B (verify compares generation, LUT, tombstone). */
+  /** Keys whose bins or void time differ between A and B (verify compares generation, LUT, tombstone). */
   binDifferences: string[];
   /** `ferry verify` as typed: exit status and output. */
   verifyExit: number | null;
