@@ -65,6 +65,10 @@ const TRANSIENT: ReadonlySet<number> = new Set([
 ]);
 /** How often consumer lag is measured. */
 const LAG_POLL_MS = 1000;
+/** Retries of a failed batch inside the consumer (about 10 s in all) before kafkajs takes over. */
+const APPLY_RETRIES_IN_BATCH = 14;
+const APPLY_RETRY_BACKOFF_MIN_MS = 50;
+const APPLY_RETRY_BACKOFF_MAX_MS = 1000;
 /** A consumer with waiting messages and no progress for this long is replaced. */
 const STUCK_MS = 15_000;
 
@@ -135,13 +139,23 @@ export class Receiver {
       },
       eachBatch: async (batch, { resolveOffset, heartbeat, isRunning, isStale }) => {
         if (!isRunning() || isStale() || batch.messages.length === 0) return;
-        try {
-          await this.applyBatch(batch.topic, batch.messages);
-        } catch (err) {
-          this.counters.retries++;
-          this.lastError = (err as Error).message;
-          this.log(`apply failed on ${batch.topic}/${batch.partition}; the batch will be retried`, err);
-          throw err;
+        // A destination that is restarting answers again within seconds: retry the batch here
+        // with a short backoff (re-applying is harmless) before handing the failure to kafkajs,
+        // whose own retries back off to seconds and may end in a consumer restart.
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await this.applyBatch(batch.topic, batch.messages);
+            break;
+          } catch (err) {
+            this.counters.retries++;
+            this.lastError = (err as Error).message;
+            if (attempt >= APPLY_RETRIES_IN_BATCH || !isRunning() || isStale()) {
+              this.log(`apply failed on ${batch.topic}/${batch.partition}; the batch will be retried`, err);
+              throw err;
+            }
+            await sleep(this.rt.timers, Math.min(APPLY_RETRY_BACKOFF_MAX_MS, APPLY_RETRY_BACKOFF_MIN_MS * 2 ** attempt));
+            await heartbeat().catch(() => undefined);
+          }
         }
         const last = batch.messages[batch.messages.length - 1]!.offset;
         resolveOffset(last);

@@ -11,12 +11,12 @@ test('chaos: kills of receiver, broker, source and destination node under load; 
   t.log(`seed ${seed} (replay: FERRY_CHAOS_SEED=${seed} npx ava test/xdr/chaos.test.ts)`);
   const r = await runChaos({
     seed,
-    seconds: 18,
+    seconds: 12,
     keys: 400,
     ttlKeys: 100,
     concurrency: 8,
-    faultGapMs: [800, 2000],
-    downMs: [200, 1500],
+    faultGapMs: [600, 1500],
+    downMs: [200, 1000],
     convergeTimeoutMs: 30_000,
     log: (line) => t.log(line),
   });
