@@ -54,7 +54,8 @@ export class BrokerState {
       this.clusterId = meta.clusterId;
       this.nextProducerId = meta.nextProducerId;
       this.producerIdLimit = meta.nextProducerId;
-      this.writeMeta(meta.nextProducerId);
+      // Written only when new: a broker must start (and serve reads) on a full disk.
+      if (!fs.existsSync(metaFile)) this.writeMeta(meta.nextProducerId);
       this.topics = new TopicStore(config.dataDir, config.log);
       this.offsets = new OffsetStore(config.dataDir);
       this.groups = new GroupCoordinator(this.offsets, { sessionTimeoutMsMin });

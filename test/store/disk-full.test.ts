@@ -211,3 +211,51 @@ maybe('disk full: writes stop with a reason, shutdown exits, a full disk still s
   await waitFor(() => /namespace test opened \(warm/.test(node.output), 10_000, 'the warm start to be logged');
   t.deepEqual(await unreadable(client, [...acked, ...more]), []);
 });
+
+maybe('broker disk full: produce is refused as a retriable storage error, the broker stays up, exits on SIGTERM and starts on a full disk with every acknowledged message', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'ferry-brokerfull-'));
+  const mnt = join(root, 'mnt');
+  mkdirSync(mnt);
+  t.true(tryMount(mnt), 'tmpfs mounted');
+  const port = await freePort();
+  const broker = new FerryProcess('broker', ['broker', '--data', join(mnt, 'broker'), '--port', String(port)], /listening/);
+  const { Kafka, logLevel } = await import('kafkajs');
+  const kafka = new Kafka({ brokers: [`127.0.0.1:${port}`], logLevel: logLevel.NOTHING, retry: { retries: 1, initialRetryTime: 50 } });
+  const producer = kafka.producer();
+  t.teardown(async () => {
+    await producer.disconnect().catch(() => undefined);
+    await broker.stop('SIGKILL');
+    try {
+      execFileSync('umount', [mnt]);
+    } catch {
+      // not mounted
+    }
+    rmSync(root, { recursive: true, force: true });
+  });
+  await broker.start();
+  await producer.connect();
+  let acked = 0;
+  let refused = 0;
+  const value = Buffer.alloc(16 * 1024, 1);
+  while (refused < 3) {
+    try {
+      await producer.send({ topic: 't', acks: -1, messages: Array.from({ length: 8 }, () => ({ value })) });
+      acked += 8;
+    } catch (err) {
+      refused++;
+      t.regex(String((err as Error).message), /disk error|storage|retries/i);
+    }
+  }
+  t.true(acked > 0 && broker.running, `${acked} messages acknowledged, broker still up`);
+  fillFilesystem(join(mnt, 'filler'));
+  await producer.disconnect();
+  broker.signal('SIGTERM');
+  await broker.exited();
+  t.deepEqual(broker.exit, { code: 0, signal: null });
+  await broker.start();
+  const admin = kafka.admin();
+  await admin.connect();
+  const offsets = await admin.fetchTopicOffsets('t');
+  await admin.disconnect();
+  t.is(offsets.reduce((n, o) => n + Number(o.high), 0), acked);
+});
