@@ -9,6 +9,7 @@ export const brokerCounters = {
   bytesIn: 0,
   bytesOut: 0,
   corruptBatches: 0,
+  connectionsRefused: 0,
   requests: 0,
   connectionsClosedOnError: 0,
 };
@@ -60,6 +61,7 @@ export function brokerMetrics(): BrokerMetricSample[] {
   counter('ferry_broker_bytes_in_total', 'Record batch bytes appended.', brokerCounters.bytesIn);
   counter('ferry_broker_bytes_out_total', 'Record batch bytes served to fetches.', brokerCounters.bytesOut);
   counter('ferry_broker_corrupt_batches_total', 'Produced batches refused with CORRUPT_MESSAGE.', brokerCounters.corruptBatches);
+  counter('ferry_broker_connections_refused_total', 'Connections closed at once: max-connections reached.', brokerCounters.connectionsRefused);
   counter('ferry_broker_requests_total', 'Requests handled.', brokerCounters.requests);
   counter('ferry_broker_connections_closed_on_error_total', 'Connections closed for bad input.', brokerCounters.connectionsClosedOnError);
   return out;

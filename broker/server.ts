@@ -6,7 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { Connection } from './connection.js';
 import { logConfigDefaults, type LogConfig } from './log/partitionLog.js';
-import { brokerMetrics, registerBroker, unregisterBroker, type BrokerMetricSample } from './metrics.js';
+import { brokerCounters, brokerMetrics, registerBroker, unregisterBroker, type BrokerMetricSample } from './metrics.js';
 import { BrokerState, type FlushPolicy } from './state.js';
 
 export { brokerMetrics };
@@ -18,6 +18,8 @@ export const retentionCheckIntervalMsDefault = 60_000;
 /** Dirty files not flushed by a produce (all of them under `os`) are fsynced this often. */
 export const periodicFlushIntervalMs = 1000;
 export const fetchWaitMsMaxDefault = 30_000;
+/** Client connections served at once; more are closed at once (a storm cannot exhaust fds). */
+export const connectionsMaxDefault = 10_000;
 /** Smallest consumer session timeout accepted (Kafka's group.min.session.timeout.ms). */
 export const sessionTimeoutMsMinDefault = 6000;
 
@@ -36,6 +38,8 @@ export interface BrokerOptions {
   requestBytesMax?: number;
   maxBatchBytes?: number;
   sessionTimeoutMsMin?: number;
+  /** Connections served at once (default connectionsMaxDefault). */
+  maxConnections?: number;
   nodeId?: number;
   /** Called for unexpected handler failures (the connection is closed). */
   onError?: (err: unknown) => void;
@@ -97,7 +101,13 @@ export async function startBroker(opts: BrokerOptions): Promise<BrokerHandle> {
   registerBroker(state, `${advertisedHost}:${address.port}`);
   server.on('error', (err) => opts.onError?.(err));
   const connections = new Set<Connection>();
+  const maxConnections = opts.maxConnections ?? connectionsMaxDefault;
   server.on('connection', (socket) => {
+    if (connections.size >= maxConnections) {
+      brokerCounters.connectionsRefused++;
+      socket.destroy();
+      return;
+    }
     const conn = new Connection(socket, state, {
       requestBytesMax: opts.requestBytesMax ?? requestBytesMaxDefault,
       onError: (err) => opts.onError?.(err),

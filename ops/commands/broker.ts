@@ -22,6 +22,7 @@ export interface BrokerCliOptions {
   retentionMs?: string;
   metricsPort?: string;
   shutdownTimeoutS?: string;
+  maxConnections?: string;
 }
 
 export const brokerPortDefault = 9092;
@@ -41,6 +42,7 @@ export function register(program: Command): void {
     .option('--segment-bytes <n>', 'segment file size before rolling (env FERRY_BROKER_SEGMENT_BYTES)')
     .option('--retention-bytes <n>', 'per-partition size limit, -1 = none (env FERRY_BROKER_RETENTION_BYTES)')
     .option('--metrics-port <port>', 'Prometheus /metrics HTTP port (env FERRY_BROKER_METRICS_PORT; default 0 = off)')
+    .option('--max-connections <n>', 'client connections served at once; more are closed at once (env FERRY_BROKER_MAX_CONNECTIONS; default 10000)')
     .option('--shutdown-timeout-s <s>', 'longest a SIGTERM shutdown may take before exiting anyway (env FERRY_SHUTDOWN_TIMEOUT_S; default 10)')
     .option('--retention-ms <n>', 'age limit of records, -1 = none (env FERRY_BROKER_RETENTION_MS; default 7 days)')
     .action(async (o: BrokerCliOptions) => {
@@ -82,6 +84,9 @@ export function brokerOptions(o: BrokerCliOptions, env: NodeJS.ProcessEnv): Brok
   if (retentionBytes !== undefined) opts.retentionBytes = retentionBytes;
   const retentionMs = intOpt('retention-ms', pick(o.retentionMs, 'RETENTION_MS'));
   if (retentionMs !== undefined) opts.retentionMs = retentionMs;
+  const maxConnections = intOpt('max-connections', pick(o.maxConnections, 'MAX_CONNECTIONS'));
+  if (maxConnections !== undefined && maxConnections < 1) throw new UsageError('--max-connections must be at least 1');
+  if (maxConnections !== undefined) opts.maxConnections = maxConnections;
   return opts;
 }
 

@@ -17,6 +17,8 @@ import { FrameParser, PROTO_BODY_BYTES_MAX, PROTO_HEADER_BYTES, ProtoType, decom
 
 /** Default cap on open client connections. */
 export const CONNECTIONS_MAX_DEFAULT = 10_000;
+/** Refused connections are logged at most this often (a storm must not flood the log). */
+const REFUSED_LOG_INTERVAL_MS = 10_000;
 /** Frames queued on one connection before the socket is paused (clients do not pipeline). */
 const QUEUED_FRAMES_MAX = 64;
 /** Admin header bytes. */
@@ -90,12 +92,20 @@ export async function startWireServer(node: StoreNode, opts: WireServerOptions):
     bytes_out: 0,
   };
   let boundPort = opts.port;
+  let refusedLoggedAt = -Infinity;
   let info: Record<string, InfoHandler> = {};
 
   const server = net.createServer({ noDelay: true }, (socket) => {
     if (sockets.size >= maxConnections) {
       counters.connections_refused++;
+      // Closed at once (as Aerospike does at proto-fd-max); said in the log at most once per
+      // REFUSED_LOG_INTERVAL_MS, and counted in statistics as connections_refused.
       socket.destroy();
+      const now = clock.nowMs();
+      if (now - refusedLoggedAt >= REFUSED_LOG_INTERVAL_MS) {
+        log(`connection refused: ${sockets.size} open, at max-connections ${maxConnections} (${counters.connections_refused} refused so far)`);
+        refusedLoggedAt = now;
+      }
       return;
     }
     sockets.add(socket);

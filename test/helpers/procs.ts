@@ -35,6 +35,11 @@ export class FerryProcess {
     return { code: p.exitCode, signal: p.signalCode };
   }
 
+  /** The running process's pid (to look at its /proc entry). */
+  get pid(): number | undefined {
+    return this.running ? this.proc!.pid : undefined;
+  }
+
   /** Sends a signal without waiting (SIGSTOP/SIGCONT freeze a peer; a second SIGTERM). */
   signal(sig: NodeJS.Signals): void {
     if (this.running) this.proc!.kill(sig);
