@@ -11,7 +11,7 @@
 import { Receiver, type Destination } from '../receiver/receiver.js';
 import { Shipper } from '../shipper/shipper.js';
 import { seededRandom, type Random } from '../store/runtime/index.js';
-import { ConflictPolicy, ResultCode, type RecordVersion } from '../store/types.js';
+import { ConflictPolicy, ResultCode, type ConflictPolicyId, type RecordVersion } from '../store/types.js';
 import type { XdrConfig } from '../shipper/config.js';
 import { NO_KAFKA_SECURITY } from '../shipper/kafka-security.js';
 import { checkLedger, compareSites, snapshot, type Acked } from './checkers.js';
@@ -55,6 +55,10 @@ const KAFKA_DOWN_MS_MAX = 8000;
 /** Virtual time the system gets to converge once faults stop. */
 const SETTLE_MS_MAX = 60_000;
 const TOPIC = 'ferry.A.sim';
+/** The receiver's apply to B gives up after this long. */
+const APPLY_TIMEOUT_MS = 1000;
+/** Largest clock difference between the sites, ms. */
+const CLOCK_SKEW_MS_MAX = 5000;
 /** A crash of A waits up to this long for unsynced writes to be in flight. */
 const CRASH_WAIT_UNSYNCED_MS_MAX = 500;
 
@@ -68,6 +72,10 @@ interface World {
   receiver: Receiver;
   rIncarnation: number;
   bDown: boolean;
+  bIncarnation: number;
+  bSkewMs: number;
+  /** The receiver's conflict policy, per seed. */
+  policy: ConflictPolicyId;
   shipExpirations: boolean;
   errors: string[];
   counters: Record<string, number>;
@@ -103,7 +111,9 @@ function destinationB(w: World, owner: string): Destination {
         await w.sched.sleep(owner, 200);
         return { resultCode: ResultCode.TIMEOUT };
       }
-      const r = await w.b.ns.applyReplicated(v, policy);
+      // A crashed B never answers: the apply times out as the smart client's would.
+      const timeout = w.sched.sleep(owner, APPLY_TIMEOUT_MS).then(() => ({ resultCode: ResultCode.TIMEOUT, applied: false }));
+      const r = await Promise.race([w.b.ns.applyReplicated(v, policy), timeout]);
       w.sched.note(`apply ${v.digest.toString('hex')} gen=${v.generation} lut=${v.lutMs} tomb=${v.tombstone ? 1 : 0} -> ${r.resultCode}`);
       return r;
     },
@@ -116,7 +126,7 @@ async function startReceiver(w: World): Promise<void> {
   w.sched.note(`start ${owner}`);
   const rt = { clock: w.sched.clock, timers: w.sched.timersFor(owner), random: seededRandom(100 + w.rIncarnation) };
   w.receiver = new Receiver({
-    brokers: ['sim:9092'], topics: [TOPIC], groupId: 'ferry-B', destination: [], policy: ConflictPolicy.GENERATION, deadLetterTopic: '',
+    brokers: ['sim:9092'], topics: [TOPIC], groupId: 'ferry-B', destination: [], policy: w.policy, deadLetterTopic: '',
     applyConcurrency: 4, fromBeginning: true, runtime: rt, kafka: w.log.linkFor(owner), connectDestination: () => Promise.resolve(destinationB(w, owner)),
     log: (msg, err) => w.sched.note(`R ${msg} ${(err as Error | undefined)?.message ?? ''}`),
   });
@@ -133,6 +143,15 @@ async function crashA(w: World, r: Random): Promise<void> {
   await startA(w, device);
 }
 
+/** Crashes B (the receiver's applies in flight time out); B restarts from its device. */
+async function crashB(w: World): Promise<void> {
+  w.sched.kill(w.b.owner);
+  const owner = `B#${++w.bIncarnation}`;
+  w.sched.note(`start ${owner}`);
+  w.counters.crashesB = (w.counters.crashesB ?? 0) + 1;
+  w.b = await openSite(w.sched, owner, w.b.device.crash(owner), w.bSkewMs);
+}
+
 async function crashReceiver(w: World): Promise<void> {
   w.sched.kill(`R#${w.rIncarnation}`);
   w.counters.crashesReceiver = (w.counters.crashesReceiver ?? 0) + 1;
@@ -147,7 +166,7 @@ async function window(w: World, r: Random, on: () => void, off: () => void, msMa
 }
 
 async function injectFault(w: World, r: Random): Promise<void> {
-  const kind = r.int(8);
+  const kind = r.int(9);
   w.sched.note(`fault ${kind}`);
   const count = (name: string) => (w.counters[name] = (w.counters[name] ?? 0) + 1);
   switch (kind) {
@@ -166,6 +185,8 @@ async function injectFault(w: World, r: Random): Promise<void> {
     case 5:
       count('ackLoss');
       return window(w, r, () => (w.log.faults.ackLostPct = 30), () => (w.log.faults.ackLostPct = 0));
+    case 7:
+      return crashB(w);
     case 6:
       count('redelivery');
       return window(w, r, () => (w.log.faults.redeliverPct = 30), () => (w.log.faults.redeliverPct = 0));
@@ -230,7 +251,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   const log = new SimKafkaLog(sched, seededRandom(root.u32()));
   const devSeedA = root.u32();
   const devSeedB = root.u32();
-  const w = { sched, log, aIncarnation: 0, rIncarnation: 0, bDown: false, shipExpirations: o.shipExpirations ?? false, errors: [] as string[], counters: {} as Record<string, number> } as World;
+  const w = { sched, log, aIncarnation: 0, rIncarnation: 0, bIncarnation: 1, bSkewMs: root.int(2 * CLOCK_SKEW_MS_MAX + 1) - CLOCK_SKEW_MS_MAX, policy: root.int(2) === 0 ? ConflictPolicy.GENERATION : ConflictPolicy.LAST_UPDATE_TIME, bDown: false, shipExpirations: o.shipExpirations ?? false, errors: [] as string[], counters: {} as Record<string, number> } as World;
   const ledger = new Map<string, Acked & { digest: Buffer }>();
   const onUnhandled = (err: unknown): void => void w.errors.push(`unhandled rejection: ${(err as Error).stack ?? String(err)}`);
   process.on('unhandledRejection', onUnhandled);
@@ -239,7 +260,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   const failures: string[] = [];
   const main = async (): Promise<void> => {
     await startA(w, newDevice(sched, 'A#1', devSeedA));
-    w.b = await openSite(sched, 'B', newDevice(sched, 'B', devSeedB), undefined);
+    w.b = await openSite(sched, 'B#1', newDevice(sched, 'B#1', devSeedB), w.bSkewMs);
     await startReceiver(w);
     phase = 'workload';
     let workloadDone = false;
@@ -289,10 +310,13 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     deviceLost: w.a?.device.stats.lost ?? 0,
     deviceTorn: w.a?.device.stats.torn ?? 0,
     deviceFlipped: w.a?.device.stats.flipped ?? 0,
+    bClockSkewMs: w.bSkewMs,
+    policy: w.policy,
     ...w.counters,
   };
   // Tear down what is still running so its events stop with this run.
   sched.kill(w.a?.owner ?? '');
   sched.kill(`R#${w.rIncarnation}`);
+  sched.kill(w.b?.owner ?? '');
   return { seed: o.seed, ok: failures.length === 0, failures, traceHash: sched.traceHash, summary };
 }

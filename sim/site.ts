@@ -18,7 +18,7 @@ import { SIM_NAMESPACE } from './workload.js';
 /** Small blocks and a small ring, so defrag, wraps and rescans happen within a short run. */
 export const SIM_BLOCK_BYTES = 64 * 1024;
 export const SIM_BLOCK_COUNT = 256;
-export const SIM_WRITE_LOG_ENTRIES = 2048;
+export const SIM_WRITE_LOG_ENTRIES = 256;
 
 export const SIM_SETTINGS: NamespaceSettings = {
   defaultTtlS: 0,
@@ -44,8 +44,10 @@ export interface SimSite {
   node: StoreNode;
 }
 
-export async function openSite(sched: Scheduler, owner: string, device: SimDevice, settings: NamespaceSettings = SIM_SETTINGS): Promise<SimSite> {
+/** `clockSkewMs`: this site's clock runs that far ahead of (or behind) virtual time. */
+export async function openSite(sched: Scheduler, owner: string, device: SimDevice, clockSkewMs = 0, settings: NamespaceSettings = SIM_SETTINGS): Promise<SimSite> {
   const timers = sched.timersFor(owner);
+  const clock = { nowMs: () => sched.clock.nowMs() + clockSkewMs };
   const { store, report } = await openRecordStore({
     name: SIM_NAMESPACE,
     files: [],
@@ -57,11 +59,11 @@ export async function openSite(sched: Scheduler, owner: string, device: SimDevic
     defragSleepMs: 20,
     readCacheBlocks: 4,
     device,
-    clock: sched.clock,
+    clock,
     timers,
   });
   const writeLog = await WriteLog.open({ capacityEntries: SIM_WRITE_LOG_ENTRIES, timers });
-  const ns = new Namespace(SIM_NAMESPACE, store, writeLog, { ...settings }, report, sched.clock, undefined, timers);
+  const ns = new Namespace(SIM_NAMESPACE, store, writeLog, { ...settings }, report, clock, undefined, timers);
   ns.start();
   const node: StoreNode = {
     nodeId: owner.replace(/[^0-9A-F]/gi, '').toUpperCase() || '1',

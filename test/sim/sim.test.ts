@@ -39,11 +39,11 @@ for (const seed of [110, 111]) {
 // Regression seeds of a bug the simulator found (fixed on main by 7455210): a short-TTL write that
 // expired on A before the shipper reached it (a Kafka outage or a slow log longer than the TTL)
 // was never shipped with ship-expirations off: the shipper read the current version, found an
-// expiry tombstone and skipped it. B kept the older version (seed 100: a live generation 2 while
-// A had expired generation 7), or nothing. Seeds 114 and 134 (400 commands) found it first.
-for (const [seed, ops] of [[114, 400], [134, 400]] as const) {
+// expiry tombstone and skipped it. B kept the older version (a live one, when it had no TTL), or
+// nothing. With that check put back, seeds 100, 101, 106 (above), 114 and 115 fail.
+for (const seed of [114, 115]) {
   test.serial(`seed ${seed} (regression: a write that expires before it is shipped still reaches B)`, async (t) => {
-    const r = await runSimulation({ seed, ops });
-    t.true(r.ok, report(r, ops));
+    const r = await runSimulation({ seed, ops: OPS });
+    t.true(r.ok, report(r));
   });
 }
