@@ -4,23 +4,15 @@
  * passive, memory storage) and a receiver applying A's topic to B. Every wait is bounded; close()
  * kills everything and removes the temp directory.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { KafkaCluster, type KafkaNode } from '../scripts/kafka/cluster.js';
 import { FerryClient } from '../store/index.js';
 import type { ReceiverStats } from '../receiver/receiver.js';
 import { freePort } from '../ops/free-port.js';
+import { FerryProcess } from '../ops/ferry-process.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-/** A process gets this long to print its ready line. */
-const START_TIMEOUT_MS = 60_000;
-/** After SIGTERM, this long before SIGKILL. */
-const STOP_TIMEOUT_MS = 15_000;
-/** Kept of each process's output, for error messages. */
-const OUTPUT_CHARS_MAX = 1_000_000;
 const MiB = 1024 * 1024;
 const CLOCK_TICKS_PER_S = 100;
 /** Extra node flags for every ferry process, e.g. FERRY_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
@@ -37,73 +29,17 @@ export class SitesError extends Error {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** One ferry process; start() may be called again after stop() (same arguments, same port). */
-export class BenchProcess {
-  private proc: ChildProcess | undefined;
-  output = '';
-  constructor(readonly name: string, private readonly args: string[], private readonly ready: RegExp) {}
-
-  get pid(): number | undefined {
-    return this.proc?.pid;
-  }
-
-  get running(): boolean {
-    return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
-  }
-
-  async start(): Promise<void> {
-    const child = spawn(process.execPath, [...NODE_ARGS, 'bin/ferry.mjs', ...this.args], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, FORCE_COLOR: '0' },
-    });
-    this.proc = child;
-    const mark = this.output.length;
-    const keep = (c: Buffer): void => {
-      this.output += c.toString();
-      if (this.output.length > OUTPUT_CHARS_MAX) this.output = this.output.slice(-OUTPUT_CHARS_MAX / 2);
-    };
-    child.stderr!.on('data', keep);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new SitesError(`${this.name} did not get ready within ${START_TIMEOUT_MS} ms:\n${this.output.slice(-3000)}`));
-      }, START_TIMEOUT_MS);
-      child.stdout!.on('data', (c: Buffer) => {
-        keep(c);
-        if (this.ready.test(this.output.slice(mark))) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        reject(new SitesError(`${this.name} exited (${code ?? signal}) before it was ready:\n${this.output.slice(-3000)}`));
-      });
-    });
-  }
-
-  /** SIGTERM (clean) or SIGKILL; resolves when the process is gone. */
-  async stop(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
-    const p = this.proc;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
-    p.kill(signal);
-    const timer = setTimeout(() => p.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    await exited;
-    clearTimeout(timer);
-  }
-
-  /** Last-resort synchronous kill (process exit handlers cannot wait). */
-  killNow(): void {
-    if (this.running) this.proc!.kill('SIGKILL');
+/** One ferry process (the shared helper) with its CPU time; start() may be called again after stop(). */
+export class BenchProcess extends FerryProcess {
+  constructor(name: string, args: string[], ready: RegExp) {
+    super(name, args, ready, { nodeArgs: NODE_ARGS });
   }
 
   /** CPU seconds (user + system) used so far, from /proc; 0 where unavailable. */
   cpuSeconds(): number {
     if (!this.running) return 0;
     try {
-      const stat = readFileSync(`/proc/${this.proc!.pid}/stat`, 'utf8');
+      const stat = readFileSync(`/proc/${this.pid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS_PER_S;
     } catch {
@@ -113,7 +49,9 @@ export class BenchProcess {
 }
 
 /** What the benchmark needs of a process: start/stop it, kill it from an exit handler, its CPU. */
-export type BenchProc = Pick<BenchProcess, 'name' | 'running' | 'start' | 'stop' | 'killNow' | 'cpuSeconds'>;
+export interface BenchProc extends Pick<BenchProcess, 'name' | 'running' | 'stop' | 'killNow' | 'cpuSeconds'> {
+  start(): Promise<unknown>;
+}
 
 /** The Kafka node of an Apache Kafka run, seen as a BenchProc (scripts/kafka/cluster.ts). */
 class ApacheKafkaProc implements BenchProc {

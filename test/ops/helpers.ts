@@ -5,7 +5,7 @@
  * to destination B, node B (fenced), and a receiver applying A's topic to B. Free ports, memory
  * storage, every wait bounded; `startSites(t, broker)` registers the cleanup in t.teardown.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,68 +13,21 @@ import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
 import type { ReceiverStats } from '../../receiver/receiver.js';
 import { FerryClient } from '../../store/client/client.js';
-import { freePort } from '../helpers/procs.js';
+import { FerryProcess as Proc, freePort } from '../helpers/procs.js';
+
+/** A process gets this long to print its ready line. */
+export const START_TIMEOUT_MS = 30_000;
 import type { BrokerUnderTest } from '../helpers/kafka.js';
 
 export { freePort };
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-/** A process gets this long to print its ready line. */
-export const START_TIMEOUT_MS = 30_000;
 /** A CLI run gets this long to exit. */
 export const CLI_TIMEOUT_MS = 30_000;
-/** After SIGTERM, this long before SIGKILL. */
-const STOP_TIMEOUT_MS = 10_000;
-const OUTPUT_KEEP_CHARS = 200_000;
 
 
-/** A long-running ferry process, ready once `ready` matches its stdout. */
-export class Proc {
-  private child: ChildProcess | undefined;
-  output = '';
-
-  constructor(
-    readonly name: string,
-    private readonly args: string[],
-    private readonly ready: RegExp,
-  ) {}
-
-  async start(): Promise<this> {
-    const child = spawn(process.execPath, ['bin/ferry.mjs', ...this.args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
-    this.child = child;
-    let stdout = '';
-    const keep = (c: Buffer) => {
-      this.output = (this.output + c.toString()).slice(-OUTPUT_KEEP_CHARS);
-    };
-    child.stderr!.on('data', keep);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.name} not ready within ${START_TIMEOUT_MS} ms:\n${this.output.slice(-3000)}`)), START_TIMEOUT_MS);
-      child.stdout!.on('data', (c: Buffer) => {
-        keep(c);
-        stdout += c.toString();
-        if (this.ready.test(stdout)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        reject(new Error(`${this.name} exited (${code ?? signal}) before it was ready:\n${this.output.slice(-3000)}`));
-      });
-    });
-    return this;
-  }
-
-  async stop(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
-    const p = this.child;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
-    p.kill(signal);
-    const timer = setTimeout(() => p.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    await exited;
-    clearTimeout(timer);
-  }
-}
+/** A long-running ferry process (the shared helper). */
+export { Proc };
 
 export interface CliResult {
   code: number | null;
