@@ -134,3 +134,48 @@ test.serial('broker: connections past --max-connections are closed at once; the 
   t.true(Array.isArray(await admin.listTopics()));
   await admin.disconnect();
 });
+
+test.serial('node: a client that sends requests but never reads answers is paused (bounded), others keep being served', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-noread-'));
+  const port = await freePort();
+  const node = new FerryProcess('node', ['node', '--storage', 'memory', '--data', dir, '--port', String(port)], /ferry node listening/);
+  const greedy = new net.Socket();
+  t.teardown(async () => {
+    greedy.destroy();
+    await node.stop('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await node.start();
+  await new Promise<void>((resolve, reject) => {
+    greedy.once('error', reject);
+    greedy.connect({ host: '127.0.0.1', port }, () => resolve());
+  });
+  greedy.pause(); // never reads
+  // Big answers ('statistics' is a few KiB each): the node must stop reading this socket.
+  const frame = encodeInfoRequestFrame(['statistics', 'namespace/test', 'build']);
+  let sent = 0;
+  const blocked = await new Promise<boolean>((resolve) => {
+    const pump = (): void => {
+      while (sent < 1_000_000) {
+        sent++;
+        if (!greedy.write(frame)) {
+          // Our side's buffer is full: the node stopped taking requests, or it is slow; give it time.
+          const timer = setTimeout(() => resolve(true), 3000);
+          greedy.once('drain', () => {
+            clearTimeout(timer);
+            pump();
+          });
+          return;
+        }
+      }
+      resolve(false);
+    };
+    pump();
+  });
+  t.true(blocked, `the node kept reading after ${sent} unanswered requests`);
+  t.log(`the node stopped reading after ${sent} requests`);
+  const c = await FerryClient.connect({ hosts: [{ host: '127.0.0.1', port }], tendIntervalMs: 0 });
+  t.teardown(() => c.close());
+  await c.put({ namespace: 'test', set: 's', key: 'other' }, { v: 2 });
+  t.is((await c.get({ namespace: 'test', set: 's', key: 'other' }))?.bins.v, 2);
+});
