@@ -8,6 +8,9 @@
  * 3. check: the ledger of acknowledged writes against A, B against A, nothing threw.
  * The same seed replays the same run: the trace hash covers every event time and decision.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Receiver, type Destination } from '../receiver/receiver.js';
 import { Shipper } from '../shipper/shipper.js';
 import { seededRandom, type Random } from '../store/runtime/index.js';
@@ -55,6 +58,8 @@ const KAFKA_DOWN_MS_MAX = 8000;
 /** Virtual time the system gets to converge once faults stop. */
 const SETTLE_MS_MAX = 60_000;
 const TOPIC = 'ferry.A.sim';
+/** The last fault must have finished this long after the workload ends. */
+const FAULT_FINISH_MS_MAX = 60_000;
 /** The receiver's apply to B gives up after this long. */
 const APPLY_TIMEOUT_MS = 1000;
 /** Largest clock difference between the sites, ms. */
@@ -73,6 +78,10 @@ interface World {
   rIncarnation: number;
   bDown: boolean;
   bIncarnation: number;
+  /** A is shutting down cleanly: clients are refused (connection refused) until it is back. */
+  aStopping: boolean;
+  /** A's warm-restart snapshot directory. */
+  stateDir: string;
   bSkewMs: number;
   /** The receiver's conflict policy, per seed. */
   policy: ConflictPolicyId;
@@ -96,8 +105,10 @@ function xdrConfig(shipExpirations: boolean): XdrConfig {
 
 async function startA(w: World, device: SimDevice): Promise<void> {
   const owner = `A#${++w.aIncarnation}`;
-  w.sched.note(`start ${owner}`);
-  w.a = await openSite(w.sched, owner, device);
+  const site = await openSite(w.sched, owner, device, 0, w.stateDir);
+  w.sched.note(`start ${owner} ${site.openMode}`);
+  w.counters[`startsA:${site.openMode}`] = (w.counters[`startsA:${site.openMode}`] ?? 0) + 1;
+  w.a = site;
   w.shipper = new Shipper(xdrConfig(w.shipExpirations), () => undefined, { clock: w.sched.clock, timers: w.sched.timersFor(owner), random: seededRandom(w.aIncarnation), kafka: w.log.linkFor(owner) });
   await w.shipper.start(w.a.node);
 }
@@ -143,6 +154,17 @@ async function crashA(w: World, r: Random): Promise<void> {
   await startA(w, device);
 }
 
+/** Restarts A cleanly: the shipper stops, the namespace closes (warm snapshot), then reopens warm. */
+async function restartA(w: World): Promise<void> {
+  w.aStopping = true;
+  await w.shipper.stop();
+  await w.a.ns.close();
+  w.sched.kill(w.a.owner);
+  w.counters.restartsA = (w.counters.restartsA ?? 0) + 1;
+  await startA(w, w.a.device.crash(`A#${w.aIncarnation + 1}`));
+  w.aStopping = false;
+}
+
 /** Crashes B (the receiver's applies in flight time out); B restarts from its device. */
 async function crashB(w: World): Promise<void> {
   w.sched.kill(w.b.owner);
@@ -166,7 +188,7 @@ async function window(w: World, r: Random, on: () => void, off: () => void, msMa
 }
 
 async function injectFault(w: World, r: Random): Promise<void> {
-  const kind = r.int(9);
+  const kind = r.int(10);
   w.sched.note(`fault ${kind}`);
   const count = (name: string) => (w.counters[name] = (w.counters[name] ?? 0) + 1);
   switch (kind) {
@@ -187,6 +209,8 @@ async function injectFault(w: World, r: Random): Promise<void> {
       return window(w, r, () => (w.log.faults.ackLostPct = 30), () => (w.log.faults.ackLostPct = 0));
     case 7:
       return crashB(w);
+    case 8:
+      return restartA(w);
     case 6:
       count('redelivery');
       return window(w, r, () => (w.log.faults.redeliverPct = 30), () => (w.log.faults.redeliverPct = 0));
@@ -203,6 +227,10 @@ async function runWorkload(w: World, r: Random, ops: number, ledger: Map<string,
     await w.sched.sleep('client', r.int(OP_GAP_MS_MAX + 1));
     while (inFlight >= OPS_IN_FLIGHT_MAX) await w.sched.sleep('client', 5);
     const c = wl.next();
+    if (w.aStopping) {
+      w.counters[`${c.kind}:refused`] = (w.counters[`${c.kind}:refused`] ?? 0) + 1;
+      continue;
+    }
     const ns = w.a.ns;
     inFlight++;
     const timeout = w.sched.sleep('client', CLIENT_TIMEOUT_MS).then(() => undefined);
@@ -251,7 +279,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   const log = new SimKafkaLog(sched, seededRandom(root.u32()));
   const devSeedA = root.u32();
   const devSeedB = root.u32();
-  const w = { sched, log, aIncarnation: 0, rIncarnation: 0, bIncarnation: 1, bSkewMs: root.int(2 * CLOCK_SKEW_MS_MAX + 1) - CLOCK_SKEW_MS_MAX, policy: root.int(2) === 0 ? ConflictPolicy.GENERATION : ConflictPolicy.LAST_UPDATE_TIME, bDown: false, shipExpirations: o.shipExpirations ?? false, errors: [] as string[], counters: {} as Record<string, number> } as World;
+  const w = { sched, log, aIncarnation: 0, rIncarnation: 0, bIncarnation: 1, aStopping: false, stateDir: mkdtempSync(join(tmpdir(), 'ferry-sim-')), bSkewMs: root.int(2 * CLOCK_SKEW_MS_MAX + 1) - CLOCK_SKEW_MS_MAX, policy: root.int(2) === 0 ? ConflictPolicy.GENERATION : ConflictPolicy.LAST_UPDATE_TIME, bDown: false, shipExpirations: o.shipExpirations ?? false, errors: [] as string[], counters: {} as Record<string, number> } as World;
   const ledger = new Map<string, Acked & { digest: Buffer }>();
   const onUnhandled = (err: unknown): void => void w.errors.push(`unhandled rejection: ${(err as Error).stack ?? String(err)}`);
   process.on('unhandledRejection', onUnhandled);
@@ -267,7 +295,9 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     const faults = o.faults === false ? Promise.resolve() : runFaults(w, rFaults, () => workloadDone);
     await runWorkload(w, rWork, o.ops, ledger);
     workloadDone = true;
-    await faults;
+    let faultsDone = false;
+    await Promise.race([faults.then(() => void (faultsDone = true)), sched.sleep('client', FAULT_FINISH_MS_MAX)]);
+    if (!faultsDone) failures.push(`the last fault (a restart?) did not complete within ${FAULT_FINISH_MS_MAX} ms of virtual time`);
     log.down = false;
     log.slowMs = 0;
     log.faults = { delayMsMax: 5, ackLostPct: 0, redeliverPct: 0 };
@@ -292,6 +322,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   } finally {
     process.off('unhandledRejection', onUnhandled);
   }
+  rmSync(w.stateDir, { recursive: true, force: true });
   const now = sched.nowMs;
   if (done && w.a) {
     failures.push(...checkLedger(w.a.ns, ledger, now).map((s) => `ledger: ${s}`));

@@ -45,7 +45,8 @@ export interface SimSite {
 }
 
 /** `clockSkewMs`: this site's clock runs that far ahead of (or behind) virtual time. */
-export async function openSite(sched: Scheduler, owner: string, device: SimDevice, clockSkewMs = 0, settings: NamespaceSettings = SIM_SETTINGS): Promise<SimSite> {
+/** `stateDir`: where a clean close writes the warm-restart snapshot (synchronous file I/O only). */
+export async function openSite(sched: Scheduler, owner: string, device: SimDevice, clockSkewMs = 0, stateDir?: string, settings: NamespaceSettings = SIM_SETTINGS): Promise<SimSite & { openMode: string }> {
   const timers = sched.timersFor(owner);
   const clock = { nowMs: () => sched.clock.nowMs() + clockSkewMs };
   const { store, report } = await openRecordStore({
@@ -61,6 +62,7 @@ export async function openSite(sched: Scheduler, owner: string, device: SimDevic
     device,
     clock,
     timers,
+    ...(stateDir ? { stateDir } : {}),
   });
   const writeLog = await WriteLog.open({ capacityEntries: SIM_WRITE_LOG_ENTRIES, timers });
   const ns = new Namespace(SIM_NAMESPACE, store, writeLog, { ...settings }, report, clock, undefined, timers);
@@ -72,7 +74,7 @@ export async function openSite(sched: Scheduler, owner: string, device: SimDevic
     stats: () => ({}),
     close: () => ns.close(),
   };
-  return { owner, device, ns, node };
+  return { owner, device, ns, node, openMode: report.mode };
 }
 
 export function newDevice(sched: Scheduler, owner: string, seed: number): SimDevice {
