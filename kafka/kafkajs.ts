@@ -4,7 +4,7 @@
  */
 import { CompressionTypes, Kafka, logLevel, type Admin, type KafkaConfig, type Producer } from 'kafkajs';
 import { NO_KAFKA_SECURITY, kafkaClientSecurity } from '../shipper/kafka-security.js';
-import type { KafkaConsumer, KafkaLink, KafkaLinkFactory, KafkaProducer, KafkaRole } from './link.js';
+import { MessageTooLargeError, type KafkaConsumer, type KafkaLink, type KafkaLinkFactory, type KafkaProducer, type KafkaRole } from './link.js';
 
 /** The shipper fails fast (its own loop retries with backoff); the receiver rides out outages. */
 const PROFILES: Record<KafkaRole, Pick<KafkaConfig, 'retry' | 'connectionTimeout' | 'requestTimeout'>> = {
@@ -20,10 +20,24 @@ const PARTITIONS_CONSUMED_CONCURRENTLY = 4;
 function wrapProducer(p: Producer): KafkaProducer {
   return {
     send: async (topic, messages, compression) => {
-      await p.send({ topic, acks: -1, compression: compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None, messages });
+      try {
+        await p.send({ topic, acks: -1, compression: compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None, messages });
+      } catch (err) {
+        if (isMessageTooLarge(err)) throw new MessageTooLargeError(`${messages.length} message(s) to ${topic}: ${(err as Error).message}`);
+        throw err;
+      }
     },
     disconnect: () => p.disconnect(),
   };
+}
+
+/** kafkajs reports MESSAGE_TOO_LARGE (code 10) as a protocol error, possibly wrapped. */
+function isMessageTooLarge(err: unknown): boolean {
+  for (let e = err as { type?: unknown; code?: unknown; name?: unknown; cause?: unknown; originalError?: unknown } | undefined, depth = 0; e && depth < 5; depth++) {
+    if (e.type === 'MESSAGE_TOO_LARGE' || (e.name === 'KafkaJSProtocolError' && e.code === 10)) return true;
+    e = (e.cause ?? e.originalError) as typeof e;
+  }
+  return false;
 }
 
 export const kafkajsLink: KafkaLinkFactory = ({ role, clientId, brokers, security }) => {

@@ -12,6 +12,18 @@
  */
 import type { KafkaSecurity } from '../shipper/kafka-security.js';
 
+/**
+ * The destination refused a produce request because a record batch is larger than it accepts
+ * (Kafka's MESSAGE_TOO_LARGE, its `message.max.bytes`): retrying the same request fails forever.
+ */
+export class MessageTooLargeError extends Error {
+  readonly code = 'MESSAGE_TOO_LARGE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'MessageTooLargeError';
+  }
+}
+
 /** A message to produce. `partition` is explicit (store partition mod N). */
 export interface OutgoingMessage {
   key: Buffer | null;

@@ -36,6 +36,7 @@ const destSchema = {
   forward: { doc: 'Also ship records applied by a receiver', format: Boolean, default: false },
   'max-records-per-s': { doc: 'Throttle (0 = none)', format: intIn(0, 10_000_000), default: 0 },
   'batch-max': { doc: 'Records per produce request', format: intIn(1, 100_000), default: 2000 },
+  'batch-max-bytes': { doc: "Bytes of keys, values and headers per produce request (keep it under the destination's message.max.bytes, 1 MiB on a default Kafka)", format: intIn(1024, 256 * 1024 * 1024), default: 900_000 },
   'linger-ms': { doc: 'Wait this long for more records before producing', format: intIn(0, 10_000), default: 2 },
   'kafka-partitions': { doc: 'Partitions of a topic ferry creates', format: intIn(1, 4096), default: 16 },
   compression: { doc: 'gzip or none (none by default, as Kafka: gzip costs the source CPU, worth it on slow WAN links)', format: ['gzip', 'none'], default: 'none' },
@@ -57,6 +58,8 @@ export interface DestinationConfig {
   forward: boolean;
   maxRecordsPerS: number;
   batchMax: number;
+  /** Bytes (keys, values, headers) per produce request; a request refused as too large is split. */
+  batchMaxBytes: number;
   lingerMs: number;
   kafkaPartitions: number;
   compression: 'gzip' | 'none';
@@ -132,6 +135,7 @@ function parseDestination(raw: unknown, i: number, site: string): DestinationCon
     forward: c.get('forward'),
     maxRecordsPerS: c.get('max-records-per-s'),
     batchMax: c.get('batch-max'),
+    batchMaxBytes: c.get('batch-max-bytes'),
     lingerMs: c.get('linger-ms'),
     kafkaPartitions: c.get('kafka-partitions'),
     compression: c.get('compression') as 'gzip' | 'none',

@@ -17,7 +17,7 @@
  * partition for LUT > T, then tailing the log again.
  */
 import Bottleneck from 'bottleneck';
-import { kafkajsLink, type KafkaLinkFactory, type KafkaProducer } from '../kafka/index.js';
+import { MessageTooLargeError, kafkajsLink, type KafkaLinkFactory, type KafkaProducer } from '../kafka/index.js';
 import { LRUCache } from 'lru-cache';
 import {
   computeDigest,
@@ -59,6 +59,8 @@ const RETRY_BACKOFF_MIN_MS = 50;
  * shutdown); the batch is simply shipped again after the restart.
  */
 const STOP_LOOP_WAIT_MS = 2000;
+/** Bytes a record adds to a produce request beyond its key, value and headers (Kafka record framing, generous). */
+const RECORD_OVERHEAD_BYTES = 40;
 /** At stop, how long the producer's disconnect may take. */
 const STOP_DISCONNECT_WAIT_MS = 1000;
 
@@ -82,6 +84,8 @@ export interface StreamStats {
   skipped: number;
   retries: number;
   errors: number;
+  /** Records the destination refused as too large even alone: skipped, see Stream.send. */
+  tooLarge: number;
   lastError: string;
   recoveringPartitions: number;
   partitions?: Array<{ pid: number; behind: number; checkpointMs: number; recovering: boolean }>;
@@ -105,8 +109,10 @@ class Stream {
   /** Ends the current pause early (set while the loop sleeps). */
   private wake: (() => void) | undefined;
   private nextPid = 0;
+  /** Request size the destination was seen to refuse, halved (bytes; batch-max-bytes until then). */
+  private fitBytes = Infinity;
   private lastCheckpointWrite = 0;
-  private readonly counters = { shipped: 0, skipped: 0, retries: 0, errors: 0 };
+  private readonly counters = { shipped: 0, skipped: 0, retries: 0, errors: 0, tooLarge: 0 };
   private lastError = '';
   /** Result code of the last checkpoint write (0 = OK). */
   private checkpointCode = 0;
@@ -219,6 +225,7 @@ class Stream {
       skipped: this.counters.skipped,
       retries: this.counters.retries,
       errors: this.counters.errors,
+      tooLarge: this.counters.tooLarge,
       lastError: this.lastError,
       recoveringPartitions: recovering,
     };
@@ -360,7 +367,60 @@ class Stream {
     this.inBatch.set(hex, version);
   }
 
+  /**
+   * Produces the batch as requests of at most `batch-max-bytes` each (one at a time: the producer
+   * keeps one in flight), resolving once all are acknowledged. A request the destination refuses
+   * as too large (its message.max.bytes is below batch-max-bytes) is split in halves until it
+   * fits. A record too large even alone can never be produced: it is counted (`tooLarge`, metric
+   * ferry_xdr_too_large_total), logged with its digest and size, and skipped so the stream goes
+   * on; it stays at the source, and `xdr-reship` ships it once the destination accepts it.
+   */
   private async send(items: Pending[]): Promise<void> {
+    let chunk: Pending[] = [];
+    let bytes = 0;
+    const limit = Math.min(this.dest.batchMaxBytes, this.fitBytes);
+    for (const it of items) {
+      const size = messageBytes(it);
+      if (chunk.length > 0 && bytes + size > limit) {
+        await this.sendFitting(chunk);
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(it);
+      bytes += size;
+    }
+    if (chunk.length > 0) await this.sendFitting(chunk);
+  }
+
+  private async sendFitting(items: Pending[]): Promise<void> {
+    try {
+      await this.produce(items);
+    } catch (err) {
+      if (!(err instanceof MessageTooLargeError)) throw err;
+      // The idempotent producer counted the refused request's sequence numbers: a new one.
+      await this.producer?.disconnect().catch(() => undefined);
+      this.producer = undefined;
+      await this.connect();
+      if (items.length > 1) {
+        const refused = items.reduce((n, it) => n + messageBytes(it), 0);
+        if (Math.floor(refused / 2) < this.fitBytes) {
+          this.fitBytes = Math.max(1024, Math.floor(refused / 2));
+          this.log(`xdr ${this.dest.name}/${this.ns.name}: destination refused a ${refused}-byte request as too large; produce requests are now at most ${this.fitBytes} bytes (lower batch-max-bytes to match its message.max.bytes)`);
+        }
+        const half = Math.ceil(items.length / 2);
+        await this.sendFitting(items.slice(0, half));
+        await this.sendFitting(items.slice(half));
+        return;
+      }
+      const it = items[0]!;
+      this.counters.tooLarge++;
+      this.counters.errors++;
+      this.lastError = `record ${it.hex} (${messageBytes(it)} bytes) is too large for destination ${this.dest.name}; skipped, it stays at the source (raise the topic's max.message.bytes, then xdr-reship): ${err.message}`;
+      this.log(`xdr ${this.dest.name}/${this.ns.name}: ${this.lastError}`);
+    }
+  }
+
+  private async produce(items: Pending[]): Promise<void> {
     const producer = this.producer;
     if (!producer) throw new Error('not connected');
     const doSend = () =>
@@ -499,8 +559,16 @@ export class Shipper implements NodeExtension {
     put('ferry_xdr_ms_behind', 'Now minus the oldest unshipped change, ms', 'gauge', (s) => s.msBehind);
     put('ferry_xdr_shipped_total', 'Records shipped', 'counter', (s) => s.shipped);
     put('ferry_xdr_retries_total', 'Produce retries', 'counter', (s) => s.retries);
+    put('ferry_xdr_too_large_total', 'Records the destination refused as too large even alone (skipped; see lastError)', 'counter', (s) => s.tooLarge);
     return out;
   }
+}
+
+/** What a record adds to a produce request, bytes (uncompressed: compression only shrinks it). */
+function messageBytes(it: Pending): number {
+  let n = it.msg.key.length + it.msg.value.length + RECORD_OVERHEAD_BYTES;
+  for (const [k, v] of Object.entries(it.msg.headers)) n += Buffer.byteLength(k) + Buffer.byteLength(v) + 2;
+  return n;
 }
 
 /** Waits for `p` (its failure counts as settled) at most `ms`; true when it settled in time. */

@@ -18,6 +18,7 @@ export interface BrokerCliOptions {
   partitions?: string;
   flushPolicy?: string;
   segmentBytes?: string;
+  messageMaxBytes?: string;
   retentionBytes?: string;
   retentionMs?: string;
   metricsPort?: string;
@@ -40,6 +41,7 @@ export function register(program: Command): void {
     .option('--partitions <n>', 'partitions of auto-created topics (env FERRY_BROKER_PARTITIONS; default 1)')
     .option('--flush-policy <policy>', 'fsync: acks=-1 answered after fsync; os: leave flushing to the OS, fsync every second (env FERRY_BROKER_FLUSH_POLICY; default fsync)')
     .option('--segment-bytes <n>', 'segment file size before rolling (env FERRY_BROKER_SEGMENT_BYTES)')
+    .option('--message-max-bytes <n>', 'largest record batch a producer may append, bytes, as Kafka\'s message.max.bytes (env FERRY_BROKER_MESSAGE_MAX_BYTES; default 16 MiB)')
     .option('--retention-bytes <n>', 'per-partition size limit, -1 = none (env FERRY_BROKER_RETENTION_BYTES)')
     .option('--metrics-port <port>', 'Prometheus /metrics HTTP port (env FERRY_BROKER_METRICS_PORT; default 0 = off)')
     .option('--max-connections <n>', 'client connections served at once; more are closed at once (env FERRY_BROKER_MAX_CONNECTIONS; default 10000)')
@@ -80,6 +82,9 @@ export function brokerOptions(o: BrokerCliOptions, env: NodeJS.ProcessEnv): Brok
   if (partitions !== undefined) opts.defaultPartitions = partitions;
   const segmentBytes = intOpt('segment-bytes', pick(o.segmentBytes, 'SEGMENT_BYTES'));
   if (segmentBytes !== undefined) opts.segmentBytes = segmentBytes;
+  const messageMaxBytes = intOpt('message-max-bytes', pick(o.messageMaxBytes, 'MESSAGE_MAX_BYTES'));
+  if (messageMaxBytes !== undefined && messageMaxBytes < 1024) throw new UsageError('--message-max-bytes must be at least 1024');
+  if (messageMaxBytes !== undefined) opts.maxBatchBytes = messageMaxBytes;
   const retentionBytes = intOpt('retention-bytes', pick(o.retentionBytes, 'RETENTION_BYTES'));
   if (retentionBytes !== undefined) opts.retentionBytes = retentionBytes;
   const retentionMs = intOpt('retention-ms', pick(o.retentionMs, 'RETENTION_MS'));

@@ -1,0 +1,78 @@
+/**
+ * Kafka faults the shipper and the receiver must ride through, as real processes on the
+ * embedded broker: a broker whose message.max.bytes is smaller than a full batch (and than one
+ * record), and a broker killed with -9 and restarted on the same port and data under a running
+ * receiver (its group coordinator forgets every member).
+ */
+import { join } from 'node:path';
+import test from 'ava';
+import type { FerryClient } from '../../store/client/client.js';
+import { FerryProcess, freePort } from '../helpers/procs.js';
+import type { BrokerUnderTest } from '../helpers/kafka.js';
+import { startSites, type Sites } from './sites.js';
+
+/** The embedded broker as `ferry broker`, with extra options. */
+async function embedded(dir: string, extra: string[] = []): Promise<BrokerUnderTest> {
+  const port = await freePort();
+  const proc = new FerryProcess('broker', ['broker', '--data', join(dir, 'broker'), '--port', String(port), ...extra], /ferry broker listening/);
+  await proc.start();
+  return {
+    kind: 'embedded',
+    brokers: [`127.0.0.1:${port}`],
+    suffix: '',
+    stop: (signal = 'SIGTERM') => proc.stop(signal),
+    start: async () => void (await proc.start()),
+    close: () => proc.stop('SIGKILL'),
+  };
+}
+
+async function writeKeys(c: FerryClient, from: number, n: number, valueBytes: number): Promise<void> {
+  const pending: Promise<unknown>[] = [];
+  for (let i = from; i < from + n; i++) {
+    pending.push(c.put({ namespace: 'test', set: 'demo', key: `k${i}` }, { v: `${i}:`.padEnd(valueBytes, 'x'), n: i }));
+    if (pending.length >= 32) await Promise.all(pending.splice(0));
+  }
+  await Promise.all(pending);
+}
+
+async function missingAtB(s: Sites, from: number, n: number): Promise<string[]> {
+  const missing: string[] = [];
+  for (let i = from; i < from + n; i++) {
+    const r = await s.clientB.get({ namespace: 'test', set: 'demo', key: `k${i}` });
+    if (r === null || r.bins.n !== i) missing.push(`k${i}`);
+  }
+  return missing;
+}
+
+test.serial('a broker with a small message.max.bytes: batches are split to fit, a record too large alone is reported and skipped, the rest converges', async (t) => {
+  const s = await startSites((dir) => embedded(dir, ['--message-max-bytes', '65536']));
+  t.teardown(() => s.close());
+  // ~400 KB in 4 KB records: far above 64 KiB per produce request with the default byte bound.
+  await writeKeys(s.clientA, 0, 100, 4000);
+  await s.clientA.put({ namespace: 'test', set: 'demo', key: 'big' }, { v: 'b'.repeat(100_000) });
+  await writeKeys(s.clientA, 100, 20, 100);
+  await s.converged(60_000).catch(async (err: unknown) => {
+    t.log(JSON.stringify(await s.xdrStats()), s.a.output.slice(-3000), s.receiver.output.slice(-2000));
+    throw err;
+  });
+  t.deepEqual(await missingAtB(s, 0, 120), []);
+  t.is(await s.clientB.get({ namespace: 'test', set: 'demo', key: 'big' }), null, 'the record too large for the destination is not applied');
+  const stream = (await s.xdrStats()).streams[0] as unknown as { tooLarge: number; lastError: string };
+  t.is(stream.tooLarge, 1);
+  t.regex(stream.lastError, /too large/i);
+  t.true(s.a.running);
+});
+
+test.serial('the broker killed with -9 and restarted under a running receiver: the receiver rejoins, stays up and B converges', async (t) => {
+  const s = await startSites((dir) => embedded(dir));
+  t.teardown(() => s.close());
+  await writeKeys(s.clientA, 0, 300, 200);
+  await s.converged(60_000);
+  await s.broker.stop('SIGKILL');
+  await writeKeys(s.clientA, 300, 300, 200);
+  await s.broker.start();
+  await writeKeys(s.clientA, 600, 300, 200);
+  await s.converged(90_000);
+  t.deepEqual(await missingAtB(s, 0, 900), []);
+  t.true(s.receiver.running, `the receiver exited: ${JSON.stringify(s.receiver.exit)}\n${s.receiver.output.slice(-3000)}`);
+});
