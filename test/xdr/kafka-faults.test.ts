@@ -10,6 +10,7 @@ import type { FerryClient } from '../../store/client/client.js';
 import { FerryProcess, freePort } from '../helpers/procs.js';
 import type { BrokerUnderTest } from '../helpers/kafka.js';
 import { startSites, type Sites } from './sites.js';
+import { XdrConfigError, parseXdrConfig } from '../../shipper/config.js';
 
 /** The embedded broker as `ferry broker`, with extra options. */
 async function embedded(dir: string, extra: string[] = []): Promise<BrokerUnderTest> {
@@ -75,4 +76,14 @@ test.serial('the broker killed with -9 and restarted under a running receiver: t
   await s.converged(90_000);
   t.deepEqual(await missingAtB(s, 0, 900), []);
   t.true(s.receiver.running, `the receiver exited: ${JSON.stringify(s.receiver.exit)}\n${s.receiver.output.slice(-3000)}`);
+});
+
+test('batch-max-bytes is validated, named in the error, and defaults under 1 MiB', (t) => {
+  const dest = { name: 'B', brokers: ['127.0.0.1:9092'], namespaces: ['test'] };
+  t.is(parseXdrConfig({ site: 'A', destinations: [dest] }).destinations[0]!.batchMaxBytes, 900_000);
+  t.is(parseXdrConfig({ site: 'A', destinations: [{ ...dest, 'batch-max-bytes': 65536 }] }).destinations[0]!.batchMaxBytes, 65536);
+  for (const bad of [100, 1.5, '1MB', -1]) {
+    const err = t.throws(() => parseXdrConfig({ site: 'A', destinations: [{ ...dest, 'batch-max-bytes': bad }] }), { instanceOf: XdrConfigError });
+    t.regex(err?.message ?? '', /xdr\.destinations\[0\]\.batch-max-bytes/);
+  }
 });
