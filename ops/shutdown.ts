@@ -17,6 +17,8 @@ export const SHUTDOWN_TIMEOUT_S_DEFAULT = 10;
 /** Bounds of `shutdown-timeout-s`. */
 export const SHUTDOWN_TIMEOUT_S_MIN = 1;
 export const SHUTDOWN_TIMEOUT_S_MAX = 3600;
+/** Past the deadline, the process is ended this much later even if the shutdown code itself fails. */
+const BACKSTOP_MS = 2000;
 
 export interface ShutdownStep {
   /** What the step does, for the log ("stop the shipper"). */
@@ -55,18 +57,45 @@ export function parseShutdownTimeoutS(raw: string | undefined, what: string): nu
  * with 0 when every step finished, 1 otherwise.
  */
 export function shutdownOnSignal(plan: ShutdownPlan): Promise<never> {
+  const safe = safeLog(plan.log);
+  const guarded: ShutdownPlan = { ...plan, log: safe };
   return new Promise<never>(() => {
     let started = false;
     onShutdownSignal((signal) => {
       if (started) {
-        plan.log.warn(`second ${signal}: exiting at once`);
-        finish(plan, 1);
+        safe.warn(`second ${signal}: exiting at once`);
+        finish(guarded, 1);
         return;
       }
       started = true;
-      void runShutdown(plan, signal).then((code) => finish(plan, code));
+      // Backstop: whatever happens below (a step that throws synchronously, a log that cannot be
+      // written), the process is gone shortly after the deadline.
+      setTimeout(() => finish(guarded, 1), plan.timeoutMs + BACKSTOP_MS);
+      void runShutdown(guarded, signal).then(
+        (code) => finish(guarded, code),
+        () => finish(guarded, 1),
+      );
     });
   });
+}
+
+/**
+ * A log whose failures are swallowed: a logger writing to a pipe whose reader is gone (EPIPE,
+ * the terminal or the demo that started the process has exited) must not stop a shutdown.
+ */
+function safeLog(log: ShutdownLog): ShutdownLog {
+  const guard = (fn: () => void): void => {
+    try {
+      fn();
+    } catch {
+      // nowhere to say it
+    }
+  };
+  return {
+    info: (msg) => guard(() => log.info(msg)),
+    warn: (msg) => guard(() => log.warn(msg)),
+    error: (obj, msg) => guard(() => log.error(obj, msg)),
+  };
 }
 
 /** Runs the steps within the deadline; resolves with the exit code (it never rejects). */
