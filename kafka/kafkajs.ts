@@ -40,6 +40,23 @@ function isMessageTooLarge(err: unknown): boolean {
   return false;
 }
 
+/** Group-coordinator answers after which a member rejoins the group (a restarted broker forgot it, a rebalance). */
+const REJOIN_ERRORS: ReadonlySet<unknown> = new Set(['UNKNOWN_MEMBER_ID', 'REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'NOT_COORDINATOR_FOR_GROUP']);
+
+/**
+ * The protocol error inside `err` when it is one of REJOIN_ERRORS. kafkajs rejoins the group when
+ * its fetch loop sees such an error, but an offset commit or heartbeat made inside eachBatch
+ * wraps it in a KafkaJSNonRetriableError, which crashes the consumer instead (the receiver then
+ * replaced the whole consumer). Rethrowing the cause lets kafkajs rejoin.
+ */
+function groupCoordinatorCause(err: unknown): Error | undefined {
+  for (let e = err as { type?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; depth++) {
+    if (REJOIN_ERRORS.has(e.type)) return e as unknown as Error;
+    e = e.cause as typeof e;
+  }
+  return undefined;
+}
+
 export const kafkajsLink: KafkaLinkFactory = ({ role, clientId, brokers, security }) => {
   const kafka = new Kafka({ clientId, brokers, logLevel: logLevel.NOTHING, ...PROFILES[role], ...kafkaClientSecurity(security ?? NO_KAFKA_SECURITY) });
   let admin: Admin | undefined;
@@ -75,7 +92,9 @@ export const kafkajsLink: KafkaLinkFactory = ({ role, clientId, brokers, securit
             eachBatchAutoResolve: false,
             partitionsConsumedConcurrently: PARTITIONS_CONSUMED_CONCURRENTLY,
             eachBatch: ({ batch, resolveOffset, heartbeat, isRunning, isStale }) =>
-              eachBatch({ topic: batch.topic, partition: batch.partition, messages: batch.messages }, { resolveOffset, heartbeat, isRunning, isStale }),
+              eachBatch({ topic: batch.topic, partition: batch.partition, messages: batch.messages }, { resolveOffset, heartbeat, isRunning, isStale }).catch((err: unknown) => {
+                throw groupCoordinatorCause(err) ?? err;
+              }),
           });
         },
         commit: (topic, partition, offset) => c.commitOffsets([{ topic, partition, offset }]),

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import test from 'ava';
 import type { FerryClient } from '../../store/client/client.js';
-import { FerryProcess, freePort } from '../helpers/procs.js';
+import { FerryProcess, freePort, waitFor } from '../helpers/procs.js';
 import type { BrokerUnderTest } from '../helpers/kafka.js';
 import { startSites, type Sites } from './sites.js';
 import { XdrConfigError, parseXdrConfig } from '../../shipper/config.js';
@@ -69,12 +69,34 @@ test.serial('the broker killed with -9 and restarted under a running receiver: t
   t.teardown(() => s.close());
   await writeKeys(s.clientA, 0, 300, 200);
   await s.converged(60_000);
+  // Kill the broker while the receiver is in the middle of consuming (a steady stream of writes).
+  let written = 300;
+  let writing = true;
+  let writeError: unknown;
+  const writer = (async () => {
+    while (writing) {
+      await writeKeys(s.clientA, written, 50, 200);
+      written += 50;
+    }
+  })().catch((err: unknown) => {
+    writeError = err;
+  });
+  await waitFor(async () => (await s.receiverStats()).applied > 400, 30_000, 'the receiver to apply the stream');
   await s.broker.stop('SIGKILL');
-  await writeKeys(s.clientA, 300, 300, 200);
+  await new Promise((r) => setTimeout(r, 1000));
   await s.broker.start();
-  await writeKeys(s.clientA, 600, 300, 200);
+  const before = (await s.receiverStats()).applied;
+  await waitFor(async () => (await s.receiverStats()).applied > before + 200, 60_000, 'the receiver to apply again after the broker restart').catch((err: unknown) => {
+    t.log(`A running ${s.a.running}, receiver running ${s.receiver.running}, write error ${String(writeError)}`, s.receiver.output.slice(-2000));
+    throw err;
+  });
+  writing = false;
+  await writer;
+  t.is(writeError, undefined, `writes to A failed: ${String(writeError)}; A running ${s.a.running}`);
   await s.converged(90_000);
-  t.deepEqual(await missingAtB(s, 0, 900), []);
+  // The restarted broker forgot the group's members: the consumer rejoins instead of crashing.
+  t.notRegex(s.receiver.output, /consumer crashed/, s.receiver.output.split('\n').filter((l) => /restart|crash|coordinator/i.test(l)).slice(-5).join('\n'));
+  t.deepEqual(await missingAtB(s, 0, written), []);
   t.true(s.receiver.running, `the receiver exited: ${JSON.stringify(s.receiver.exit)}\n${s.receiver.output.slice(-3000)}`);
 });
 
