@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import type { FerryClient } from '../../store/client/client.js';
 import { FerryProcess, freePort, waitFor } from '../helpers/procs.js';
-import type { BrokerUnderTest } from '../helpers/kafka.js';
+import { BROKER_KINDS, kafkaPerFile, type BrokerUnderTest } from '../helpers/kafka.js';
 import { startSites, type Sites } from './sites.js';
 import { XdrConfigError, parseXdrConfig } from '../../shipper/config.js';
 
@@ -45,8 +45,11 @@ async function missingAtB(s: Sites, from: number, n: number): Promise<string[]> 
   return missing;
 }
 
-test.serial('a broker with a small message.max.bytes: batches are split to fit, a record too large alone is reported and skipped, the rest converges', async (t) => {
-  const s = await startSites((dir) => embedded(dir, ['--message-max-bytes', '65536']));
+/** Apache Kafka of this file: message.max.bytes 64 KiB, as the embedded broker's below. */
+const kafka = kafkaPerFile(test, { properties: { 'message.max.bytes': 65536 } });
+
+for (const kind of BROKER_KINDS) test.serial(`[${kind}] a broker with a small message.max.bytes: batches are split to fit, a record too large alone is reported and skipped, the rest converges`, async (t) => {
+  const s = await startSites((dir) => (kind === 'embedded' ? embedded(dir, ['--message-max-bytes', '65536']) : kafka.broker(kind, dir)));
   t.teardown(() => s.close());
   // ~400 KB in 4 KB records: far above 64 KiB per produce request with the default byte bound.
   await writeKeys(s.clientA, 0, 100, 4000);
