@@ -3,7 +3,7 @@
  * options such as SASL/TLS belong here), with one retry/timeout profile per role.
  */
 import { CompressionTypes, Kafka, logLevel, type Admin, type KafkaConfig, type Producer } from 'kafkajs';
-import { NO_KAFKA_SECURITY, kafkaClientSecurity } from '../shipper/kafka-security.js';
+import { NO_KAFKA_SECURITY, kafkaClientSecurity } from './security.js';
 import { MessageTooLargeError, type KafkaConsumer, type KafkaLink, type KafkaLinkFactory, type KafkaProducer, type KafkaRole } from './link.js';
 
 /** The shipper fails fast (its own loop retries with backoff); the receiver rides out outages. */

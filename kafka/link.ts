@@ -10,7 +10,7 @@
  * - A consumer delivers batches per partition from the group's committed offset; `commit` stores
  *   the next offset to read. A consumer that fails a batch sees it again.
  */
-import type { KafkaSecurity } from '../shipper/kafka-security.js';
+import type { KafkaSecurity } from './security.js';
 
 /**
  * The destination refused a produce request because a record batch is larger than it accepts

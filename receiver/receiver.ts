@@ -24,7 +24,7 @@ import {
   type Runtime,
   type TimerHandle,
 } from '../store/index.js';
-import { NO_KAFKA_SECURITY, type KafkaSecurity } from '../shipper/kafka-security.js';
+import { NO_KAFKA_SECURITY, type KafkaSecurity } from '../kafka/security.js';
 
 export interface ReceiverOptions {
   brokers: string[];
@@ -36,7 +36,7 @@ export interface ReceiverOptions {
   deadLetterTopic: string;
   applyConcurrency: number;
   fromBeginning: boolean;
-  /** TLS and SASL to Kafka (shipper/kafka-security.ts); none by default. */
+  /** TLS and SASL to Kafka (kafka/security.ts); none by default. */
   security?: KafkaSecurity;
   log?: (msg: string, err?: unknown) => void;
   /** Clock, timers, PRNG (default: the real ones). kafkajs keeps real timers. */

@@ -7,7 +7,7 @@
  * Validated with convict per destination; errors name the key (`xdr.destinations[0].brokers`).
  */
 import convict from 'convict';
-import { kafkaSecuritySchema, readKafkaSecurity, type KafkaSecurity } from './kafka-security.js';
+import { kafkaSecuritySchema, readKafkaSecurity, type KafkaSecurity } from '../kafka/security.js';
 
 export class XdrConfigError extends Error {
   readonly code = 'CONFIG';
@@ -65,7 +65,7 @@ export interface DestinationConfig {
   compression: 'gzip' | 'none';
   checkpointIntervalMs: number;
   retryBackoffMaxMs: number;
-  /** TLS and SASL to the destination's Kafka (shipper/kafka-security.ts). */
+  /** TLS and SASL to the destination's Kafka (kafka/security.ts). */
   security: KafkaSecurity;
 }
 

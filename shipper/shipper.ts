@@ -41,7 +41,7 @@ import {
   type ShipMessage,
 } from '../store/index.js';
 import { defaultTopic, type DestinationConfig, type XdrConfig } from './config.js';
-import { describeKafkaError } from './kafka-security.js';
+import { describeKafkaError } from '../kafka/security.js';
 
 /** The set holding shipper checkpoints; never shipped. */
 export const SYSTEM_SET = SYSTEM_SET_NAME;

@@ -16,7 +16,7 @@ import { Shipper } from '../shipper/shipper.js';
 import { seededRandom, type Random } from '../store/runtime/index.js';
 import { ConflictPolicy, ResultCode, type ConflictPolicyId, type RecordVersion } from '../store/types.js';
 import type { XdrConfig } from '../shipper/config.js';
-import { NO_KAFKA_SECURITY } from '../shipper/kafka-security.js';
+import { NO_KAFKA_SECURITY } from '../kafka/security.js';
 import { checkLedger, compareSites, snapshot, type Acked } from './checkers.js';
 import type { SimDevice } from './device.js';
 import { SimKafkaLog } from './kafka-log.js';

@@ -9,7 +9,7 @@ import { createServer } from 'node:http';
 import { prometheusEndpoint } from '../prometheus.js';
 import pino from 'pino';
 import { Receiver } from '../../receiver/receiver.js';
-import { describeKafkaError, isKafkaAuthFailure, kafkaSecuritySchema, readKafkaSecurity, type KafkaSecurity } from '../../shipper/kafka-security.js';
+import { describeKafkaError, isKafkaAuthFailure, kafkaSecuritySchema, readKafkaSecurity, type KafkaSecurity } from '../../kafka/security.js';
 import { SHUTDOWN_TIMEOUT_S_DEFAULT, parseShutdownTimeoutS, shutdownOnSignal } from '../shutdown.js';
 
 const schema = {
