@@ -16,6 +16,16 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
     bus.emit(signal, signal);
   });
 }
+// Started with an IPC channel (the demo starts its children so): when the parent goes away, even
+// by kill -9, shut down as on SIGTERM instead of living on as an orphan. The channel itself does
+// not keep the process alive.
+if (process.channel) {
+  process.channel.unref();
+  process.once('disconnect', () => {
+    process.stderr.write('ferry: the parent process is gone; shutting down\n');
+    process.emit('SIGTERM', 'SIGTERM');
+  });
+}
 // Imported only now: importing tsx installs its signal relay.
 const { register } = await import('tsx/esm/api');
 register();

@@ -212,7 +212,8 @@ class DemoChild {
     try {
       child = spawn(process.execPath, [FERRY_BIN, ...this.args], {
         cwd: ROOT,
-        stdio: ['ignore', fd, fd],
+        // The IPC channel is only a lifeline: a child whose demo is gone (even killed with -9) stops itself.
+        stdio: ['ignore', fd, fd, 'ipc'],
         env: { ...process.env, FORCE_COLOR: '0' },
         // Own process group: Ctrl-C in the terminal reaches the demo only; it stops the children in order.
         detached: true,
@@ -220,6 +221,8 @@ class DemoChild {
     } finally {
       closeSync(fd);
     }
+    // The parent's end of the lifeline never keeps the demo alive.
+    child.channel?.unref();
     this.proc = child;
     let exited: string | undefined;
     let spawnError: Error | undefined;

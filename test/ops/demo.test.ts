@@ -95,6 +95,37 @@ test('ferry demo --duration-s runs the workload, catches up, verifies the sites 
   for (const name of ['receiver', 'site A', 'site B', 'broker']) t.regex(out, new RegExp(`demo: ${name} stopped \\(exit 0\\)`));
 });
 
+/** Pids of live processes whose command line mentions `needle` (the demo's children carry its data dir). */
+function pidsMentioning(needle: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(needle)) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+test('a demo killed with -9 leaves no child running: each stops itself cleanly', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-demo-'));
+  const d = startDemo(['--duration-s', '120', '--rate', '100', '--base-port', String(await freePort()), '--dashboard-port', '0', '--data', dir]);
+  t.teardown(cleanup(d, dir));
+  await waitFor(() => /workload on site A/.test(d.output()) || d.proc.exitCode !== null, DEMO_START_TIMEOUT_MS, 'the demo to start its workload');
+  t.is(d.proc.exitCode, null, d.output().slice(-3000));
+  const children = pidsMentioning(dir).filter((pid) => pid !== d.proc.pid);
+  t.is(children.length, 4, `broker, site A, site B and receiver: ${children.join(' ')}`);
+  d.proc.kill('SIGKILL');
+  await waitFor(() => pidsMentioning(dir).length === 0, DEMO_EXIT_TIMEOUT_MS, 'the children of a killed demo to exit');
+  for (const f of ['a.log', 'b.log', 'broker.log', 'receiver.log']) {
+    const log = readFileSync(join(dir, 'logs', f), 'utf8');
+    t.regex(log, /the parent process is gone; shutting down/, f);
+    t.regex(log, /clean shutdown complete/, f);
+  }
+});
+
 test('the dashboard charts shipped and applied records live; Ctrl-C (SIGINT) ends the demo with a verify', async (t) => {
   if (!existsSync(CHROMIUM)) {
     t.fail(`${CHROMIUM} is missing: run "bash scripts/setup-test-deps.sh" (installs chromium)`);
