@@ -66,9 +66,10 @@ export function kafkaPerFile(test: TestFn, opts: Partial<KafkaClusterOptions> = 
   };
 }
 
-async function embeddedBroker(dir: string): Promise<BrokerUnderTest> {
+/** The embedded broker as `ferry broker` (with `extra` options), stopped and restarted on its port. */
+export async function embeddedBroker(dir: string, extra: string[] = []): Promise<BrokerUnderTest> {
   const port = await freePort();
-  const proc = new FerryProcess('broker', ['broker', '--data', join(dir, 'broker'), '--port', String(port)], /ferry broker listening/);
+  const proc = new FerryProcess('broker', ['broker', '--data', join(dir, 'broker'), '--port', String(port), ...extra], /ferry broker listening/);
   await proc.start();
   return {
     kind: 'embedded',

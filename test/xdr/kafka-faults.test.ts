@@ -7,25 +7,10 @@
 import { join } from 'node:path';
 import test from 'ava';
 import type { FerryClient } from '../../store/client/client.js';
-import { FerryProcess, freePort, waitFor } from '../helpers/procs.js';
-import { BROKER_KINDS, kafkaPerFile, type BrokerUnderTest } from '../helpers/kafka.js';
+import { waitFor } from '../helpers/procs.js';
+import { BROKER_KINDS, embeddedBroker, kafkaPerFile } from '../helpers/kafka.js';
 import { startSites, type Sites } from './sites.js';
 import { XdrConfigError, parseXdrConfig } from '../../shipper/config.js';
-
-/** The embedded broker as `ferry broker`, with extra options. */
-async function embedded(dir: string, extra: string[] = []): Promise<BrokerUnderTest> {
-  const port = await freePort();
-  const proc = new FerryProcess('broker', ['broker', '--data', join(dir, 'broker'), '--port', String(port), ...extra], /ferry broker listening/);
-  await proc.start();
-  return {
-    kind: 'embedded',
-    brokers: [`127.0.0.1:${port}`],
-    suffix: '',
-    stop: (signal = 'SIGTERM') => proc.stop(signal),
-    start: async () => void (await proc.start()),
-    close: () => proc.stop('SIGKILL'),
-  };
-}
 
 async function writeKeys(c: FerryClient, from: number, n: number, valueBytes: number): Promise<void> {
   const pending: Promise<unknown>[] = [];
@@ -49,7 +34,7 @@ async function missingAtB(s: Sites, from: number, n: number): Promise<string[]> 
 const kafka = kafkaPerFile(test, { properties: { 'message.max.bytes': 65536 } });
 
 for (const kind of BROKER_KINDS) test.serial(`[${kind}] a broker with a small message.max.bytes: batches are split to fit, a record too large alone is reported and skipped, the rest converges`, async (t) => {
-  const s = await startSites((dir) => (kind === 'embedded' ? embedded(dir, ['--message-max-bytes', '65536']) : kafka.broker(kind, dir)));
+  const s = await startSites((dir) => (kind === 'embedded' ? embeddedBroker(dir, ['--message-max-bytes', '65536']) : kafka.broker(kind, dir)));
   t.teardown(() => s.close());
   // ~400 KB in 4 KB records: far above 64 KiB per produce request with the default byte bound.
   await writeKeys(s.clientA, 0, 100, 4000);
@@ -68,7 +53,7 @@ for (const kind of BROKER_KINDS) test.serial(`[${kind}] a broker with a small me
 });
 
 test.serial('the broker killed with -9 and restarted under a running receiver: the receiver rejoins, stays up and B converges', async (t) => {
-  const s = await startSites((dir) => embedded(dir));
+  const s = await startSites((dir) => embeddedBroker(dir));
   t.teardown(() => s.close());
   await writeKeys(s.clientA, 0, 300, 200);
   await s.converged(60_000);
