@@ -87,9 +87,16 @@ export function kafkaMissing(): string | undefined {
   return undefined;
 }
 
-/** Kafka cluster ids are 16 random bytes, base64url without padding. */
-function clusterId(): string {
-  return randomBytes(16).toString('base64url');
+/**
+ * Kafka cluster ids are 16 random bytes, base64url without padding. Like Kafka's own Uuid.randomUuid,
+ * never one that starts with '-': kafka-storage's argument parser would read it as an option
+ * (1 id in 64 did, and the format failed with "--cluster-id: expected one argument").
+ */
+export function clusterId(random: () => Buffer = () => randomBytes(16)): string {
+  for (;;) {
+    const id = random().toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
 }
 
 const LOG4J2 = [
@@ -331,7 +338,7 @@ export class KafkaCluster {
     const scram = this.secure
       ? Object.entries(this.secure.users).flatMap(([u, p]) => ['SCRAM-SHA-256', 'SCRAM-SHA-512'].flatMap((m) => ['--add-scram', `${m}=[name=${u},password=${p}]`]))
       : [];
-    const r = spawnSync('java', [...jvm, `-Dlog4j2.configurationFile=${join(this.dir, 'log4j2.properties')}`, '-cp', `${KAFKA_LIBS_DIR}/*`, 'kafka.tools.StorageTool', 'format', '-t', id, '-c', n.configFile, ...scram], {
+    const r = spawnSync('java', [...jvm, `-Dlog4j2.configurationFile=${join(this.dir, 'log4j2.properties')}`, '-cp', `${KAFKA_LIBS_DIR}/*`, 'kafka.tools.StorageTool', 'format', `--cluster-id=${id}`, '-c', n.configFile, ...scram], {
       encoding: 'utf8',
       timeout: FORMAT_TIMEOUT_MS,
     });
