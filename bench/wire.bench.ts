@@ -7,13 +7,14 @@
  * (appendonly yes, appendfsync everysec) driven by redis-benchmark -c 50 -d 100 -t get,set.
  * Prints figures next to the goals and ends with one JSON line {"bench":"wire", ...}.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../ops/free-port.js';
+import { cpuSeconds, percentile, r2, r3, stopChild, waitForLine, type Phase } from './harness.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
@@ -21,71 +22,8 @@ type Any = any;
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const IN_FLIGHT = 50;
 const VALUE_BYTES = 100;
-const START_TIMEOUT_MS = 60_000;
-const STOP_TIMEOUT_MS = 15_000;
 const GOAL_RATIO_MIN = 1.0;
 const GOAL_P99_MS_AT_HALF_LOAD = 1.0;
-
-interface Phase {
-  ops: number;
-  seconds: number;
-  opsPerS: number;
-  p50Ms: number;
-  p99Ms: number;
-  p999Ms: number;
-  errors: number;
-}
-
-
-function waitForLine(child: ChildProcess, re: RegExp, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${what} did not start within ${START_TIMEOUT_MS} ms:\n${out}`)), START_TIMEOUT_MS);
-    const onData = (c: Buffer): void => {
-      out += c.toString();
-      if (re.test(out)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${what} exited (${code}):\n${out}`));
-    });
-  });
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
-
-/** CPU seconds (user + system) a process has used, from /proc; undefined where /proc is absent. */
-function cpuSeconds(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
-  } catch {
-    return undefined;
-  }
-}
-const CLOCK_TICKS_PER_S = 100;
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
-}
 
 /**
  * Runs the mix for `seconds`. Closed loop: IN_FLIGHT workers, each starting its next command when
@@ -205,8 +143,6 @@ async function runRedis(requests: number, keys: number): Promise<RedisResult | {
 
 /** Throughput of a read/write mix from per-command rates (time-weighted). */
 const mixRate = (readPct: number, readRate: number, writeRate: number): number => 1 / (readPct / 100 / readRate + (1 - readPct / 100) / writeRate);
-const r2 = (n: number): number => Math.round(n * 100) / 100;
-const r3 = (n: number): number => Math.round(n * 1000) / 1000;
 
 export async function main(args: string[]): Promise<void> {
   const arg = (name: string, dflt: number): number => {
