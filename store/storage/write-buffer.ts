@@ -1,0 +1,181 @@
+/**
+ * The write buffer: the open write block records are appended to, the sealed blocks not yet
+ * written to the device, and the post-write read cache of sealed blocks.
+ *
+ * Unwritten bytes are kept as segments (block, buffer, from, to) that the group commit takes,
+ * writes and either acknowledges or hands back after a failed write. Invariants (asserted): an
+ * appended record is aligned and fits the open block; a taken segment is never empty.
+ */
+import assert from 'node:assert/strict';
+import { LRUCache } from 'lru-cache';
+import { MemoryDevice, type BlockDevice } from './devices.js';
+import { StorageError } from './errors.js';
+import { BlockState, type BlockTable } from './block-table.js';
+import { RECORD_ALIGN_BYTES, sealRecord } from './record-format.js';
+
+/** Blocks only defrag may take, so defrag can always make progress on a nearly full device. */
+export const DEFRAG_RESERVE_BLOCKS = 2;
+/**
+ * Sealed blocks not yet written to the device, held in memory until their write completes.
+ * Past this many, writers wait for a flush (backpressure instead of unbounded memory).
+ */
+export const UNFLUSHED_BLOCKS_MAX = 32;
+
+export interface Segment {
+  block: number;
+  buf: Buffer;
+  from: number;
+  to: number;
+}
+
+export class WriteBuffer {
+  #openBlock = -1;
+  #openBuf: Buffer = Buffer.alloc(0);
+  #pos = 0;
+  #flushedPos = 0;
+  /** Write sequence the next opened block gets. */
+  nextSeq = 1;
+  /** Write blocks opened so far. */
+  blocksOpened = 0;
+  #segments: Segment[] = [];
+  readonly #unflushed = new Map<number, Buffer>();
+  readonly #cache: LRUCache<number, Buffer>;
+
+  constructor(
+    private readonly name: string,
+    private readonly device: BlockDevice,
+    private readonly table: BlockTable,
+    readCacheBlocks: number,
+    /** Called when enough sealed blocks wait that a flush should start now. */
+    private readonly wantFlush: () => void,
+  ) {
+    this.#cache = new LRUCache<number, Buffer>({ max: Math.max(1, readCacheBlocks) });
+  }
+
+  get openBlock(): number {
+    return this.#openBlock;
+  }
+
+  get pos(): number {
+    return this.#pos;
+  }
+
+  /** Appends sealed bytes to the open block and returns their address (16-byte units). */
+  append(bytes: Buffer, forDefrag: boolean): number {
+    const blockBytes = this.table.blockBytes;
+    if (this.#pos + bytes.length > blockBytes) {
+      if (this.table.freeListLength() <= (forDefrag ? 0 : DEFRAG_RESERVE_BLOCKS)) {
+        throw new StorageError('DEVICE_FULL', `namespace ${this.name}: no free write block`, { retriable: true });
+      }
+      this.seal();
+      this.openNew();
+    }
+    assert(bytes.length % RECORD_ALIGN_BYTES === 0 && this.#pos + bytes.length <= blockBytes, 'a record must fit the open block, aligned');
+    sealRecord(bytes, this.table.seq[this.#openBlock]!);
+    bytes.copy(this.#openBuf, this.#pos);
+    const address = this.table.address(this.#openBlock, this.#pos);
+    this.#pos += bytes.length;
+    this.table.addLive(this.#openBlock, bytes.length);
+    return address;
+  }
+
+  private seal(): void {
+    const b = this.#openBlock;
+    if (b < 0) return;
+    if (this.device.persistent) {
+      if (this.#pos > this.#flushedPos) {
+        this.#segments.push({ block: b, buf: this.#openBuf, from: this.#flushedPos, to: this.#pos });
+        this.#unflushed.set(b, this.#openBuf);
+      }
+      this.#cache.set(b, this.#openBuf);
+      if (this.#unflushed.size >= UNFLUSHED_BLOCKS_MAX / 2) this.wantFlush();
+    }
+    this.table.setState(b, BlockState.USED);
+    this.#openBlock = -1;
+  }
+
+  /** Opens the next free block for appends. */
+  openNew(): void {
+    const b = this.table.takeFree();
+    if (b === undefined) {
+      throw new StorageError('DEVICE_FULL', `namespace ${this.name}: no free write block`, { retriable: true });
+    }
+    this.#openBlock = b;
+    this.blocksOpened++;
+    this.table.setState(b, BlockState.OPEN);
+    this.table.seq[b] = this.nextSeq++;
+    this.table.clearLive(b);
+    this.#pos = 0;
+    this.#flushedPos = 0;
+    this.#cache.delete(b);
+    this.#openBuf = this.device instanceof MemoryDevice ? this.device.blockBuffer(b) : Buffer.alloc(this.table.blockBytes);
+  }
+
+  /** Reopens a block a warm start left open, with its first `pos` bytes already on the device. */
+  reopen(b: number, pos: number): void {
+    this.#openBlock = b;
+    this.table.setState(b, BlockState.OPEN);
+    this.#openBuf = Buffer.alloc(this.table.blockBytes);
+    this.device.read(b, 0, pos).copy(this.#openBuf);
+    this.#pos = pos;
+    this.#flushedPos = pos;
+  }
+
+  /** A block's bytes when they are in memory (open, not yet written, or cached). */
+  memoryBlock(b: number): Buffer | undefined {
+    if (b === this.#openBlock) return this.#openBuf;
+    return this.#unflushed.get(b) ?? this.#cache.get(b);
+  }
+
+  /** Drops a block from the read cache (it is being freed). */
+  forget(b: number): void {
+    this.#cache.delete(b);
+  }
+
+  backlogged(): boolean {
+    return this.#unflushed.size >= UNFLUSHED_BLOCKS_MAX;
+  }
+
+  hasUnwritten(): boolean {
+    return this.#segments.length > 0 || this.#pos > this.#flushedPos;
+  }
+
+  /** Takes every unwritten segment, the open block's tail included, for one device write. */
+  take(): Segment[] {
+    const segs = this.#segments;
+    this.#segments = [];
+    if (this.#openBlock >= 0 && this.#pos > this.#flushedPos) {
+      segs.push({ block: this.#openBlock, buf: this.#openBuf, from: this.#flushedPos, to: this.#pos });
+      this.#flushedPos = this.#pos;
+    }
+    for (const s of segs) assert(s.to > s.from, `namespace ${this.name}: empty segment of block ${s.block} taken for writing`);
+    return segs;
+  }
+
+  /** Hands segments back after a failed write: they are written first next time. */
+  giveBack(segs: Segment[]): void {
+    this.#segments.unshift(...segs);
+  }
+
+  /** Segments are durable: sealed blocks no longer need their unwritten copy. */
+  written(segs: Segment[]): void {
+    for (const seg of segs) if (seg.block !== this.#openBlock && this.#unflushed.get(seg.block) === seg.buf) this.#unflushed.delete(seg.block);
+  }
+
+  unwrittenBytes(): number {
+    let n = this.#pos - this.#flushedPos;
+    for (const s of this.#segments) n += s.to - s.from;
+    return n;
+  }
+
+  /** Bytes of block buffers held besides the device (memory devices hold their data as blocks). */
+  bufferBytes(): number {
+    if (!this.device.persistent) return 0;
+    const held = new Set<Buffer>(this.#cache.values());
+    for (const b of this.#unflushed.values()) held.add(b);
+    held.add(this.#openBuf);
+    let n = 0;
+    for (const b of held) n += b.length;
+    return n;
+  }
+}
