@@ -12,8 +12,14 @@ const PROFILES: Record<KafkaRole, Pick<KafkaConfig, 'retry' | 'connectionTimeout
   receiver: { retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 } },
 };
 
-/** Consumer group settings of the receiver. */
-const CONSUMER = { sessionTimeout: 10_000, heartbeatInterval: 1000, maxWaitTimeInMs: 100 } as const;
+/**
+ * Consumer group settings of the receiver. A receiver killed with -9 holds its partitions until
+ * its session times out (kafkajs has no static membership, group.instance.id, to take them back
+ * at once), so the session is the shortest Kafka accepts by default (group.min.session.timeout.ms
+ * = 6 s, the embedded broker's minimum too); the receiver heartbeats every second even while it
+ * applies a long batch (receiver/receiver.ts).
+ */
+const CONSUMER = { sessionTimeout: 6000, heartbeatInterval: 1000, maxWaitTimeInMs: 100 } as const;
 /** Partitions a receiver applies at once. */
 const PARTITIONS_CONSUMED_CONCURRENTLY = 4;
 

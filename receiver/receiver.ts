@@ -9,7 +9,7 @@
  * - Transient failures (node unreachable, timeouts, KEY_BUSY, out of space) fail the batch;
  *   kafkajs retries it from the last committed offset.
  */
-import { kafkajsLink, type IncomingMessage, type KafkaConsumer, type KafkaLink, type KafkaLinkFactory, type KafkaProducer } from '../kafka/index.js';
+import { kafkajsLink, type BatchControl, type IncomingMessage, type KafkaConsumer, type KafkaLink, type KafkaLinkFactory, type KafkaProducer } from '../kafka/index.js';
 import {
   FerryClient,
   ResultCode,
@@ -25,6 +25,7 @@ import {
   type TimerHandle,
 } from '../store/index.js';
 import { NO_KAFKA_SECURITY, type KafkaSecurity } from '../kafka/security.js';
+import { InFlightLimit } from './in-flight.js';
 
 export interface ReceiverOptions {
   brokers: string[];
@@ -34,6 +35,7 @@ export interface ReceiverOptions {
   policy: ConflictPolicyId;
   /** Dead-letter topic; '' = `<topic>.dlq`. */
   deadLetterTopic: string;
+  /** Replicated writes in flight, all partitions together (also the connections per destination node). */
   applyConcurrency: number;
   fromBeginning: boolean;
   /** TLS and SASL to Kafka (kafka/security.ts); none by default. */
@@ -71,6 +73,14 @@ const APPLY_RETRY_BACKOFF_MIN_MS = 50;
 const APPLY_RETRY_BACKOFF_MAX_MS = 1000;
 /** A consumer with waiting messages and no progress for this long is replaced. */
 const STUCK_MS = 15_000;
+/**
+ * Messages of one partition applied between two offset commits. kafkajs hands over up to 1 MiB
+ * per partition (thousands of messages): committing as the batch goes keeps what a restart or a
+ * rebalance repeats small, and makes progress visible in the consumer lag.
+ */
+const COMMIT_EVERY_MESSAGES = 1000;
+/** Heartbeat period while a batch is applied (the group's session timeout is 6 s, kafka/kafkajs.ts). */
+const HEARTBEAT_MS = 1000;
 
 export interface ReceiverStats {
   groupId: string;
@@ -110,9 +120,11 @@ export class Receiver {
   private rate: { at: number; applied: number; perS: number };
   private readonly log: (msg: string, err?: unknown) => void;
   private readonly rt: Runtime;
+  private readonly inFlight: InFlightLimit;
 
   constructor(private readonly opts: ReceiverOptions) {
     this.log = opts.log ?? (() => undefined);
+    this.inFlight = new InFlightLimit(opts.applyConcurrency);
     this.rt = runtimeOf(opts.runtime);
     this.lastProgressAt = this.rt.clock.nowMs();
     this.rate = { at: this.rt.clock.nowMs(), applied: 0, perS: 0 };
@@ -120,7 +132,7 @@ export class Receiver {
   }
 
   async start(): Promise<void> {
-    this.client = await (this.opts.connectDestination ?? (() => FerryClient.connect({ hosts: this.opts.destination })))();
+    this.client = await (this.opts.connectDestination ?? (() => FerryClient.connect({ hosts: this.opts.destination, maxConnsPerNode: this.opts.applyConcurrency })))();
     this.producer = await this.kafka.producer();
     this.running = true;
     await this.startConsumer();
@@ -139,31 +151,50 @@ export class Receiver {
       },
       eachBatch: async (batch, { resolveOffset, heartbeat, isRunning, isStale }) => {
         if (!isRunning() || isStale() || batch.messages.length === 0) return;
-        // A destination that is restarting answers again within seconds: retry the batch here
-        // with a short backoff (re-applying is harmless) before handing the failure to kafkajs,
-        // whose own retries back off to seconds and may end in a consumer restart.
-        for (let attempt = 0; ; attempt++) {
-          try {
-            await this.applyBatch(batch.topic, batch.messages);
-            break;
-          } catch (err) {
-            this.counters.retries++;
-            this.lastError = (err as Error).message;
-            if (attempt >= APPLY_RETRIES_IN_BATCH || !isRunning() || isStale()) {
-              this.log(`apply failed on ${batch.topic}/${batch.partition}; the batch will be retried`, err);
-              throw err;
-            }
-            await sleep(this.rt.timers, Math.min(APPLY_RETRY_BACKOFF_MAX_MS, APPLY_RETRY_BACKOFF_MIN_MS * 2 ** attempt));
-            await heartbeat().catch(() => undefined);
+        // Applying a large batch can outlast the session timeout: keep the membership alive
+        // (errors here are seen again by the heartbeat at the next commit, which rejoins).
+        const beat = this.rt.timers.setInterval(() => void heartbeat().catch(() => undefined), HEARTBEAT_MS);
+        beat.unref();
+        try {
+          for (let from = 0; from < batch.messages.length; from += COMMIT_EVERY_MESSAGES) {
+            if (!isRunning() || isStale()) return;
+            const chunk = batch.messages.slice(from, from + COMMIT_EVERY_MESSAGES);
+            await this.applyWithRetries(batch.topic, batch.partition, chunk, { isRunning, isStale, heartbeat });
+            const last = chunk[chunk.length - 1]!.offset;
+            resolveOffset(last);
+            await consumer.commit(batch.topic, batch.partition, (BigInt(last) + 1n).toString());
+            this.lastProgressAt = this.rt.clock.nowMs();
+            await heartbeat();
           }
+        } finally {
+          this.rt.timers.clearInterval(beat);
         }
-        const last = batch.messages[batch.messages.length - 1]!.offset;
-        resolveOffset(last);
-        await consumer.commit(batch.topic, batch.partition, (BigInt(last) + 1n).toString());
-        this.lastProgressAt = this.rt.clock.nowMs();
-        await heartbeat();
       },
     });
+  }
+
+  /**
+   * Applies `messages` (one partition, in offset order). A destination that is restarting answers
+   * again within seconds: the chunk is retried here with a short backoff (re-applying is
+   * harmless) before the failure goes to kafkajs, whose own retries back off to seconds and may
+   * end in a consumer restart.
+   */
+  private async applyWithRetries(topic: string, partition: number, messages: IncomingMessage[], ctl: Pick<BatchControl, 'isRunning' | 'isStale' | 'heartbeat'>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.applyBatch(topic, messages);
+        return;
+      } catch (err) {
+        this.counters.retries++;
+        this.lastError = (err as Error).message;
+        if (attempt >= APPLY_RETRIES_IN_BATCH || !ctl.isRunning() || ctl.isStale()) {
+          this.log(`apply failed on ${topic}/${partition}; the batch will be retried`, err);
+          throw err;
+        }
+        await sleep(this.rt.timers, Math.min(APPLY_RETRY_BACKOFF_MAX_MS, APPLY_RETRY_BACKOFF_MIN_MS * 2 ** attempt));
+        await ctl.heartbeat().catch(() => undefined);
+      }
+    }
   }
 
   /** Replaces the consumer (after a crash it will not recover from, or when stuck). */
@@ -226,10 +257,19 @@ export class Receiver {
     }
     const groups = [...byKey.values()];
     let next = 0;
+    let failed = false;
+    const client = this.client!;
     const worker = async () => {
-      while (next < groups.length) {
+      while (next < groups.length && !failed) {
         for (const { m, v } of groups[next++]!) {
-          const r = await this.client!.applyReplicated(v, this.opts.policy);
+          let r: { resultCode: ResultCodeId | number };
+          try {
+            r = await this.inFlight.run(() => client.applyReplicated(v, this.opts.policy));
+          } catch (err) {
+            failed = true;
+            throw err;
+          }
+          this.lastProgressAt = this.rt.clock.nowMs();
           if (r.resultCode === ResultCode.OK) {
             this.counters.applied++;
             this.maxSourceLutMs = Math.max(this.maxSourceLutMs, v.lutMs);
@@ -238,6 +278,7 @@ export class Receiver {
             this.counters.lostConflict++;
             this.maxSourceLutMs = Math.max(this.maxSourceLutMs, v.lutMs);
           } else if (TRANSIENT.has(r.resultCode as never)) {
+            failed = true;
             throw new Error(`destination answered ${r.resultCode} for ${v.digest.toString('hex')}`);
           } else {
             dead.push({ m, reason: `destination refused the record: result code ${r.resultCode}` });

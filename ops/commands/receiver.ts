@@ -19,7 +19,7 @@ const schema = {
   destination: { doc: 'Local site nodes host:port', format: Array, default: ['127.0.0.1:3000'], env: 'FERRY_RECEIVER_DESTINATION' },
   policy: { doc: 'Conflict policy', format: ['generation', 'last-update-time'], default: 'generation', env: 'FERRY_RECEIVER_POLICY' },
   'dead-letter-topic': { doc: "Dead-letter topic ('' = <topic>.dlq)", format: String, default: '', env: 'FERRY_RECEIVER_DLQ' },
-  'apply-concurrency': { doc: 'Replicated writes in flight', format: 'nat', default: 64, env: 'FERRY_RECEIVER_APPLY_CONCURRENCY' },
+  'apply-concurrency': { doc: 'Replicated writes in flight, all partitions together (and connections per destination node)', format: 'nat', default: 256, env: 'FERRY_RECEIVER_APPLY_CONCURRENCY' },
   'from-beginning': { doc: 'A new group starts at the beginning of the topic', format: Boolean, default: true, env: 'FERRY_RECEIVER_FROM_BEGINNING' },
   'metrics-host': { doc: 'Address of the metrics/admin endpoint', format: String, default: '127.0.0.1', env: 'FERRY_RECEIVER_METRICS_HOST' },
   'shutdown-timeout-s': { doc: 'Longest a SIGTERM shutdown may take before exiting anyway', format: 'int', default: SHUTDOWN_TIMEOUT_S_DEFAULT, env: 'FERRY_SHUTDOWN_TIMEOUT_S' },
