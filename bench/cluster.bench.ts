@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { freePort } from '../ops/free-port.js';
 import { parseKv, withNode } from '../ops/util.js';
 import { computeDigest, partitionOf } from '../store/index.js';
-import { closedLoop, r2, r3, spawnPiped, stopChild, waitForLine, type Phase } from './harness.js';
+import { closedLoop, cpuSeconds, r2, r3, spawnPiped, stopChild, waitForLine, type Phase } from './harness.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
@@ -135,13 +135,36 @@ async function load(client: Any, Aerospike: Any, ns: string, keys: number): Prom
   );
 }
 
-async function phases(client: Any, Aerospike: Any, ns: string, keys: number, seconds: number): Promise<{ writes: Phase; mix: Phase }> {
+interface Phases {
+  writes: Phase;
+  mix: Phase;
+  /** CPU time of every node process per command (load on the machine does not change it much). */
+  writeCpuUsPerOp: number | undefined;
+  mixCpuUsPerOp: number | undefined;
+}
+
+/** Sum of the CPU seconds of the given processes, undefined where /proc is absent. */
+function cpuOf(pids: Array<number | undefined>): number | undefined {
+  let sum = 0;
+  for (const pid of pids) {
+    const s = cpuSeconds(pid);
+    if (s === undefined) return undefined;
+    sum += s;
+  }
+  return sum;
+}
+
+async function phases(client: Any, Aerospike: Any, ns: string, keys: number, seconds: number, pids: Array<number | undefined>): Promise<Phases> {
   const value = Buffer.alloc(VALUE_BYTES, 0x62).toString('latin1');
   const key = (): Any => new Aerospike.Key(ns, NS_SET, Math.floor(Math.random() * keys));
   await closedLoop(Math.max(2, seconds / 4), IN_FLIGHT, () => client.put(key(), { v: value })); // warm-up
+  const perOp = (c0: number | undefined, c1: number | undefined, p: Phase): number | undefined => (c0 === undefined || c1 === undefined ? undefined : Math.round(((c1 - c0) * 1e6) / p.ops));
+  const w0 = cpuOf(pids);
   const writes = await closedLoop(seconds, IN_FLIGHT, () => client.put(key(), { v: value }));
+  const w1 = cpuOf(pids);
   const mix = await closedLoop(seconds, IN_FLIGHT, () => (Math.random() < 0.8 ? client.get(key()) : client.put(key(), { v: value })));
-  return { writes, mix };
+  const m1 = cpuOf(pids);
+  return { writes, mix, writeCpuUsPerOp: perOp(w0, w1, writes), mixCpuUsPerOp: perOp(w1, m1, mix) };
 }
 
 /** Kill -9 of the master of one key, to the first successful write of that key. */
@@ -331,12 +354,12 @@ export async function main(args: string[]): Promise<void> {
 
   // One node, replication factor 1.
   const single = await newFerryNode(undefined, false);
-  let rf1: { writes: Phase; mix: Phase };
+  let rf1: Phases;
   try {
     const client = await connect(Aerospike, single.port);
     try {
       await load(client, Aerospike, ns, keys);
-      rf1 = await phases(client, Aerospike, ns, keys, seconds);
+      rf1 = await phases(client, Aerospike, ns, keys, seconds, [single.child.pid]);
     } finally {
       await client.close();
     }
@@ -346,6 +369,7 @@ export async function main(args: string[]): Promise<void> {
   }
   show('1 node, rf 1, writes', rf1.writes);
   show('1 node, rf 1, 80/20 read/write', rf1.mix);
+  console.log(`  node CPU per command, rf 1: writes ${rf1.writeCpuUsPerOp ?? '?'} us, 80/20 ${rf1.mixCpuUsPerOp ?? '?'} us`);
 
   // Three nodes, replication factor 2.
   const nodes: FerryNodeProc[] = [];
@@ -357,9 +381,10 @@ export async function main(args: string[]): Promise<void> {
     try {
       await waitUntil(async () => (client.getNodes() as unknown[]).length === NODES, SETTLE_TIMEOUT_MS, 'the client to see every node');
       await load(client, Aerospike, ns, keys);
-      const rf2 = await phases(client, Aerospike, ns, keys, seconds);
+      const rf2 = await phases(client, Aerospike, ns, keys, seconds, nodes.map((n) => n.child.pid));
       show(`${NODES} nodes, rf 2, writes`, rf2.writes);
       show(`${NODES} nodes, rf 2, 80/20 read/write`, rf2.mix);
+      console.log(`  node CPU per command (all ${NODES} nodes), rf 2: writes ${rf2.writeCpuUsPerOp ?? '?'} us, 80/20 ${rf2.mixCpuUsPerOp ?? '?'} us`);
       const proxied = (await Promise.all(nodes.map((n) => stats(n.port)))).reduce((s, x) => s + Number(x.get('proxied') ?? 0), 0);
       Object.assign(out, {
         rf1_write_ops_per_s: Math.round(rf1.writes.opsPerS),
@@ -372,6 +397,10 @@ export async function main(args: string[]): Promise<void> {
         rf2_mix_ops_per_s: Math.round(rf2.mix.opsPerS),
         rf2_mix_p99_ms: r3(rf2.mix.p99Ms),
         rf2_vs_rf1_mix_ratio: r2(rf2.mix.opsPerS / rf1.mix.opsPerS),
+        rf1_write_node_cpu_us_per_op: rf1.writeCpuUsPerOp,
+        rf2_write_node_cpu_us_per_op: rf2.writeCpuUsPerOp,
+        rf1_mix_node_cpu_us_per_op: rf1.mixCpuUsPerOp,
+        rf2_mix_node_cpu_us_per_op: rf2.mixCpuUsPerOp,
         errors: rf1.writes.errors + rf1.mix.errors + rf2.writes.errors + rf2.mix.errors,
         proxied_commands: proxied,
       });
