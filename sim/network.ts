@@ -8,6 +8,10 @@
  * must time out and retry, exactly as they must over a real lossy link. A partition between two
  * hosts closes their connections after `partitionCloseMs` and refuses new ones (connect fails:
  * onClose fires), as a TCP keepalive or connect timeout would.
+ *
+ * Faults are network-wide (`faults`) or per link (`setLinkFaults(a, b, ...)`, both directions),
+ * and cuts are per pair of hosts, so a partition can be partial: A and B talk, B and C talk, A
+ * and C do not (`cut('A', 'C')`), the case a membership agreement must settle.
  */
 import assert from 'node:assert/strict';
 import type { Random } from '../store/runtime/index.js';
@@ -62,10 +66,10 @@ class SimConnection implements FabricConnection {
     }
     const copies = this.net.copiesOf(this.localHost, this.remoteHost);
     for (let i = 0; i < copies; i++) {
-      const delay = this.net.delayMs();
+      const delay = this.net.delayMs(this.localHost, this.remoteHost);
       const now = this.net.sched.nowMs;
       let atMs = now + delay;
-      if (!this.net.reorders()) {
+      if (!this.net.reorders(this.localHost, this.remoteHost)) {
         atMs = Math.max(atMs, this.#fifoAtMs);
         this.#fifoAtMs = atMs;
       }
@@ -109,6 +113,8 @@ export class SimNetwork {
   /** Host pairs that cannot talk ("a|b", both orders). */
   readonly #cut = new Set<string>();
   faults: NetworkFaults = { ...NETWORK_FAULTS_NONE };
+  /** Per-link overrides ("a|b", both orders), on top of `faults`. */
+  readonly #linkFaults = new Map<string, Partial<NetworkFaults>>();
   readonly stats = { sent: 0, dropped: 0, duplicated: 0 };
 
   constructor(
@@ -159,23 +165,42 @@ export class SimNetwork {
     this.#open.delete(c);
   }
 
-  delayMs(): number {
-    const f = this.faults;
+  /** The faults of the link between two hosts (the network's, with that link's overrides). */
+  faultsOf(a?: string, b?: string): NetworkFaults {
+    const o = a !== undefined && b !== undefined ? this.#linkFaults.get(`${a}|${b}`) : undefined;
+    return o ? { ...this.faults, ...o } : this.faults;
+  }
+
+  /** Sets (or with undefined clears) the faults of one link, both directions. */
+  setLinkFaults(a: string, b: string, f: Partial<NetworkFaults> | undefined): void {
+    for (const k of [`${a}|${b}`, `${b}|${a}`]) {
+      if (f) this.#linkFaults.set(k, f);
+      else this.#linkFaults.delete(k);
+    }
+  }
+
+  clearLinkFaults(): void {
+    this.#linkFaults.clear();
+  }
+
+  delayMs(a?: string, b?: string): number {
+    const f = this.faultsOf(a, b);
     return f.delayMsMin + this.random.int(Math.max(1, f.delayMsMax - f.delayMsMin + 1));
   }
 
-  reorders(): boolean {
-    return this.random.int(100) < this.faults.reorderPct;
+  reorders(a?: string, b?: string): boolean {
+    return this.random.int(100) < this.faultsOf(a, b).reorderPct;
   }
 
   /** How many copies of a frame arrive: 0 (lost or cut), 1, or 2 (duplicated). */
   copiesOf(from: string, to: string): number {
     this.stats.sent++;
-    if (this.isCut(from, to) || this.random.int(100) < this.faults.lossPct) {
+    const f = this.faultsOf(from, to);
+    if (this.isCut(from, to) || this.random.int(100) < f.lossPct) {
       this.stats.dropped++;
       return 0;
     }
-    if (this.random.int(100) < this.faults.duplicatePct) {
+    if (this.random.int(100) < f.duplicatePct) {
       this.stats.duplicated++;
       return 2;
     }
@@ -188,11 +213,15 @@ export class SimNetwork {
 
   /** Cuts every host of `side` from every other host it names; their connections close soon. */
   partition(side: string[], others: string[]): void {
-    for (const a of side) {
-      for (const b of others) {
-        this.#cut.add(`${a}|${b}`);
-        this.#cut.add(`${b}|${a}`);
-      }
+    this.cut(...side.flatMap((a) => others.map((b): [string, string] => [a, b])));
+  }
+
+  /** Cuts pairs of hosts (both directions); their connections close soon. */
+  cut(...pairs: Array<[string, string]>): void {
+    for (const [a, b] of pairs) {
+      assert(a !== b, 'a host cannot be cut from itself');
+      this.#cut.add(`${a}|${b}`);
+      this.#cut.add(`${b}|${a}`);
     }
     this.sched.at('network', PARTITION_CLOSE_MS, () => {
       for (const c of [...this.#open]) if (this.isCut(c.localHost, c.remoteHost)) c.end();

@@ -53,7 +53,11 @@ function randomBins(r: Random): Bin[] {
 }
 
 export class Workload {
-  constructor(private readonly r: Random) {}
+  /** `shortTtl` false: puts never expire (the PRNG draws stay the same, so a seed's commands do too). */
+  constructor(
+    private readonly r: Random,
+    private readonly shortTtl = true,
+  ) {}
 
   keyOf(): string {
     return this.r.int(100) < HOT_KEY_PCT ? 'hot' : `k${this.r.int(KEYS_COUNT)}`;
@@ -65,9 +69,10 @@ export class Workload {
     const roll = this.r.int(100);
     if (roll < 50) {
       const bins = randomBins(this.r);
-      const ttlS = this.r.int(100) < SHORT_TTL_PCT ? 1 + this.r.int(4) : -1;
+      const short = this.r.int(100) < SHORT_TTL_PCT;
+      const ttlS = short ? 1 + this.r.int(4) : -1;
       const ops = bins.map((b) => ({ op: OpType.WRITE, bin: b.name, value: { type: b.type, bytes: b.bytes } }));
-      return { kind: 'put', key, bins, cmd: { ...base, key: { type: ParticleType.STRING, bytes: Buffer.from(key) }, ops, exists: ExistsPolicy.REPLACE, ttlS } };
+      return { kind: 'put', key, bins, cmd: { ...base, key: { type: ParticleType.STRING, bytes: Buffer.from(key) }, ops, exists: ExistsPolicy.REPLACE, ttlS: short && !this.shortTtl ? -1 : ttlS } };
     }
     if (roll < 75) {
       const ops = [{ op: OpType.INCR, bin: 'n', value: { type: ParticleType.INTEGER, bytes: intBytes(BigInt(1 + this.r.int(10))) } }];

@@ -108,6 +108,8 @@ export class FerryNode implements StoreNode {
  */
 export interface StoreRuntime extends Partial<Runtime> {
   openDevice?: (nc: NamespaceConfig) => BlockDevice | Promise<BlockDevice>;
+  /** Write logs in memory only, even for device namespaces (the simulator: file I/O is real I/O). */
+  writeLogInMemory?: boolean;
 }
 
 /** Accepts a bare Clock (older callers) or a StoreRuntime. */
@@ -155,7 +157,7 @@ export async function openNamespace(nc: NamespaceConfig, runtime?: Clock | Store
   if (device) o.stateDir = nc.dir;
   const { store, report } = await openRecordStore(o);
   const wlOpts: WriteLogOptions = { capacityEntries: nc.writeLogEntries, timers: rt.timers };
-  if (device) wlOpts.path = join(nc.dir, 'writelog.dat');
+  if (device && !rt.writeLogInMemory) wlOpts.path = join(nc.dir, 'writelog.dat');
   const writeLog = await WriteLog.open(wlOpts);
   const ns = new Namespace(
     nc.name,

@@ -35,8 +35,12 @@ export interface NodeStartOptions extends Partial<Runtime> {
   extensions?: NodeExtension[];
   /** How namespaces open their devices (default: files or memory from the config). */
   openDevice?: StoreRuntime['openDevice'];
+  /** Keep write logs in memory only (the simulator: their file I/O would be real). */
+  writeLogInMemory?: boolean;
   /** Node-to-node messages (heartbeat, proxy); default TCP. */
   fabric?: FabricTransport;
+  /** Starts the client-facing service (default: the TCP wire server; the simulator's has no socket). */
+  startWire?: typeof startWireServer;
   log?: NodeLog;
 }
 
@@ -78,7 +82,7 @@ export class RunningNode {
     const extensions = o.extensions ?? [];
     let node: FerryNode;
     try {
-      node = await openStoreNode(config, { ...rt, ...(o.openDevice ? { openDevice: o.openDevice } : {}) });
+      node = await openStoreNode(config, { ...rt, ...(o.openDevice ? { openDevice: o.openDevice } : {}), ...(o.writeLogInMemory ? { writeLogInMemory: true } : {}) });
     } catch (err) {
       throw new NodeStartError(NodeStartStep.STORE, `cannot open the store: ${(err as Error).message}`, { cause: err });
     }
@@ -86,7 +90,7 @@ export class RunningNode {
     const service = (): Endpoint => ({ host: config.advertiseHost, port: wire?.port ?? config.port });
     const clustered = config.heartbeat.enabled ? createCluster(config, node, service, rt, o.fabric ?? tcpTransport, log) : undefined;
     try {
-      wire = await startWireServer(node, {
+      wire = await (o.startWire ?? startWireServer)(node, {
         ...(clustered ? { view: clustered.cluster, proxy: clustered.proxy } : {}),
         host: config.host,
         advertiseHost: config.advertiseHost,

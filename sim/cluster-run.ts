@@ -1,0 +1,372 @@
+/**
+ * One simulated cluster run: n nodes of one site (the real node assembly each, see
+ * cluster-node.ts) on one Scheduler, one SimNetwork and one seed. Phases:
+ * 1. workload + faults: a client with a stale partition map sends writes, increments, touches,
+ *    deletes and reads to the node its map names as master (or, sometimes, any node: proxied);
+ *    faults, one at a time: a node crashes (unsynced writes lost or torn) and restarts, a node
+ *    stops cleanly and restarts warm, a node is partitioned away, a partial partition (two nodes
+ *    cannot see each other, both see the third), message loss / delay / duplication / reordering
+ *    on the network or one link;
+ * 2. settle: faults stop, every node is up, the network heals, and the cluster must converge
+ *    within bounded virtual time: every node on the same member list and cluster key, no
+ *    migrations remaining, every replica identical to its master;
+ * 3. check (cluster-checkers.ts): the ledger of client commands against the masters.
+ * The same seed replays the same run: the trace hash covers every event time and decision.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeRecordCommand } from '../store/client/request.js';
+import { computeDigest, partitionOf } from '../store/digest.js';
+import type { PartitionTable } from '../store/cluster/partition-table.js';
+import { seededRandom, type Random } from '../store/runtime/index.js';
+import { ResultCode } from '../store/types.js';
+import { decodeMsg, encodeMsgFrame } from '../store/wire/message.js';
+import { PROTO_HEADER_BYTES } from '../store/wire/proto.js';
+import { checkClusterLedger, checkMembership, checkReplicas, type KeyOp } from './cluster-checkers.js';
+import { SimClusterNode } from './cluster-node.js';
+import { NETWORK_FAULTS_NONE, SimNetwork } from './network.js';
+import type { SimResult } from './run.js';
+import { SIM_EPOCH_MS, Scheduler } from './scheduler.js';
+import { newDevice } from './site.js';
+import { SIM_NAMESPACE, SIM_SET, Workload, type SimCommand } from './workload.js';
+
+export const CLUSTER_NODES_DEFAULT = 3;
+export const CLUSTER_NODES_MAX = 8;
+
+/** A fixed fault script instead of random faults (the agreement scenario). */
+export type ClusterScenario = 'random' | 'partial-partition';
+
+export interface ClusterSimOptions {
+  seed: number;
+  ops: number;
+  nodes?: number;
+  faults?: boolean;
+  scenario?: ClusterScenario;
+  log?: (line: string) => void;
+}
+
+/** Largest virtual gap between client commands, ms. */
+const OP_GAP_MS_MAX = 30;
+const OPS_IN_FLIGHT_MAX = 8;
+/** The client gives up on a command after this long (in doubt: it may have been applied). */
+const CLIENT_TIMEOUT_MS = 3000;
+/** The client refreshes its partition map from some node this often (so it is often stale). */
+const MAP_REFRESH_MS = 1500;
+/** Chance a command goes to a random node instead of the map's master (it gets proxied). */
+const RANDOM_NODE_PCT = 20;
+/** Chance a command is a read. */
+const READ_PCT = 20;
+const FAULT_GAP_MS_MAX = 1500;
+const FAULT_WINDOW_MS_MAX = 4000;
+/** A crashed node stays down this long at most. */
+const DOWN_MS_MAX = 4000;
+/** Virtual time the cluster gets to converge once faults stop. */
+const SETTLE_MS_MAX = 60_000;
+/** After a partition heals, writes this long after still count as written in a split. */
+const REFORM_MS = 5000;
+
+interface World {
+  sched: Scheduler;
+  net: SimNetwork;
+  nodes: SimClusterNode[];
+  errors: string[];
+  counters: Record<string, number>;
+  /** [start, end] virtual-time windows in which the cluster may have been split. */
+  splits: Array<[number, number]>;
+  /** Invariant violations seen while the run was going (not only at the end). */
+  violations: string[];
+}
+
+const count = (w: World, name: string): void => void (w.counters[name] = (w.counters[name] ?? 0) + 1);
+
+function nodeIds(n: number): string[] {
+  // Hex ids in ascending order: the lowest is the agreement's principal when all see each other.
+  return Array.from({ length: n }, (_, i) => `A${i + 1}`);
+}
+
+function upNodes(w: World): SimClusterNode[] {
+  return w.nodes.filter((n) => n.up);
+}
+
+async function crashAndRestart(w: World, r: Random, node: SimClusterNode): Promise<void> {
+  count(w, 'crashes');
+  // Usually while writes are not yet synced: that is where a crash can hurt.
+  const waitUntil = w.sched.nowMs + (r.int(4) === 0 ? 0 : 300);
+  while (node.device.unsyncedWrites === 0 && w.sched.nowMs < waitUntil) await w.sched.sleep('faults', 1);
+  node.crash();
+  await w.sched.sleep('faults', 200 + r.int(DOWN_MS_MAX));
+  await node.start();
+}
+
+async function cleanRestart(w: World, r: Random, node: SimClusterNode): Promise<void> {
+  count(w, 'cleanRestarts');
+  await node.stop();
+  await w.sched.sleep('faults', 100 + r.int(1000));
+  await node.start();
+}
+
+/** A partition lasts a while, then heals; the window is recorded as a possible split. */
+async function split(w: World, r: Random, pairs: Array<[string, string]>, name: string): Promise<void> {
+  count(w, name);
+  const start = w.sched.nowMs;
+  w.net.cut(...pairs);
+  w.sched.note(`cut ${pairs.map((p) => p.join('-')).join(',')}`);
+  await w.sched.sleep('faults', 500 + r.int(FAULT_WINDOW_MS_MAX));
+  w.net.heal();
+  w.sched.note('heal');
+  w.splits.push([start, w.sched.nowMs + REFORM_MS]);
+}
+
+async function injectFault(w: World, r: Random): Promise<void> {
+  const kind = r.int(8);
+  const hosts = w.nodes.map((n) => n.host);
+  const node = w.nodes[r.int(w.nodes.length)]!;
+  w.sched.note(`fault ${kind} ${node.host}`);
+  switch (kind) {
+    case 0:
+    case 1:
+      return crashAndRestart(w, r, node);
+    case 2:
+      return cleanRestart(w, r, node);
+    case 3:
+      return split(w, r, hosts.filter((h) => h !== node.host).map((h): [string, string] => [node.host, h]), 'isolations');
+    case 4: {
+      const others = hosts.filter((h) => h !== node.host);
+      const other = others[r.int(others.length)]!;
+      return split(w, r, [[node.host, other]], 'partialPartitions');
+    }
+    case 5: {
+      count(w, 'lossWindows');
+      const lossPct = 5 + r.int(20);
+      const one = r.int(2) === 0;
+      const other = hosts.filter((h) => h !== node.host)[0]!;
+      if (one) w.net.setLinkFaults(node.host, other, { lossPct });
+      else w.net.faults = { ...w.net.faults, lossPct };
+      // Loss long enough to miss heartbeats counts as a possible split.
+      const start = w.sched.nowMs;
+      await w.sched.sleep('faults', 200 + r.int(FAULT_WINDOW_MS_MAX));
+      w.net.clearLinkFaults();
+      w.net.faults = { ...NETWORK_FAULTS_NONE };
+      w.splits.push([start, w.sched.nowMs + REFORM_MS]);
+      return;
+    }
+    default: {
+      count(w, 'messyWindows');
+      // No duplication: the fabric is TCP, which never delivers a frame twice (see docs/cluster.md).
+      w.net.faults = { delayMsMin: 1, delayMsMax: 5 + r.int(60), lossPct: 0, duplicatePct: 0, reorderPct: 20 };
+      await w.sched.sleep('faults', 200 + r.int(FAULT_WINDOW_MS_MAX));
+      w.net.faults = { ...NETWORK_FAULTS_NONE };
+    }
+  }
+}
+
+async function runFaults(w: World, r: Random, stop: () => boolean): Promise<void> {
+  while (!stop()) {
+    await w.sched.sleep('faults', 100 + r.int(FAULT_GAP_MS_MAX));
+    if (!stop()) await injectFault(w, r);
+  }
+}
+
+/** Invariant during a run: a node's member list is a clique of the network (all see each other). */
+function checkCliques(w: World, label: string): void {
+  for (const n of upNodes(w)) {
+    const ids = n.running?.cluster?.heartbeat.snapshot().members.map((m) => m.nodeId) ?? [];
+    const hosts = ids.map((id) => w.nodes.find((x) => x.nodeId === id)!.host);
+    for (let i = 0; i < hosts.length; i++) {
+      for (let j = i + 1; j < hosts.length; j++) {
+        if (w.net.isCut(hosts[i]!, hosts[j]!)) w.violations.push(`${label}: ${n.nodeId}'s member list [${ids.join(',')}] holds ${hosts[i]} and ${hosts[j]}, which cannot reach each other`);
+      }
+    }
+  }
+}
+
+/** The agreement scenario: A1 and A3 cannot see each other, both see A2; then it heals. */
+async function partialPartitionScenario(w: World): Promise<void> {
+  await w.sched.sleep('faults', 1000);
+  const [a, b, c] = w.nodes.map((n) => n.host);
+  w.net.cut([a!, c!]);
+  w.sched.note(`cut ${a}-${c}`);
+  const start = w.sched.nowMs;
+  // Long past the heartbeat timeout: membership must have settled on cliques.
+  await w.sched.sleep('faults', 6000);
+  checkCliques(w, 'partial partition');
+  const views = upNodes(w).map((n) => `${n.nodeId}:[${n.running?.cluster?.heartbeat.snapshot().members.map((m) => m.nodeId).join(',')}]`);
+  w.sched.note(`views ${views.join(' ')}`);
+  if (b === undefined) return;
+  w.net.heal();
+  w.splits.push([start, w.sched.nowMs + REFORM_MS]);
+}
+
+class Client {
+  #table: PartitionTable | undefined;
+  #refreshedMs = -Infinity;
+  inFlight = 0;
+  constructor(
+    private readonly w: World,
+    private readonly r: Random,
+  ) {}
+
+  /** The node this client sends a command for pid to: its map's master, or any node. */
+  target(pid: number): SimClusterNode | undefined {
+    const w = this.w;
+    const up = upNodes(w);
+    if (up.length === 0) return undefined;
+    if (w.sched.nowMs - this.#refreshedMs >= MAP_REFRESH_MS) {
+      const from = up[this.r.int(up.length)]!;
+      this.#table = from.running?.cluster?.table(SIM_NAMESPACE);
+      this.#refreshedMs = w.sched.nowMs;
+    }
+    if (this.r.int(100) < RANDOM_NODE_PCT || !this.#table) return w.nodes[this.r.int(w.nodes.length)];
+    const master = this.#table.nodeAt(pid, 0);
+    return w.nodes.find((n) => n.nodeId === master);
+  }
+
+  /** Sends one command; resolves with its result code and generation, or 'timeout' / 'refused'. */
+  async send(frame: Buffer, pid: number): Promise<{ code: number; generation: number } | 'timeout' | 'refused'> {
+    const w = this.w;
+    const node = this.target(pid);
+    await w.sched.sleep('client', w.net.delayMs());
+    const service = node?.up ? node.service : undefined;
+    if (!node || !service) return 'refused';
+    const timeout = w.sched.sleep('client', CLIENT_TIMEOUT_MS).then(() => 'timeout' as const);
+    const reply = await Promise.race([service.request(frame), timeout]);
+    if (reply === 'timeout') return reply;
+    await w.sched.sleep('client', w.net.delayMs());
+    const m = decodeMsg(reply.subarray(PROTO_HEADER_BYTES));
+    return { code: m.resultCode, generation: m.generation };
+  }
+}
+
+/** The workload's commands plus reads. */
+type ClusterCommand = SimCommand | (Omit<SimCommand, 'kind'> & { kind: 'read' });
+
+function readCommand(wl: Workload): ClusterCommand {
+  const key = wl.keyOf();
+  return { kind: 'read', key, cmd: { namespace: SIM_NAMESPACE, set: SIM_SET, digest: computeDigest(SIM_SET, key), ops: [] } };
+}
+
+async function runWorkload(w: World, r: Random, ops: number, ledger: Map<string, KeyOp[]>): Promise<void> {
+  const wl = new Workload(r, false);
+  const client = new Client(w, seededRandom(r.u32()));
+  for (let i = 0; i < ops; i++) {
+    await w.sched.sleep('client', r.int(OP_GAP_MS_MAX + 1));
+    while (client.inFlight >= OPS_IN_FLIGHT_MAX) await w.sched.sleep('client', 5);
+    const c: ClusterCommand = r.int(100) < READ_PCT ? readCommand(wl) : wl.next();
+    const enc = encodeRecordCommand(c.cmd);
+    const frame = encodeMsgFrame(enc.header, enc.fields, enc.ops);
+    const op: KeyOp = { id: i, kind: c.kind, key: c.key, digest: c.cmd.digest, issuedMs: w.sched.nowMs, doneMs: Infinity, outcome: 'maybe', generation: 0, ...(c.bins ? { bins: c.bins } : {}) };
+    client.inFlight++;
+    void client.send(frame, partitionOf(c.cmd.digest)).then(
+      (res) => {
+        client.inFlight--;
+        const label = typeof res === 'string' ? res : String(res.code);
+        count(w, `${c.kind}:${label}`);
+        if (c.kind === 'read') return;
+        if (res === 'refused') op.outcome = 'no';
+        else if (res !== 'timeout') {
+          op.doneMs = w.sched.nowMs;
+          op.generation = res.generation;
+          // Codes that say the command did not write; anything else may have (timeouts, server errors).
+          if (res.code === ResultCode.OK) op.outcome = 'ok';
+          else if (res.code === ResultCode.NOT_FOUND || res.code === ResultCode.KEY_BUSY || res.code === ResultCode.UNAVAILABLE) op.outcome = 'no';
+        }
+        w.sched.note(`done ${c.kind} ${c.key} ${label} gen=${op.generation}`);
+        const list = ledger.get(c.key) ?? [];
+        list.push(op);
+        ledger.set(c.key, list);
+      },
+      (err: unknown) => {
+        client.inFlight--;
+        w.errors.push(`command ${c.kind} ${c.key} threw: ${(err as Error).stack ?? String(err)}`);
+      },
+    );
+  }
+  while (client.inFlight > 0) await w.sched.sleep('client', 10);
+}
+
+/** Converged: every node up, one member list, no migrations left, replicas equal to masters. */
+function converged(w: World): boolean {
+  return checkMembership(w.nodes).length === 0 && w.nodes.every((n) => n.running?.cluster?.migrationsRemaining() === 0) && checkReplicas(w.nodes, 1).length === 0;
+}
+
+export async function runClusterSimulation(o: ClusterSimOptions): Promise<SimResult> {
+  const n = o.nodes ?? CLUSTER_NODES_DEFAULT;
+  if (!Number.isInteger(n) || n < 2 || n > CLUSTER_NODES_MAX) throw new RangeError(`a simulated cluster has 2 to ${CLUSTER_NODES_MAX} nodes, not ${n}`);
+  const sched = new Scheduler();
+  if (o.log) sched.onNote = o.log;
+  const root = seededRandom(o.seed);
+  const rWork = seededRandom(root.u32());
+  const rFaults = seededRandom(root.u32());
+  const net = new SimNetwork(sched, seededRandom(root.u32()));
+  const dataRoot = mkdtempSync(join(tmpdir(), 'ferry-simc-'));
+  const ids = nodeIds(n);
+  const hosts = ids.map((_, i) => `n${i + 1}`);
+  const nodes = ids.map((id, i) => {
+    const seed = root.u32();
+    return new SimClusterNode(sched, net, id, hosts[i]!, hosts.filter((h) => h !== hosts[i]), join(dataRoot, hosts[i]!), newDevice(sched, `${hosts[i]}#1`, seed), seed);
+  });
+  const w: World = { sched, net, nodes, errors: [], counters: {}, splits: [], violations: [] };
+  const ledger = new Map<string, KeyOp[]>();
+  const onUnhandled = (err: unknown): void => void w.errors.push(`unhandled rejection: ${(err as Error).stack ?? String(err)}`);
+  process.on('unhandledRejection', onUnhandled);
+  let phase = 'start';
+  let done = false;
+  const failures: string[] = [];
+  const main = async (): Promise<void> => {
+    await Promise.all(nodes.map((x) => x.start()));
+    phase = 'workload';
+    let workloadDone = false;
+    const scenario = o.scenario ?? 'random';
+    const faults = o.faults === false ? Promise.resolve() : scenario === 'partial-partition' ? partialPartitionScenario(w) : runFaults(w, rFaults, () => workloadDone);
+    await runWorkload(w, rWork, o.ops, ledger);
+    workloadDone = true;
+    await faults;
+    phase = 'settle';
+    net.heal();
+    net.clearLinkFaults();
+    net.faults = { ...NETWORK_FAULTS_NONE };
+    for (const x of nodes) if (!x.up) await x.start();
+    const settleUntil = sched.nowMs + SETTLE_MS_MAX;
+    while (!converged(w) && sched.nowMs < settleUntil) await sched.sleep('client', 500);
+    phase = 'check';
+  };
+  const started = main().then(
+    () => void (done = true),
+    (err: unknown) => {
+      w.errors.push(`driver threw in phase ${phase}: ${(err as Error).stack ?? String(err)}`);
+      done = true;
+    },
+  );
+  try {
+    await sched.runUntil(Number.MAX_SAFE_INTEGER, () => done);
+    if (!done) failures.push(`the run stopped in phase ${phase}: no events left (deadlock)`);
+    else await started;
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+  const now = sched.nowMs;
+  if (done && phase === 'check') {
+    failures.push(...checkMembership(nodes).map((s) => `membership: ${s}`));
+    const remaining = nodes.map((x) => x.running?.cluster?.migrationsRemaining() ?? -1);
+    if (remaining.some((r) => r !== 0)) failures.push(`migrations: still remaining after ${SETTLE_MS_MAX} ms of quiet: ${remaining.join(',')}`);
+    failures.push(...checkReplicas(nodes).map((s) => `replica != master: ${s}`));
+    failures.push(...checkClusterLedger(nodes, ledger, w.splits).map((s) => `ledger: ${s}`));
+  }
+  failures.push(...w.violations, ...w.errors);
+  const summary: Record<string, number | string> = {
+    nodes: n,
+    virtualMs: now - SIM_EPOCH_MS,
+    events: sched.executed,
+    keys: ledger.size,
+    netSent: net.stats.sent,
+    netDropped: net.stats.dropped,
+    netDuplicated: net.stats.duplicated,
+    deviceLost: nodes.reduce((s, x) => s + x.device.stats.lost, 0),
+    deviceTorn: nodes.reduce((s, x) => s + x.device.stats.torn, 0),
+    ...Object.fromEntries(Object.entries(w.counters).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+  };
+  for (const x of nodes) sched.kill(x.owner);
+  rmSync(dataRoot, { recursive: true, force: true });
+  return { seed: o.seed, ok: failures.length === 0, failures, traceHash: sched.traceHash, summary };
+}
