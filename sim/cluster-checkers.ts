@@ -127,6 +127,8 @@ export function checkClusterLedger(nodes: readonly SimClusterNode[], ledger: Rea
     }
     const same = byGen.get(gen);
     if (!same || !v) continue;
+    // A version written in a split at the same generation may have won by LUT (AP: the other side's write is lost).
+    if (ops.some((o) => o.outcome !== 'no' && inSplit(o, splits) && (o.outcome === 'maybe' || o.generation === gen))) continue;
     if (same.kind === 'delete' && !v.tombstone) out.push(`${key}: delete#${same.id} acknowledged at gen=${gen}, but the master holds a live record at that generation (resurrected)`);
     if (same.kind !== 'delete' && v.tombstone) out.push(`${key}: ${same.kind}#${same.id} acknowledged at gen=${gen}, but the master holds a tombstone at that generation`);
     if (same.kind === 'put' && same.bins && !v.tombstone && binsText(v.bins) !== binsText(same.bins)) out.push(`${key}: put#${same.id} acknowledged at gen=${gen} with other bins than the master holds`);

@@ -6,9 +6,19 @@
  * one member learns and connects to all of them, so on a fully connected network every node
  * converges on the same member list and so the same cluster key (derived from the list).
  *
- * Not here (yet): agreement under a partial network partition. Aerospike runs a Paxos round led
- * by a principal; this module only reports `integrity` = every live peer announces the cluster
- * key we computed, which `cluster-stable` uses.
+ * Agreement (partial partitions): "every live peer" is not a cluster when A hears B, B hears C
+ * and A does not hear C. Each pulse also carries the ids the sender hears and the member list it
+ * uses with that list's principal. A node follows the lowest-id live principal whose proposed list
+ * includes it and whose members it all hears; failing that it computes a clique itself (itself
+ * first, then the live peers in id order, each added only if it and every node already taken
+ * hear each other, skipping peers already in a lower principal's cluster without it): if it is
+ * the clique's lowest id it is that clique's principal and proposes it; otherwise (or while a
+ * live peer does not list it yet) it waits for that node's proposal, keeping its current
+ * members that are still live. So only a clique
+ * becomes a cluster, every member of a cluster uses its principal's list, and a node no clique
+ * wants forms a cluster of its own. Like Aerospike's Paxos round led by a principal, simpler:
+ * the proposal rides on the pulses and there is no separate commit step. `integrity` = every
+ * member announces the cluster key we use, which `cluster-stable` reports.
  *
  * Pulses whose cluster name differs from ours are refused: the peer never becomes a member,
  * both sides log it (once per peer and minute), and the sender is told why.
@@ -17,7 +27,7 @@
  */
 import assert from 'node:assert/strict';
 import { systemRandom, systemTimers, type Clock, type Random, type TimerHandle, type Timers } from '../runtime/index.js';
-import { clusterKeyOf, validateMembers, type Member } from './partition-table.js';
+import { clusterKeyOf, compareIds, validateMembers, type Member } from './partition-table.js';
 import type { Endpoint, FabricConnection, FabricListener, Transport } from './transport.js';
 
 export const HEARTBEAT_INTERVAL_MS_DEFAULT = 150;
@@ -71,11 +81,19 @@ interface Pulse {
   service: Endpoint;
   clusterKey: string;
   adjacency: Array<{ nodeId: string; heartbeat: Endpoint }>;
+  /** Ids of every peer the sender hears (member or not); absent from older nodes. */
+  hears?: string[];
+  /** The member list the sender uses, and its principal (its lowest id). */
+  members?: string[];
+  principal?: string;
 }
 
 interface PeerState extends PeerInfo {
   lastSeenMs: number;
   incarnation: string;
+  hears: ReadonlySet<string>;
+  members: readonly string[];
+  principal: string;
 }
 
 export interface MembershipSnapshot {
@@ -258,7 +276,10 @@ export class Heartbeat {
   }
 
   #encodePulse(): Buffer {
-    const adjacency = this.peers().map((p) => ({ nodeId: p.nodeId, heartbeat: p.heartbeat }));
+    // Every live peer, member or not: a node learns all endpoints even while not a member.
+    const live = [...this.#peers.values()];
+    const adjacency = live.map((p) => ({ nodeId: p.nodeId, heartbeat: p.heartbeat }));
+    const members = this.#snapshot.members.map((m) => m.nodeId);
     const pulse: Pulse = {
       v: 1,
       nodeId: this.#o.nodeId,
@@ -268,6 +289,9 @@ export class Heartbeat {
       service: this.#o.service(),
       clusterKey: this.#snapshot.clusterKey,
       adjacency,
+      hears: live.map((p) => p.nodeId),
+      members,
+      principal: members[0]!,
       ...(this.#o.rackId !== undefined ? { rackId: this.#o.rackId } : {}),
     };
     return frame(FabricKind.PULSE, Buffer.from(JSON.stringify(pulse)));
@@ -294,6 +318,17 @@ export class Heartbeat {
     // A peer listening on a wildcard address without an advertise address: the best guess for
     // its service host is the host its heartbeat is reached at.
     const service = isWildcard(p.service.host) && !isWildcard(p.heartbeat.host) ? { host: p.heartbeat.host, port: p.service.port } : p.service;
+    const hears = new Set(p.hears ?? p.adjacency.map((a) => a.nodeId));
+    const members = p.members ?? [p.nodeId];
+    const restarted = prev !== undefined && prev.incarnation !== p.incarnation;
+    if (restarted) {
+      // A restart faster than the node timeout is still a departure: what the node held in
+      // memory and did not sync is gone, and it missed writes while down. It leaves the member
+      // list first and rejoins, so the table changes twice and migrations fill it again.
+      this.#peers.delete(p.nodeId);
+      this.#o.log?.('warn', `node ${p.nodeId} at ${epKey(p.heartbeat)} restarted (new incarnation): it leaves and rejoins`);
+      this.#recompute(now, true);
+    }
     this.#peers.set(p.nodeId, {
       nodeId: p.nodeId,
       heartbeat: p.heartbeat,
@@ -301,12 +336,15 @@ export class Heartbeat {
       clusterKey: p.clusterKey,
       lastSeenMs: now,
       incarnation: p.incarnation,
+      hears,
+      members,
+      principal: p.principal ?? members[0]!,
       ...(p.rackId !== undefined ? { rackId: p.rackId } : {}),
     });
     this.#learn(p.heartbeat, now);
     for (const a of p.adjacency) if (a.nodeId !== this.#o.nodeId) this.#learn(a.heartbeat, now);
-    const restarted = prev !== undefined && prev.incarnation !== p.incarnation;
-    if (!prev || restarted || prev.rackId !== p.rackId) this.#recompute(now, restarted);
+    const changed = !prev || restarted || prev.rackId !== p.rackId || prev.principal !== p.principal || !sameIds(prev.members, members) || !sameSet(prev.hears, hears);
+    if (changed) this.#recompute(now, false);
   }
 
   #onRefused(payload: Buffer): void {
@@ -340,9 +378,10 @@ export class Heartbeat {
     if (gone) this.#recompute(now, false);
   }
 
-  /** Recomputes the member list from the live peers; notifies listeners if it changed. */
+  /** Recomputes the member list by the agreement rule (see the top); notifies listeners if it changed. */
   #recompute(now: number, force: boolean): void {
-    const members = validateMembers([this.#selfMember(), ...[...this.#peers.values()].map((p) => (p.rackId === undefined ? { nodeId: p.nodeId } : { nodeId: p.nodeId, rackId: p.rackId }))]);
+    const ids = agreeMembers(this.#o.nodeId, this.#peers, this.#snapshot.members.map((m) => m.nodeId));
+    const members = validateMembers(ids.map((id) => (id === this.#o.nodeId ? this.#selfMember() : memberOf(this.#peers.get(id)!))));
     const clusterKey = clusterKeyOf(members);
     if (clusterKey === this.#snapshot.clusterKey && !force) return;
     this.#snapshot = { members, clusterKey, generation: this.#snapshot.generation + 1 };
@@ -361,6 +400,55 @@ export class Heartbeat {
 }
 
 const isWildcard = (host: string): boolean => host === '0.0.0.0' || host === '::' || host === '';
+
+const memberOf = (p: PeerState): Member => (p.rackId === undefined ? { nodeId: p.nodeId } : { nodeId: p.nodeId, rackId: p.rackId });
+
+function sameIds(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  return a.size === b.size && [...a].every((x) => b.has(x));
+}
+
+/** What a peer announces, as the agreement reads it. */
+export interface AgreementPeer {
+  hears: ReadonlySet<string>;
+  members: readonly string[];
+  principal: string;
+}
+
+/**
+ * The agreement rule (pure; see the top of this file): the member ids `self` uses, sorted, given
+ * its live peers (what each hears, uses and follows) and the members it uses now.
+ */
+export function agreeMembers(self: string, live: ReadonlyMap<string, AgreementPeer>, current: readonly string[]): string[] {
+  const sorted = (xs: Iterable<string>): string[] => [...xs].sort(compareIds);
+  const hears = (a: string, b: string): boolean => (a === self ? live.has(b) : (live.get(a)?.hears.has(b) ?? false));
+  const mutual = (a: string, b: string): boolean => hears(a, b) && hears(b, a);
+  // 1. Follow the lowest live principal that proposes a list with this node, all of it heard.
+  for (const id of sorted(live.keys())) {
+    if (compareIds(id, self) >= 0) break;
+    const p = live.get(id)!;
+    if (p.principal !== id || !p.members.includes(self)) continue;
+    if (p.members.every((m) => m === self || live.has(m))) return sorted(p.members);
+  }
+  // A live peer that does not list this node yet (it just started, or we did) will within a
+  // pulse: until it does, no clique is final, so wait rather than shrink (a restarted node
+  // would otherwise drop to a one-node cluster between two pulses).
+  const handshaking = [...live.values()].some((p) => !p.hears.has(self) && !(p.members.length > 1 && !p.members.includes(self)));
+  // 2. A clique: this node first, then peers in id order, skipping those a lower principal holds without us.
+  const taken = [self];
+  for (const id of sorted(live.keys())) {
+    const p = live.get(id)!;
+    const elsewhere = p.members.length > 1 && !p.members.includes(self) && compareIds(p.principal, self) < 0;
+    if (!elsewhere && taken.every((x) => mutual(x, id))) taken.push(id);
+  }
+  const clique = sorted(taken);
+  if (clique[0] === self && !handshaking) return clique;
+  // 3. Not our clique's principal: wait for its proposal, keeping the current members still live.
+  return sorted(current.filter((id) => id === self || live.has(id)).concat(current.includes(self) ? [] : [self]));
+}
 
 export function frame(kind: number, payload: Buffer): Buffer {
   return Buffer.concat([Buffer.of(kind), payload]);
@@ -386,5 +474,9 @@ function parsePulse(payload: Buffer): Pulse | undefined {
   if (p.rackId !== undefined && (!Number.isInteger(p.rackId) || p.rackId < 0 || p.rackId > 1_000_000)) return undefined;
   if (!Array.isArray(p.adjacency) || p.adjacency.length > ADJACENCY_MAX) return undefined;
   if (!p.adjacency.every((a) => typeof a?.nodeId === 'string' && isEndpoint(a.heartbeat))) return undefined;
+  const ids = (x: unknown): boolean => Array.isArray(x) && x.length <= ADJACENCY_MAX && x.every((id) => typeof id === 'string' && /^[0-9A-F]{1,16}$/.test(id));
+  if (p.hears !== undefined && !ids(p.hears)) return undefined;
+  if (p.members !== undefined && (!ids(p.members) || p.members.length === 0 || !p.members.includes(p.nodeId))) return undefined;
+  if (p.principal !== undefined && (typeof p.principal !== 'string' || !(p.members ?? [p.nodeId]).includes(p.principal))) return undefined;
   return p;
 }

@@ -1,0 +1,56 @@
+/**
+ * The cluster simulation (sim/cluster-run.ts) on a fixed set of seeds: three nodes of one site,
+ * each the real node assembly, under crashes, clean restarts, partitions (also partial), loss
+ * and reordering, then the checkers (one member list and key on every node, no migrations left,
+ * every replica equal to its master, the ledger of acknowledged commands against the masters).
+ * A failure prints the seed's failures and the command that replays it.
+ *
+ * Seeds marked `test.failing` reproduce bugs of the migrations being rebuilt (partition versions,
+ * acting master, delta migration): they turn into real failures once those land, and then
+ * belong among the passing seeds.
+ */
+import test from 'ava';
+import { runClusterSimulation, type ClusterSimOptions } from '../../sim/cluster-run.js';
+import type { SimResult } from '../../sim/run.js';
+
+const OPS = 300;
+
+function report(r: SimResult, o: ClusterSimOptions): string {
+  return `seed ${r.seed}: ${r.failures.slice(0, 8).join('\n')}\nreplay: npm run sim -- --seed ${r.seed} --ops ${o.ops} --nodes ${o.nodes ?? 3}${o.scenario ? ` --scenario ${o.scenario}` : ''}`;
+}
+
+test.serial('cluster: the same seed replays identically (trace hash and summary)', async (t) => {
+  const a = await runClusterSimulation({ seed: 9, ops: 120 });
+  const b = await runClusterSimulation({ seed: 9, ops: 120 });
+  t.is(a.traceHash, b.traceHash);
+  t.deepEqual(a.summary, b.summary);
+  const c = await runClusterSimulation({ seed: 10, ops: 120 });
+  t.not(c.traceHash, a.traceHash, 'the trace depends on the seed');
+});
+
+test.serial('cluster: a partial partition (A1 and A3 cannot see each other) leaves only cliques as clusters, then heals', async (t) => {
+  const o: ClusterSimOptions = { seed: 3, ops: 500, scenario: 'partial-partition' };
+  const r = await runClusterSimulation(o);
+  t.true(r.ok, report(r, o));
+});
+
+for (const seed of [2, 3, 7, 9, 11]) {
+  test.serial(`cluster seed ${seed}: acknowledged writes survive and replicas converge under faults`, async (t) => {
+    const o: ClusterSimOptions = { seed, ops: OPS };
+    const r = await runClusterSimulation(o);
+    t.true(r.ok, report(r, o));
+  });
+}
+
+const KNOWN: Array<[number, string]> = [
+  [1, 'a replica write lost in a partition shorter than the node timeout is never retried or repaired: the replica stays behind'],
+  [10, 'after a split heals, versions written on one side never reach the other holder (fill migration pushes only to new holders; no delta migration)'],
+  [18, 'an acknowledged write is replaced by another at the same generation around restarts (a returning node masters before it is filled: no acting master)'],
+];
+for (const [seed, bug] of KNOWN) {
+  test.serial.failing(`cluster seed ${seed} (known bug: ${bug})`, async (t) => {
+    const o: ClusterSimOptions = { seed, ops: OPS };
+    const r = await runClusterSimulation(o);
+    t.true(r.ok, report(r, o));
+  });
+}
