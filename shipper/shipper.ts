@@ -12,9 +12,16 @@
  * Checkpoints: per partition, T such that every change with LUT <= T is in Kafka. A partition's
  * T becomes (time it was last seen fully drained) - 1: writes append to the log in the same
  * event-loop turn that assigns their LUT (>= now), so nothing older can appear later. They are
- * stored in the namespace itself (set `ferry-xdr`, one record per 64 partitions), so a restart,
- * a new master or a write log that wrapped while Kafka was down resumes by scanning the
- * partition for LUT > T, then tailing the log again.
+ * stored in the namespace itself (set `ferry-xdr`, one record per partition whose digest is
+ * chosen to fall in that partition), so a checkpoint lives, replicates and migrates with its
+ * partition like data: a restart, a new master or a write log that wrapped while Kafka was down
+ * resumes by scanning the partition for LUT > T, then tailing the log again.
+ *
+ * In a cluster each node ships only the partitions it masters (StoreNode.ownership). On a table
+ * change, a partition this node gained is rescanned from its (replicated) checkpoint, then
+ * tailed; one it lost is no longer read, and its checkpoint is no longer written (a write on a
+ * non-master would stay local and outrank the master's copy by generation). The handover ships
+ * some changes twice (the old master's last checkpoint lags its shipping), never none.
  */
 import Bottleneck from 'bottleneck';
 import { MessageTooLargeError, kafkajsLink, type KafkaLinkFactory, type KafkaProducer } from '../kafka/index.js';
@@ -41,16 +48,23 @@ import {
   type ShipMessage,
 } from '../store/index.js';
 import { defaultTopic, type DestinationConfig, type XdrConfig } from './config.js';
+import type { PartitionOwnership } from '../store/index.js';
 import { describeKafkaError } from '../kafka/security.js';
 
 /** The set holding shipper checkpoints; never shipped. */
 export const SYSTEM_SET = SYSTEM_SET_NAME;
-/** Partitions per checkpoint record (one bin each). */
-const CHECKPOINT_GROUP = 64;
+/** Partitions per checkpoint record of the earlier layout (read once when upgrading, never written). */
+const LEGACY_CHECKPOINT_GROUP = 64;
+/** The bin of a per-partition checkpoint record: T (ms, integer). */
+const CHECKPOINT_BIN = 'lut';
+/** Checkpoint records written concurrently (each is a replicated write in a cluster). */
+const CHECKPOINT_WRITES_IN_FLIGHT = 16;
 /** Shipped versions remembered to drop repeats. */
 const SHIPPED_CACHE_ENTRIES = 200_000;
 /** Idle wait for new write-log entries. */
 const TAIL_WAIT_MS = 50;
+/** A write-log position no partition reaches: what the tail waits for in partitions not ours. */
+const SEQUENCE_NEVER = 2n ** 62n;
 /** Shortest retry pause. */
 const RETRY_BACKOFF_MIN_MS = 50;
 /**
@@ -88,6 +102,8 @@ export interface StreamStats {
   tooLarge: number;
   lastError: string;
   recoveringPartitions: number;
+  /** Partitions this node masters, so ships (all 4096 on a node without a cluster). */
+  masterPartitions: number;
   partitions?: Array<{ pid: number; behind: number; checkpointMs: number; recovering: boolean }>;
 }
 
@@ -97,7 +113,15 @@ class Stream {
   private readonly checkpoint = new Float64Array(PARTITION_COUNT);
   private readonly drainedAt = new Float64Array(PARTITION_COUNT);
   private readonly recovering = new Uint8Array(PARTITION_COUNT);
-  private readonly dirtyGroups = new Set<number>();
+  /** 1 where this node masters the partition (as of the last table change applied). */
+  private readonly owned = new Uint8Array(PARTITION_COUNT);
+  /** The ownership epoch in which each partition was last gained. */
+  private readonly gainedAt = new Uint32Array(PARTITION_COUNT);
+  private ownershipEpoch = 0;
+  private tableChanged = false;
+  private masterCount = 0;
+  /** Partitions whose checkpoint advanced past a shipped change since the last write. */
+  private readonly dirty = new Set<number>();
   private readonly shippedCache = new LRUCache<string, string>({ max: SHIPPED_CACHE_ENTRIES });
   /** Versions already in the batch being collected (a key written twice ships once). */
   private readonly inBatch = new Map<string, string>();
@@ -125,6 +149,7 @@ class Stream {
     private readonly log: (msg: string, err?: unknown) => void,
     private readonly rt: Runtime,
     private readonly kafka: KafkaLinkFactory,
+    private readonly ownership: PartitionOwnership | undefined,
   ) {
     this.rate = { at: rt.clock.nowMs(), shipped: 0, perS: 0 };
     this.topic = dest.topic || defaultTopic(site, ns.name);
@@ -140,8 +165,12 @@ class Stream {
   }
 
   async start(): Promise<void> {
-    await this.loadCheckpoints();
     for (let p = 0; p < PARTITION_COUNT; p++) this.cursor[p] = Number(this.ns.writeLog.nextSequence(p as PartitionId));
+    this.applyOwnership();
+    this.ownership?.onChange(() => {
+      this.tableChanged = true;
+      this.wake?.();
+    });
     this.running = true;
     this.loop = this.run();
   }
@@ -183,9 +212,45 @@ class Stream {
     for (const p of pids) {
       this.checkpoint[p] = Math.min(this.checkpoint[p]!, fromMs);
       this.recovering[p] = 1;
-      this.dirtyGroups.add(Math.floor(p / CHECKPOINT_GROUP));
+      this.dirty.add(p);
     }
     this.shippedCache.clear();
+  }
+
+  private isMasterNow(p: number): boolean {
+    return this.ownership ? this.ownership.isMaster(p) : true;
+  }
+
+  /**
+   * Takes the partition table as it is now: a gained partition reloads its checkpoint (the
+   * replicated copy the previous master wrote) and is rescanned for LUT > T; a lost one stops.
+   * Synchronous, so it runs between two batches as a consistent cut.
+   */
+  private applyOwnership(): void {
+    this.tableChanged = false;
+    this.ownershipEpoch++;
+    let gained = 0;
+    let lost = 0;
+    let count = 0;
+    for (let p = 0; p < PARTITION_COUNT; p++) {
+      const m = this.isMasterNow(p);
+      if (m) count++;
+      if (m && !this.owned[p]) {
+        this.checkpoint[p] = this.readCheckpoint(p);
+        this.recovering[p] = 1;
+        this.gainedAt[p] = this.ownershipEpoch;
+        gained++;
+      } else if (!m && this.owned[p]) {
+        this.recovering[p] = 0;
+        this.dirty.delete(p);
+        lost++;
+      }
+      this.owned[p] = m ? 1 : 0;
+    }
+    this.masterCount = count;
+    if (this.ownership && (gained > 0 || lost > 0)) {
+      this.log(`xdr ${this.dest.name}/${this.ns.name}: partition table changed: shipping ${count} partition(s) this node masters (+${gained} rescanned from their checkpoints, -${lost} handed over)`);
+    }
   }
 
   stats(withPartitions: boolean): StreamStats {
@@ -195,6 +260,7 @@ class Stream {
     let recovering = 0;
     const parts: NonNullable<StreamStats['partitions']> = [];
     for (let p = 0; p < PARTITION_COUNT; p++) {
+      if (!this.owned[p]) continue;
       const pid = p as PartitionId;
       const next = Number(this.ns.writeLog.nextSequence(pid));
       const b = Math.max(0, next - this.cursor[p]!);
@@ -228,6 +294,7 @@ class Stream {
       tooLarge: this.counters.tooLarge,
       lastError: this.lastError,
       recoveringPartitions: recovering,
+      masterPartitions: this.masterCount,
     };
     if (withPartitions) s.partitions = parts;
     return s;
@@ -240,27 +307,35 @@ class Stream {
     while (this.running) {
       try {
         if (!this.producer) await this.connect();
+        if (this.tableChanged) this.applyOwnership();
+        const epoch = this.ownershipEpoch;
         const batch = this.collect();
         // Nothing to send (all skipped or filtered) counts as acknowledged at once.
         // Never ship a version the source could still lose: with commit-to-device, what was
         // read is made durable first (one group commit per batch).
         if (batch.items.length > 0) await this.ns.durable?.();
         if (batch.items.length > 0) await this.send(batch.items);
-        // Acknowledged: advance cursors and checkpoints; rescanned partitions are done.
-        for (const p of batch.recovered) this.recovering[p] = 0;
-        for (const [p, c] of batch.cursors) this.cursor[p] = c;
+        // Acknowledged: advance cursors and checkpoints; rescanned partitions are done. A
+        // partition gained again while the batch was in flight keeps its new rescan.
+        const current = (p: number): boolean => this.owned[p] === 1 && this.gainedAt[p]! <= epoch;
+        for (const p of batch.recovered) if (current(p)) this.recovering[p] = 0;
+        for (const [p, c] of batch.cursors) if (current(p)) this.cursor[p] = c;
         for (const [p, at] of batch.drained) {
+          if (!current(p)) continue;
           this.drainedAt[p] = at;
           if (!this.recovering[p] && at - 1 > this.checkpoint[p]!) {
             this.checkpoint[p] = at - 1;
-            this.dirtyGroups.add(Math.floor(p / CHECKPOINT_GROUP));
+            // Only a checkpoint that moved past a shipped change is worth writing: the
+            // checkpoint record's own log entry must not keep an idle node writing it.
+            if (batch.touched.has(p)) this.dirty.add(p);
           }
         }
         for (const it of batch.items) this.shippedCache.set(it.hex, it.version);
         this.counters.shipped += batch.items.length;
         await this.writeCheckpoints(false);
         backoff = RETRY_BACKOFF_MIN_MS;
-        if (!batch.more) await this.ns.writeLog.waitForEntries('all', (p) => BigInt(this.cursor[p]!), TAIL_WAIT_MS);
+        // Partitions mastered elsewhere grow here too (replica writes): they must not wake us.
+        if (!batch.more) await this.ns.writeLog.waitForEntries('all', (p) => (this.owned[p] ? BigInt(this.cursor[p]!) : SEQUENCE_NEVER), TAIL_WAIT_MS);
         else if (batch.items.length === 0) await yieldToLoop(this.rt.timers);
         else if (this.dest.lingerMs > 0 && batch.items.length < this.dest.batchMax) await this.pause(this.dest.lingerMs);
       } catch (err) {
@@ -292,8 +367,9 @@ class Stream {
   }
 
   /** Reads the next batch from recovering partitions and the logs. Synchronous: a consistent cut. */
-  private collect(): { items: Pending[]; cursors: Map<number, number>; drained: Map<number, number>; recovered: number[]; more: boolean } {
+  private collect(): { items: Pending[]; cursors: Map<number, number>; drained: Map<number, number>; recovered: number[]; touched: Set<number>; more: boolean } {
     const items: Pending[] = [];
+    const touched = new Set<number>();
     const recovered: number[] = [];
     const cursors = new Map<number, number>();
     const drained = new Map<number, number>();
@@ -308,6 +384,7 @@ class Stream {
       }
       const p = this.nextPid;
       this.nextPid = (this.nextPid + 1) % PARTITION_COUNT;
+      if (!this.owned[p]) continue;
       const pid = p as PartitionId;
       const wl = this.ns.writeLog;
       if (!this.recovering[p] && this.cursor[p]! < Number(wl.firstSequence(pid))) {
@@ -318,6 +395,7 @@ class Stream {
         const next = Number(wl.nextSequence(pid));
         for (const v of this.ns.scanPartition(pid, { includeTombstones: true, includeExpired: true, lutAfterMs: this.checkpoint[p]! })) this.consider(v, p, items);
         recovered.push(p);
+        touched.add(p);
         cursors.set(p, next);
         drained.set(p, now);
         continue;
@@ -334,13 +412,14 @@ class Stream {
         const v = this.ns.readVersion(e.digest) ?? {
           namespace: this.ns.name, set: '', digest: e.digest, generation: e.generation, lutMs: e.lutMs, voidTimeS: 0, tombstone: true, bins: [],
         };
+        if (v.set !== SYSTEM_SET) touched.add(p);
         this.consider(v, p, items);
       }
       cursors.set(p, c);
       if (c >= next) drained.set(p, now);
       else more = true;
     }
-    return { items, cursors, drained, recovered, more };
+    return { items, cursors, drained, recovered, touched, more };
   }
 
   private consider(v: RecordVersion, p: number, items: Pending[]): void {
@@ -435,57 +514,65 @@ class Stream {
 
   // ---------------------------------------------------------------- checkpoints
 
-  private checkpointKey(group: number): { digest: Buffer; key: string } {
-    const key = `ckpt:${this.dest.name}:${group}`;
-    return { key, digest: computeDigest(SYSTEM_SET, key) };
-  }
-
-  private async loadCheckpoints(): Promise<void> {
-    for (let g = 0; g < PARTITION_COUNT / CHECKPOINT_GROUP; g++) {
-      const { digest } = this.checkpointKey(g);
-      const r = await this.ns.execute({ namespace: this.ns.name, set: SYSTEM_SET, digest, ops: [], readAll: true });
-      const bins = new Map(r.resultCode === 0 ? r.bins.map((b) => [b.name, b]) : []);
-      for (let i = 0; i < CHECKPOINT_GROUP; i++) {
-        const p = g * CHECKPOINT_GROUP + i;
-        const b = bins.get(`p${i}`);
-        // No checkpoint yet: ship everything the partition holds (a new destination starts full).
-        this.checkpoint[p] = b && b.type === ParticleType.INTEGER ? Number(b.bytes.readBigInt64BE(0)) : 0;
-        this.recovering[p] = 1;
-      }
-    }
+  /** T of partition p as stored here (0 when none: ship everything the partition holds). */
+  private readCheckpoint(p: number): number {
+    const v = this.ns.readVersion(checkpointDigest(this.dest.name, p));
+    const bin = v && !v.tombstone ? v.bins.find((b) => b.name === CHECKPOINT_BIN) : undefined;
+    if (bin && bin.type === ParticleType.INTEGER) return Number(bin.bytes.readBigInt64BE(0));
+    // Written before checkpoints were per partition: one record per 64 partitions.
+    const g = Math.floor(p / LEGACY_CHECKPOINT_GROUP);
+    const legacy = this.ns.readVersion(computeDigest(SYSTEM_SET, `ckpt:${this.dest.name}:${g}`));
+    const lb = legacy && !legacy.tombstone ? legacy.bins.find((b) => b.name === `p${p - g * LEGACY_CHECKPOINT_GROUP}`) : undefined;
+    return lb && lb.type === ParticleType.INTEGER ? Number(lb.bytes.readBigInt64BE(0)) : 0;
   }
 
   private async writeCheckpoints(force: boolean): Promise<void> {
     const now = this.rt.clock.nowMs();
-    if (this.dirtyGroups.size === 0 || (!force && now - this.lastCheckpointWrite < this.dest.checkpointIntervalMs)) return;
+    if (this.dirty.size === 0 || (!force && now - this.lastCheckpointWrite < this.dest.checkpointIntervalMs)) return;
     this.lastCheckpointWrite = now;
-    const groups = [...this.dirtyGroups];
-    this.dirtyGroups.clear();
-    for (const g of groups) {
-      const { digest, key } = this.checkpointKey(g);
-      const ops: Op[] = [];
-      for (let i = 0; i < CHECKPOINT_GROUP; i++) {
+    // Only the master writes a partition's checkpoint (it replicates from there).
+    const pids = [...this.dirty].filter((p) => this.owned[p] === 1 && this.isMasterNow(p));
+    this.dirty.clear();
+    let next = 0;
+    let code = 0;
+    const worker = async (): Promise<void> => {
+      while (next < pids.length) {
+        const p = pids[next++]!;
         const b = Buffer.alloc(8);
-        b.writeBigInt64BE(BigInt(Math.floor(this.checkpoint[g * CHECKPOINT_GROUP + i]!)));
-        ops.push({ op: OpType.WRITE, bin: `p${i}`, value: { type: ParticleType.INTEGER, bytes: b } });
+        b.writeBigInt64BE(BigInt(Math.floor(this.checkpoint[p]!)));
+        const r = await this.ns.execute({
+          namespace: this.ns.name,
+          set: SYSTEM_SET,
+          digest: checkpointDigest(this.dest.name, p),
+          ops: [{ op: OpType.WRITE, bin: CHECKPOINT_BIN, value: { type: ParticleType.INTEGER, bytes: b } }],
+          ttlS: -1,
+        });
+        if (r.resultCode !== 0) {
+          this.dirty.add(p);
+          code = r.resultCode;
+        }
       }
-      const r = await this.ns.execute({
-        namespace: this.ns.name,
-        set: SYSTEM_SET,
-        digest,
-        key: { type: ParticleType.STRING, bytes: Buffer.from(key) },
-        ops,
-        ttlS: -1,
-      });
-      if (r.resultCode !== 0) this.dirtyGroups.add(g);
-      // Logged once per change (a full disk refuses every group every interval).
-      if (r.resultCode !== this.checkpointCode) {
-        this.checkpointCode = r.resultCode;
-        if (r.resultCode !== 0) this.log(`xdr ${this.dest.name}/${this.ns.name}: checkpoint write answered ${r.resultCode}; retrying every ${this.dest.checkpointIntervalMs} ms`);
-        else this.log(`xdr ${this.dest.name}/${this.ns.name}: checkpoint writes succeed again`);
-      }
+    };
+    await Promise.all(Array.from({ length: Math.min(CHECKPOINT_WRITES_IN_FLIGHT, pids.length) }, worker));
+    // Logged once per change (a full disk refuses every partition every interval).
+    if (code !== this.checkpointCode) {
+      this.checkpointCode = code;
+      if (code !== 0) this.log(`xdr ${this.dest.name}/${this.ns.name}: checkpoint write answered ${code}; retrying every ${this.dest.checkpointIntervalMs} ms`);
+      else this.log(`xdr ${this.dest.name}/${this.ns.name}: checkpoint writes succeed again`);
     }
   }
+}
+
+/**
+ * The digest of partition p's checkpoint record for a destination: a digest of its name with
+ * the partition bits set to p, so the record lives in (and moves with) p. Only the server sees
+ * it; no client key maps to it.
+ */
+export function checkpointDigest(destination: string, p: number): Buffer {
+  const d = Buffer.from(computeDigest(SYSTEM_SET, `ckpt:${destination}:p${p}`));
+  d[0] = p & 0xff;
+  d[1] = (d[1]! & 0xf0) | (p >> 8);
+  return d;
 }
 
 /** The shipper extension of a node: one stream per (destination, namespace). */
@@ -513,7 +600,7 @@ export class Shipper implements NodeExtension {
       for (const name of dest.namespaces) {
         const ns = node.namespace(name);
         if (!ns) throw new Error(`xdr destination ${dest.name}: namespace ${name} does not exist on this node`);
-        this.streams.push(new Stream(this.config.site, dest, ns, this.log, this.rt, this.kafka));
+        this.streams.push(new Stream(this.config.site, dest, ns, this.log, this.rt, this.kafka, node.ownership));
       }
     }
     for (const s of this.streams) await s.start();

@@ -98,9 +98,22 @@ export interface StoreNamespace {
   getConfig(): Record<string, string | number | boolean>;
 }
 
+/**
+ * Which partitions this node masters, as the cluster's partition table says (masters do not
+ * depend on a namespace's replication factor). Absent on a node without a cluster: it masters
+ * every partition.
+ */
+export interface PartitionOwnership {
+  isMaster(pid: number): boolean;
+  /** Called after every partition-table change (membership change). */
+  onChange(cb: () => void): void;
+}
+
 export interface StoreNode {
   /** Stable node id: uppercase hex, at most 19 characters. */
   readonly nodeId: string;
+  /** Partition mastership in a cluster; undefined when the node is alone (masters everything). */
+  readonly ownership?: PartitionOwnership | undefined;
   namespace(name: string): StoreNamespace | undefined;
   namespaceNames(): string[];
   /** Node-wide statistics (info `statistics`). */

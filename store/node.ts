@@ -4,7 +4,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { StoreNode } from './api.js';
+import type { PartitionOwnership, StoreNode } from './api.js';
 import type { NamespaceConfig, NodeConfig } from './config.js';
 import { Namespace } from './namespace/namespace.js';
 import { openRecordStore, type OpenReport } from './storage/record-store.js';
@@ -27,6 +27,8 @@ export class FerryNode implements StoreNode {
   readonly startedAtMs: number;
   /** Cluster facts for stats() once the node is part of a cluster (default: a one-node cluster). */
   clusterStats: (() => Record<string, string | number | boolean>) | undefined;
+  /** Set by the node assembly when the node is part of a cluster (the shipper reads it). */
+  ownership: PartitionOwnership | undefined;
   constructor(
     readonly nodeId: string,
     readonly config: NodeConfig,

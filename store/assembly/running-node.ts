@@ -228,6 +228,7 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
   replicas.attach();
   const migrations = new Migrations(cluster, replicas, namespaces, rt.timers, (msg) => log('info', msg));
   cluster.migrationCounter = () => migrations.remaining();
+  node.ownership = { isMaster: (pid) => cluster.isMaster(pid), onChange: (cb) => cluster.onTableChange(cb) };
   cluster.partitionEntries = (ns, pid) => namespaces.get(ns)?.store.partitionSize(pid as PartitionId) ?? 0;
   node.clusterStats = () => ({
     cluster_size: cluster.clusterSize(),

@@ -1,0 +1,124 @@
+/**
+ * Shipping from a cluster (real processes): site A is 3 nodes at replication factor 2 shipping
+ * to one destination node B through the embedded broker and a receiver. Each node ships only
+ * the partitions it masters (so each change reaches Kafka about once, not once per copy), and
+ * when a master is killed -9 under load, the new masters resume its partitions from the
+ * checkpoints replicated with them: B ends equal to A (`ferry verify` EQUAL).
+ */
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Kafka, logLevel } from 'kafkajs';
+import { FerryProcess, ROOT, freePort, getJson, waitFor } from '../helpers/procs.js';
+import { embeddedBroker } from '../helpers/kafka.js';
+import type { ReceiverStats } from '../../receiver/receiver.js';
+import { siteAgrees, siteShipped, startSite, xdrStreams, type SiteNode } from './cluster-sites.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Any = any;
+const Aerospike: Any = createRequire(import.meta.url)('aerospike');
+const execFileP = promisify(execFile);
+const TOPIC = 'ferry.A.test';
+/** Writes in flight from the load. */
+const LOAD_CONCURRENCY = 8;
+/** Acknowledged writes before the kill, and after it. */
+const WRITES_BEFORE_KILL = 1000;
+const WRITES_AFTER_KILL = 1000;
+/** Handover re-ships what the dead master's last checkpoint did not cover: a fraction, never a second copy of everything. */
+const KAFKA_MESSAGES_PER_WRITE_MAX = 1.3;
+
+test.serial('3-node source site: only masters ship; kill -9 of a master under load loses nothing and B equals A', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-xdr-cluster-'));
+  const procs: FerryProcess[] = [];
+  let client: Any;
+  t.teardown(async () => {
+    client?.close();
+    await Promise.all(procs.map((p) => p.stop('SIGKILL')));
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const broker = await embeddedBroker(dir);
+  t.teardown(() => broker.close());
+  const a = await startSite({
+    name: 'a', size: 3, dir, procs,
+    xdr: { site: 'A', destinations: [{ name: 'B', brokers: broker.brokers, namespaces: ['test'], topic: TOPIC, 'kafka-partitions': 4, 'checkpoint-interval-ms': 200 }] },
+  });
+  const [b] = await startSite({ name: 'b', size: 1, dir, procs, namespace: { fenced: true } });
+  // The shipper creates the topic (4 partitions) before the receiver would auto-create it with one.
+  await waitFor(async () => (await xdrStreams(a[0]!.port))[0]?.connected === true, 30_000, 'the shipper of A to connect to Kafka');
+  const rPort = await freePort();
+  writeFileSync(join(dir, 'r.json'), JSON.stringify({ brokers: broker.brokers, topics: [TOPIC], destination: [`127.0.0.1:${b!.port}`], 'metrics-port': rPort, 'group-id': 'ferry-receiver-B' }));
+  const receiver = new FerryProcess('receiver', ['receiver', '--config', join(dir, 'r.json')], /ferry receiver ready/);
+  procs.push(receiver);
+
+  // Every partition is shipped by exactly one node: its master.
+  const masters = await Promise.all(a.map(async (n) => (await xdrStreams(n.port))[0]!.masterPartitions));
+  t.is(masters.reduce((x, y) => x + y, 0), 4096, `master partitions per node: ${masters.join(', ')}`);
+  t.true(masters.every((m) => m > 0 && m < 4096));
+
+  client = await Aerospike.connect({ hosts: a.map((n) => ({ addr: '127.0.0.1', port: n.port })), log: { level: Aerospike.log.OFF } });
+  await receiver.start();
+  const load = startLoad(client);
+  await waitFor(() => load.acked >= WRITES_BEFORE_KILL, 60_000, 'writes before the kill');
+  const victim = a[1]!;
+  await victim.proc.stop('SIGKILL');
+  const survivors = a.filter((n) => n !== victim);
+  await waitFor(() => load.acked >= WRITES_BEFORE_KILL + WRITES_AFTER_KILL, 90_000, 'writes after the kill');
+  await load.stop();
+  t.log(`writes acknowledged ${load.acked}, failed ${load.failed}`);
+  await siteAgrees(survivors);
+  const after = await Promise.all(survivors.map(async (n) => (await xdrStreams(n.port))[0]!.masterPartitions));
+  t.is(after.reduce((x, y) => x + y, 0), 4096, 'the survivors took over every partition of the dead master');
+
+  await siteShipped(survivors, 60_000);
+  const shippedAt = Date.now();
+  await waitFor(async () => {
+    const r = await getJson<ReceiverStats>(`http://127.0.0.1:${rPort}/stats`);
+    return r.consumerLag === 0 && r.lagMeasuredAtMs > shippedAt;
+  }, 60_000, 'the receiver to apply everything');
+  const verify = await execFileP(process.execPath, ['bin/ferry.mjs', 'verify', '--a', `127.0.0.1:${survivors[0]!.port}`, '--b', `127.0.0.1:${b!.port}`], { cwd: ROOT, timeout: 60_000 }).catch((err: Any) => err);
+  t.regex(String(verify.stdout), /result: EQUAL/, String(verify.stdout) + String(verify.stderr));
+
+  // Kafka traffic: one message per change (plus the handover's re-shipped tail), not one per copy.
+  const admin = new Kafka({ clientId: 'count', brokers: broker.brokers, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  const offsets = await admin.fetchTopicOffsets(TOPIC);
+  await admin.disconnect();
+  const messages = offsets.reduce((n, o) => n + Number(o.high), 0);
+  const writes = load.acked + load.failed;
+  t.log(`kafka messages ${messages} for ${writes} write attempts (${(messages / writes).toFixed(3)} per write)`);
+  t.true(messages >= load.acked, 'every acknowledged write reached Kafka');
+  t.true(messages <= writes * KAFKA_MESSAGES_PER_WRITE_MAX, `${messages} messages for ${writes} writes: changes are shipped by every copy`);
+});
+
+/** Puts distinct keys (one version each) until stopped; counts acknowledged and failed writes. */
+function startLoad(client: Any): { acked: number; failed: number; stop(): Promise<void> } {
+  let next = 0;
+  let running = true;
+  const policy = new Aerospike.WritePolicy({ totalTimeout: 2000, maxRetries: 3 });
+  const state = {
+    acked: 0,
+    failed: 0,
+    async stop() {
+      running = false;
+      await Promise.all(workers);
+    },
+  };
+  const worker = async (): Promise<void> => {
+    while (running) {
+      const i = next++;
+      try {
+        await client.put(new Aerospike.Key('test', 'load', `k${i}`), { i, pad: 'x'.repeat(50) }, {}, policy);
+        state.acked++;
+      } catch {
+        state.failed++;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  };
+  const workers = Array.from({ length: LOAD_CONCURRENCY }, worker);
+  return state;
+}
