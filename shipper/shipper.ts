@@ -59,6 +59,15 @@ const LEGACY_CHECKPOINT_GROUP = 64;
 const CHECKPOINT_BIN = 'lut';
 /** Checkpoint records written concurrently (each is a replicated write in a cluster). */
 const CHECKPOINT_WRITES_IN_FLIGHT = 16;
+/**
+ * Checkpoint records written per checkpoint interval at most: under a load that touches every
+ * partition, writing all of them each interval would cost a replicated write per partition per
+ * second. The rest stay dirty for the next intervals (oldest first); a stale checkpoint only
+ * makes a new master re-ship a little more.
+ */
+const CHECKPOINT_WRITES_PER_INTERVAL_MAX = 1024;
+/** Checkpoint writes between two yields to the event loop (they may all complete synchronously). */
+const CHECKPOINT_WRITES_PER_YIELD = 64;
 /** Shipped versions remembered to drop repeats. */
 const SHIPPED_CACHE_ENTRIES = 200_000;
 /** Idle wait for new write-log entries. */
@@ -393,9 +402,11 @@ class Stream {
       }
       if (this.recovering[p]) {
         const next = Number(wl.nextSequence(pid));
-        for (const v of this.ns.scanPartition(pid, { includeTombstones: true, includeExpired: true, lutAfterMs: this.checkpoint[p]! })) this.consider(v, p, items);
+        for (const v of this.ns.scanPartition(pid, { includeTombstones: true, includeExpired: true, lutAfterMs: this.checkpoint[p]! })) {
+          if (v.set !== SYSTEM_SET) touched.add(p);
+          this.consider(v, p, items);
+        }
         recovered.push(p);
-        touched.add(p);
         cursors.set(p, next);
         drained.set(p, now);
         continue;
@@ -531,13 +542,18 @@ class Stream {
     if (this.dirty.size === 0 || (!force && now - this.lastCheckpointWrite < this.dest.checkpointIntervalMs)) return;
     this.lastCheckpointWrite = now;
     // Only the master writes a partition's checkpoint (it replicates from there).
-    const pids = [...this.dirty].filter((p) => this.owned[p] === 1 && this.isMasterNow(p));
-    this.dirty.clear();
+    const pids: number[] = [];
+    for (const p of this.dirty) {
+      if (!force && pids.length >= CHECKPOINT_WRITES_PER_INTERVAL_MAX) break;
+      this.dirty.delete(p);
+      if (this.owned[p] === 1 && this.isMasterNow(p)) pids.push(p);
+    }
     let next = 0;
     let code = 0;
     const worker = async (): Promise<void> => {
       while (next < pids.length) {
         const p = pids[next++]!;
+        if (next % CHECKPOINT_WRITES_PER_YIELD === 0) await yieldToLoop(this.rt.timers);
         const b = Buffer.alloc(8);
         b.writeBigInt64BE(BigInt(Math.floor(this.checkpoint[p]!)));
         const r = await this.ns.execute({
