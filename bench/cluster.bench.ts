@@ -216,6 +216,16 @@ async function startRedisCluster(nodeTimeoutMs: number): Promise<RedisNode[]> {
     const create = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], { encoding: 'utf8', timeout: SETTLE_TIMEOUT_MS });
     if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}\n${create.stderr}`);
     await waitUntil(async () => nodes.every((n) => /cluster_state:ok/.test(redisCli(n.port, ['cluster', 'info']))), SETTLE_TIMEOUT_MS, 'the Redis cluster to report cluster_state:ok');
+    // A replica that has not synced with its master yet cannot be promoted: wait for every link.
+    await waitUntil(
+      async () => {
+        const roles = nodes.map((n) => redisCli(n.port, ['info', 'replication']));
+        const replicas = roles.filter((r) => /role:slave/.test(r));
+        return replicas.length === NODES && replicas.every((r) => /master_link_status:up/.test(r) && !/master_sync_in_progress:1/.test(r));
+      },
+      SETTLE_TIMEOUT_MS,
+      'every Redis replica to finish its first sync',
+    );
     return nodes;
   } catch (err) {
     await stopRedisCluster(nodes);
