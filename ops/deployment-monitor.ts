@@ -1,12 +1,14 @@
 /**
- * What `ferry dashboard` shows for any deployment: every node of every site (info `xdr-stats`
- * with partitions, through ops/lag.ts) and every receiver (GET /stats), polled at one interval,
+ * What `ferry dashboard` shows for any deployment: every node of every site (the nodes named,
+ * plus every member of their clusters, looked up with `ferry-cluster` on each poll; info
+ * `xdr-stats` with partitions, through ops/lag.ts) and every receiver (GET /stats), polled at one interval,
  * kept as a bounded time series plus the latest answer of each. A node that ships nothing (a
  * passive site) is listed as such; one that does not answer is listed with the error, and the
  * others keep being shown.
  */
 import type { ReceiverStats } from '../receiver/receiver.js';
 import { LagSource, type PartitionLag, type StreamLag } from './lag.js';
+import { siteMembers } from './site-lag.js';
 import { OpsError, endpointText, getJson, parseHostPortList, type Endpoint } from './util.js';
 
 /** Samples kept (at one a second: ten minutes). */
@@ -58,7 +60,8 @@ export function parseSiteOption(s: string): SiteTarget {
 }
 
 export class DeploymentMonitor {
-  private readonly sources: Array<{ site: string; node: Endpoint; source: LagSource }>;
+  /** Per site: node text -> its lag source (named nodes first, then discovered members). */
+  private readonly sources = new Map<string, Map<string, { site: string; node: Endpoint; source: LagSource }>>();
   private readonly samples: MonitorSample[] = [];
   private nodes: NodeView[] = [];
   private receiverViews: ReceiverView[] = [];
@@ -69,13 +72,36 @@ export class DeploymentMonitor {
     private readonly receivers: string[],
     private readonly timeoutMs: number,
   ) {
-    this.sources = sites.flatMap((s) => s.nodes.map((node) => ({ site: s.name, node, source: new LagSource(node, undefined, true, timeoutMs) })));
+    for (const s of sites) this.sources.set(s.name, new Map(s.nodes.map((node) => [endpointText(node), { site: s.name, node, source: new LagSource(node, undefined, true, timeoutMs) }])));
+  }
+
+  /** Adds the members of each site's cluster not named on the command line (a node that does not answer keeps its row). */
+  private async discover(): Promise<void> {
+    await Promise.all(
+      this.sites.map(async (site) => {
+        const known = this.sources.get(site.name)!;
+        for (const seed of site.nodes) {
+          try {
+            const { members } = await siteMembers(seed, this.timeoutMs);
+            for (const m of members) {
+              const k = endpointText(m.endpoint);
+              if (!known.has(k)) known.set(k, { site: site.name, node: m.endpoint, source: new LagSource(m.endpoint, undefined, true, this.timeoutMs) });
+            }
+            return;
+          } catch {
+            // try the next named node; none answering shows as unreachable rows
+          }
+        }
+      }),
+    );
   }
 
   /** Polls every node and receiver once (all at the same time) and appends a sample. */
   async poll(): Promise<void> {
+    await this.discover();
     const at = Date.now();
-    const [nodes, receivers] = await Promise.all([Promise.all(this.sources.map((s) => this.pollNode(s))), Promise.all(this.receivers.map((url) => this.pollReceiver(url)))]);
+    const all = [...this.sources.values()].flatMap((m) => [...m.values()]);
+    const [nodes, receivers] = await Promise.all([Promise.all(all.map((s) => this.pollNode(s))), Promise.all(this.receivers.map((url) => this.pollReceiver(url)))]);
     this.nodes = nodes;
     this.receiverViews = receivers;
     const sample: MonitorSample = { at, streams: {}, receivers: {} };
@@ -115,7 +141,7 @@ export class DeploymentMonitor {
   state(): MonitorState {
     return {
       startedAt: this.startedAt,
-      sites: this.sites.map((s) => ({ name: s.name, nodes: s.nodes.map(endpointText) })),
+      sites: this.sites.map((s) => ({ name: s.name, nodes: [...this.sources.get(s.name)!.keys()] })),
       receivers: this.receivers,
       nodes: this.nodes,
       receiverViews: this.receiverViews,
@@ -124,6 +150,6 @@ export class DeploymentMonitor {
   }
 
   close(): void {
-    for (const s of this.sources) s.source.close();
+    for (const m of this.sources.values()) for (const s of m.values()) s.source.close();
   }
 }

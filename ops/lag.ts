@@ -4,6 +4,7 @@
  */
 import type { ReceiverStats } from '../receiver/receiver.js';
 import type { StreamStats } from '../shipper/shipper.js';
+import { PARTITION_COUNT } from '../store/index.js';
 import { NodeConn, OpsError, endpointText, formatDurationMs, formatTable, getJson, type Endpoint } from './util.js';
 
 export interface PartitionLag {
@@ -26,6 +27,8 @@ export interface StreamLag {
   errors: number;
   lastError: string;
   recoveringPartitions: number;
+  /** Partitions the node masters, so ships (4096 alone; absent from nodes before clusters shipped). */
+  masterPartitions: number;
   /** True when the receiver given consumes this stream's topic. */
   received: boolean;
   partitions?: PartitionLag[];
@@ -91,6 +94,7 @@ export function buildLagReport(at: number, node: string, xdr: XdrStatsAnswer, re
       errors: s.errors,
       lastError: s.lastError,
       recoveringPartitions: s.recoveringPartitions,
+      masterPartitions: s.masterPartitions ?? PARTITION_COUNT,
       received: topics.has(s.topic),
     };
     if (s.partitions) row.partitions = s.partitions.filter((p) => p.behind > 0 || p.recovering);

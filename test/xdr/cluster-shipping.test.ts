@@ -16,6 +16,8 @@ import { Kafka, logLevel } from 'kafkajs';
 import { FerryProcess, ROOT, freePort, getJson, waitFor } from '../helpers/procs.js';
 import { embeddedBroker } from '../helpers/kafka.js';
 import type { ReceiverStats } from '../../receiver/receiver.js';
+import { DeploymentMonitor } from '../../ops/deployment-monitor.js';
+import type { SiteLagReport } from '../../ops/site-lag.js';
 import { siteAgrees, siteShipped, startSite, xdrStreams, type SiteNode } from './cluster-sites.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -58,6 +60,18 @@ test.serial('3-node source site: only masters ship; kill -9 of a master under lo
   const masters = await Promise.all(a.map(async (n) => (await xdrStreams(n.port))[0]!.masterPartitions));
   t.is(masters.reduce((x, y) => x + y, 0), 4096, `master partitions per node: ${masters.join(', ')}`);
   t.true(masters.every((m) => m > 0 && m < 4096));
+  // `ferry lag --site` and the deployment dashboard's monitor find every member from one node.
+  const siteLag = async (port: number): Promise<SiteLagReport> =>
+    JSON.parse((await execFileP(process.execPath, ['bin/ferry.mjs', 'lag', '--site', `127.0.0.1:${port}`, '--json'], { cwd: ROOT, timeout: 30_000 })).stdout) as SiteLagReport;
+  const lag3 = await siteLag(a[2]!.port);
+  t.deepEqual(lag3.nodes.map((n) => n.streams[0]?.masterPartitions).sort(), [...masters].sort());
+  t.is(lag3.total[0]?.masterPartitions, 4096);
+  t.true(lag3.complete);
+  const monitor = new DeploymentMonitor([{ name: 'A', nodes: [{ host: '127.0.0.1', port: a[0]!.port }] }], [], 5000);
+  await monitor.poll();
+  monitor.close();
+  t.deepEqual(monitor.state().nodes.map((n) => n.node).sort(), a.map((n) => `127.0.0.1:${n.port}`).sort(), 'the dashboard lists every node of the site');
+  t.is(monitor.state().nodes.reduce((x, n) => x + (n.streams[0]?.masterPartitions ?? 0), 0), 4096);
 
   client = await Aerospike.connect({ hosts: a.map((n) => ({ addr: '127.0.0.1', port: n.port })), log: { level: Aerospike.log.OFF } });
   await receiver.start();
@@ -79,6 +93,11 @@ test.serial('3-node source site: only masters ship; kill -9 of a master under lo
     const r = await getJson<ReceiverStats>(`http://127.0.0.1:${rPort}/stats`);
     return r.consumerLag === 0 && r.lagMeasuredAtMs > shippedAt;
   }, 60_000, 'the receiver to apply everything');
+  const lag2 = await siteLag(survivors[0]!.port);
+  t.is(lag2.nodes.length, 2, 'the dead node is no longer a member');
+  t.deepEqual([lag2.total[0]?.masterPartitions, lag2.total[0]?.recordsBehind, lag2.total[0]?.recoveringPartitions], [4096, 0, 0]);
+  const text = (await execFileP(process.execPath, ['bin/ferry.mjs', 'lag', '--site', `127.0.0.1:${survivors[1]!.port}`], { cwd: ROOT, timeout: 30_000 })).stdout;
+  t.regex(text, /^TOTAL\s+2 node\(s\)\s+B\s+test\s+4096\s+0\s/m, text);
   const verify = await execFileP(process.execPath, ['bin/ferry.mjs', 'verify', '--a', `127.0.0.1:${survivors[0]!.port}`, '--b', `127.0.0.1:${b!.port}`], { cwd: ROOT, timeout: 60_000 }).catch((err: Any) => err);
   t.regex(String(verify.stdout), /result: EQUAL/, String(verify.stdout) + String(verify.stderr));
 
