@@ -26,6 +26,7 @@ import {
 } from '../store/index.js';
 import { NO_KAFKA_SECURITY, type KafkaSecurity } from '../kafka/security.js';
 import { InFlightLimit } from './in-flight.js';
+import { ReceiverError } from './errors.js';
 
 export interface ReceiverOptions {
   brokers: string[];
@@ -279,7 +280,7 @@ export class Receiver {
             this.maxSourceLutMs = Math.max(this.maxSourceLutMs, v.lutMs);
           } else if (TRANSIENT.has(r.resultCode as never)) {
             failed = true;
-            throw new Error(`destination answered ${r.resultCode} for ${v.digest.toString('hex')}`);
+            throw new ReceiverError('DESTINATION_BUSY', `destination answered ${r.resultCode} for ${v.digest.toString('hex')}`);
           } else {
             dead.push({ m, reason: `destination refused the record: result code ${r.resultCode}` });
           }

@@ -49,6 +49,7 @@ import {
 } from '../store/index.js';
 import { defaultTopic, type DestinationConfig, type XdrConfig } from './config.js';
 import type { PartitionOwnership } from '../store/index.js';
+import { ShipperError } from './errors.js';
 import { describeKafkaError } from '../kafka/security.js';
 
 /** The set holding shipper checkpoints; never shipped. */
@@ -365,12 +366,12 @@ class Stream {
   private async connect(): Promise<void> {
     const link = this.kafka({ role: 'shipper', clientId: `ferry-shipper-${this.site}-${this.dest.name}`, brokers: this.dest.brokers, security: this.dest.security });
     this.kafkaPartitions = await link.ensureTopic(this.topic, this.dest.kafkaPartitions);
-    if (this.kafkaPartitions < 1) throw new Error(`topic ${this.topic} has no partitions`);
+    if (this.kafkaPartitions < 1) throw new ShipperError('NO_PARTITIONS', `topic ${this.topic} has no partitions`);
     const producer = await link.idempotentProducer();
     if (!this.running) {
       // Stopped while connecting: nothing may stay connected behind the stop.
       await producer.disconnect().catch(() => undefined);
-      throw new Error('stopped');
+      throw new ShipperError('STOPPED', 'stopped');
     }
     this.producer = producer;
   }
@@ -512,7 +513,7 @@ class Stream {
 
   private async produce(items: Pending[]): Promise<void> {
     const producer = this.producer;
-    if (!producer) throw new Error('not connected');
+    if (!producer) throw new ShipperError('NOT_CONNECTED', 'not connected');
     const doSend = () =>
       producer.send(
         this.topic,
@@ -615,7 +616,7 @@ export class Shipper implements NodeExtension {
     for (const dest of this.config.destinations) {
       for (const name of dest.namespaces) {
         const ns = node.namespace(name);
-        if (!ns) throw new Error(`xdr destination ${dest.name}: namespace ${name} does not exist on this node`);
+        if (!ns) throw new ShipperError('UNKNOWN_NAMESPACE', `xdr destination ${dest.name}: namespace ${name} does not exist on this node`);
         this.streams.push(new Stream(this.config.site, dest, ns, this.log, this.rt, this.kafka, node.ownership));
       }
     }

@@ -24,3 +24,6 @@ export { parsePartitionBitmap } from './wire/info.js';
 export { parseInfoError } from './wire/info-codec.js';
 export { parseChecksums, parseListing, type DigestEntry, type PartitionChecksum } from './checksums.js';
 export * from './xdr/shipped-record.js';
+export { RegisteredError, type AllRegistered, type ErrorCodeInfo, type ErrorRegistry } from './error-registry.js';
+export { StoreErrors } from './errors.js';
+export { WireErrors } from './wire/errors.js';

@@ -49,6 +49,7 @@ export const NodeStartStep = { STORE: 'STORE', LISTEN: 'LISTEN', HEARTBEAT: 'HEA
 export type NodeStartStepId = (typeof NodeStartStep)[keyof typeof NodeStartStep];
 
 export class NodeStartError extends Error {
+  readonly code = 'NODE_START';
   constructor(
     readonly step: NodeStartStepId,
     message: string,

@@ -31,6 +31,7 @@ export interface WrittenVersion {
  * the version is stored here, so the outcome is in doubt, as with any timeout).
  */
 export class ReplicationFailed extends Error {
+  readonly code = 'REPLICATION_FAILED';
   readonly retriable = true;
   constructor(
     readonly resultCode: ResultCodeId,
