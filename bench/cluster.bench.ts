@@ -45,6 +45,8 @@ const FAILOVER_ATTEMPT_TIMEOUT_MS = 250;
 const REDIS_DEFAULT_NODE_TIMEOUT_MS = 15_000;
 const REDIS_FAST_NODE_TIMEOUT_MS = 2_000;
 const GOAL_RF2_VS_RF1_MIN = 0.7;
+/** Tries per record while loading. */
+const LOAD_ATTEMPTS = 5;
 const GOAL_FAILOVER_MS_MAX = 2000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -130,7 +132,18 @@ async function load(client: Any, Aerospike: Any, ns: string, keys: number): Prom
   let next = 0;
   await Promise.all(
     Array.from({ length: IN_FLIGHT }, async () => {
-      while (next < keys) await client.put(new Aerospike.Key(ns, NS_SET, next++), { v: value });
+      while (next < keys) {
+        const key = new Aerospike.Key(ns, NS_SET, next++);
+        // A timeout on a loaded machine is retried (the put is idempotent); a persistent failure ends the run.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await client.put(key, { v: value });
+            break;
+          } catch (err) {
+            if (attempt >= LOAD_ATTEMPTS) throw err;
+          }
+        }
+      }
     }),
   );
 }

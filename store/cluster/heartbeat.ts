@@ -34,6 +34,14 @@ export const HEARTBEAT_INTERVAL_MS_DEFAULT = 150;
 export const HEARTBEAT_TIMEOUT_COUNT_DEFAULT = 10;
 /** A learned (not seed) endpoint whose node has been gone this many node timeouts is dropped. */
 const FORGET_TIMEOUTS = 10;
+/**
+ * A peer whose heartbeat endpoint refused this many connects in a row (nothing listens there:
+ * its process is gone) is declared gone without waiting for the node timeout, once its last
+ * pulse is older than REFUSED_GONE_INTERVALS intervals. A partition or a slow peer never refuses
+ * (connects time out or succeed), so only a dead process is detected early.
+ */
+const REFUSED_CONNECTS_GONE = 2;
+const REFUSED_GONE_INTERVALS = 2;
 /** Repeated refusal logs about one peer are held back for this long. */
 const REFUSAL_LOG_EVERY_MS = 60_000;
 /** A peer may advertise at most this many adjacent nodes (the cluster size limit is lower). */
@@ -103,6 +111,15 @@ export interface MembershipSnapshot {
   generation: number;
 }
 
+interface OutLink {
+  endpoint: Endpoint;
+  conn?: FabricConnection;
+  seed: boolean;
+  lastUsefulMs: number;
+  /** Connects refused in a row since the last pulse from the node at this endpoint. */
+  refusedConnects: number;
+}
+
 type FrameHandler = (payload: Buffer, reply: (kind: number, payload: Buffer) => void) => void;
 
 const epKey = (e: Endpoint): string => `${e.host}:${e.port}`;
@@ -112,7 +129,7 @@ export class Heartbeat {
   readonly #incarnation: string;
   readonly #peers = new Map<string, PeerState>();
   /** Outgoing connections by endpoint; seeds are never forgotten. */
-  readonly #out = new Map<string, { endpoint: Endpoint; conn?: FabricConnection; seed: boolean; lastUsefulMs: number }>();
+  readonly #out = new Map<string, OutLink>();
   /** Endpoints that turned out to be this node. */
   readonly #self = new Set<string>();
   readonly #refusalLoggedMs = new Map<string, number>();
@@ -134,7 +151,7 @@ export class Heartbeat {
     this.#incarnation = [random.u32(), random.u32()].map((x) => x.toString(16).padStart(8, '0')).join('');
     const self = this.#selfMember();
     this.#snapshot = { members: [self], clusterKey: clusterKeyOf([self]), generation: 1 };
-    for (const s of o.seeds) this.#out.set(epKey(s), { endpoint: s, seed: true, lastUsefulMs: o.clock.nowMs() });
+    for (const s of o.seeds) this.#out.set(epKey(s), { endpoint: s, seed: true, lastUsefulMs: o.clock.nowMs(), refusedConnects: 0 });
     this.#handlers.set(FabricKind.PULSE, (p, reply) => this.#onPulse(p, reply));
     this.#handlers.set(FabricKind.REFUSED, (p) => this.#onRefused(p));
   }
@@ -256,8 +273,9 @@ export class Heartbeat {
     }
   }
 
-  #ensure(o: { endpoint: Endpoint; conn?: FabricConnection }): FabricConnection {
+  #ensure(o: OutLink): FabricConnection {
     if (o.conn && !o.conn.closed) return o.conn;
+    if (o.conn?.refused) o.refusedConnects++;
     const conn = this.#o.transport.connect(o.endpoint);
     // Replies (refusals, proxy responses) come back on our own outgoing connection.
     conn.onFrame((f) => this.#dispatch(f, (kind, payload) => conn.send(frame(kind, payload))));
@@ -342,6 +360,8 @@ export class Heartbeat {
       ...(p.rackId !== undefined ? { rackId: p.rackId } : {}),
     });
     this.#learn(p.heartbeat, now);
+    const link = this.#out.get(epKey(p.heartbeat));
+    if (link) link.refusedConnects = 0;
     for (const a of p.adjacency) if (a.nodeId !== this.#o.nodeId) this.#learn(a.heartbeat, now);
     const changed = !prev || restarted || prev.rackId !== p.rackId || prev.principal !== p.principal || !sameIds(prev.members, members) || !sameSet(prev.hears, hears);
     if (changed) this.#recompute(now, false);
@@ -363,15 +383,21 @@ export class Heartbeat {
     if (this.#self.has(key)) return;
     const o = this.#out.get(key);
     if (o) o.lastUsefulMs = now;
-    else this.#out.set(key, { endpoint, seed: false, lastUsefulMs: now });
+    else this.#out.set(key, { endpoint, seed: false, lastUsefulMs: now, refusedConnects: 0 });
   }
 
   #expire(now: number): void {
     let gone = false;
     for (const [id, p] of this.#peers) {
-      if (now - p.lastSeenMs > this.nodeTimeoutMs) {
+      const silentMs = now - p.lastSeenMs;
+      const refused = this.#out.get(epKey(p.heartbeat))?.refusedConnects ?? 0;
+      if (silentMs > this.nodeTimeoutMs) {
         this.#peers.delete(id);
-        this.#o.log?.('warn', `node ${id} at ${epKey(p.heartbeat)} is gone (no heartbeat for ${now - p.lastSeenMs} ms)`);
+        this.#o.log?.('warn', `node ${id} at ${epKey(p.heartbeat)} is gone (no heartbeat for ${silentMs} ms)`);
+        gone = true;
+      } else if (refused >= REFUSED_CONNECTS_GONE && silentMs > REFUSED_GONE_INTERVALS * this.#o.intervalMs) {
+        this.#peers.delete(id);
+        this.#o.log?.('warn', `node ${id} at ${epKey(p.heartbeat)} is gone (its heartbeat port refused ${refused} connects; no heartbeat for ${silentMs} ms)`);
         gone = true;
       }
     }

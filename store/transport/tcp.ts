@@ -24,18 +24,25 @@ class TcpConnection implements FabricConnection {
    * per frame (a syscall is the largest cost of a small frame).
    */
   #corked = false;
+  #refused = false;
   constructor(
     private readonly socket: net.Socket,
     readonly remote: string,
   ) {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('error', () => {});
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ECONNREFUSED') this.#refused = true;
+    });
     socket.on('close', () => this.#end());
   }
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  get refused(): boolean {
+    return this.#refused;
   }
 
   send(frame: Buffer): void {

@@ -26,6 +26,13 @@ export interface FabricConnection {
   onClose(cb: () => void): void;
   close(): void;
   readonly closed: boolean;
+  /**
+   * True once the connect was actively refused: the endpoint's host answered that nothing
+   * listens there (TCP RST, ECONNREFUSED), so the process behind it is not running. Not a
+   * timeout or an unreachable network (a partition is told apart from a dead process this way).
+   * Optional: a transport that cannot tell leaves it undefined and peers are timed out instead.
+   */
+  readonly refused?: boolean;
 }
 
 export interface FabricListener {

@@ -125,3 +125,38 @@ test('a pulse with another cluster-name never makes a member', async (t) => {
   t.is(a.snapshot().members.length, 1);
   t.is(b.snapshot().members.length, 1);
 });
+
+test('over TCP, a peer whose process is gone (its heartbeat port refuses connects) leaves long before the node timeout', async (t) => {
+  const { tcpTransport } = await import('../../store/transport/tcp.js');
+  const { freePort } = await import('../helpers/procs.js');
+  const host = '127.0.0.1';
+  // A node timeout of 60 s: far longer than the bounded wait below, so only refusals can explain a departure.
+  const intervalMs = 50;
+  const timeoutCount = 1200;
+  const logs: string[] = [];
+  const ports = [await freePort(), await freePort()];
+  const mk = (nodeId: string, i: number): Heartbeat =>
+    new Heartbeat({
+      nodeId,
+      clusterName: 'tcp',
+      listen: { host, port: ports[i]! },
+      service: () => ({ host, port: 3000 + i }),
+      seeds: i === 0 ? [] : [{ host, port: ports[0]! }],
+      intervalMs,
+      timeoutCount,
+      transport: tcpTransport,
+      clock: systemClock,
+      timers: systemTimers,
+      log: (_level, msg) => logs.push(`${nodeId}: ${msg}`),
+    });
+  const a = mk('A1', 0);
+  const b = mk('B2', 1);
+  t.teardown(() => Promise.all([a.stop(), b.stop()]));
+  await a.start();
+  await b.start();
+  await waitFor(() => a.snapshot().members.length === 2 && b.snapshot().members.length === 2, WAIT_MS, 'A and B to join');
+  // B's process "dies": its listener and connections close; A's connects to it are refused.
+  await b.stop();
+  await waitFor(() => a.snapshot().members.length === 1, WAIT_MS, 'A to see B gone');
+  t.true(logs.some((l) => /^A1: node B2 .* is gone \(its heartbeat port refused \d+ connects/.test(l)), logs.join('\n'));
+});
