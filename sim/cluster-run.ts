@@ -94,6 +94,7 @@ async function crashAndRestart(w: World, r: Random, node: SimClusterNode): Promi
   // Usually while writes are not yet synced: that is where a crash can hurt.
   const waitUntil = w.sched.nowMs + (r.int(4) === 0 ? 0 : 300);
   while (node.device.unsyncedWrites === 0 && w.sched.nowMs < waitUntil) await w.sched.sleep('faults', 1);
+  w.sched.note(`crash ${node.owner} unsynced=${node.device.unsyncedWrites}`);
   node.crash();
   await w.sched.sleep('faults', 200 + r.int(DOWN_MS_MAX));
   await node.start();

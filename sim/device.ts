@@ -37,6 +37,8 @@ export class SimDevice implements BlockDevice {
   readonly #durable: Array<Buffer | undefined>;
   /** Completed writes not yet covered by a sync, oldest first. */
   #unsynced: PendingWrite[] = [];
+  /** Writes covered by syncs still in flight: not durable until the sync completes. */
+  readonly #syncing = new Set<PendingWrite[]>();
   /** Counters a run reports. */
   readonly stats = { writes: 0, syncs: 0, lost: 0, torn: 0, flipped: 0 };
 
@@ -64,9 +66,11 @@ export class SimDevice implements BlockDevice {
     return buf;
   }
 
-  /** Completed writes a crash now would put at risk. */
+  /** Completed writes a crash now would put at risk (not synced, or their sync still running). */
   get unsyncedWrites(): number {
-    return this.#unsynced.length;
+    let n = this.#unsynced.length;
+    for (const c of this.#syncing) n += c.length;
+    return n;
   }
 
   read(b: number, offset: number, length: number): Buffer {
@@ -87,7 +91,9 @@ export class SimDevice implements BlockDevice {
     // Only writes completed before the sync started are covered by it.
     const covered = this.#unsynced;
     this.#unsynced = [];
+    this.#syncing.add(covered);
     await this.sched.sleep(this.owner, this.random.int(this.faults.ioDelayMsMax + 1));
+    this.#syncing.delete(covered);
     for (const w of covered) w.bytes.copy(this.#block(this.#durable, w.b), w.offset);
     this.stats.syncs++;
   }
@@ -102,7 +108,9 @@ export class SimDevice implements BlockDevice {
   crash(newOwner: string): SimDevice {
     const image = this.#durable.map((b) => (b ? Buffer.from(b) : undefined));
     image.length = this.blockCount;
-    for (const w of this.#unsynced) {
+    // A crash during a sync: what it covered is as much at risk as what it did not reach yet.
+    const atRisk = [...[...this.#syncing].flat(), ...this.#unsynced];
+    for (const w of atRisk) {
       const roll = this.random.int(100);
       if (roll < this.faults.lostPct) {
         this.stats.lost++;
@@ -121,6 +129,7 @@ export class SimDevice implements BlockDevice {
       bytes.copy(this.#block(image, w.b), w.offset);
     }
     this.#unsynced = [];
+    this.#syncing.clear();
     const next = new SimDevice(this.blockBytes, this.blockCount, this.sched, newOwner, this.random, this.faults, image);
     Object.assign(next.stats, this.stats);
     return next;

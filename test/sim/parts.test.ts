@@ -45,6 +45,23 @@ test('device: a crash keeps synced writes, and loses or tears unsynced ones', as
   t.is(after.stats.lost + after.stats.torn, 20);
 });
 
+test('device: a crash while a sync is in flight puts the writes it covers at risk too', async (t) => {
+  const s = new Scheduler();
+  const dev = new SimDevice(4096, 2, s, 'n1', seededRandom(11), { ioDelayMsMax: 8, lostPct: 100, tornPct: 0, bitFlipPct: 0 });
+  let wrote = false;
+  void (async () => {
+    for (let i = 0; i < 10; i++) await dev.write(0, i * 100, Buffer.alloc(100, 3));
+    wrote = true;
+    await dev.sync();
+  })();
+  await s.runUntil(Number.MAX_SAFE_INTEGER, () => wrote);
+  // The sync has started (its writes left the unsynced list) but not completed.
+  t.is(dev.unsyncedWrites, 10, 'writes under a running sync still count as at risk');
+  const after = dev.crash('n2');
+  t.deepEqual(after.read(0, 0, 1000), Buffer.alloc(1000), 'none of them is durable');
+  t.is(after.stats.lost, 10);
+});
+
 test('kafka log: down refuses, data and committed offsets survive; a failed batch is redelivered', async (t) => {
   const s = new Scheduler();
   const log = new SimKafkaLog(s, seededRandom(9));
@@ -106,6 +123,38 @@ test('network: delivers in order without faults; loses and duplicates under faul
     net.transportFor('a', 'A').connect({ host: 'b', port: 1 }).onClose(() => (refused = true));
     await s.sleep('test', 100);
     t.true(refused, 'no new connection across a partition');
+    finished = true;
+  })();
+  await s.runUntil(Number.MAX_SAFE_INTEGER, () => finished);
+  t.true(finished);
+});
+
+test('network: per-link faults and pairwise cuts (a partial partition: a-c cut, a-b and b-c up)', async (t) => {
+  const s = new Scheduler();
+  const net = new SimNetwork(s, seededRandom(4));
+  const got = new Map<string, number>();
+  let finished = false;
+  void (async () => {
+    for (const h of ['b', 'c']) await net.transportFor(h, h).listen({ host: h, port: 1 }, (conn) => conn.onFrame((f) => got.set(`${f.toString()}>${h}`, (got.get(`${f.toString()}>${h}`) ?? 0) + 1)));
+    net.setLinkFaults('a', 'b', { lossPct: 100 });
+    const ab = net.transportFor('a', 'a').connect({ host: 'b', port: 1 });
+    const cb = net.transportFor('c', 'c').connect({ host: 'b', port: 1 });
+    for (let i = 0; i < 20; i++) {
+      ab.send(Buffer.from('a'));
+      cb.send(Buffer.from('c'));
+    }
+    await s.sleep('test', 100);
+    t.is(got.get('a>b'), undefined, 'the lossy link loses everything');
+    t.is(got.get('c>b'), 20, 'other links are untouched');
+    net.clearLinkFaults();
+    net.cut(['a', 'c']);
+    let refused = false;
+    net.transportFor('a', 'a').connect({ host: 'c', port: 1 }).onClose(() => (refused = true));
+    const ab2 = net.transportFor('a', 'a').connect({ host: 'b', port: 1 });
+    ab2.send(Buffer.from('a'));
+    await s.sleep('test', 100);
+    t.true(refused && net.isCut('c', 'a'), 'a and c cannot reach each other, both ways');
+    t.is(got.get('a>b'), 1, 'a still reaches b');
     finished = true;
   })();
   await s.runUntil(Number.MAX_SAFE_INTEGER, () => finished);
