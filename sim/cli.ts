@@ -1,11 +1,13 @@
 /**
- * `npm run sim -- --seed N [--ops K] [--seeds M] [--nodes C] [--scenario S] [--no-faults] [--ship-expirations] [--verbose]`:
+ * `npm run sim -- --seed N [--ops K] [--seeds M] [--nodes C [--xdr]] [--scenario S] [--no-faults] [--ship-expirations] [--verbose]`:
  * runs seeds N..N+M-1, prints each seed first, then a summary line; a failing seed prints its
  * failures and the command that replays it. Exit code 1 when any seed failed.
  *
  * `--nodes C` (2..8) runs the cluster simulation (sim/cluster-run.ts): one site of C nodes,
  * each the real node assembly, with crashes, partitions (also partial) and message loss.
- * Without it, the XDR simulation (sim/run.ts): site A, Kafka, the receiver and site B, one node each.
+ * With `--xdr` as well, site A's cluster also ships through Kafka and the receiver to a site B
+ * cluster of the same size, and B must end equal to A. Without `--nodes`, the XDR simulation
+ * (sim/run.ts): site A, Kafka, the receiver and site B, one node each.
  */
 import { parseArgs } from 'node:util';
 import { CLUSTER_NODES_MAX, runClusterSimulation } from './cluster-run.js';
@@ -21,6 +23,7 @@ const { values } = parseArgs({
     'ship-expirations': { type: 'boolean', default: false },
     nodes: { type: 'string' },
     scenario: { type: 'string', default: 'random' },
+    xdr: { type: 'boolean', default: false },
   },
 });
 
@@ -47,6 +50,10 @@ if (scenario !== 'random' && scenario !== 'partial-partition') {
   process.stderr.write(`--scenario must be random or partial-partition, got ${scenario}\n`);
   process.exit(2);
 }
+if (nodes === undefined && values.xdr) {
+  process.stderr.write('--xdr needs --nodes (without it the simulation is the one-node-per-site XDR run already)\n');
+  process.exit(2);
+}
 if (nodes === undefined && scenario !== 'random') {
   process.stderr.write('--scenario needs --nodes (it is a cluster scenario)\n');
   process.exit(2);
@@ -59,14 +66,14 @@ for (let seed = first; seed < first + seeds; seed++) {
   const r =
     nodes === undefined
       ? await runSimulation({ seed, ops, faults: !values['no-faults'], shipExpirations: values['ship-expirations'], ...(log ? { log } : {}) })
-      : await runClusterSimulation({ seed, ops, nodes, scenario, faults: !values['no-faults'], ...(log ? { log } : {}) });
+      : await runClusterSimulation({ seed, ops, nodes, scenario, xdr: values.xdr, faults: !values['no-faults'], ...(log ? { log } : {}) });
   const ms = Number((process.hrtime.bigint() - started) / 1_000_000n);
   const s = Object.entries(r.summary).map(([k, v]) => `${k}=${v}`).join(' ');
   process.stdout.write(`${r.ok ? 'ok' : 'FAILED'} trace=${r.traceHash} wall=${ms}ms ${s}\n`);
   if (!r.ok) {
     failed++;
     for (const f of r.failures.slice(0, 20)) process.stdout.write(`  ${f}\n`);
-    const cluster = nodes === undefined ? '' : ` --nodes ${nodes}${scenario !== 'random' ? ` --scenario ${scenario}` : ''}`;
+    const cluster = nodes === undefined ? '' : ` --nodes ${nodes}${scenario !== 'random' ? ` --scenario ${scenario}` : ''}${values.xdr ? ' --xdr' : ''}`;
     process.stdout.write(`  replay: npm run sim -- --seed ${seed} --ops ${ops}${cluster}${values['no-faults'] ? ' --no-faults' : ''}${values['ship-expirations'] ? ' --ship-expirations' : ''}\n`);
   }
 }

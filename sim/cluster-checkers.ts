@@ -61,7 +61,8 @@ export function checkMembership(nodes: readonly SimClusterNode[]): string[] {
   return out;
 }
 
-function partitionImage(n: SimClusterNode, pid: number): Map<string, string> {
+/** One partition of one node as the checkers compare it (tombstones included). */
+export function partitionImage(n: SimClusterNode, pid: number): Map<string, string> {
   const out = new Map<string, string>();
   const ns = n.ns;
   if (!ns) return out;

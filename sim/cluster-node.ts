@@ -12,6 +12,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { RunningNode } from '../store/assembly/running-node.js';
+import type { NodeExtension } from '../store/api.js';
 import type { NamespaceConfig, NodeConfig } from '../store/config.js';
 import type { Namespace } from '../store/namespace/namespace.js';
 import { seededRandom } from '../store/runtime/index.js';
@@ -62,7 +63,7 @@ function namespaceConfig(dir: string): NamespaceConfig {
   };
 }
 
-export function simNodeConfig(nodeId: string, host: string, seeds: string[], dataDir: string): NodeConfig {
+export function simNodeConfig(nodeId: string, host: string, seeds: string[], dataDir: string, clusterName = 'sim'): NodeConfig {
   return {
     nodeId,
     rackId: undefined,
@@ -76,7 +77,7 @@ export function simNodeConfig(nodeId: string, host: string, seeds: string[], dat
       timeoutCount: SIM_HEARTBEAT_TIMEOUT_COUNT,
     },
     data: dataDir,
-    clusterName: 'sim',
+    clusterName,
     shutdownTimeoutS: 10,
     host,
     advertiseHost: host,
@@ -94,6 +95,8 @@ export class SimClusterNode {
   service: SimService | undefined;
   /** Between a crash (or the start of a clean stop) and the end of the next start. */
   up = false;
+  /** Extensions of each incarnation (the shipper), made with that incarnation's owner. */
+  extensions: ((owner: string) => NodeExtension[]) | undefined;
   readonly #config: NodeConfig;
 
   constructor(
@@ -105,9 +108,10 @@ export class SimClusterNode {
     dataDir: string,
     public device: SimDevice,
     private readonly seed: number,
+    clusterName = 'sim',
   ) {
     mkdirSync(dataDir, { recursive: true });
-    this.#config = simNodeConfig(nodeId, host, seeds, dataDir);
+    this.#config = simNodeConfig(nodeId, host, seeds, dataDir, clusterName);
   }
 
   get owner(): string {
@@ -133,6 +137,7 @@ export class SimClusterNode {
       openDevice: () => device,
       writeLogInMemory: true,
       startWire: simWire((s) => (this.service = s)),
+      extensions: this.extensions?.(owner) ?? [],
       log: (level, msg) => this.sched.note(`${owner} ${level} ${msg}`),
     });
     this.up = true;

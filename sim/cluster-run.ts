@@ -16,17 +16,21 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeRecordCommand } from '../store/client/request.js';
+import { encodeRecordCommand, encodeReplicatedWrite } from '../store/client/request.js';
 import { computeDigest, partitionOf } from '../store/digest.js';
 import type { PartitionTable } from '../store/cluster/partition-table.js';
 import { seededRandom, type Random } from '../store/runtime/index.js';
-import { ResultCode } from '../store/types.js';
+import { ConflictPolicy, PARTITION_COUNT, ResultCode } from '../store/types.js';
 import { decodeMsg, encodeMsgFrame } from '../store/wire/message.js';
 import { PROTO_HEADER_BYTES } from '../store/wire/proto.js';
-import { checkClusterLedger, checkMembership, checkReplicas, type KeyOp } from './cluster-checkers.js';
+import { Receiver, type Destination } from '../receiver/receiver.js';
+import { Shipper } from '../shipper/shipper.js';
+import { compareSites } from './checkers.js';
+import { checkClusterLedger, checkMembership, checkReplicas, partitionImage, type KeyOp } from './cluster-checkers.js';
+import { SimKafkaLog } from './kafka-log.js';
 import { SimClusterNode } from './cluster-node.js';
 import { NETWORK_FAULTS_NONE, SimNetwork } from './network.js';
-import type { SimResult } from './run.js';
+import { TOPIC, xdrConfig, type SimResult } from './run.js';
 import { SIM_EPOCH_MS, Scheduler } from './scheduler.js';
 import { newDevice } from './site.js';
 import { SIM_NAMESPACE, SIM_SET, Workload, type SimCommand } from './workload.js';
@@ -43,7 +47,19 @@ export interface ClusterSimOptions {
   nodes?: number;
   faults?: boolean;
   scenario?: ClusterScenario;
+  /** Also replicate to a second site (a cluster of the same size) through the shipper, Kafka and the receiver. */
+  xdr?: boolean;
   log?: (line: string) => void;
+}
+
+/** The XDR half of a run: site B's nodes, the Kafka log, the receiver and A's shippers. */
+interface Xdr {
+  log: SimKafkaLog;
+  bNodes: SimClusterNode[];
+  bClient: Client;
+  receiver: Receiver | undefined;
+  /** The current incarnation's shipper of each A node. */
+  shippers: Map<string, Shipper>;
 }
 
 /** Largest virtual gap between client commands, ms. */
@@ -65,6 +81,8 @@ const DOWN_MS_MAX = 4000;
 const SETTLE_MS_MAX = 60_000;
 /** After a partition heals, writes this long after still count as written in a split. */
 const REFORM_MS = 5000;
+/** The receiver's replicated write to B gives up after this long (and retries the batch). */
+const APPLY_TIMEOUT_MS = 1000;
 
 interface World {
   sched: Scheduler;
@@ -206,21 +224,22 @@ class Client {
   constructor(
     private readonly w: World,
     private readonly r: Random,
+    private readonly nodes: readonly SimClusterNode[] = w.nodes,
   ) {}
 
   /** The node this client sends a command for pid to: its map's master, or any node. */
   target(pid: number): SimClusterNode | undefined {
     const w = this.w;
-    const up = upNodes(w);
+    const up = this.nodes.filter((n) => n.up);
     if (up.length === 0) return undefined;
     if (w.sched.nowMs - this.#refreshedMs >= MAP_REFRESH_MS) {
       const from = up[this.r.int(up.length)]!;
       this.#table = from.running?.cluster?.table(SIM_NAMESPACE);
       this.#refreshedMs = w.sched.nowMs;
     }
-    if (this.r.int(100) < RANDOM_NODE_PCT || !this.#table) return w.nodes[this.r.int(w.nodes.length)];
+    if (this.r.int(100) < RANDOM_NODE_PCT || !this.#table) return this.nodes[this.r.int(this.nodes.length)];
     const master = this.#table.nodeAt(pid, 0);
-    return w.nodes.find((n) => n.nodeId === master);
+    return this.nodes.find((n) => n.nodeId === master);
   }
 
   /** Sends one command; resolves with its result code and generation, or 'timeout' / 'refused'. */
@@ -286,9 +305,66 @@ async function runWorkload(w: World, r: Random, ops: number, ledger: Map<string,
   while (client.inFlight > 0) await w.sched.sleep('client', 10);
 }
 
-/** Converged: every node up, one member list, no migrations left, replicas equal to masters. */
-function converged(w: World): boolean {
-  return checkMembership(w.nodes).length === 0 && w.nodes.every((n) => n.running?.cluster?.migrationsRemaining() === 0) && checkReplicas(w.nodes, 1).length === 0;
+/** Converged: every node up, one member list, no migrations left, replicas equal to masters; with XDR, B caught up. */
+function converged(w: World, x: Xdr | undefined): boolean {
+  const site = (nodes: SimClusterNode[]): boolean => checkMembership(nodes).length === 0 && nodes.every((n) => n.running?.cluster?.migrationsRemaining() === 0) && checkReplicas(nodes, 1).length === 0;
+  if (!site(w.nodes)) return false;
+  if (!x) return true;
+  if ([...x.shippers.values()].some((sh) => sh.stats().some((s) => s.recordsBehind > 0 || s.recoveringPartitions > 0))) return false;
+  return site(x.bNodes) && compareSites(siteImage(w.nodes), siteImage(x.bNodes), 1).length === 0;
+}
+
+/** Every record of a site as its masters hold it (per the first running node's table). */
+function siteImage(nodes: readonly SimClusterNode[]): Map<string, string> {
+  const out = new Map<string, string>();
+  const table = nodes.find((n) => n.running?.cluster)?.running?.cluster?.table(SIM_NAMESPACE);
+  if (!table) return out;
+  const byId = new Map(nodes.map((n) => [n.nodeId, n]));
+  for (let pid = 0; pid < PARTITION_COUNT; pid++) for (const [d, v] of partitionImage(byId.get(table.nodeAt(pid, 0))!, pid)) out.set(d, v);
+  return out;
+}
+
+/** B as the receiver reaches it: a replicated write sent through a client to B's master. */
+function destinationB(x: Xdr): Destination {
+  return {
+    applyReplicated: async (v, policy) => {
+      const enc = encodeReplicatedWrite(v, policy, APPLY_TIMEOUT_MS);
+      const res = await x.bClient.send(encodeMsgFrame(enc.header, enc.fields, enc.ops), partitionOf(v.digest));
+      return { resultCode: typeof res === 'string' ? ResultCode.TIMEOUT : res.code };
+    },
+    close: () => undefined,
+  };
+}
+
+function setUpXdr(w: World, root: Random, dataRoot: string): Xdr {
+  const n = w.nodes.length;
+  const hosts = Array.from({ length: n }, (_, i) => `b${i + 1}`);
+  const bNodes = hosts.map((h, i) => {
+    const seed = root.u32();
+    return new SimClusterNode(w.sched, w.net, `B${i + 1}`, h, hosts.filter((x) => x !== h), join(dataRoot, h), newDevice(w.sched, `${h}#1`, seed), seed, 'sim-b');
+  });
+  const x: Xdr = { log: new SimKafkaLog(w.sched, seededRandom(root.u32())), bNodes, bClient: undefined as unknown as Client, receiver: undefined, shippers: new Map() };
+  x.bClient = new Client(w, seededRandom(root.u32()), bNodes);
+  let shipperSeq = 0;
+  for (const node of w.nodes) {
+    node.extensions = (owner) => {
+      const sh = new Shipper(xdrConfig(false), () => undefined, { clock: w.sched.clock, timers: w.sched.timersFor(owner), random: seededRandom(1000 + ++shipperSeq), kafka: x.log.linkFor(owner) });
+      x.shippers.set(node.nodeId, sh);
+      return [sh];
+    };
+  }
+  return x;
+}
+
+async function startReceiver(w: World, x: Xdr): Promise<void> {
+  const owner = 'R#1';
+  const rt = { clock: w.sched.clock, timers: w.sched.timersFor(owner), random: seededRandom(101) };
+  x.receiver = new Receiver({
+    brokers: ['sim:9092'], topics: [TOPIC], groupId: 'ferry-B', destination: [], policy: ConflictPolicy.GENERATION, deadLetterTopic: '',
+    applyConcurrency: 4, fromBeginning: true, runtime: rt, kafka: x.log.linkFor(owner), connectDestination: () => Promise.resolve(destinationB(x)),
+    log: (msg, err) => w.sched.note(`R ${msg} ${(err as Error | undefined)?.message ?? ''}`),
+  });
+  await x.receiver.start();
 }
 
 export async function runClusterSimulation(o: ClusterSimOptions): Promise<SimResult> {
@@ -308,6 +384,7 @@ export async function runClusterSimulation(o: ClusterSimOptions): Promise<SimRes
     return new SimClusterNode(sched, net, id, hosts[i]!, hosts.filter((h) => h !== hosts[i]), join(dataRoot, hosts[i]!), newDevice(sched, `${hosts[i]}#1`, seed), seed);
   });
   const w: World = { sched, net, nodes, errors: [], counters: {}, splits: [], violations: [] };
+  const x = o.xdr ? setUpXdr(w, root, dataRoot) : undefined;
   const ledger = new Map<string, KeyOp[]>();
   const onUnhandled = (err: unknown): void => void w.errors.push(`unhandled rejection: ${(err as Error).stack ?? String(err)}`);
   process.on('unhandledRejection', onUnhandled);
@@ -315,7 +392,8 @@ export async function runClusterSimulation(o: ClusterSimOptions): Promise<SimRes
   let done = false;
   const failures: string[] = [];
   const main = async (): Promise<void> => {
-    await Promise.all(nodes.map((x) => x.start()));
+    await Promise.all([...nodes, ...(x?.bNodes ?? [])].map((node) => node.start()));
+    if (x) await startReceiver(w, x);
     phase = 'workload';
     let workloadDone = false;
     const scenario = o.scenario ?? 'random';
@@ -327,9 +405,9 @@ export async function runClusterSimulation(o: ClusterSimOptions): Promise<SimRes
     net.heal();
     net.clearLinkFaults();
     net.faults = { ...NETWORK_FAULTS_NONE };
-    for (const x of nodes) if (!x.up) await x.start();
+    for (const node of nodes) if (!node.up) await node.start();
     const settleUntil = sched.nowMs + SETTLE_MS_MAX;
-    while (!converged(w) && sched.nowMs < settleUntil) await sched.sleep('client', 500);
+    while (!converged(w, x) && sched.nowMs < settleUntil) await sched.sleep('client', 500);
     phase = 'check';
   };
   const started = main().then(
@@ -349,10 +427,15 @@ export async function runClusterSimulation(o: ClusterSimOptions): Promise<SimRes
   const now = sched.nowMs;
   if (done && phase === 'check') {
     failures.push(...checkMembership(nodes).map((s) => `membership: ${s}`));
-    const remaining = nodes.map((x) => x.running?.cluster?.migrationsRemaining() ?? -1);
+    const remaining = nodes.map((node) => node.running?.cluster?.migrationsRemaining() ?? -1);
     if (remaining.some((r) => r !== 0)) failures.push(`migrations: still remaining after ${SETTLE_MS_MAX} ms of quiet: ${remaining.join(',')}`);
     failures.push(...checkReplicas(nodes).map((s) => `replica != master: ${s}`));
     failures.push(...checkClusterLedger(nodes, ledger, w.splits).map((s) => `ledger: ${s}`));
+    if (x) {
+      failures.push(...checkMembership(x.bNodes).map((s) => `B membership: ${s}`));
+      failures.push(...checkReplicas(x.bNodes).map((s) => `B replica != master: ${s}`));
+      failures.push(...compareSites(siteImage(nodes), siteImage(x.bNodes)).map((s) => `B != A: ${s}`));
+    }
   }
   failures.push(...w.violations, ...w.errors);
   const summary: Record<string, number | string> = {
@@ -363,11 +446,13 @@ export async function runClusterSimulation(o: ClusterSimOptions): Promise<SimRes
     netSent: net.stats.sent,
     netDropped: net.stats.dropped,
     netDuplicated: net.stats.duplicated,
-    deviceLost: nodes.reduce((s, x) => s + x.device.stats.lost, 0),
-    deviceTorn: nodes.reduce((s, x) => s + x.device.stats.torn, 0),
+    deviceLost: nodes.reduce((s, node) => s + node.device.stats.lost, 0),
+    deviceTorn: nodes.reduce((s, node) => s + node.device.stats.torn, 0),
     ...Object.fromEntries(Object.entries(w.counters).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
   };
-  for (const x of nodes) sched.kill(x.owner);
+  if (x) summary.produced = x.log.stats.produced;
+  for (const node of [...nodes, ...(x?.bNodes ?? [])]) sched.kill(node.owner);
+  sched.kill('R#1');
   rmSync(dataRoot, { recursive: true, force: true });
   return { seed: o.seed, ok: failures.length === 0, failures, traceHash: sched.traceHash, summary };
 }

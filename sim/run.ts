@@ -57,7 +57,7 @@ const FAULT_WINDOW_MS_MAX = 4000;
 const KAFKA_DOWN_MS_MAX = 8000;
 /** Virtual time the system gets to converge once faults stop. */
 const SETTLE_MS_MAX = 60_000;
-const TOPIC = 'ferry.A.sim';
+export const TOPIC = 'ferry.A.sim';
 /** The last fault must have finished this long after the workload ends. */
 const FAULT_FINISH_MS_MAX = 60_000;
 /** The receiver's apply to B gives up after this long. */
@@ -90,7 +90,7 @@ interface World {
   counters: Record<string, number>;
 }
 
-function xdrConfig(shipExpirations: boolean): XdrConfig {
+export function xdrConfig(shipExpirations: boolean): XdrConfig {
   return {
     site: 'A',
     destinations: [
