@@ -54,6 +54,9 @@ class SimConnection implements FabricConnection {
     return this.#closed;
   }
 
+  /** The connect found nothing listening (a crashed process), as TCP's ECONNREFUSED; a cut never refuses. */
+  refused = false;
+
   /** Frames sent while connecting, sent once the connection is up. */
   pending: Buffer[] = [];
 
@@ -148,6 +151,7 @@ export class SimNetwork {
     this.sched.at(owner, this.delayMs(), () => {
       const accept = this.#listeners.get(keyOf(endpoint));
       if (!accept || this.isCut(host, endpoint.host) || local.closed) {
+        if (!accept && !this.isCut(host, endpoint.host)) local.refused = true;
         local.end();
         return;
       }
