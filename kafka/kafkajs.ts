@@ -4,7 +4,7 @@
  */
 import { CompressionTypes, Kafka, logLevel, type Admin, type KafkaConfig, type Producer } from 'kafkajs';
 import { NO_KAFKA_SECURITY, kafkaClientSecurity } from './security.js';
-import { MessageTooLargeError, type KafkaConsumer, type KafkaLink, type KafkaLinkFactory, type KafkaProducer, type KafkaRole } from './link.js';
+import { MessageTooLargeError, type PartitionLag, type TopicPartition, type KafkaConsumer, type KafkaLink, type KafkaLinkFactory, type KafkaProducer, type KafkaRole } from './link.js';
 
 /** The shipper fails fast (its own loop retries with backoff); the receiver rides out outages. */
 const PROFILES: Record<KafkaRole, Pick<KafkaConfig, 'retry' | 'connectionTimeout' | 'requestTimeout'>> = {
@@ -90,7 +90,12 @@ export const kafkajsLink: KafkaLinkFactory = ({ role, clientId, brokers, securit
     },
     async consumer({ groupId, topics, fromBeginning }) {
       const c = kafka.consumer({ groupId, ...CONSUMER });
+      let assigned: TopicPartition[] = [];
+      c.on(c.events.GROUP_JOIN, (e) => {
+        assigned = Object.entries(e.payload.memberAssignment).flatMap(([topic, ps]) => ps.map((partition) => ({ topic, partition })));
+      });
       const consumer: KafkaConsumer = {
+        assigned: () => assigned,
         async run({ eachBatch, onCrash }) {
           c.on(c.events.CRASH, (e) => onCrash(e.payload.error, e.payload.restart));
           await c.run({
@@ -111,12 +116,15 @@ export const kafkajsLink: KafkaLinkFactory = ({ role, clientId, brokers, securit
       return consumer;
     },
     async groupLag(groupId, topics) {
+      return (await link.partitionLags(groupId, topics)).reduce((sum, p) => sum + p.lag, 0);
+    },
+    async partitionLags(groupId, topics) {
       if (!admin) {
         const a = kafka.admin();
         await a.connect();
         admin = a;
       }
-      let lag = 0;
+      const out: PartitionLag[] = [];
       for (const topic of topics) {
         const ends = await admin.fetchTopicOffsets(topic);
         const committed = await admin.fetchOffsets({ groupId, topics: [topic] });
@@ -124,10 +132,10 @@ export const kafkajsLink: KafkaLinkFactory = ({ role, clientId, brokers, securit
         for (const t of committed) for (const p of t.partitions) done.set(p.partition, BigInt(p.offset));
         for (const e of ends) {
           const c = done.get(e.partition) ?? -1n;
-          lag += Number(BigInt(e.high) - (c < 0n ? BigInt(e.low) : c));
+          out.push({ topic, partition: e.partition, lag: Number(BigInt(e.high) - (c < 0n ? BigInt(e.low) : c)) });
         }
       }
-      return lag;
+      return out;
     },
     async close() {
       await admin?.disconnect().catch(() => undefined);

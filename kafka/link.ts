@@ -63,9 +63,20 @@ export interface BatchControl {
 export interface KafkaConsumer {
   /** Starts delivering; resolves once running. `onCrash(err, willRestart)` reports consumer failures. */
   run(o: { eachBatch: (batch: ConsumedBatch, ctl: BatchControl) => Promise<void>; onCrash: (err: Error, willRestart: boolean) => void }): Promise<void>;
+  /** The topic partitions the group currently gives this consumer (empty until it has joined). */
+  assigned(): TopicPartition[];
   /** Commits `offset` (the next offset to read) for the group. */
   commit(topic: string, partition: number, offset: string): Promise<void>;
   disconnect(): Promise<void>;
+}
+
+export interface TopicPartition {
+  topic: string;
+  partition: number;
+}
+
+export interface PartitionLag extends TopicPartition {
+  lag: number;
 }
 
 /** One client of one Kafka cluster (kafkajs: one `Kafka` instance). */
@@ -80,6 +91,8 @@ export interface KafkaLink {
   consumer(o: { groupId: string; topics: string[]; fromBeginning: boolean }): Promise<KafkaConsumer>;
   /** Messages not yet committed by the group (end offset - committed, or - low when none), over all partitions. */
   groupLag(groupId: string, topics: string[]): Promise<number>;
+  /** The same per topic partition. */
+  partitionLags(groupId: string, topics: string[]): Promise<PartitionLag[]>;
   /** Releases admin connections. */
   close(): Promise<void>;
 }

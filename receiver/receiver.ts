@@ -9,7 +9,7 @@
  * - Transient failures (node unreachable, timeouts, KEY_BUSY, out of space) fail the batch;
  *   kafkajs retries it from the last committed offset.
  */
-import { kafkajsLink, type BatchControl, type IncomingMessage, type KafkaConsumer, type KafkaLink, type KafkaLinkFactory, type KafkaProducer } from '../kafka/index.js';
+import { kafkajsLink, type BatchControl, type IncomingMessage, type PartitionLag, type KafkaConsumer, type KafkaLink, type KafkaLinkFactory, type KafkaProducer } from '../kafka/index.js';
 import {
   FerryClient,
   ResultCode,
@@ -94,6 +94,8 @@ export interface ReceiverStats {
   appliedPerS: number;
   /** Kafka messages not yet committed by the group (end offset - committed), all partitions; -1 unknown. */
   consumerLag: number;
+  /** The Kafka partitions this receiver applies now, each with its lag (end offset - committed). */
+  partitions?: PartitionLag[];
   /** When consumerLag was measured (ms since the epoch); it is refreshed every second. */
   lagMeasuredAtMs: number;
   /** Now minus the source LUT of the last applied version, ms. */
@@ -114,6 +116,7 @@ export class Receiver {
   private lastProgressAt: number;
   private readonly counters = { applied: 0, lostConflict: 0, deadLettered: 0, retries: 0 };
   private consumerLag = -1;
+  private partitionLags: PartitionLag[] = [];
   private lagMeasuredAtMs = 0;
   private lastApplyLagMs = 0;
   private maxSourceLutMs = 0;
@@ -181,9 +184,10 @@ export class Receiver {
    * end in a consumer restart.
    */
   private async applyWithRetries(topic: string, partition: number, messages: IncomingMessage[], ctl: Pick<BatchControl, 'isRunning' | 'isStale' | 'heartbeat'>): Promise<void> {
+    const done = new Set<IncomingMessage>();
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.applyBatch(topic, messages);
+        await this.applyBatch(topic, attempt === 0 ? messages : messages.filter((m) => !done.has(m)), done);
         return;
       } catch (err) {
         this.counters.retries++;
@@ -220,9 +224,21 @@ export class Receiver {
     }
   }
 
-  /** A consumer that has work (lag > 0) but made no progress for a while is replaced. */
+  /**
+   * A consumer that has work but made no progress for a while is replaced. Its work is the lag of
+   * the partitions the group gave it (another receiver of the group may be the one behind); before
+   * it has any partitions, the whole group's lag.
+   */
   private watchdog(): void {
-    if (this.consumerLag > 0 && this.rt.clock.nowMs() - this.lastProgressAt > STUCK_MS) void this.restartConsumer(`no progress for ${STUCK_MS} ms with ${this.consumerLag} messages waiting`);
+    const mine = this.assignedLags();
+    const waiting = mine.length > 0 ? mine.reduce((sum, p) => sum + p.lag, 0) : this.consumerLag;
+    if (waiting > 0 && this.rt.clock.nowMs() - this.lastProgressAt > STUCK_MS) void this.restartConsumer(`no progress for ${STUCK_MS} ms with ${waiting} messages waiting`);
+  }
+
+  /** Lags of the partitions this receiver has now (from the last measurement). */
+  private assignedLags(): PartitionLag[] {
+    const assigned = new Set((this.consumer?.assigned() ?? []).map((a) => `${a.topic}/${a.partition}`));
+    return this.partitionLags.filter((p) => assigned.has(`${p.topic}/${p.partition}`));
   }
 
   /** Stops consuming (failover: "stop applying"); committed offsets stay. */
@@ -235,7 +251,11 @@ export class Receiver {
     this.client?.close();
   }
 
-  private async applyBatch(topic: string, messages: IncomingMessage[]): Promise<void> {
+  /**
+   * Applies `messages`; each one applied, beaten at the destination or dead-lettered is added to
+   * `done` (a retry skips those). Throws after a transient failure.
+   */
+  private async applyBatch(topic: string, messages: IncomingMessage[], done: Set<IncomingMessage>): Promise<void> {
     const dead: Array<{ m: IncomingMessage; reason: string }> = [];
     const versions: Array<{ m: IncomingMessage; v: RecordVersion }> = [];
     for (const m of messages) {
@@ -258,35 +278,42 @@ export class Receiver {
     }
     const groups = [...byKey.values()];
     let next = 0;
-    let failed = false;
+    let failure: Error | undefined;
     const client = this.client!;
-    const worker = async () => {
-      while (next < groups.length && !failed) {
-        for (const { m, v } of groups[next++]!) {
-          let r: { resultCode: ResultCodeId | number };
-          try {
-            r = await this.inFlight.run(() => client.applyReplicated(v, this.opts.policy));
-          } catch (err) {
-            failed = true;
-            throw err;
-          }
-          this.lastProgressAt = this.rt.clock.nowMs();
-          if (r.resultCode === ResultCode.OK) {
-            this.counters.applied++;
-            this.maxSourceLutMs = Math.max(this.maxSourceLutMs, v.lutMs);
-            this.lastApplyLagMs = Math.max(0, this.rt.clock.nowMs() - v.lutMs);
-          } else if (r.resultCode === ResultCode.LOST_CONFLICT) {
-            this.counters.lostConflict++;
-            this.maxSourceLutMs = Math.max(this.maxSourceLutMs, v.lutMs);
-          } else if (TRANSIENT.has(r.resultCode as never)) {
-            failed = true;
-            throw new ReceiverError('DESTINATION_BUSY', `destination answered ${r.resultCode} for ${v.digest.toString('hex')}`);
-          } else {
-            dead.push({ m, reason: `destination refused the record: result code ${r.resultCode}` });
-          }
+    // One key's versions in order; a key whose apply failed stops there (the retry resumes it).
+    const applyGroup = async (group: Array<{ m: IncomingMessage; v: RecordVersion }>): Promise<void> => {
+      for (const { m, v } of group) {
+        if (failure) return;
+        let r: { resultCode: ResultCodeId | number };
+        try {
+          r = await this.inFlight.run(() => client.applyReplicated(v, this.opts.policy));
+        } catch (err) {
+          failure ??= err as Error;
+          return;
+        }
+        this.lastProgressAt = this.rt.clock.nowMs();
+        if (r.resultCode === ResultCode.OK) {
+          this.counters.applied++;
+          this.maxSourceLutMs = Math.max(this.maxSourceLutMs, v.lutMs);
+          this.lastApplyLagMs = Math.max(0, this.rt.clock.nowMs() - v.lutMs);
+          done.add(m);
+        } else if (r.resultCode === ResultCode.LOST_CONFLICT) {
+          this.counters.lostConflict++;
+          this.maxSourceLutMs = Math.max(this.maxSourceLutMs, v.lutMs);
+          done.add(m);
+        } else if (TRANSIENT.has(r.resultCode as never)) {
+          failure ??= new ReceiverError('DESTINATION_BUSY', `destination answered ${r.resultCode} for ${v.digest.toString('hex')}`);
+          return;
+        } else {
+          dead.push({ m, reason: `destination refused the record: result code ${r.resultCode}` });
         }
       }
     };
+    const worker = async () => {
+      while (next < groups.length && !failure) await applyGroup(groups[next++]!);
+    };
+    // Every worker settles before a failure is reported: no apply of this chunk is still running
+    // when the retry starts.
     await Promise.all(Array.from({ length: Math.min(this.opts.applyConcurrency, groups.length) }, worker));
     if (dead.length > 0) {
       const dlq = this.opts.deadLetterTopic || `${topic}.dlq`;
@@ -300,20 +327,24 @@ export class Receiver {
         'none',
       );
       this.counters.deadLettered += dead.length;
+      for (const { m } of dead) done.add(m);
       this.log(`${dead.length} message(s) dead-lettered to ${dlq}: ${dead[0]!.reason}`);
     }
+    if (failure) throw failure;
   }
 
   private async measureLag(): Promise<void> {
     if (!this.running) return;
     const started = this.rt.clock.nowMs();
     try {
-      const lag = await this.kafka.groupLag(this.opts.groupId, this.opts.topics);
-      this.consumerLag = lag;
+      const lags = await this.kafka.partitionLags(this.opts.groupId, this.opts.topics);
+      this.partitionLags = lags;
+      this.consumerLag = lags.reduce((sum, p) => sum + p.lag, 0);
       this.lagMeasuredAtMs = started;
     } catch (err) {
       // Unknown while the broker cannot be asked: never report a stale 0.
       this.consumerLag = -1;
+      this.partitionLags = [];
       this.lastError = (err as Error).message;
     }
   }
@@ -331,6 +362,7 @@ export class Receiver {
       ...this.counters,
       appliedPerS: Math.round(this.rate.perS),
       consumerLag: this.consumerLag,
+      partitions: this.assignedLags(),
       lagMeasuredAtMs: this.lagMeasuredAtMs,
       applyLagMs: this.consumerLag === 0 ? 0 : this.lastApplyLagMs,
       maxSourceLutMs: this.maxSourceLutMs,
@@ -350,6 +382,14 @@ export class Receiver {
       m('ferry_receiver_retries_total', 'Batches retried after a transient failure', 'counter', s.retries),
       m('ferry_receiver_consumer_lag', 'Kafka messages not yet committed by the group, all partitions (-1 unknown)', 'gauge', s.consumerLag),
       m('ferry_receiver_apply_lag_ms', 'Now minus the source LUT of the last applied version, ms', 'gauge', s.applyLagMs),
+      // One series per Kafka partition this receiver has (bounded by the topic's partition count).
+      ...(s.partitions ?? []).map((p) => ({
+        name: 'ferry_receiver_partition_consumer_lag',
+        help: 'Kafka messages not yet committed, per topic partition this receiver applies',
+        type: 'gauge' as const,
+        value: p.lag,
+        labels: { group: s.groupId, topic: p.topic, partition: String(p.partition) },
+      })),
     ];
   }
 }

@@ -10,7 +10,7 @@
  * One consumer per group at a time (the simulator runs one receiver).
  */
 import type { Random } from '../store/runtime/index.js';
-import type { ConsumedBatch, IncomingMessage, KafkaConsumer, KafkaLink, KafkaLinkFactory, KafkaProducer } from '../kafka/index.js';
+import type { ConsumedBatch, IncomingMessage, KafkaConsumer, KafkaLink, KafkaLinkFactory, KafkaProducer, PartitionLag } from '../kafka/index.js';
 import type { Scheduler } from './scheduler.js';
 
 /** Messages one batch delivers at most. */
@@ -124,16 +124,14 @@ export class SimKafkaLog {
       idempotentProducer: () => this.#request(owner, () => this.#producer(owner)),
       producer: () => this.#request(owner, () => this.#producer(owner)),
       consumer: (o) => this.#request(owner, () => this.#consumer(owner, o.groupId, o.topics)),
-      groupLag: (groupId, topics) =>
-        this.#request(owner, () => {
-          let lag = 0;
-          for (const topic of topics) {
-            (this.#topics.get(topic) ?? []).forEach((part, p) => (lag += part.length - (this.#committed.get(`${groupId}/${topic}/${p}`) ?? 0)));
-          }
-          return lag;
-        }),
+      groupLag: (groupId, topics) => this.#request(owner, () => this.#lags(groupId, topics).reduce((sum, p) => sum + p.lag, 0)),
+      partitionLags: (groupId, topics) => this.#request(owner, () => this.#lags(groupId, topics)),
       close: () => Promise.resolve(),
     };
+  }
+
+  #lags(groupId: string, topics: string[]): PartitionLag[] {
+    return topics.flatMap((topic) => (this.#topics.get(topic) ?? []).map((part, partition) => ({ topic, partition, lag: part.length - (this.#committed.get(`${groupId}/${topic}/${partition}`) ?? 0) })));
   }
 
   #consumer(owner: string, groupId: string, topics: string[]): KafkaConsumer {
@@ -199,6 +197,8 @@ export class SimKafkaLog {
         discover();
         return Promise.resolve();
       },
+      // One consumer per group: it has every partition that has been discovered.
+      assigned: () => [...started].map((k) => ({ topic: k.slice(0, k.lastIndexOf('/')), partition: Number(k.slice(k.lastIndexOf('/') + 1)) })),
       commit: (topic, partition, offset) =>
         this.#request(owner, () => {
           if (!running) return;

@@ -151,6 +151,8 @@ export class FerryClient {
   private nodes = new Map<string, ClusterNode>();
   /** namespace -> 4096 master node ids. */
   private partitionMap = new Map<string, Array<string | undefined>>();
+  /** namespace -> node id -> the partitions that node last said it masters (1 = master). */
+  private masterClaims = new Map<string, Map<string, Uint8Array>>();
   private partitionGeneration = new Map<string, string>();
   private peersGeneration = new Map<string, string>();
   private tendTimer: TimerHandle | undefined;
@@ -299,6 +301,13 @@ export class FerryClient {
     }
   }
 
+  /**
+   * Records which partitions `nodeId` says it masters and recomputes those partitions' entries.
+   * Each node's latest claim is kept: when a node gives a partition up, another node's standing
+   * claim takes over at once. (A restarted node that briefly claimed everything while alone,
+   * then gave up what a peer masters, used to leave those partitions with no node until the
+   * peer's partition generation next changed.)
+   */
   private applyReplicas(nodeId: string, value: string): void {
     for (const entry of value.split(';')) {
       if (!entry) continue;
@@ -308,13 +317,24 @@ export class FerryClient {
       const b64 = parts[2];
       if (!b64) continue;
       const owns = parsePartitionBitmap(b64);
+      let claims = this.masterClaims.get(ns);
+      if (!claims) this.masterClaims.set(ns, (claims = new Map()));
+      const mine = new Uint8Array(PARTITION_COUNT);
+      for (let p = 0; p < PARTITION_COUNT; p++) mine[p] = owns(p) ? 1 : 0;
+      claims.set(nodeId, mine);
       let map = this.partitionMap.get(ns);
       if (!map) this.partitionMap.set(ns, (map = new Array<string | undefined>(PARTITION_COUNT).fill(undefined)));
       for (let p = 0; p < PARTITION_COUNT; p++) {
-        if (owns(p)) map[p] = nodeId;
-        else if (map[p] === nodeId) map[p] = undefined;
+        if (mine[p]) map[p] = nodeId;
+        else if (map[p] === nodeId || map[p] === undefined) map[p] = this.otherClaimant(claims, p, nodeId);
       }
     }
+  }
+
+  /** A node other than `except` whose latest report claims partition `p`. */
+  private otherClaimant(claims: Map<string, Uint8Array>, p: number, except: string): string | undefined {
+    for (const [id, owned] of claims) if (id !== except && owned[p] && this.nodes.has(id)) return id;
+    return undefined;
   }
 
   private anyNode(): ClusterNode | undefined {
