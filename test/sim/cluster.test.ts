@@ -42,6 +42,13 @@ for (const seed of [2, 3, 7, 9, 11]) {
   });
 }
 
+test.serial('cluster with XDR, seed 21: site A (3 nodes) ships through Kafka and the receiver to site B (3 nodes); B ends equal to A', async (t) => {
+  const o: ClusterSimOptions = { seed: 21, ops: OPS, xdr: true };
+  const r = await runClusterSimulation(o);
+  t.true(r.ok, `${report(r, o)} --xdr`);
+  t.true(Number(r.summary.produced) > 0, 'the shippers produced');
+});
+
 const KNOWN: Array<[number, string]> = [
   [1, 'a replica write lost in a partition shorter than the node timeout is never retried or repaired: the replica stays behind'],
   [10, 'after a split heals, versions written on one side never reach the other holder (fill migration pushes only to new holders; no delta migration)'],
