@@ -22,22 +22,17 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { freePort } from '../ops/free-port.js';
-import { parseKv, withNode } from '../ops/util.js';
 import { computeDigest, partitionOf } from '../store/index.js';
 import { closedLoop, cpuSeconds, r2, r3, spawnPiped, stopChild, waitForLine, type Phase } from './harness.js';
+import { IN_FLIGHT, SETTLE_TIMEOUT_MS, connect, info, newFerryNode, settled, startFerry, stats, waitUntil, type FerryNodeProc } from './ferry-cluster.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const IN_FLIGHT = 50;
 const VALUE_BYTES = 100;
 const NODES = 3;
 const NS_SET = 'bench';
-/** Every wait for a cluster to form or settle is bounded by this. */
-const SETTLE_TIMEOUT_MS = 120_000;
 /** Bound on one failover measurement (Redis at its default node timeout takes ~15-20 s). */
 const FAILOVER_TIMEOUT_MS = 60_000;
 /** Per attempt of the failover write loop (the writer retries at once after a failure). */
@@ -51,64 +46,7 @@ const GOAL_FAILOVER_MS_MAX = 2000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function waitUntil(cond: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await cond()) return;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
 // ---------------------------------------------------------------- ferry
-
-interface FerryNodeProc {
-  port: number;
-  hbPort?: number;
-  dataDir: string;
-  args: string[];
-  child: ChildProcess;
-}
-
-async function startFerry(args: string[], port: number, dataDir: string, hbPort?: number): Promise<FerryNodeProc> {
-  const child = spawnPiped(process.execPath, ['bin/ferry.mjs', ...args], ROOT);
-  await waitForLine(child, /ferry node listening on/, `ferry node on ${port}`);
-  return { port, dataDir, args, child, ...(hbPort !== undefined ? { hbPort } : {}) };
-}
-
-async function newFerryNode(seedHbPort?: number, clustered = true): Promise<FerryNodeProc> {
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'ferry-bench-cluster-'));
-  const port = await freePort();
-  const args = ['node', '--port', String(port), '--data', dataDir];
-  let hbPort: number | undefined;
-  if (clustered) {
-    hbPort = await freePort();
-    args.push('--heartbeat-port', String(hbPort));
-    if (seedHbPort !== undefined) args.push('--seed', `127.0.0.1:${seedHbPort}`);
-  }
-  return startFerry(args, port, dataDir, hbPort);
-}
-
-const info = (port: number, cmd: string): Promise<string> => withNode({ host: '127.0.0.1', port }, 5000, (n) => n.info(cmd));
-const stats = async (port: number): Promise<Map<string, string>> => parseKv(await info(port, 'statistics'));
-
-/** Every live node reports the same key, `size` members, no migrations left, and cluster-stable. */
-async function settled(nodes: FerryNodeProc[], size: number): Promise<void> {
-  await waitUntil(
-    async () => {
-      const s = await Promise.all(nodes.map((n) => stats(n.port)));
-      const keys = new Set(s.map((x) => x.get('cluster_key')));
-      if (keys.size !== 1 || !s.every((x) => Number(x.get('cluster_size')) === size && x.get('migrate_partitions_remaining') === '0')) return false;
-      return (await info(nodes[0]!.port, 'cluster-stable')) === s[0]!.get('cluster_key');
-    },
-    SETTLE_TIMEOUT_MS,
-    `${size} ferry nodes to agree and finish migrating`,
-  );
-}
 
 /** Partitions the node at `port` masters in namespace ns (from its `replicas-master` bitmap). */
 async function masteredBy(port: number, ns: string): Promise<(pid: number) => boolean> {
@@ -116,15 +54,6 @@ async function masteredBy(port: number, ns: string): Promise<(pid: number) => bo
   if (!line) throw new Error(`node ${port} has no replicas-master entry for ${ns}`);
   const bits = Buffer.from(line.slice(ns.length + 1), 'base64');
   return (pid) => (bits[pid >> 3]! & (0x80 >> (pid & 7))) !== 0;
-}
-
-async function connect(Aerospike: Any, port: number): Promise<Any> {
-  return Aerospike.connect({
-    hosts: [{ addr: '127.0.0.1', port }],
-    log: { level: Aerospike.log.OFF },
-    maxConnsPerNode: IN_FLIGHT * 2,
-    policies: { read: { totalTimeout: 5000 }, write: { totalTimeout: 5000 } },
-  });
 }
 
 async function load(client: Any, Aerospike: Any, ns: string, keys: number): Promise<void> {
