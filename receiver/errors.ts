@@ -8,6 +8,7 @@ import { RegisteredError, type ErrorRegistry } from '../store/index.js';
 
 export const ReceiverErrors = {
   DESTINATION_BUSY: { meaning: 'The destination answered a transient result code (timeout, key busy, out of space, overload, unavailable, server error, cluster changing); the batch is retried.', retriable: true },
+  STOPPING: { meaning: 'The receiver is stopping: the rest of the batch is not applied and its offsets are not committed (the next consumer applies it).', retriable: true },
 } as const satisfies ErrorRegistry;
 export type ReceiverErrorCodeId = keyof typeof ReceiverErrors;
 

@@ -80,6 +80,8 @@ const STUCK_MS = 15_000;
  * rebalance repeats small, and makes progress visible in the consumer lag.
  */
 const COMMIT_EVERY_MESSAGES = 1000;
+/** A destination with writes in flight and no answer for this long is logged (again every period). */
+const DESTINATION_QUIET_LOG_MS = 5000;
 /** Heartbeat period while a batch is applied (the group's session timeout is 6 s, kafka/kafkajs.ts). */
 const HEARTBEAT_MS = 1000;
 
@@ -94,6 +96,8 @@ export interface ReceiverStats {
   appliedPerS: number;
   /** Kafka messages not yet committed by the group (end offset - committed), all partitions; -1 unknown. */
   consumerLag: number;
+  /** Replicated writes sent and not yet answered (at most apply-concurrency). */
+  applyInFlight?: number;
   /** The Kafka partitions this receiver applies now, each with its lag (end offset - committed). */
   partitions?: PartitionLag[];
   /** When consumerLag was measured (ms since the epoch); it is refreshed every second. */
@@ -116,6 +120,7 @@ export class Receiver {
   private lastProgressAt: number;
   private readonly counters = { applied: 0, lostConflict: 0, deadLettered: 0, retries: 0 };
   private consumerLag = -1;
+  private quietLoggedAt = 0;
   private partitionLags: PartitionLag[] = [];
   private lagMeasuredAtMs = 0;
   private lastApplyLagMs = 0;
@@ -192,7 +197,7 @@ export class Receiver {
       } catch (err) {
         this.counters.retries++;
         this.lastError = (err as Error).message;
-        if (attempt >= APPLY_RETRIES_IN_BATCH || !ctl.isRunning() || ctl.isStale()) {
+        if (attempt >= APPLY_RETRIES_IN_BATCH || !this.running || !ctl.isRunning() || ctl.isStale()) {
           this.log(`apply failed on ${topic}/${partition}; the batch will be retried`, err);
           throw err;
         }
@@ -230,9 +235,23 @@ export class Receiver {
    * it has any partitions, the whole group's lag.
    */
   private watchdog(): void {
+    const quietMs = this.rt.clock.nowMs() - this.lastProgressAt;
+    if (this.inFlight.inFlight > 0) {
+      // The consumer is fine; the destination is not answering. Say so, and keep waiting (each
+      // write times out and the chunk is retried; nothing past what was applied is committed).
+      if (quietMs > DESTINATION_QUIET_LOG_MS && this.rt.clock.nowMs() - this.quietLoggedAt > DESTINATION_QUIET_LOG_MS) {
+        this.quietLoggedAt = this.rt.clock.nowMs();
+        const where = this.opts.destination.map((d) => `${d.host}:${d.port}`).join(',');
+        this.log(
+          `destination ${where} has answered nothing for ${Math.round(quietMs / 1000)} s with ${this.inFlight.inFlight} replicated writes waiting` +
+            `${this.lastError ? ` (last error: ${this.lastError})` : ''}; offsets stay committed at what was applied`,
+        );
+      }
+      return;
+    }
     const mine = this.assignedLags();
     const waiting = mine.length > 0 ? mine.reduce((sum, p) => sum + p.lag, 0) : this.consumerLag;
-    if (waiting > 0 && this.rt.clock.nowMs() - this.lastProgressAt > STUCK_MS) void this.restartConsumer(`no progress for ${STUCK_MS} ms with ${waiting} messages waiting`);
+    if (waiting > 0 && quietMs > STUCK_MS) void this.restartConsumer(`no progress for ${STUCK_MS} ms with ${waiting} messages waiting`);
   }
 
   /** Lags of the partitions this receiver has now (from the last measurement). */
@@ -245,10 +264,13 @@ export class Receiver {
   async stop(): Promise<void> {
     this.running = false;
     if (this.lagTimer) this.rt.timers.clearInterval(this.lagTimer);
+    // Closing the client first fails the writes in flight at once (a destination that does not
+    // answer would hold the consumer's disconnect until they time out); their chunk is not
+    // committed and is applied again by the next consumer.
+    this.client?.close();
     await this.consumer?.disconnect().catch(() => undefined);
     await this.producer?.disconnect().catch(() => undefined);
     await this.kafka.close();
-    this.client?.close();
   }
 
   /**
@@ -283,7 +305,7 @@ export class Receiver {
     // One key's versions in order; a key whose apply failed stops there (the retry resumes it).
     const applyGroup = async (group: Array<{ m: IncomingMessage; v: RecordVersion }>): Promise<void> => {
       for (const { m, v } of group) {
-        if (failure) return;
+        if (failure || !this.running) return;
         let r: { resultCode: ResultCodeId | number };
         try {
           r = await this.inFlight.run(() => client.applyReplicated(v, this.opts.policy));
@@ -315,6 +337,7 @@ export class Receiver {
     // Every worker settles before a failure is reported: no apply of this chunk is still running
     // when the retry starts.
     await Promise.all(Array.from({ length: Math.min(this.opts.applyConcurrency, groups.length) }, worker));
+    if (!this.running) failure ??= new ReceiverError('STOPPING', `stopping before a batch of ${topic} was applied`);
     if (dead.length > 0) {
       const dlq = this.opts.deadLetterTopic || `${topic}.dlq`;
       await this.producer!.send(
@@ -362,6 +385,7 @@ export class Receiver {
       ...this.counters,
       appliedPerS: Math.round(this.rate.perS),
       consumerLag: this.consumerLag,
+      applyInFlight: this.inFlight.inFlight,
       partitions: this.assignedLags(),
       lagMeasuredAtMs: this.lagMeasuredAtMs,
       applyLagMs: this.consumerLag === 0 ? 0 : this.lastApplyLagMs,
@@ -381,6 +405,7 @@ export class Receiver {
       m('ferry_receiver_dead_lettered_total', 'Messages sent to the dead-letter topic', 'counter', s.deadLettered),
       m('ferry_receiver_retries_total', 'Batches retried after a transient failure', 'counter', s.retries),
       m('ferry_receiver_consumer_lag', 'Kafka messages not yet committed by the group, all partitions (-1 unknown)', 'gauge', s.consumerLag),
+      m('ferry_receiver_apply_in_flight', 'Replicated writes sent to the destination and not yet answered', 'gauge', s.applyInFlight ?? 0),
       m('ferry_receiver_apply_lag_ms', 'Now minus the source LUT of the last applied version, ms', 'gauge', s.applyLagMs),
       // One series per Kafka partition this receiver has (bounded by the topic's partition count).
       ...(s.partitions ?? []).map((p) => ({

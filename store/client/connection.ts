@@ -130,6 +130,8 @@ export class Connection {
 /** A bounded pool of connections to one node. */
 export class ConnectionPool {
   private idle: Connection[] = [];
+  /** Every open connection, idle or in use: close() fails the requests in flight too. */
+  private readonly opened = new Set<Connection>();
   private open = 0;
   private waiters: Array<(c: Connection | undefined) => void> = [];
   private closed = false;
@@ -156,11 +158,18 @@ export class ConnectionPool {
       const c = this.idle.pop()!;
       if (c.alive) return c;
       this.open--;
+      this.opened.delete(c);
     }
     if (this.open < this.maxConnections) {
       this.open++;
       try {
-        return await Connection.open(this.host, this.port, this.connectTimeoutMs);
+        const c = await Connection.open(this.host, this.port, this.connectTimeoutMs);
+        if (this.closed) {
+          c.close();
+          throw new AerospikeError(ClientError.CONNECTION, 'client closed');
+        }
+        this.opened.add(c);
+        return c;
       } catch (err) {
         this.open--;
         throw err;
@@ -174,6 +183,7 @@ export class ConnectionPool {
   private release(c: Connection): void {
     if (!c.alive || this.closed) {
       this.open--;
+      this.opened.delete(c);
       c.close();
       const w = this.waiters.shift();
       if (w) w(undefined);
@@ -186,7 +196,8 @@ export class ConnectionPool {
 
   close(): void {
     this.closed = true;
-    for (const c of this.idle) c.close();
+    for (const c of this.opened) c.close();
+    this.opened.clear();
     this.idle = [];
     for (const w of this.waiters.splice(0)) w(undefined);
   }
