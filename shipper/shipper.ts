@@ -114,6 +114,8 @@ export interface StreamStats {
   recoveringPartitions: number;
   /** Partitions this node masters, so ships (all 4096 on a node without a cluster). */
   masterPartitions: number;
+  /** The topic's partition count (store partition p goes to Kafka partition p mod this); 0 before the first connect. */
+  kafkaPartitions?: number;
   partitions?: Array<{ pid: number; behind: number; checkpointMs: number; recovering: boolean }>;
 }
 
@@ -305,6 +307,7 @@ class Stream {
       lastError: this.lastError,
       recoveringPartitions: recovering,
       masterPartitions: this.masterCount,
+      kafkaPartitions: this.kafkaPartitions,
     };
     if (withPartitions) s.partitions = parts;
     return s;
@@ -664,8 +667,33 @@ export class Shipper implements NodeExtension {
     put('ferry_xdr_shipped_total', 'Records shipped', 'counter', (s) => s.shipped);
     put('ferry_xdr_retries_total', 'Produce retries', 'counter', (s) => s.retries);
     put('ferry_xdr_too_large_total', 'Records the destination refused as too large even alone (skipped; see lastError)', 'counter', (s) => s.tooLarge);
+    out.push(...kafkaPartitionLag(this.stats(true)));
     return out;
   }
+}
+
+/**
+ * Records behind per Kafka partition (store partition p ships to p mod N): one series per Kafka
+ * partition of each stream, so the label count is the topic's partition count, not 4096.
+ */
+function kafkaPartitionLag(streams: StreamStats[]): MetricSample[] {
+  const out: MetricSample[] = [];
+  for (const s of streams) {
+    const n = s.kafkaPartitions ?? 0;
+    if (n < 1) continue;
+    const behind = new Array<number>(n).fill(0);
+    for (const p of s.partitions ?? []) behind[p.pid % n]! += p.behind;
+    behind.forEach((value, kp) =>
+      out.push({
+        name: 'ferry_xdr_partition_records_behind',
+        help: 'Write-log entries not yet shipped, per Kafka partition of the topic',
+        type: 'gauge',
+        value,
+        labels: { destination: s.destination, namespace: s.namespace, topic: s.topic, partition: String(kp) },
+      }),
+    );
+  }
+  return out;
 }
 
 /** What a record adds to a produce request, bytes (uncompressed: compression only shrinks it). */

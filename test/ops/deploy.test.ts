@@ -96,7 +96,7 @@ test('Prometheus scrapes every ferry process on its metrics port, and Grafana qu
     }
   }
   for (const m of used) t.true(exported.includes(`'${m}'`) || exported.includes(`\`${m}`), `${m} is exported by ferry`);
-  for (const m of ['ferry_xdr_records_behind', 'ferry_xdr_shipped_total', 'ferry_receiver_lost_conflict_total', 'ferry_receiver_dead_lettered_total']) t.true(used.has(m), `the dashboard shows ${m}`);
+  for (const m of ['ferry_xdr_records_behind', 'ferry_xdr_shipped_total', 'ferry_receiver_lost_conflict_total', 'ferry_receiver_dead_lettered_total', 'ferry_xdr_partition_records_behind', 'ferry_receiver_partition_consumer_lag']) t.true(used.has(m), `the dashboard shows ${m}`);
   const provider = parse(readFileSync(join(ROOT, 'deploy/grafana/provisioning/dashboards/ferry.yml'), 'utf8')) as { providers: Array<{ options: { path: string } }> };
   const grafana = compose.services.grafana!;
   t.true(grafana.volumes!.includes(`./deploy/grafana/dashboards:${provider.providers[0]!.options.path}:ro`));

@@ -61,12 +61,13 @@ test('a 3-node destination: two receivers in one group share the partitions, a d
   try {
     broker = await embeddedBroker(dir);
     const aPort = await freePort();
+    const aMetricsPort = await freePort();
     writeFileSync(join(dir, 'a.json'), JSON.stringify({
       namespaces: [{ name: 'test', 'storage-engine': 'memory', 'write-log-entries': 65536, 'nsup-period': 0 }],
       xdr: { site: 'A', destinations: [{ name: 'B', brokers: broker.brokers, namespaces: ['test'], 'kafka-partitions': 4, 'checkpoint-interval-ms': 200 }] },
     }));
     writeFileSync(join(dir, 'b.json'), JSON.stringify({ namespaces: [{ name: 'test', 'storage-engine': 'memory', fenced: true, 'nsup-period': 0 }] }));
-    const a = new FerryProcess('node A', ['node', '--config', join(dir, 'a.json'), '--data', join(dir, 'a'), '--port', String(aPort)], /ferry node listening/);
+    const a = new FerryProcess('node A', ['node', '--config', join(dir, 'a.json'), '--data', join(dir, 'a'), '--port', String(aPort), '--metrics-port', String(aMetricsPort)], /ferry node listening/);
     procs.push(a);
     const bs: BNode[] = [];
     for (let i = 0; i < 3; i++) {
@@ -123,6 +124,15 @@ test('a 3-node destination: two receivers in one group share the partitions, a d
       }
     };
     const load = Promise.all(Array.from({ length: WRITERS }, writer));
+    // A's shipping lag per Kafka partition: one series per partition of the 4-partition topic,
+    // adding up to the stream's records behind in the same scrape.
+    const shipperLag = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${aMetricsPort}/metrics`)).text();
+      const total = Number(/^ferry_xdr_records_behind\{[^}]*\} (\S+)$/m.exec(text)?.[1] ?? NaN);
+      const per = [...text.matchAll(/^ferry_xdr_partition_records_behind\{[^}]*partition="(\d+)"[^}]*\} (\S+)$/gm)].map((m) => [Number(m[1]), Number(m[2])] as const);
+      return { total, per };
+    };
+    const lagDuringLoad = await shipperLag();
     // Kill -9 one destination node (seeded pick, never the seed node) a third into the load;
     // restart it a second later (it comes back empty: memory storage, refilled by migration).
     await new Promise((r) => setTimeout(r, LOAD_MS / 3));
@@ -167,6 +177,10 @@ test('a 3-node destination: two receivers in one group share the partitions, a d
       const series = [...text.matchAll(/^ferry_receiver_partition_consumer_lag\{[^}]*partition="(\d+)"[^}]*\} (\S+)$/gm)].map((m) => [Number(m[1]), Number(m[2])]);
       t.deepEqual(series.map(([p]) => p).sort(), [...mine[i]!].sort(), `receiver ${i} /metrics: one lag series per partition it has`);
       t.true(series.every(([, lag]) => lag === 0));
+    }
+    for (const lag of [lagDuringLoad, await shipperLag()]) {
+      t.deepEqual(lag.per.map(([p]) => p).sort(), [0, 1, 2, 3], 'node /metrics: one shipping-lag series per Kafka partition');
+      t.is(lag.per.reduce((sum, [, v]) => sum + v, 0), lag.total, 'per-partition lag adds up to the stream total');
     }
     const verify = await ferryVerifyCli(aPort, bs[0]!.port);
     t.is(verify.code, 0, verify.output);
