@@ -5,7 +5,7 @@
  */
 import { Command } from 'commander';
 
-const COMMANDS = ['node', 'broker', 'receiver', 'demo', 'info', 'cluster', 'lag', 'replay', 'verify', 'failover', 'dashboard'] as const;
+const COMMANDS = ['node', 'broker', 'receiver', 'demo', 'info', 'cluster', 'lag', 'replay', 'verify', 'failover', 'failback', 'dashboard'] as const;
 
 const program = new Command('ferry')
   .description('ferry: cross-datacenter replication with an Aerospike-compatible SSD key-value store')

@@ -10,10 +10,17 @@
  *  4. Stop applying (receiver POST /stop; its answer holds the final counters).
  *  5. Lift the fence on every passive node and read it back.
  *  6. Report: the data-loss window = now - the newest source change that arrived (receiver
- *     maxSourceLutMs), whether the drain completed and whether the old active is fenced.
+ *     maxSourceLutMs), whether the drain completed and whether the old active is fenced; RPO
+ *     (0 when the old active was fenced and fully shipped and the drain completed, else the
+ *     data-loss window as an upper bound) and RTO (from --outage-start, or from the start of
+ *     the command, to the moment every passive node took client writes).
+ *
+ * Sites are clusters: the passive nodes named are extended with every member of their cluster
+ * (info `ferry-cluster`), and the old active's members are all fenced and waited for.
  */
 import type { ReceiverStats } from '../receiver/receiver.js';
 import { parseXdrStats } from './lag.js';
+import { siteMembers } from './site-lag.js';
 import { NodeConn, OpsError, endpointText, errorText, formatDurationMs, getJson, parseKv, postJson, sleep, type Endpoint } from './util.js';
 
 /** The receiver measures consumer lag this often; a drain must see it settle for longer. */
@@ -27,6 +34,8 @@ export interface FailoverOptions {
   namespace: string;
   receiver?: string;
   oldActive?: Endpoint;
+  /** When the active site stopped taking writes, if the operator knows (ms); RTO is measured from it. */
+  outageStartMs?: number;
   drainTimeoutMs: number;
   requestTimeoutMs: number;
   signal?: AbortSignal;
@@ -60,6 +69,27 @@ export interface FailoverReport {
   newestSourceChangeMs: number | null;
   /** at - newestSourceChangeMs: changes on the old active newer than that may be lost. */
   dataLossWindowMs: number | null;
+  /** Measured data loss bound: 0 when nothing can be lost, else dataLossWindowMs (null unknown). */
+  rpoMs: number | null;
+  /** Time the site was not writable: from rtoFrom to every passive node taking writes. */
+  rtoMs: number;
+  rtoFrom: 'outage-start' | 'command-start';
+  /** Old active members fenced and waited for (its whole cluster). */
+  oldActiveMembers: OldActiveResult[];
+}
+
+/** The nodes named plus every member of their cluster (the named ones when discovery fails). */
+async function expandSite(named: Endpoint[], timeoutMs: number): Promise<Endpoint[]> {
+  const out = new Map(named.map((e) => [endpointText(e), e]));
+  for (const seed of named) {
+    try {
+      for (const m of (await siteMembers(seed, timeoutMs)).members) if (!out.has(endpointText(m.endpoint))) out.set(endpointText(m.endpoint), m.endpoint);
+      break;
+    } catch {
+      // try the next one
+    }
+  }
+  return [...out.values()];
 }
 
 function fencedOf(config: string): boolean {
@@ -78,8 +108,7 @@ async function setFence(conn: NodeConn, ns: string, fenced: boolean): Promise<bo
 }
 
 /** Fences the old active and waits (until `deadline`) for its shipper to have nothing left. */
-async function fenceOldActive(o: FailoverOptions, deadline: number): Promise<OldActiveResult> {
-  const ep = o.oldActive!;
+async function fenceOldActive(o: FailoverOptions, ep: Endpoint, deadline: number): Promise<OldActiveResult> {
   const res: OldActiveResult = { node: endpointText(ep), reachable: false, fenced: false, shipped: false };
   let conn: NodeConn;
   try {
@@ -119,9 +148,10 @@ async function fenceOldActive(o: FailoverOptions, deadline: number): Promise<Old
   return res;
 }
 
-export async function failover(o: FailoverOptions): Promise<FailoverReport> {
-  if (o.passive.length === 0) throw new OpsError('USAGE', 'name at least one passive node');
+export async function failover(o0: FailoverOptions): Promise<FailoverReport> {
+  if (o0.passive.length === 0) throw new OpsError('USAGE', 'name at least one passive node');
   const started = Date.now();
+  const o = { ...o0, passive: await expandSite(o0.passive, o0.requestTimeoutMs) };
   const deadline = started + o.drainTimeoutMs;
   const conns: NodeConn[] = [];
   /** What was changed so far, named in the error when a later step fails. */
@@ -139,8 +169,17 @@ export async function failover(o: FailoverOptions): Promise<FailoverReport> {
     const wasRunning = stats?.running === true;
 
     // 2. The old active.
-    const oldActive = o.oldActive ? await fenceOldActive(o, deadline) : null;
-    if (oldActive?.fenced) changes.push(`old active ${oldActive.node} fenced`);
+    const oldMembers = o.oldActive ? await expandSite([o.oldActive], o.requestTimeoutMs) : [];
+    const oldActiveMembers = await Promise.all(oldMembers.map((ep) => fenceOldActive(o, ep, deadline)));
+    for (const m of oldActiveMembers) if (m.fenced) changes.push(`old active ${m.node} fenced`);
+    // The named node stands for its site: fenced and shipped only when every member is.
+    const oldActive: OldActiveResult | null = oldActiveMembers.length === 0 ? null : {
+      node: endpointText(o.oldActive!),
+      reachable: oldActiveMembers.some((m) => m.reachable),
+      fenced: oldActiveMembers.every((m) => m.fenced),
+      shipped: oldActiveMembers.every((m) => m.shipped),
+      ...(oldActiveMembers.some((m) => m.error) ? { error: oldActiveMembers.filter((m) => m.error).map((m) => `${m.node}: ${m.error}`).join('; ') } : {}),
+    };
 
     // 3. Drain.
     let completed = false;
@@ -198,7 +237,13 @@ export async function failover(o: FailoverOptions): Promise<FailoverReport> {
     // 6. Report.
     const at = Date.now();
     const newest = receiverFinal && receiverFinal.maxSourceLutMs > 0 ? receiverFinal.maxSourceLutMs : null;
+    const dataLossWindowMs = newest === null ? null : Math.max(0, at - newest);
+    const nothingLost = oldActive?.fenced === true && oldActive.shipped && completed;
     return {
+      rpoMs: nothingLost ? 0 : dataLossWindowMs,
+      rtoMs: at - (o.outageStartMs ?? started),
+      rtoFrom: o.outageStartMs !== undefined ? 'outage-start' : 'command-start',
+      oldActiveMembers,
       namespace: o.namespace,
       at,
       drain,
@@ -207,7 +252,7 @@ export async function failover(o: FailoverOptions): Promise<FailoverReport> {
       promoted,
       oldActive,
       newestSourceChangeMs: newest,
-      dataLossWindowMs: newest === null ? null : Math.max(0, at - newest),
+      dataLossWindowMs,
     };
   } catch (err) {
     if (changes.length === 0) throw err;
@@ -233,6 +278,9 @@ export function formatFailover(r: FailoverReport): string {
   else lines.push(`  WARNING drain: NOT complete after ${formatDurationMs(d.waitedMs)} (consumer lag ${d.consumerLag ?? '?'}); messages left in Kafka were not applied`);
   if (d.receiver) lines.push(`  receiver ${d.receiver}: ${r.receiverStopped ? 'stopped' : 'did not report stopped'}${r.receiverFinal ? `, applied ${r.receiverFinal.applied}, lost conflict ${r.receiverFinal.lostConflict}, dead-lettered ${r.receiverFinal.deadLettered}` : ''}`);
   for (const p of r.promoted) lines.push(`  promoted ${p.node}: fence ${p.fencedBefore ? 'lifted' : 'was already off'}, client writes accepted`);
+  if (r.oldActiveMembers.length > 1) for (const m of r.oldActiveMembers) lines.push(`    old active member ${m.node}: ${m.fenced ? 'fenced' : 'NOT fenced'}${m.shipped ? ', shipped everything' : ''}${m.error ? ` (${m.error})` : ''}`);
+  lines.push(`  RPO (data loss, measured): ${r.rpoMs === null ? 'unknown' : `${r.rpoMs} ms${r.rpoMs === 0 ? ' (nothing can be lost)' : ' at most'}`}`);
+  lines.push(`  RTO (site not writable): ${r.rtoMs} ms, from ${r.rtoFrom === 'outage-start' ? 'the outage start given' : 'the start of this command (give --outage-start for the whole outage)'} to ${r.promoted.length} node(s) taking writes`);
   if (r.newestSourceChangeMs === null) lines.push('  data-loss window: unknown (no change arrived through the receiver)');
   else {
     lines.push(`  newest source change applied: ${new Date(r.newestSourceChangeMs).toISOString()}`);

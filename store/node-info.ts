@@ -6,6 +6,9 @@
  * - `ferry-checksums:namespace=<ns>[;from=<pid>;to=<pid>]` -> `<pid>:<count>:<tombstones>:<hash hex>;...`
  *   (non-empty partitions of the range only; see store/checksums.ts)
  * - `ferry-digests:namespace=<ns>;partition=<pid>` -> `<digest hex>:<gen>:<lut ms>:<0|1>;...`
+ * - `ferry-record:namespace=<ns>;digest=<hex 40>` -> this node's copy of one record as JSON
+ *   (set, key, generation, LUT, void time, tombstone, origin, bins with base64 bytes), or `none`
+ *   (failback reads both sites' versions of a differing key with it; ask the master)
  *
  * Errors answer `ERROR:<code>:<message>` (4 PARAMETER, 20 namespace not found).
  */
@@ -75,8 +78,29 @@ function digestsCommand(node: FerryNode, req: InfoRequest): string {
   }
 }
 
+/** One record version as JSON (what `ferry failback` lists and copies). */
+function recordCommand(node: FerryNode, req: InfoRequest): string {
+  const ns = nsParam(node, req);
+  if (typeof ns === 'string') return ns;
+  const hex = req.params['digest'] ?? '';
+  if (!/^[0-9a-fA-F]{40}$/.test(hex)) return infoError(PARAMETER, 'digest must be 40 hex digits');
+  const v = ns.readVersion(Buffer.from(hex, 'hex'));
+  if (!v) return 'none';
+  return JSON.stringify({
+    set: v.set,
+    ...(v.key ? { key: { type: v.key.type, b64: v.key.bytes.toString('base64') } } : {}),
+    generation: v.generation,
+    lutMs: v.lutMs,
+    voidTimeS: v.voidTimeS,
+    tombstone: v.tombstone,
+    origin: v.origin ?? 'local',
+    bins: v.bins.map((b) => ({ name: b.name, type: b.type, b64: b.bytes.toString('base64') })),
+  });
+}
+
 export function nodeInfoCommands(node: FerryNode): Record<string, InfoHandler> {
   return {
+    'ferry-record': (req) => recordCommand(node, req),
     'ferry-node': () => `node-id=${node.nodeId};namespaces=${node.namespaceNames().join(',')};uptime=${node.stats().uptime}`,
     'ferry-checksums': (req) => checksumsCommand(node, req),
     'ferry-digests': (req) => digestsCommand(node, req),

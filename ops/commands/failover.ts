@@ -18,6 +18,7 @@ import {
   parseCount,
   parseHostPort,
   parseHostPortList,
+  parseTime,
 } from '../util.js';
 
 const DRAIN_TIMEOUT_MS_DEFAULT = 30_000;
@@ -29,6 +30,7 @@ export interface FailoverCliOptions {
   namespace?: string;
   receiver?: string;
   oldActive?: string;
+  outageStart?: string;
   drainTimeoutMs: string;
   requestTimeoutMs: string;
   json?: boolean;
@@ -58,6 +60,7 @@ export async function runFailover(o: FailoverCliOptions, io: FailoverIo = defaul
       namespace: o.namespace,
       ...(o.receiver ? { receiver: parseBaseUrl(o.receiver, '--receiver') } : {}),
       ...(o.oldActive ? { oldActive: parseHostPort(o.oldActive, '--old-active') } : {}),
+      ...(o.outageStart ? { outageStartMs: parseTime(o.outageStart, '--outage-start') } : {}),
       drainTimeoutMs: parseCount(o.drainTimeoutMs, '--drain-timeout-ms'),
       requestTimeoutMs: parseCount(o.requestTimeoutMs, '--request-timeout-ms'),
       signal: ac.signal,
@@ -91,6 +94,7 @@ export function register(program: Command): void {
     .option('-n, --namespace <ns>', 'namespace to promote')
     .option('--receiver <url>', 'the receiver applying to the passive site, http://host:port (its metrics-port)')
     .option('--old-active <host:port>', 'a node of the old active site, fenced if reachable')
+    .option('--outage-start <time>', 'when the active site stopped taking writes (ISO time or ms): RTO is measured from it')
     .option('--drain-timeout-ms <ms>', 'longest wait for the receiver to apply what is in Kafka', String(DRAIN_TIMEOUT_MS_DEFAULT))
     .option('--request-timeout-ms <ms>', 'per-request timeout', String(REQUEST_TIMEOUT_MS_DEFAULT))
     .option('--json', 'print one JSON object')

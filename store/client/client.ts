@@ -341,6 +341,11 @@ export class FerryClient {
     return this.nodes.values().next().value;
   }
 
+  /** The node id the client's map says masters pid of namespace (undefined before the map has it). */
+  masterOf(namespace: string, pid: number): string | undefined {
+    return this.partitionMap.get(namespace)?.[pid];
+  }
+
   private nodeFor(namespace: string, pid: number): ClusterNode {
     const map = this.partitionMap.get(namespace);
     if (!map) throw new AerospikeError(ResultCode.NAMESPACE_NOT_FOUND, `namespace ${namespace} not found`);

@@ -50,9 +50,11 @@ export async function startSite(o: SiteOptions): Promise<SiteNode[]> {
     if (i > 0) args.push('--seed', `127.0.0.1:${nodes[0]!.hbPort}`);
     const proc = new FerryProcess(`${o.name}${i}`, args, /ferry node listening on /);
     o.procs.push(proc);
-    await proc.start();
     nodes.push({ proc, port, hbPort, dir });
   }
+  // The first node, then the others together (they all seed from it).
+  await nodes[0]!.proc.start();
+  await Promise.all(nodes.slice(1).map((n) => n.proc.start()));
   await siteAgrees(nodes);
   return nodes;
 }
@@ -93,4 +95,21 @@ export async function siteShipped(nodes: SiteNode[], timeoutMs: number): Promise
     }
     return true;
   }, timeoutMs, 'every node of the site to ship everything');
+}
+
+/** Starts the site's stopped nodes again (same ports, data and seeds), then waits for agreement. */
+export async function restartSite(nodes: SiteNode[]): Promise<void> {
+  for (const n of nodes) if (!n.proc.running) await n.proc.start();
+  await siteAgrees(nodes);
+}
+
+/** A receiver applying `topic` to the site of `destination` (its metrics port answers /stats). */
+export async function startReceiver(o: { dir: string; name: string; brokers: string[]; topic: string; destination: SiteNode[]; procs: FerryProcess[] }): Promise<{ proc: FerryProcess; url: string }> {
+  const port = await freePort();
+  const file = join(o.dir, `${o.name}.json`);
+  writeFileSync(file, JSON.stringify({ brokers: o.brokers, topics: [o.topic], destination: o.destination.map((n) => `127.0.0.1:${n.port}`), 'metrics-port': port, 'group-id': `ferry-receiver-${o.name}` }));
+  const proc = new FerryProcess(o.name, ['receiver', '--config', file], /ferry receiver ready/);
+  o.procs.push(proc);
+  await proc.start();
+  return { proc, url: `http://127.0.0.1:${port}` };
 }
