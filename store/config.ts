@@ -83,6 +83,7 @@ const nsSchema = {
   'high-water-memory-pct': { doc: 'Evict above this share of index-memory-size (0 = off)', format: intIn(0, 100), default: 0, env: 'FERRY_NS_HIGH_WATER_MEMORY_PCT' },
   'index-memory-size': { doc: 'Index memory the high-water-memory-pct refers to', format: intIn(MiB, 2 ** 46), default: 4096 * MiB, env: 'FERRY_NS_INDEX_MEMORY_SIZE' },
   'stop-writes-pct': { doc: 'Refuse writes above this device use', format: intIn(1, 100), default: 90, env: 'FERRY_NS_STOP_WRITES_PCT' },
+  'stop-writes-sys-memory-pct': { doc: 'Refuse writes while the host (or the container memory cgroup) has used this share of its memory (0 = off), as Aerospike', format: intIn(0, 100), default: 90, env: 'FERRY_NS_STOP_WRITES_SYS_MEMORY_PCT' },
   'memory-budget': { doc: 'Bytes the index and block caches of the namespace may use; past it writes are refused (0 = no budget)', format: intIn(0, 2 ** 46), default: 0, env: 'FERRY_NS_MEMORY_BUDGET' },
   'transaction-pending-limit': { doc: 'Commands queued on one key before KEY_BUSY', format: intIn(1, 1_000_000), default: 20, env: 'FERRY_NS_TRANSACTION_PENDING_LIMIT' },
   'max-record-size': { doc: 'Largest record in bytes; 0 = the write block size', format: intIn(0, 8 * MiB), default: 0, env: 'FERRY_NS_MAX_RECORD_SIZE' },
@@ -113,6 +114,8 @@ export interface NamespaceConfig {
   indexMemorySize: number;
   stopWritesPct: number;
   memoryBudget: number;
+  /** 0 or absent: off (configs built in code, as the simulator's, leave it out). */
+  stopWritesSysMemoryPct?: number;
   transactionPendingLimit: number;
   maxRecordSize: number;
   tombRaiderEligibleAgeS: number;
@@ -273,6 +276,7 @@ function loadNamespace(raw: unknown, i: number, data: string, env: NodeJS.Proces
     indexMemorySize: c.get('index-memory-size'),
     stopWritesPct: c.get('stop-writes-pct'),
     memoryBudget: c.get('memory-budget'),
+    stopWritesSysMemoryPct: c.get('stop-writes-sys-memory-pct'),
     transactionPendingLimit: c.get('transaction-pending-limit'),
     maxRecordSize: maxRecord,
     tombRaiderEligibleAgeS: c.get('tomb-raider-eligible-age'),

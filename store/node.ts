@@ -11,6 +11,7 @@ import { openRecordStore, type OpenReport } from './storage/record-store.js';
 import { StorageError } from './storage/errors.js';
 import { releaseDataLock, takeDataLock } from './data-lock.js';
 import { filesystemFreeSpace } from './storage/free-space.js';
+import { hostMemoryProbe, type SystemMemoryProbe } from './namespace/system-memory.js';
 import { runtimeOf, systemTimers, type Clock, type Random, type Runtime, type Timers } from './runtime/index.js';
 import type { BlockDevice } from './storage/devices.js';
 import { WriteLog, type WriteLogOptions } from './writelog.js';
@@ -112,6 +113,8 @@ export interface StoreRuntime extends Partial<Runtime> {
   openDevice?: (nc: NamespaceConfig) => BlockDevice | Promise<BlockDevice>;
   /** Write logs in memory only, even for device namespaces (the simulator: file I/O is real I/O). */
   writeLogInMemory?: boolean;
+  /** The host's memory use for stop-writes-sys-memory-pct (default: /proc; none under a simulated device). */
+  systemMemory?: SystemMemoryProbe;
 }
 
 /** Accepts a bare Clock (older callers) or a StoreRuntime. */
@@ -179,6 +182,7 @@ export async function openNamespace(nc: NamespaceConfig, runtime?: Clock | Store
       conflictPolicy: nc.conflictPolicy,
       indexMemoryBytes: nc.indexMemorySize,
       memoryBudgetBytes: nc.memoryBudget,
+      sysMemoryStopPct: nc.stopWritesSysMemoryPct,
     },
     report,
     rt.clock,
@@ -189,6 +193,8 @@ export async function openNamespace(nc: NamespaceConfig, runtime?: Clock | Store
   const persisted = readFence(join(nc.dir, 'fence'));
   ns.setFenced(persisted ?? nc.fenced, false);
   if (device && !rt.openDevice) ns.attachFreeSpace(filesystemFreeSpace(nc.dir, nc.files));
+  const systemMemory = rt.systemMemory ?? (rt.openDevice ? undefined : hostMemoryProbe());
+  if (systemMemory) ns.attachSystemMemory(systemMemory);
   return ns;
 }
 

@@ -37,6 +37,8 @@ export interface NodeStartOptions extends Partial<Runtime> {
   openDevice?: StoreRuntime['openDevice'];
   /** Keep write logs in memory only (the simulator: their file I/O would be real). */
   writeLogInMemory?: boolean;
+  /** The host's memory use, for stop-writes-sys-memory-pct (default: read from /proc). */
+  systemMemory?: StoreRuntime['systemMemory'];
   /** Node-to-node messages (heartbeat, proxy); default TCP. */
   fabric?: FabricTransport;
   /** Starts the client-facing service (default: the TCP wire server; the simulator's has no socket). */
@@ -83,7 +85,7 @@ export class RunningNode {
     const extensions = o.extensions ?? [];
     let node: FerryNode;
     try {
-      node = await openStoreNode(config, { ...rt, ...(o.openDevice ? { openDevice: o.openDevice } : {}), ...(o.writeLogInMemory ? { writeLogInMemory: true } : {}) });
+      node = await openStoreNode(config, { ...rt, ...(o.openDevice ? { openDevice: o.openDevice } : {}), ...(o.writeLogInMemory ? { writeLogInMemory: true } : {}), ...(o.systemMemory ? { systemMemory: o.systemMemory } : {}) });
     } catch (err) {
       throw new NodeStartError(NodeStartStep.STORE, `cannot open the store: ${(err as Error).message}`, { cause: err });
     }

@@ -38,6 +38,7 @@ import type { StoredRecord } from '../storage/record-format.js';
 import type { OpenReport, RecordStore } from '../storage/record-store.js';
 import type { WriteLog } from '../writelog.js';
 import { StopWritesReason, stopWritesState, type StopWritesState } from './stop-writes.js';
+import type { SystemMemoryProbe, SystemMemoryUsage } from './system-memory.js';
 
 /** Free bytes of the fullest filesystem a namespace writes to (statfs; injected for simulation). */
 export interface FreeSpaceProbe {
@@ -83,6 +84,8 @@ export interface NamespaceSettings {
   indexMemoryBytes: number;
   /** Index plus caches may use this many bytes; past it writes stop (0 = no budget). */
   memoryBudgetBytes: number;
+  /** Writes stop while the host uses this share of its memory or more (0 or absent = off). */
+  sysMemoryStopPct?: number;
 }
 
 /** Keys `set-config` may change at run time, with their validators. */
@@ -93,6 +96,7 @@ const DYNAMIC: Record<string, { key: keyof NamespaceSettings; min: number; max: 
   'high-water-memory-pct': { key: 'highWaterMemoryPct', min: 0, max: 100 },
   'stop-writes-pct': { key: 'stopWritesPct', min: 0, max: 100 },
   'memory-budget': { key: 'memoryBudgetBytes', min: 0, max: 2 ** 46 },
+  'stop-writes-sys-memory-pct': { key: 'sysMemoryStopPct', min: 0, max: 100 },
   'transaction-pending-limit': { key: 'transactionPendingLimit', min: 0, max: 1_000_000 },
   'tomb-raider-eligible-age': { key: 'tombRaiderEligibleAgeS', min: 0, max: 315_360_000 },
 };
@@ -141,6 +145,7 @@ export class Namespace implements StoreNamespace {
   private stopState: StopWritesState = { reason: StopWritesReason.NONE, detail: '', hard: false };
   private hwmBreached = false;
   private freeSpace: FreeSpaceProbe | undefined;
+  private systemMemory: SystemMemoryProbe | undefined;
   /** store.blocksOpened at the last space check: a new write block re-checks the filesystem. */
   private spaceCheckedAtBlock = -1;
 
@@ -442,6 +447,12 @@ export class Namespace implements StoreNamespace {
     this.updateSpaceFlags();
   }
 
+  /** Watches the host's memory: writes stop at stop-writes-sys-memory-pct (see stop-writes.ts). */
+  attachSystemMemory(probe: SystemMemoryProbe): void {
+    this.systemMemory = probe;
+    this.updateSpaceFlags();
+  }
+
   /** Why writes are refused now ('' = they are not), with a sentence for the log. */
   stopWritesState(): StopWritesState {
     return this.stopState;
@@ -468,12 +479,19 @@ export class Namespace implements StoreNamespace {
       stopWritesPct: this.settings.stopWritesPct,
       memoryUsedBytes: s.memoryBytes,
       memoryBudgetBytes: this.settings.memoryBudgetBytes,
+      sysMemory: this.sysMemoryUsage(),
+      sysMemoryStopPct: this.settings.sysMemoryStopPct ?? 0,
     });
     this.stopWrites = this.stopState.reason !== StopWritesReason.NONE;
     this.store.defragPaused = this.stopState.reason === StopWritesReason.FILESYSTEM_FULL;
     this.hwmBreached =
       (this.settings.highWaterDiskPct > 0 && diskPct >= this.settings.highWaterDiskPct) ||
       (this.settings.highWaterMemoryPct > 0 && memPct >= this.settings.highWaterMemoryPct);
+  }
+
+  /** The host's memory use, read only when a limit is set (the probe reads /proc each time). */
+  private sysMemoryUsage(): SystemMemoryUsage | undefined {
+    return (this.settings.sysMemoryStopPct ?? 0) > 0 ? this.systemMemory?.usage() : undefined;
   }
 
   /** One second of background work: refresh space flags, expire a slice, evict if needed. */
@@ -633,6 +651,7 @@ export class Namespace implements StoreNamespace {
       'high-water-memory-pct': s.highWaterMemoryPct,
       'stop-writes-pct': s.stopWritesPct,
       'memory-budget': s.memoryBudgetBytes,
+      'stop-writes-sys-memory-pct': s.sysMemoryStopPct ?? 0,
       'transaction-pending-limit': s.transactionPendingLimit,
       'max-record-size': s.maxRecordBytes,
       'commit-to-device': s.commitToDevice,

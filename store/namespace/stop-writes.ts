@@ -9,10 +9,12 @@
  *   log state, two write blocks). Checked before a write lands, so a full disk does not first
  *   fail a device write.
  * - device-full: no free write block left (defrag keeps its own reserve).
+ * - sys-memory-pct: the host (or the container's memory cgroup) has used `stop-writes-sys-memory-pct`
+ *   of its memory or more; writes resume once use falls under it.
  * - memory-budget: index and caches use more than `memory-budget` bytes.
  * - stop-writes-pct: the device is fuller than `stop-writes-pct`.
  *
- * The first three are hard: nothing may be written. The last two are soft: the shipper's
+ * The first three are hard: nothing may be written. The last three are soft: the shipper's
  * checkpoints (a few small system records) still go through, so shipping state is kept.
  */
 
@@ -21,6 +23,7 @@ export const StopWritesReason = {
   DEVICE_WRITE_FAILED: 'device-write-failed',
   FILESYSTEM_FULL: 'filesystem-full',
   DEVICE_FULL: 'device-full',
+  SYS_MEMORY_PCT: 'sys-memory-pct',
   MEMORY_BUDGET: 'memory-budget',
   STOP_WRITES_PCT: 'stop-writes-pct',
 } as const;
@@ -40,6 +43,10 @@ export interface SpaceFacts {
   memoryUsedBytes: number;
   /** Configured budget, 0 = none. */
   memoryBudgetBytes: number;
+  /** The host's memory use, undefined when unknown (no probe, unreadable). */
+  sysMemory: { usedBytes: number; totalBytes: number } | undefined;
+  /** stop-writes-sys-memory-pct, 0 = off. */
+  sysMemoryStopPct: number;
 }
 
 export interface StopWritesState {
@@ -63,6 +70,14 @@ export function stopWritesState(f: SpaceFacts): StopWritesState {
   }
   if (f.deviceAvailPct <= 1) {
     return { reason: StopWritesReason.DEVICE_FULL, detail: `device has no free write block (${f.deviceAvailPct}% available)`, hard: true };
+  }
+  const sysPct = f.sysMemory && f.sysMemory.totalBytes > 0 ? (f.sysMemory.usedBytes * 100) / f.sysMemory.totalBytes : 0;
+  if (f.sysMemory && f.sysMemoryStopPct > 0 && sysPct >= f.sysMemoryStopPct) {
+    return {
+      reason: StopWritesReason.SYS_MEMORY_PCT,
+      detail: `system memory ${Math.floor(sysPct)}% used (${mib(f.sysMemory.usedBytes)} of ${mib(f.sysMemory.totalBytes)}), at stop-writes-sys-memory-pct ${f.sysMemoryStopPct}; writes resume below it`,
+      hard: false,
+    };
   }
   if (f.memoryBudgetBytes > 0 && f.memoryUsedBytes >= f.memoryBudgetBytes) {
     return {

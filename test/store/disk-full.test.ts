@@ -7,7 +7,7 @@
  * afterwards restarts warm. Needs root (mount); without it the test is skipped, saying so.
  */
 import test from 'ava';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -213,11 +213,13 @@ maybe('disk full: writes stop with a reason, shutdown exits, a full disk still s
   t.deepEqual(await unreadable(client, [...acked, ...more]), []);
 });
 
-maybe('broker disk full: produce is refused as a retriable storage error, the broker stays up, exits on SIGTERM and starts on a full disk with every acknowledged message', async (t) => {
+maybe('broker disk full: produce is refused as a retriable storage error while fetches go on over an intact log; produce resumes when space returns; SIGTERM exits and a start on a full disk keeps every acknowledged message', async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'ferry-brokerfull-'));
   const mnt = join(root, 'mnt');
   mkdirSync(mnt);
   t.true(tryMount(mnt), 'tmpfs mounted');
+  // "Another program" holds some space, given back later.
+  writeFileSync(join(mnt, 'other'), Buffer.alloc(OTHER_BYTES));
   const port = await freePort();
   const broker = new FerryProcess('broker', ['broker', '--data', join(mnt, 'broker'), '--port', String(port)], /listening/);
   const { Kafka, logLevel } = await import('kafkajs');
@@ -234,20 +236,39 @@ maybe('broker disk full: produce is refused as a retriable storage error, the br
     rmSync(root, { recursive: true, force: true });
   });
   await broker.start();
+  const setup = kafka.admin();
+  await setup.connect();
+  await setup.createTopics({ topics: [{ topic: 't', numPartitions: 1 }] });
+  await setup.disconnect();
   await producer.connect();
-  let acked = 0;
-  let refused = 0;
+  const acked: string[] = [];
+  let sent = 0;
   const value = Buffer.alloc(16 * 1024, 1);
-  while (refused < 3) {
+  /** One batch of 8 keyed messages; true when acknowledged. */
+  const send = async (): Promise<boolean> => {
+    const keys = Array.from({ length: 8 }, () => String(sent++));
     try {
-      await producer.send({ topic: 't', acks: -1, messages: Array.from({ length: 8 }, () => ({ value })) });
-      acked += 8;
+      await producer.send({ topic: 't', acks: -1, messages: keys.map((key) => ({ key, value })) });
+      acked.push(...keys);
+      return true;
     } catch (err) {
-      refused++;
       t.regex(String((err as Error).message), /disk error|storage|retries/i);
+      return false;
     }
-  }
-  t.true(acked > 0 && broker.running, `${acked} messages acknowledged, broker still up`);
+  };
+  let refused = 0;
+  while (refused < 3) if (!(await send())) refused++;
+  t.true(acked.length > 0 && broker.running, `${acked.length} messages acknowledged, broker still up`);
+
+  // Full disk: a fetch from the beginning returns every acknowledged message, in order, CRCs checked.
+  const fetched = await kcatConsume(`127.0.0.1:${port}`, 't');
+  t.deepEqual(fetched, acked.map((k, i) => `${i} ${k}`), 'the log holds exactly what was acknowledged');
+
+  // Space returns: produce resumes without a restart.
+  unlinkSync(join(mnt, 'other'));
+  await waitFor(() => send(), 15_000, 'produce to resume once space returned');
+  t.true(broker.running);
+
   fillFilesystem(join(mnt, 'filler'));
   await producer.disconnect();
   broker.signal('SIGTERM');
@@ -258,5 +279,16 @@ maybe('broker disk full: produce is refused as a retriable storage error, the br
   await admin.connect();
   const offsets = await admin.fetchTopicOffsets('t');
   await admin.disconnect();
-  t.is(offsets.reduce((n, o) => n + Number(o.high), 0), acked);
+  t.is(offsets.reduce((n, o) => n + Number(o.high), 0), acked.length);
+  t.deepEqual(await kcatConsume(`127.0.0.1:${port}`, 't'), acked.map((k, i) => `${i} ${k}`), 'after a restart on a full disk too');
 });
+
+/** Every message of partition 0 of `topic` as "offset key", read by kcat without a consumer group. */
+function kcatConsume(broker: string, topic: string): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    execFile('kcat', ['-C', '-b', broker, '-t', topic, '-p', '0', '-o', 'beginning', '-e', '-q', '-X', 'check.crcs=true', '-f', '%o %k\\n'], { timeout: 30_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`kcat: ${err.message}: ${stderr}`));
+      else resolve(stdout.split('\n').filter((l) => l !== ''));
+    });
+  });
+}
