@@ -3,15 +3,18 @@
  * with a live view of lag and throughput, and a final `ferry verify`.
  *
  * 1. Starts the embedded broker, site A (device storage, shipping to B), site B (device storage,
- *    fenced: passive) and a receiver applying A's topic to B, each as its own `ferry` process on
- *    ports counted up from the base port (a taken port is replaced by a free one). Children run
+ *    fenced: passive) and a receiver applying A's topic to B, each node as its own `ferry`
+ *    process on ports counted up from the base port (a taken port is replaced by a free one).
+ *    Each site is a cluster of `nodes` nodes (3 by default, joined by heartbeats, replication
+ *    factor 2; each A node ships the partitions it masters); with 1 node, a lone node each. Children run
  *    in their own process group, so a terminal's Ctrl-C reaches only the demo, which then stops
  *    them in order; their output goes to <data>/logs/<name>.log.
  * 2. Drives writes, updates, deletes, TTL writes and a hot counter on A at a steady rate.
  * 3. Samples A's `xdr-stats` and the receiver's /stats every second: a terminal view (redrawn in
  *    place on a TTY, one line per second otherwise) and the dashboard's time series.
- * 4. On Ctrl-C or after the duration: stops the workload, waits (bounded) until A has shipped
- *    everything and the receiver applied it, compares A and B (ops/verify.ts), stops the
+ * 4. On Ctrl-C or after the duration: stops the workload, waits (bounded) until every A node has
+ *    shipped everything and the receiver applied it, compares the whole sites A and B
+ *    (ops/verify.ts: every partition from its master), stops the
  *    children with SIGTERM. Exit status: 0 the sites are equal, 1 they differ (or were not
  *    compared), 2 the demo could not start.
  */
@@ -24,7 +27,7 @@ import type { ReceiverStats } from '../receiver/receiver.js';
 import { FerryClient, ops, type KeySpec } from '../store/index.js';
 import { startDashboard, type Dashboard, type DashboardState } from './dashboard.js';
 import { parseXdrStats } from './lag.js';
-import { EXIT_ERROR, NodeConn, errorText, formatDurationMs, getJson, sleep } from './util.js';
+import { EXIT_ERROR, NodeConn, errorText, formatDurationMs, getJson, parseKv, sleep } from './util.js';
 import { formatReport, verifySites, type VerifyReport } from './verify.js';
 import { freePort } from './free-port.js';
 
@@ -32,6 +35,11 @@ export const DEMO_RATE_PER_S_DEFAULT = 500;
 export const DEMO_BASE_PORT_DEFAULT = 3000;
 export const DEMO_DASHBOARD_PORT_DEFAULT = 8080;
 export const DEMO_DATA_DEFAULT = './data/demo';
+/** Nodes per site. */
+export const DEMO_NODES_DEFAULT = 3;
+export const DEMO_NODES_MAX = 5;
+/** Longest wait for each site's nodes to agree on one cluster after they started. */
+export const CLUSTER_FORM_TIMEOUT_MS = 30_000;
 export const DEMO_NAMESPACE = 'test';
 export const DEMO_SET = 'demo';
 /** Distinct keys the workload touches (plus the hot key). */
@@ -108,6 +116,8 @@ export interface DemoOptions {
   dashboardPort: number;
   /** Delete the data directory first. */
   fresh: boolean;
+  /** Nodes per site (default DEMO_NODES_DEFAULT). */
+  nodes?: number;
 }
 
 export interface DemoIo {
@@ -141,23 +151,50 @@ export async function pickPort(preferred: number, taken: Set<number>): Promise<n
 }
 
 export interface DemoPorts {
+  /** The first node of each site. */
   a: number;
   b: number;
   broker: number;
   receiver: number;
   dashboard: number;
+  /** Every node's service port (the first is a / b) and heartbeat port, per site (clusters only). */
+  aNodes?: number[];
+  bNodes?: number[];
+  aHeartbeat?: number[];
+  bHeartbeat?: number[];
 }
 
-/** A = base, B = base+1, broker = base+2, receiver admin = base+3; the dashboard its own. */
-export async function pickPorts(basePort: number, dashboardPort: number): Promise<DemoPorts> {
+/**
+ * A = base, B = base+1, broker = base+2, receiver admin = base+3; with clusters, the other A
+ * nodes, then the other B nodes, then every node's heartbeat port follow; the dashboard its own.
+ */
+export async function pickPorts(basePort: number, dashboardPort: number, nodes = 1): Promise<DemoPorts> {
   const taken = new Set<number>();
-  return {
+  const p: DemoPorts = {
     a: await pickPort(basePort, taken),
     b: await pickPort(basePort + 1, taken),
     broker: await pickPort(basePort + 2, taken),
     receiver: await pickPort(basePort + 3, taken),
     dashboard: await pickPort(dashboardPort, taken),
   };
+  if (nodes > 1) {
+    let next = basePort + 4;
+    const more = async (n: number): Promise<number[]> => {
+      const out: number[] = [];
+      for (let i = 0; i < n; i++) out.push(await pickPort(next++, taken));
+      return out;
+    };
+    p.aNodes = [p.a, ...(await more(nodes - 1))];
+    p.bNodes = [p.b, ...(await more(nodes - 1))];
+    p.aHeartbeat = await more(nodes);
+    p.bHeartbeat = await more(nodes);
+  }
+  return p;
+}
+
+/** Service ports of a site's nodes. */
+function sitePorts(ports: DemoPorts, site: 'a' | 'b'): number[] {
+  return (site === 'a' ? ports.aNodes : ports.bNodes) ?? [ports[site]];
 }
 
 // ---------------------------------------------------------------- child processes
@@ -263,8 +300,13 @@ class DemoChild {
   }
 }
 
-/** Children stop in these groups, one group after the other: the receiver writes to B and reads the broker. */
+/**
+ * Children stop in these groups, one group after the other: the receiver writes to B and reads
+ * the broker. A name is in a group when it starts with one of the group's prefixes (site A1...).
+ */
 const STOP_ORDER: readonly string[][] = [['receiver'], ['site A', 'site B'], ['broker']];
+const inGroup = (group: readonly string[], name: string): boolean => group.some((g) => name === g || name.startsWith(g));
+const inAnyGroup = (name: string): boolean => STOP_ORDER.some((g) => inGroup(g, name));
 
 interface PidEntry {
   name: string;
@@ -309,7 +351,7 @@ async function stopLeftovers(pidFile: string): Promise<{ stopped: number; killed
     }
   });
   result.stopped = ours.length;
-  const groups = [...STOP_ORDER.map((g) => ours.filter((e) => g.includes(e.name))), ours.filter((e) => !STOP_ORDER.flat().includes(e.name))];
+  const groups = [...STOP_ORDER.map((g) => ours.filter((e) => inGroup(g, e.name))), ours.filter((e) => !inAnyGroup(e.name))];
   for (const group of groups) {
     const pids = group.map((e) => e.pid);
     for (const pid of pids) signal(pid, 'SIGTERM');
@@ -453,13 +495,13 @@ export interface DemoSample {
   error: string;
 }
 
-/** Reads A's shipper and the receiver's stats; keeps the connection to A. */
+/** Reads every A node's shipper and the receiver's stats; keeps the connections to A. */
 class StatsSource {
-  private conn: NodeConn | undefined;
+  private readonly conns = new Map<number, NodeConn>();
   private prevOps = { at: 0, ops: 0 };
 
   constructor(
-    private readonly a: { host: string; port: number },
+    private readonly a: Array<{ host: string; port: number }>,
     private readonly receiverUrl: string,
     private readonly workload: () => WorkloadCounts,
   ) {}
@@ -475,22 +517,28 @@ class StatsSource {
     };
     const errors: string[] = [];
     const receiverP = getJson<ReceiverStats>(`${this.receiverUrl}/stats`, STATS_TIMEOUT_MS);
-    try {
-      this.conn ??= await NodeConn.open(this.a, STATS_TIMEOUT_MS);
-      const x = parseXdrStats(await this.conn.info('xdr-stats'), `${this.a.host}:${this.a.port}`);
-      for (const st of x.streams) {
-        s.shippedPerS += st.shippedPerS;
-        s.shipped += st.shipped;
-        s.recordsBehind += st.recordsBehind;
-        s.msBehind = Math.max(s.msBehind, st.msBehind);
-        s.retries += st.retries;
-        if (st.lastError) errors.push(`shipper: ${st.lastError}`);
-      }
-    } catch (err) {
-      this.conn?.close();
-      this.conn = undefined;
-      errors.push(`site A: ${errorText(err)}`);
-    }
+    // Each A node ships the partitions it masters: the site's figures are the sums.
+    await Promise.all(
+      this.a.map(async (ep) => {
+        try {
+          let conn = this.conns.get(ep.port);
+          if (!conn) this.conns.set(ep.port, (conn = await NodeConn.open(ep, STATS_TIMEOUT_MS)));
+          const x = parseXdrStats(await conn.info('xdr-stats'), `${ep.host}:${ep.port}`);
+          for (const st of x.streams) {
+            s.shippedPerS += st.shippedPerS;
+            s.shipped += st.shipped;
+            s.recordsBehind += st.recordsBehind + st.recoveringPartitions;
+            s.msBehind = Math.max(s.msBehind, st.msBehind);
+            s.retries += st.retries;
+            if (st.lastError) errors.push(`shipper ${ep.port}: ${st.lastError}`);
+          }
+        } catch (err) {
+          this.conns.get(ep.port)?.close();
+          this.conns.delete(ep.port);
+          errors.push(`site A ${ep.host}:${ep.port}: ${errorText(err)}`);
+        }
+      }),
+    );
     try {
       const r = await receiverP;
       s.appliedPerS = r.appliedPerS;
@@ -507,8 +555,8 @@ class StatsSource {
   }
 
   close(): void {
-    this.conn?.close();
-    this.conn = undefined;
+    for (const c of this.conns.values()) c.close();
+    this.conns.clear();
   }
 }
 
@@ -537,8 +585,9 @@ function n(v: number): string {
 /** The terminal view (pure). */
 export function formatView(ctx: ViewContext, s: DemoSample | undefined): string {
   const up = formatDurationMs(Date.now() - ctx.startedAt);
+  const siteText = (site: 'a' | 'b'): string => sitePorts(ctx.ports, site).map((p) => `${HOST}:${p}`).join(',');
   const lines = [
-    `ferry demo: site A ${HOST}:${ctx.ports.a} -> Kafka ${HOST}:${ctx.ports.broker} -> receiver -> site B ${HOST}:${ctx.ports.b} (passive)`,
+    `ferry demo: site A ${siteText('a')} -> Kafka ${HOST}:${ctx.ports.broker} -> receiver -> site B ${siteText('b')} (passive)`,
     `dashboard ${ctx.dashboardUrl}   data ${ctx.data}   up ${up}   ${ctx.phase}${ctx.phase === 'running' ? ' (Ctrl-C: stop, catch up, verify)' : ''}`,
     '',
   ];
@@ -576,6 +625,7 @@ export function formatLine(ctx: ViewContext, s: DemoSample): string {
  * lost on A that B already holds, and the next run still verifies equal.
  */
 function siteConfigs(ports: DemoPorts): { a: unknown; b: unknown; receiver: unknown } {
+  const bNodes = sitePorts(ports, 'b');
   const broker = `${HOST}:${ports.broker}`;
   const ns = { name: DEMO_NAMESPACE, 'storage-engine': 'device', 'commit-to-device': true, filesize: SITE_FILE_BYTES, 'write-block-size': 262144, 'nsup-period': 1 };
   return {
@@ -584,8 +634,33 @@ function siteConfigs(ports: DemoPorts): { a: unknown; b: unknown; receiver: unkn
       xdr: { site: 'A', destinations: [{ name: 'B', brokers: [broker], namespaces: [DEMO_NAMESPACE], 'kafka-partitions': 4, 'checkpoint-interval-ms': 200 }] },
     },
     b: { namespaces: [{ ...ns, fenced: true }] },
-    receiver: { brokers: [broker], topics: [TOPIC], destination: [`${HOST}:${ports.b}`], 'metrics-host': HOST, 'metrics-port': ports.receiver, 'group-id': GROUP_ID },
+    receiver: { brokers: [broker], topics: [TOPIC], destination: bNodes.map((p) => `${HOST}:${p}`), 'metrics-host': HOST, 'metrics-port': ports.receiver, 'group-id': GROUP_ID },
   };
+}
+
+/** Waits until every node of a site reports the whole site as its cluster. */
+async function waitForCluster(ports: number[], signal: AbortSignal): Promise<void> {
+  const end = Date.now() + CLUSTER_FORM_TIMEOUT_MS;
+  let last = '';
+  for (;;) {
+    try {
+      const sizes = await Promise.all(ports.map(async (port) => {
+        const conn = await NodeConn.open({ host: HOST, port }, STATS_TIMEOUT_MS);
+        try {
+          return Number(parseKv(await conn.info('statistics')).get('cluster_size'));
+        } finally {
+          conn.close();
+        }
+      }));
+      last = sizes.join(',');
+      if (sizes.every((n) => n === ports.length)) return;
+    } catch (err) {
+      last = errorText(err);
+    }
+    if (signal.aborted) throw new DemoError('INTERRUPTED', 'interrupted while starting: nothing to verify');
+    if (Date.now() > end) throw new DemoError('START', `the nodes on ports ${ports.join(',')} did not form one cluster within ${CLUSTER_FORM_TIMEOUT_MS} ms (cluster sizes: ${last})`);
+    await sleep(200);
+  }
 }
 
 export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
@@ -623,7 +698,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
     phase: ctx.phase,
     startedAt: ctx.startedAt,
     ratePerS: o.ratePerS,
-    sites: { a: `${HOST}:${ctx.ports.a}`, b: `${HOST}:${ctx.ports.b}`, broker: `${HOST}:${ctx.ports.broker}` },
+    sites: { a: sitePorts(ctx.ports, 'a').map((p) => `${HOST}:${p}`).join(','), b: sitePorts(ctx.ports, 'b').map((p) => `${HOST}:${p}`).join(','), broker: `${HOST}:${ctx.ports.broker}` },
     samples,
     verify: verify ? { equal: verify.equal, differingKeys: verify.differingKeys, recordsA: verify.recordsA, recordsB: verify.recordsB, text: verifyText } : null,
   });
@@ -635,7 +710,8 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
     if (leftovers.stopped > 0) {
       io.out(`demo: stopped ${leftovers.stopped} process(es) a previous demo on ${data} left running${leftovers.killed > 0 ? ` (${leftovers.killed} killed: they did not stop in time; if the sites differ, start over with --fresh)` : ''}\n`);
     }
-    const ports = await pickPorts(o.basePort, o.dashboardPort);
+    const nodes = o.nodes ?? DEMO_NODES_DEFAULT;
+    const ports = await pickPorts(o.basePort, o.dashboardPort, nodes);
     ctx.ports = ports;
     const cfg = siteConfigs(ports);
     writeFileSync(join(data, 'a.json'), `${JSON.stringify(cfg.a, null, 2)}\n`);
@@ -645,12 +721,24 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
     dashboard = await startDashboard({ host: HOST, port: ports.dashboard, state });
     ctx.dashboardUrl = dashboard.url;
     io.out(`demo: dashboard ${dashboard.url}\n`);
-    io.out(`demo: data ${data} (logs in ${join(data, 'logs')}); ports A ${ports.a}, B ${ports.b}, broker ${ports.broker}, receiver ${ports.receiver}\n`);
+    io.out(`demo: data ${data} (logs in ${join(data, 'logs')}); ports A ${sitePorts(ports, 'a').join(',')}, B ${sitePorts(ports, 'b').join(',')}, broker ${ports.broker}, receiver ${ports.receiver}${nodes > 1 ? ` (two ${nodes}-node clusters)` : ''}\n`);
 
     const log = (name: string) => join(data, 'logs', `${name}.log`);
     const broker = new DemoChild('broker', ['broker', '--data', join(data, 'broker'), '--port', String(ports.broker), '--host', HOST], /listening/, log('broker'));
-    const a = new DemoChild('site A', ['node', '--config', join(data, 'a.json'), '--data', join(data, 'a'), '--port', String(ports.a), '--host', HOST], /ferry node listening/, log('a'));
-    const b = new DemoChild('site B', ['node', '--config', join(data, 'b.json'), '--data', join(data, 'b'), '--port', String(ports.b), '--host', HOST], /ferry node listening/, log('b'));
+    /** A site's nodes: with clusters, `site A1`.. on data a1.. (heartbeats, all seeded from the first). */
+    const siteNodes = (site: 'a' | 'b'): DemoChild[] => {
+      const upper = site.toUpperCase();
+      const service = sitePorts(ports, site);
+      const hb = site === 'a' ? ports.aHeartbeat : ports.bHeartbeat;
+      return service.map((port, i) => {
+        const id = hb ? `${site}${i + 1}` : site;
+        const args = ['node', '--config', join(data, `${site}.json`), '--data', join(data, id), '--port', String(port), '--host', HOST];
+        if (hb) args.push('--heartbeat-port', String(hb[i]), ...(i > 0 ? ['--seed', `${HOST}:${hb[0]}`] : []));
+        return new DemoChild(hb ? `site ${upper}${i + 1}` : `site ${upper}`, args, /ferry node listening/, log(id));
+      });
+    };
+    const aNodes = siteNodes('a');
+    const bNodes = siteNodes('b');
     const receiver = new DemoChild('receiver', ['receiver', '--config', join(data, 'receiver.json')], /ferry receiver ready/, log('receiver'));
     const savePids = () => writeFileSync(pidFile, JSON.stringify({ children: children.flatMap((c): PidEntry[] => (c.pid !== undefined ? [{ name: c.name, pid: c.pid }] : [])) }));
     const startChild = async (c: DemoChild): Promise<void> => {
@@ -662,13 +750,20 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
       io.out(`demo: ${c.name} ready\n`);
     };
     await startChild(broker);
-    await Promise.all([startChild(a), startChild(b)]);
+    // The first node of each site, then the others (they join it).
+    await Promise.all([startChild(aNodes[0]!), startChild(bNodes[0]!)]);
+    await Promise.all([...aNodes.slice(1), ...bNodes.slice(1)].map(startChild));
+    if (nodes > 1) {
+      await Promise.all([waitForCluster(sitePorts(ports, 'a'), stopRequested.signal), waitForCluster(sitePorts(ports, 'b'), stopRequested.signal)]);
+      io.out(`demo: sites A and B are ${nodes}-node clusters\n`);
+    }
     await startChild(receiver);
 
-    client = await FerryClient.connect({ hosts: [{ host: HOST, port: ports.a }], tendIntervalMs: 0, maxConnsPerNode: WORKLOAD_CONNECTIONS_MAX });
+    const aHosts = sitePorts(ports, 'a').map((port) => ({ host: HOST, port }));
+    client = await FerryClient.connect({ hosts: aHosts, tendIntervalMs: 0, maxConnsPerNode: WORKLOAD_CONNECTIONS_MAX });
     const load = new Workload(client, o.ratePerS);
     workload = load;
-    stats = new StatsSource({ host: HOST, port: ports.a }, `http://${HOST}:${ports.receiver}`, () => load.counts);
+    stats = new StatsSource(aHosts, `http://${HOST}:${ports.receiver}`, () => load.counts);
     if (stopRequested.signal.aborted) throw new DemoError('INTERRUPTED', 'interrupted while starting: nothing to verify');
     load.start();
     ctx.phase = 'running';
@@ -719,7 +814,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
 
     if (!hurry.signal.aborted) {
       ctx.phase = 'verifying';
-      io.out(`demo: ferry verify --a ${HOST}:${ports.a} --b ${HOST}:${ports.b} --namespace ${DEMO_NAMESPACE}\n`);
+      io.out(`demo: ferry verify --a ${HOST}:${ports.a} --b ${HOST}:${ports.b} --namespace ${DEMO_NAMESPACE}${nodes > 1 ? ` (the whole sites: each partition from its master)` : ''}\n`);
       try {
         verify = await verifySites({
           a: { host: HOST, port: ports.a },
@@ -747,10 +842,10 @@ export async function runDemo(o: DemoOptions, io: DemoIo): Promise<number> {
     await workload?.stop();
     stats?.close();
     client?.close();
-    for (const group of [...STOP_ORDER, children.map((c) => c.name).filter((name) => !STOP_ORDER.flat().includes(name))]) {
+    for (const group of [...STOP_ORDER, children.map((c) => c.name).filter((name) => !inAnyGroup(name))]) {
       await Promise.all(
         children
-          .filter((c) => group.includes(c.name))
+          .filter((c) => inGroup(group, c.name))
           .map(async (c) => {
             const how = await c.stop();
             io.out(`demo: ${c.name} stopped (${how})\n`);

@@ -9,6 +9,8 @@ import {
   DEMO_BASE_PORT_DEFAULT,
   DEMO_DASHBOARD_PORT_DEFAULT,
   DEMO_DATA_DEFAULT,
+  DEMO_NODES_DEFAULT,
+  DEMO_NODES_MAX,
   DEMO_RATE_PER_S_DEFAULT,
   DemoError,
   EXIT_GRACE_MS,
@@ -24,6 +26,7 @@ export interface DemoCliOptions {
   durationS?: string;
   basePort: string;
   dashboardPort: string;
+  nodes: string;
   fresh?: boolean;
 }
 
@@ -39,6 +42,7 @@ export function parseDemoOptions(o: DemoCliOptions): DemoOptions {
     basePort: intOption('base-port', o.basePort, 1, 65_532),
     dashboardPort: intOption('dashboard-port', o.dashboardPort, 0, 65_535),
     fresh: o.fresh === true,
+    nodes: intOption('nodes', o.nodes, 1, DEMO_NODES_MAX),
   };
   if (o.durationS !== undefined) opts.durationS = intOption('duration-s', o.durationS, 1, 365 * 86_400);
   return opts;
@@ -53,6 +57,7 @@ export function register(program: Command): void {
     .option('--duration-s <s>', 'stop by itself after this many seconds (default: run until Ctrl-C)')
     .option('--base-port <port>', 'site A on this port, B +1, broker +2, receiver +3 (a taken port is replaced by a free one)', String(DEMO_BASE_PORT_DEFAULT))
     .option('--dashboard-port <port>', 'lag dashboard HTTP port (a free one when taken)', String(DEMO_DASHBOARD_PORT_DEFAULT))
+    .option('--nodes <n>', `nodes per site: each site a cluster of n nodes (1 = a lone node each, at most ${DEMO_NODES_MAX})`, String(DEMO_NODES_DEFAULT))
     .option('--fresh', 'delete the data directory first')
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_ERROR))
     .action(async (o: DemoCliOptions) => {

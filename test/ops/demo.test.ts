@@ -78,7 +78,7 @@ function killDemoChildren(dir: string): void {
   }
 }
 
-test('ferry demo --duration-s runs the workload, catches up, verifies the sites equal and exits 0', async (t) => {
+test('ferry demo --duration-s runs two 3-node sites, catches up, verifies the whole sites equal and exits 0', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-demo-'));
   const d = startDemo(['--duration-s', '8', '--rate', '200', '--base-port', String(await freePort()), '--dashboard-port', '0', '--data', dir]);
   t.teardown(cleanup(d, dir));
@@ -92,7 +92,11 @@ test('ferry demo --duration-s runs the workload, catches up, verifies the sites 
   t.truthy(m, out.slice(-3000));
   t.true(Number(m![1]) > 0);
   t.regex(out, /applied\/s=[1-9]/);
-  for (const name of ['receiver', 'site A', 'site B', 'broker']) t.regex(out, new RegExp(`demo: ${name} stopped \\(exit 0\\)`));
+  t.regex(out, /demo: sites A and B are 3-node clusters/);
+  t.regex(out, /--namespace test \(the whole sites: each partition from its master\)/);
+  for (const name of ['receiver', 'site A1', 'site A2', 'site A3', 'site B1', 'site B2', 'site B3', 'broker']) t.regex(out, new RegExp(`demo: ${name} stopped \\(exit 0\\)`));
+  // Every A node shipped: each masters part of the partitions.
+  for (const n of [1, 2, 3]) t.regex(readFileSync(join(dir, 'logs', `a${n}.log`), 'utf8'), /partition table changed: shipping \d+ partition\(s\) this node masters/);
 });
 
 /** Pids of live processes whose command line mentions `needle` (the demo's children carry its data dir). */
@@ -111,7 +115,7 @@ function pidsMentioning(needle: string): number[] {
 
 test('a demo killed with -9 leaves no child running: each stops itself cleanly', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-demo-'));
-  const d = startDemo(['--duration-s', '120', '--rate', '100', '--base-port', String(await freePort()), '--dashboard-port', '0', '--data', dir]);
+  const d = startDemo(['--duration-s', '120', '--rate', '100', '--nodes', '1', '--base-port', String(await freePort()), '--dashboard-port', '0', '--data', dir]);
   t.teardown(cleanup(d, dir));
   await waitFor(() => /workload on site A/.test(d.output()) || d.proc.exitCode !== null, DEMO_START_TIMEOUT_MS, 'the demo to start its workload');
   t.is(d.proc.exitCode, null, d.output().slice(-3000));
@@ -133,7 +137,7 @@ test('the dashboard charts shipped and applied records live; Ctrl-C (SIGINT) end
   }
   const dir = mkdtempSync(join(tmpdir(), 'ferry-demo-'));
   // --duration-s only as a safety bound: the test stops the demo with SIGINT.
-  const d = startDemo(['--duration-s', '120', '--rate', '200', '--base-port', String(await freePort()), '--dashboard-port', '0', '--data', dir]);
+  const d = startDemo(['--duration-s', '120', '--rate', '200', '--nodes', '1', '--base-port', String(await freePort()), '--dashboard-port', '0', '--data', dir]);
   t.teardown(cleanup(d, dir));
   await waitFor(() => /workload on site A/.test(d.output()) || d.proc.exitCode !== null, DEMO_START_TIMEOUT_MS, 'the demo to start its workload');
   if (d.proc.exitCode !== null) {
