@@ -10,6 +10,7 @@
  *   caught up.
  */
 import { Kafka, logLevel } from 'kafkajs';
+import { NO_KAFKA_SECURITY, describeKafkaError, isKafkaAuthFailure, kafkaClientSecurity, type KafkaSecurity } from '../kafka/security.js';
 import type { StreamStats } from '../shipper/shipper.js';
 import { parseXdrStats } from './lag.js';
 import { NodeConn, OpsError, endpointText, errorText, sleep, type Endpoint } from './util.js';
@@ -51,6 +52,8 @@ export interface RewindOptions {
   group: string;
   topic: string;
   target: RewindTarget;
+  /** TLS and SASL to Kafka, as the shipper and receiver have them (kafka/security.ts); none by default. */
+  security?: KafkaSecurity;
 }
 
 /** Offsets to set, from the partition bounds and the target (pure). */
@@ -75,7 +78,13 @@ export function planRewind(
     .sort((x, y) => x.partition - y.partition);
 }
 
-function kafkaClient(brokers: string[]): Kafka {
+function kafkaClient(brokers: string[], security: KafkaSecurity): Kafka {
+  let secure: ReturnType<typeof kafkaClientSecurity>;
+  try {
+    secure = kafkaClientSecurity(security);
+  } catch (err) {
+    throw new OpsError('USAGE', errorText(err));
+  }
   return new Kafka({
     clientId: 'ferry-replay',
     brokers,
@@ -83,6 +92,7 @@ function kafkaClient(brokers: string[]): Kafka {
     connectionTimeout: KAFKA_CONNECT_TIMEOUT_MS,
     requestTimeout: KAFKA_REQUEST_TIMEOUT_MS,
     retry: { retries: 2, initialRetryTime: 200, maxRetryTime: 1000 },
+    ...secure,
   });
 }
 
@@ -116,11 +126,14 @@ async function commitGroupOffsets(kafka: Kafka, group: string, topic: string, pa
 }
 
 export async function rewindGroup(o: RewindOptions): Promise<RewindReport> {
-  const kafka = kafkaClient(o.brokers);
+  const security = o.security ?? NO_KAFKA_SECURITY;
+  const kafka = kafkaClient(o.brokers, security);
   const admin = kafka.admin();
   try {
     await admin.connect();
   } catch (err) {
+    // Bad credentials or certificates: say so, naming the user and TLS mode (no retry fixes it).
+    if (isKafkaAuthFailure(err)) throw new OpsError('REFUSED', describeKafkaError(err, `group ${o.group}`, o.brokers, security));
     throw new OpsError('UNREACHABLE', `Kafka ${o.brokers.join(',')}: ${errorText(err)}`);
   }
   try {

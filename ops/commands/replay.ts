@@ -18,6 +18,8 @@ import {
   type RewindTarget,
 } from '../replay.js';
 import { onShutdownSignal } from '../signals.js';
+import { readFileSync } from 'node:fs';
+import { SASL_MECHANISMS, readKafkaSecurity, type KafkaSecurity, type SaslMechanism } from '../../kafka/security.js';
 import {
   EXIT_ERROR,
   EXIT_INCOMPLETE,
@@ -47,6 +49,15 @@ export interface ReplayCliOptions {
   namespace?: string;
   partitionFrom?: string;
   partitionTo?: string;
+  tls?: boolean;
+  tlsCaFile?: string;
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  /** commander's --no-tls-reject-unauthorized: false accepts any broker certificate. */
+  tlsRejectUnauthorized?: boolean;
+  saslMechanism?: string;
+  saslUsername?: string;
+  saslPasswordFile?: string;
   json?: boolean;
   timeoutMs: string;
   pollMs: string;
@@ -74,6 +85,38 @@ function rewindTarget(o: ReplayCliOptions): RewindTarget {
   return { kind: 'time', ms: parseTime(o.fromTime!, '--from-time') };
 }
 
+/** The environment variable holding the SASL password (a password on the command line shows in `ps`). */
+export const REPLAY_SASL_PASSWORD_ENV = 'FERRY_REPLAY_SASL_PASSWORD';
+
+/** TLS/SASL to Kafka from the flags, validated as the shipper's and receiver's config keys are. */
+export function replaySecurity(o: ReplayCliOptions, env: NodeJS.ProcessEnv = process.env): KafkaSecurity {
+  const mechanism = o.saslMechanism ?? 'none';
+  if (!(SASL_MECHANISMS as readonly string[]).includes(mechanism)) throw new OpsError('USAGE', `--sasl-mechanism must be one of ${SASL_MECHANISMS.join(', ')}: value was "${mechanism}"`);
+  let password = env[REPLAY_SASL_PASSWORD_ENV] ?? '';
+  if (o.saslPasswordFile !== undefined) {
+    try {
+      password = readFileSync(o.saslPasswordFile, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new OpsError('USAGE', `--sasl-password-file: cannot read ${o.saslPasswordFile}: ${errorText(err)}`);
+    }
+  }
+  const values: Record<string, unknown> = {
+    tls: o.tls === true,
+    'tls-ca-file': o.tlsCaFile ?? '',
+    'tls-cert-file': o.tlsCertFile ?? '',
+    'tls-key-file': o.tlsKeyFile ?? '',
+    'tls-reject-unauthorized': o.tlsRejectUnauthorized !== false,
+    'sasl-mechanism': mechanism as SaslMechanism,
+    'sasl-username': o.saslUsername ?? '',
+    'sasl-password': password,
+  };
+  try {
+    return readKafkaSecurity((k) => values[k], '--');
+  } catch (err) {
+    throw new OpsError('USAGE', errorText(err));
+  }
+}
+
 export async function runReplay(o: ReplayCliOptions, io: ReplayIo = defaultIo()): Promise<number> {
   const ac = new AbortController();
   const off = onShutdownSignal(() => ac.abort());
@@ -87,11 +130,14 @@ export async function runReplay(o: ReplayCliOptions, io: ReplayIo = defaultIo())
       if (!o.brokers || !o.group || !o.topic) throw new OpsError('USAGE', '--brokers, --group and --topic are all required to rewind a group');
       const brokers = o.brokers.split(',').map((b) => b.trim()).filter((b) => b.length > 0);
       for (const b of brokers) parseHostPort(b, '--brokers');
-      const report = await rewindGroup({ brokers, group: o.group, topic: o.topic, target: rewindTarget(o) });
+      const report = await rewindGroup({ brokers, group: o.group, topic: o.topic, target: rewindTarget(o), security: replaySecurity(o) });
       io.out(o.json ? `${JSON.stringify(report)}\n` : `${formatRewind(report)}\n`);
       return EXIT_OK;
     }
     if (!o.node || !o.dc || !o.namespace) throw new OpsError('USAGE', '--node, --dc and --namespace are all required to re-ship');
+    if (o.tls || o.tlsCaFile || o.tlsCertFile || o.tlsKeyFile || o.saslMechanism || o.saslUsername || o.saslPasswordFile) {
+      throw new OpsError('USAGE', 'the --tls-* and --sasl-* options apply to a group rewind; a re-ship talks to the node, whose shipper has its own Kafka settings');
+    }
     if (o.fromTime === undefined) throw new OpsError('USAGE', '--from-time is required to re-ship (use 0 for everything)');
     if (o.offset !== undefined || o.beginning) throw new OpsError('USAGE', '--offset and --beginning apply to a group rewind; re-ship takes --from-time');
     let lastLine = 0;
@@ -143,6 +189,14 @@ export function register(program: Command): void {
     .option('-n, --namespace <ns>', 're-ship: namespace')
     .option('--partition-from <p>', `re-ship: first store partition (default 0)`)
     .option('--partition-to <p>', `re-ship: last store partition (default ${STORE_PARTITIONS - 1})`)
+    .option('--tls', 'group rewind: connect to Kafka with TLS (implied by --tls-ca-file or --tls-cert-file)')
+    .option('--tls-ca-file <file>', 'group rewind: PEM file of the CA that signed the brokers\' certificates')
+    .option('--tls-cert-file <file>', 'group rewind: PEM client certificate (mutual TLS); needs --tls-key-file')
+    .option('--tls-key-file <file>', 'group rewind: PEM private key of the client certificate')
+    .option('--no-tls-reject-unauthorized', 'group rewind: accept any broker certificate (tests only)')
+    .option('--sasl-mechanism <m>', `group rewind: SASL mechanism (${SASL_MECHANISMS.join(', ')})`)
+    .option('--sasl-username <user>', 'group rewind: SASL user')
+    .option('--sasl-password-file <file>', `group rewind: file holding the SASL password (or set ${REPLAY_SASL_PASSWORD_ENV})`)
     .option('--json', 'print one JSON object')
     .option('--timeout-ms <ms>', 're-ship: stop following progress after this long', String(RESHIP_TIMEOUT_MS_DEFAULT))
     .option('--poll-ms <ms>', 're-ship: progress poll interval', String(RESHIP_POLL_MS_DEFAULT))
