@@ -52,6 +52,8 @@ export class Segment {
   private indexFd: number;
   private timeFd: number;
   private closed = false;
+  /** An index write failed: the files are empty and stay so until a scan rebuilds them at open. */
+  private indexesDropped = false;
   dirty = false;
 
   private constructor(readonly dir: string, readonly baseOffset: number, private readonly indexIntervalBytes: number) {
@@ -126,6 +128,7 @@ export class Segment {
     this.bytesSinceIndex = 0;
     fs.ftruncateSync(this.indexFd, 0);
     fs.ftruncateSync(this.timeFd, 0);
+    this.indexesDropped = false;
     const fileSize = this.sizeBytes;
     /** End of the last verified batch. */
     let pos = 0;
@@ -165,17 +168,37 @@ export class Segment {
     if (this.entries.length === 0 || this.bytesSinceIndex >= this.indexIntervalBytes) {
       const e: IndexEntry = { offset: h.baseOffset, position, maxTimestamp: this.maxTimestamp };
       this.entries.push(e);
-      const idx = Buffer.allocUnsafe(indexEntryBytes);
-      idx.writeInt32BE(e.offset - this.baseOffset, 0);
-      idx.writeInt32BE(position, 4);
-      fs.writeSync(this.indexFd, idx);
-      const tix = Buffer.allocUnsafe(timeIndexEntryBytes);
-      tix.writeBigInt64BE(BigInt(e.maxTimestamp), 0);
-      tix.writeInt32BE(e.offset - this.baseOffset, 8);
-      fs.writeSync(this.timeFd, tix);
+      this.writeIndexEntry(e);
       this.bytesSinceIndex = 0;
     }
     this.bytesSinceIndex += h.sizeBytes;
+  }
+
+  /**
+   * Writes an index entry to both index files. The indexes are derived from the log: when a write
+   * fails (disk full) after the batch itself is stored, the batch stays stored and acknowledged,
+   * the in-memory index keeps serving reads, and both files are emptied and no longer written,
+   * so the next open, finding no index for a non-empty log, rebuilds them by a scan.
+   */
+  private writeIndexEntry(e: IndexEntry): void {
+    if (this.indexesDropped) return;
+    const idx = Buffer.allocUnsafe(indexEntryBytes);
+    idx.writeInt32BE(e.offset - this.baseOffset, 0);
+    idx.writeInt32BE(e.position, 4);
+    const tix = Buffer.allocUnsafe(timeIndexEntryBytes);
+    tix.writeBigInt64BE(BigInt(e.maxTimestamp), 0);
+    tix.writeInt32BE(e.offset - this.baseOffset, 8);
+    try {
+      if (fs.writeSync(this.indexFd, idx) !== idx.length || fs.writeSync(this.timeFd, tix) !== tix.length) throw new Error('short index write');
+    } catch {
+      this.indexesDropped = true;
+      try {
+        fs.ftruncateSync(this.indexFd, 0);
+        fs.ftruncateSync(this.timeFd, 0);
+      } catch {
+        // Still damaged on disk: the size checks at open refuse it and the scan rebuilds it.
+      }
+    }
   }
 
   /**

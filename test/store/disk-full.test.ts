@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FerryProcess, freePort, waitFor } from '../helpers/procs.js';
+import { tryMountTmpfs } from '../helpers/tmpfs.js';
 
 /* The official client is CommonJS with loose typings; it is driven through `any` on purpose. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -29,12 +30,7 @@ const FILL_CONCURRENCY = 16;
 const REFUSALS_TO_STOP = 64;
 
 function tryMount(dir: string): boolean {
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${FS_BYTES}`, 'tmpfs', dir], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
+  return tryMountTmpfs(dir, FS_BYTES);
 }
 
 const probe = mkdtempSync(join(tmpdir(), 'ferry-mount-probe-'));
