@@ -1,6 +1,6 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { openSync, readSync, writeSync, closeSync, statSync, readFileSync, rmSync } from 'node:fs';
+import { openSync, readSync, writeSync, closeSync, statSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openNamespace } from '../../store/node.js';
@@ -152,6 +152,9 @@ interface Acked {
   value: string | null;
 }
 
+/** Bound on the wait for the crash writer's first acknowledged write. */
+const FIRST_ACK_TIMEOUT_MS = 20_000;
+
 async function crashOnce(dir: string, runMs: number, seed: number): Promise<{ acked: Map<string, Acked>; issued: Map<string, Acked[]> }> {
   const logPath = join(dir, 'ops.log');
   rmSync(logPath, { force: true });
@@ -171,6 +174,13 @@ async function crashOnce(dir: string, runMs: number, seed: number): Promise<{ ac
     });
     void exit.then(() => reject(new Error('crash-writer exited early')));
   });
+  // The kill comes runMs after the first acknowledged write (not after READY): on a loaded
+  // machine the first group commit can take longer than the whole random delay.
+  const firstAckBy = Date.now() + FIRST_ACK_TIMEOUT_MS;
+  while (!exited && !/^A /m.test(existsSync(logPath) ? readFileSync(logPath, 'utf8') : '')) {
+    if (Date.now() > firstAckBy) throw new Error(`crash-writer acknowledged no write within ${FIRST_ACK_TIMEOUT_MS} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
   await new Promise((r) => setTimeout(r, runMs));
   if (exited) throw new Error('crash-writer died on its own');
   child.kill('SIGKILL');
