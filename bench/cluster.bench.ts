@@ -26,6 +26,7 @@ import { freePort } from '../ops/free-port.js';
 import { computeDigest, partitionOf } from '../store/index.js';
 import { closedLoop, cpuSeconds, r2, r3, spawnPiped, stopChild, waitForLine, type Phase } from './harness.js';
 import { IN_FLIGHT, SETTLE_TIMEOUT_MS, connect, info, newFerryNode, settled, startFerry, stats, waitUntil, type FerryNodeProc } from './ferry-cluster.js';
+import { BenchArgs } from './args.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
@@ -290,13 +291,10 @@ async function redisThroughput(requests: number, keys: number): Promise<RedisThr
 // ---------------------------------------------------------------- main
 
 export async function main(args: string[]): Promise<void> {
-  const arg = (name: string, dflt: number): number => {
-    const i = args.indexOf(`--${name}`);
-    return i >= 0 && args[i + 1] ? Number(args[i + 1]) : dflt;
-  };
-  const seconds = arg('seconds', 10);
-  const keys = arg('keys', 100_000);
-  const withRedis = !args.includes('--no-redis');
+  const opts = new BenchArgs(args);
+  const seconds = opts.num('seconds', 10);
+  const keys = opts.num('keys', 100_000);
+  const withRedis = !opts.has('no-redis');
   const Aerospike: Any = createRequire(import.meta.url)('aerospike');
   const ns = 'test';
   const out: Record<string, unknown> = { bench: 'cluster', in_flight: IN_FLIGHT, value_bytes: VALUE_BYTES, keys };

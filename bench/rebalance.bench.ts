@@ -26,6 +26,7 @@ import { percentile, r2, r3, stopChild } from './harness.js';
 import { IN_FLIGHT, SETTLE_TIMEOUT_MS, connect, info, newFerryNode, settled, startFerry, stats, waitUntil, type FerryNodeProc } from './ferry-cluster.js';
 import { lineChartSvg, writeChart, type Series } from './line-chart.js';
 import { parseKv } from '../ops/util.js';
+import { BenchArgs } from './args.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
@@ -110,16 +111,12 @@ class SteadyWriter {
 }
 
 export async function main(args: string[]): Promise<void> {
-  const arg = (name: string, dflt: number): number => {
-    const i = args.indexOf(`--${name}`);
-    return i >= 0 && args[i + 1] ? Number(args[i + 1]) : dflt;
-  };
-  const ci = args.indexOf('--chart');
-  const chartPath = path.resolve(ROOT, ci >= 0 && args[ci + 1] ? args[ci + 1]! : 'docs/rebalance.png');
-  const nodeCount = arg('nodes', 4);
-  const records = arg('records', 1_000_000);
-  const rate = arg('rate', 2000);
-  const awayS = arg('away-s', 20);
+  const opts = new BenchArgs(args);
+  const chartPath = path.resolve(ROOT, opts.str('chart', 'docs/rebalance.png'));
+  const nodeCount = opts.num('nodes', 4);
+  const records = opts.num('records', 1_000_000);
+  const rate = opts.num('rate', 2000);
+  const awayS = opts.num('away-s', 20);
   const Aerospike: Any = createRequire(import.meta.url)('aerospike');
   console.log(`rebalance bench: ${nodeCount} nodes, replication factor 2, ${records} records of ${VALUE_BYTES} bytes, steady writes at ${rate}/s, one node away ${awayS} s`);
 

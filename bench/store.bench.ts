@@ -14,15 +14,12 @@ import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, statSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadNodeConfig, computeDigest, openNamespace, OpType, ParticleType, type Namespace, type RecordCommand } from '../store/index.js';
+import { BenchArgs } from './args.js';
 
 const GOALS = { indexBytesPerRecord: 48, coldVsDiskPct: 70, warmRestartS: 1, writeOpsPerS: 300_000 };
 /** Commands kept in flight by the in-process load loops. */
 const IN_FLIGHT = 64;
 
-function arg(args: string[], name: string, dflt: number): number {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-}
 
 /** Digests of every key the benchmark uses, computed before timing (the store API takes digests; clients compute them). */
 let digests: Buffer = Buffer.alloc(0);
@@ -80,9 +77,10 @@ function sequentialReadMbPerS(path: string): number {
 }
 
 export async function main(args: string[]): Promise<void> {
-  const records = arg(args, 'records', 10_000_000);
-  const ops = arg(args, 'ops', 500_000);
-  const dir = mkdtempSync(join(args.includes('--dir') ? args[args.indexOf('--dir') + 1]! : tmpdir(), 'ferry-bench-store-'));
+  const opts = new BenchArgs(args);
+  const records = opts.num('records', 10_000_000, 1);
+  const ops = opts.num('ops', 500_000, 1);
+  const dir = mkdtempSync(join(opts.str('dir', tmpdir()), 'ferry-bench-store-'));
   const valueBytes = 100;
   // Device big enough for the records at ~176 B each on disk, plus room for defrag.
   const filesize = Math.max(256, Math.ceil((records * 200 * 1.5) / (1024 * 1024))) * 1024 * 1024;

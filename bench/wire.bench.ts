@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../ops/free-port.js';
 import { cpuSeconds, percentile, r2, r3, stopChild, waitForLine, type Phase } from './harness.js';
+import { BenchArgs } from './args.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
@@ -145,16 +146,12 @@ async function runRedis(requests: number, keys: number): Promise<RedisResult | {
 const mixRate = (readPct: number, readRate: number, writeRate: number): number => 1 / (readPct / 100 / readRate + (1 - readPct / 100) / writeRate);
 
 export async function main(args: string[]): Promise<void> {
-  const arg = (name: string, dflt: number): number => {
-    const i = args.indexOf(`--${name}`);
-    return i >= 0 && args[i + 1] ? Number(args[i + 1]) : dflt;
-  };
-  const seconds = arg('seconds', 10);
-  const keys = arg('keys', 10_000);
-  const withRedis = !args.includes('--no-redis');
-  const extraNodeArgs = args.includes('--commit-to-device') ? ['--commit-to-device'] : [];
-  const si = args.indexOf('--storage');
-  const storageArg = si >= 0 ? args[si + 1] : undefined;
+  const opts = new BenchArgs(args);
+  const seconds = opts.num('seconds', 10);
+  const keys = opts.num('keys', 10_000);
+  const withRedis = !opts.has('no-redis');
+  const extraNodeArgs = opts.has('commit-to-device') ? ['--commit-to-device'] : [];
+  const storageArg = opts.value('storage');
   if (storageArg) extraNodeArgs.push('--storage', storageArg);
 
   const Aerospike: Any = createRequire(import.meta.url)('aerospike');

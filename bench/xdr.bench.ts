@@ -25,6 +25,7 @@ import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import type { FerryClient, KeySpec } from '../store/index.js';
 import { sleep, startBenchSites, type BenchSites } from './xdr-sites.js';
+import { BenchArgs } from './args.js';
 
 const GOALS = { lagP99Ms5k: 100, catchupVsSteady: 5 };
 const RECORD_BYTES = 1024;
@@ -65,11 +66,9 @@ class BenchError extends Error {
   }
 }
 
-function numArg(args: string[], name: string, dflt: number): number {
-  const i = args.indexOf(`--${name}`);
-  if (i < 0) return dflt;
-  const v = Number(args[i + 1]);
-  if (!Number.isFinite(v) || v <= 0) throw new BenchError(`--${name} needs a positive number`);
+function numArg(args: BenchArgs, name: string, dflt: number): number {
+  const v = args.num(name, dflt);
+  if (v <= 0) throw new BenchError(`--${name} needs a positive number`);
   return v;
 }
 
@@ -502,9 +501,9 @@ async function catchupPhase(sites: BenchSites, writer: Writer, prober: Prober, s
 
 // ------------------------------------------------------------------------------------ main
 
-export async function main(args: string[]): Promise<void> {
-  const ki = args.indexOf('--kafka');
-  const kafka = ki >= 0 ? args[ki + 1] : 'embedded';
+export async function main(argv: string[]): Promise<void> {
+  const args = new BenchArgs(argv);
+  const kafka = args.str('kafka', 'embedded');
   if (kafka !== 'embedded' && kafka !== 'apache') throw new BenchError('--kafka is embedded or apache');
   // `--kafka apache`: the whole run through ferry's broker, then again through Apache Kafka.
   const kinds: Array<'embedded' | 'apache'> = kafka === 'apache' ? ['embedded', 'apache'] : ['embedded'];
@@ -521,18 +520,16 @@ export async function main(args: string[]): Promise<void> {
   }
 }
 
-async function runOnce(args: string[], kafka: 'embedded' | 'apache'): Promise<Record<string, unknown>> {
-  const quick = args.includes('--quick');
-  VERBOSE.on = args.includes('--verbose');
+async function runOnce(args: BenchArgs, kafka: 'embedded' | 'apache'): Promise<Record<string, unknown>> {
+  const quick = args.has('quick');
+  VERBOSE.on = args.has('verbose');
   const durationS = numArg(args, 'duration-s', quick ? 6 : 20);
   const outageS = numArg(args, 'outage-s', quick ? 10 : 60);
   const steadyArg = numArg(args, 'steady-rate', STEADY_RATE_DEFAULT);
-  const ci = args.indexOf('--compression');
-  const compression = ci >= 0 ? args[ci + 1]! : undefined;
+  const compression = args.value('compression');
   if (compression !== undefined && compression !== 'gzip' && compression !== 'none') throw new BenchError('--compression is gzip or none');
   const rampStepS = numArg(args, 'ramp-step-s', quick ? 5 : 10);
-  const ratesArg = args.indexOf('--rates');
-  const rates = ratesArg >= 0 ? args[ratesArg + 1]!.split(',').map(Number) : [1000, 5000, 20_000];
+  const rates = args.value('rates')?.split(',').map(Number) ?? [1000, 5000, 20_000];
   if (rates.some((r) => !Number.isFinite(r) || r <= 0)) throw new BenchError('--rates needs a comma-separated list of positive numbers');
 
   let sites: BenchSites | undefined;
