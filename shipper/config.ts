@@ -42,6 +42,9 @@ const destSchema = {
   compression: { doc: 'gzip or none (none by default, as Kafka: gzip costs the source CPU, worth it on slow WAN links)', format: ['gzip', 'none'], default: 'none' },
   'checkpoint-interval-ms': { doc: 'How often checkpoints are written', format: intIn(10, 600_000), default: 1000 },
   'retry-backoff-max-ms': { doc: 'Longest pause between produce retries', format: intIn(10, 600_000), default: 1000 },
+  'rpo0-namespaces': { doc: 'RPO 0: in these namespaces a client write is acknowledged only once its version is in this destination\'s Kafka (acks=all)', format: Array, default: [] as string[] },
+  'rpo0-sets': { doc: 'RPO 0 per write: client writes to these sets (in any shipped namespace) wait for Kafka likewise', format: Array, default: [] as string[] },
+  'rpo0-timeout-ms': { doc: 'An RPO-0 write not in Kafka within this fails with TIMEOUT (stored, shipped later: in doubt)', format: intIn(10, 600_000), default: 2000 },
   ...kafkaSecuritySchema,
 };
 
@@ -65,6 +68,10 @@ export interface DestinationConfig {
   compression: 'gzip' | 'none';
   checkpointIntervalMs: number;
   retryBackoffMaxMs: number;
+  /** RPO 0 (docs/xdr.md): namespaces and sets whose client writes wait for Kafka, and how long at most. */
+  rpo0Namespaces: string[];
+  rpo0Sets: string[];
+  rpo0TimeoutMs: number;
   /** TLS and SASL to the destination's Kafka (kafka/security.ts). */
   security: KafkaSecurity;
 }
@@ -141,6 +148,9 @@ function parseDestination(raw: unknown, i: number, site: string): DestinationCon
     compression: c.get('compression') as 'gzip' | 'none',
     checkpointIntervalMs: c.get('checkpoint-interval-ms'),
     retryBackoffMaxMs: c.get('retry-backoff-max-ms'),
+    rpo0Namespaces: c.get('rpo0-namespaces') as string[],
+    rpo0Sets: c.get('rpo0-sets') as string[],
+    rpo0TimeoutMs: c.get('rpo0-timeout-ms'),
     security,
   };
 }

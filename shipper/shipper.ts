@@ -22,6 +22,11 @@
  * tailed; one it lost is no longer read, and its checkpoint is no longer written (a write on a
  * non-master would stay local and outrank the master's copy by generation). The handover ships
  * some changes twice (the old master's last checkpoint lags its shipping), never none.
+ *
+ * RPO 0 (`rpo0-namespaces`, `rpo0-sets`): the stream installs an acknowledgement gate on its
+ * namespace; a client write it would ship waits (record lock held) until a batch holding that
+ * version, or a newer one of the key, is acknowledged by Kafka, or fails with TIMEOUT after
+ * `rpo0-timeout-ms`. The loop is woken for it, so the wait is one produce round trip.
  */
 import Bottleneck from 'bottleneck';
 import { MessageTooLargeError, kafkajsLink, type KafkaLinkFactory, type KafkaProducer } from '../kafka/index.js';
@@ -48,7 +53,7 @@ import {
   type ShipMessage,
 } from '../store/index.js';
 import { defaultTopic, type DestinationConfig, type XdrConfig } from './config.js';
-import type { PartitionOwnership } from '../store/index.js';
+import type { GatedVersion, PartitionOwnership } from '../store/index.js';
 import { ShipperError } from './errors.js';
 import { describeKafkaError } from '../kafka/security.js';
 
@@ -153,6 +158,9 @@ class Stream {
   /** Result code of the last checkpoint write (0 = OK). */
   private checkpointCode = 0;
   private rate: { at: number; shipped: number; perS: number };
+  /** RPO-0 writes waiting for Kafka, by digest hex. */
+  private readonly syncWaiters = new Map<string, SyncWaiter[]>();
+  private removeGate: (() => void) | undefined;
 
   constructor(
     private readonly site: string,
@@ -184,7 +192,50 @@ class Stream {
       this.wake?.();
     });
     this.running = true;
+    if (this.dest.rpo0Namespaces.length > 0 || this.dest.rpo0Sets.length > 0) this.removeGate = this.ns.addAckGate?.((v) => this.gate(v));
     this.loop = this.run();
+  }
+
+  /** The RPO-0 gate: a promise for a client write this stream ships and must see in Kafka first. */
+  private gate(v: GatedVersion): Promise<void> | undefined {
+    if (v.set === SYSTEM_SET || !(this.dest.rpo0Namespaces.includes(this.ns.name) || this.dest.rpo0Sets.includes(v.set))) return undefined;
+    // What this destination never ships cannot be waited for.
+    if (this.dest.shipSets.length > 0 && !this.dest.shipSets.includes(v.set)) return undefined;
+    if (this.dest.ignoreSets.includes(v.set) || (v.tombstone && !this.dest.shipDeletes)) return undefined;
+    const hex = v.digest.toString('hex');
+    if (covers(this.shippedCache.get(hex), v.generation, v.lutMs)) return Promise.resolve();
+    if (!this.running) return Promise.reject(new Error(`xdr ${this.dest.name}: the shipper is stopping`));
+    return new Promise<void>((resolve, reject) => {
+      const w: SyncWaiter = { generation: v.generation, lutMs: v.lutMs, resolve, reject, timer: undefined };
+      w.timer = this.rt.timers.setTimeout(() => {
+        this.dropWaiter(hex, w);
+        reject(new Error(`xdr ${this.dest.name}: not in Kafka within ${this.dest.rpo0TimeoutMs} ms (rpo0-timeout-ms): ${this.lastError || 'still queued'}`));
+      }, this.dest.rpo0TimeoutMs);
+      const list = this.syncWaiters.get(hex);
+      if (list) list.push(w);
+      else this.syncWaiters.set(hex, [w]);
+      this.wake?.();
+    });
+  }
+
+  private dropWaiter(hex: string, w: SyncWaiter): void {
+    const list = this.syncWaiters.get(hex);
+    if (!list) return;
+    const i = list.indexOf(w);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.syncWaiters.delete(hex);
+  }
+
+  /** After Kafka acknowledged `version` of `hex`: the writes it covers are acknowledged to their clients. */
+  private releaseWaiters(hex: string, version: string): void {
+    const list = this.syncWaiters.get(hex);
+    if (!list) return;
+    for (const w of [...list]) {
+      if (!covers(version, w.generation, w.lutMs)) continue;
+      this.rt.timers.clearTimeout(w.timer);
+      this.dropWaiter(hex, w);
+      w.resolve();
+    }
   }
 
   /**
@@ -194,6 +245,7 @@ class Stream {
    */
   async stop(): Promise<void> {
     this.running = false;
+    this.removeGate?.();
     this.wake?.();
     const finished = await settlesWithin(this.loop ?? Promise.resolve(), STOP_LOOP_WAIT_MS, this.rt);
     if (!finished) this.log(`xdr ${this.dest.name}/${this.ns.name}: the batch in flight was not acknowledged in ${STOP_LOOP_WAIT_MS} ms; it ships again after the restart`);
@@ -343,7 +395,10 @@ class Stream {
             if (batch.touched.has(p)) this.dirty.add(p);
           }
         }
-        for (const it of batch.items) this.shippedCache.set(it.hex, it.version);
+        for (const it of batch.items) {
+          this.shippedCache.set(it.hex, it.version);
+          if (this.syncWaiters.size > 0) this.releaseWaiters(it.hex, it.version);
+        }
         this.counters.shipped += batch.items.length;
         await this.writeCheckpoints(false);
         backoff = RETRY_BACKOFF_MIN_MS;
@@ -694,6 +749,21 @@ function kafkaPartitionLag(streams: StreamStats[]): MetricSample[] {
     );
   }
   return out;
+}
+
+interface SyncWaiter {
+  generation: number;
+  lutMs: number;
+  resolve: () => void;
+  reject: (err: Error) => void;
+  timer: ReturnType<Runtime['timers']['setTimeout']> | undefined;
+}
+
+/** True when a shipped version string (`gen:lut:tombstone`) is this version or a newer one of the key. */
+function covers(version: string | undefined, generation: number, lutMs: number): boolean {
+  if (!version) return false;
+  const [g, l] = version.split(':').map(Number) as [number, number];
+  return g > generation || (g === generation && l >= lutMs);
 }
 
 /** What a record adds to a produce request, bytes (uncompressed: compression only shrinks it). */

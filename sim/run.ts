@@ -97,7 +97,7 @@ export function xdrConfig(shipExpirations: boolean): XdrConfig {
       {
         name: 'B', brokers: ['sim:9092'], topic: TOPIC, namespaces: [SIM_NAMESPACE], shipSets: [], ignoreSets: [], shipBins: [],
         shipDeletes: true, shipExpirations, forward: false, maxRecordsPerS: 0, batchMax: 200, batchMaxBytes: 900_000, lingerMs: 2,
-        kafkaPartitions: 4, compression: 'none', checkpointIntervalMs: 200, retryBackoffMaxMs: 1000, security: NO_KAFKA_SECURITY,
+        kafkaPartitions: 4, compression: 'none', checkpointIntervalMs: 200, retryBackoffMaxMs: 1000, rpo0Namespaces: [], rpo0Sets: [], rpo0TimeoutMs: 2000, security: NO_KAFKA_SECURITY,
       },
     ],
   };

@@ -82,6 +82,14 @@ export interface StoreNamespace {
   /** Removes all records (of one set, or all) with LUT <= beforeLutMs (default: now). Durable. */
   truncate(set: string | undefined, beforeLutMs?: number): Promise<number>;
 
+  /**
+   * Makes client writes wait, after replication and before the answer, for `gate` (when it
+   * returns a promise for that version; undefined = no wait). A rejected gate fails the write
+   * with TIMEOUT (the version stays stored: in doubt). Returns the remover. The shipper's RPO-0
+   * mode uses it: a write is acknowledged only once its version is in Kafka.
+   */
+  addAckGate?(gate: AckGate): () => void;
+
   /** Fenced: ordinary client writes answer FORBIDDEN; replicated writes still apply. */
   setFenced(fenced: boolean): void;
   readonly fenced: boolean;
@@ -97,6 +105,16 @@ export interface StoreNamespace {
   setConfig(key: string, value: string): boolean;
   getConfig(): Record<string, string | number | boolean>;
 }
+
+/** A client write's stored version, as an acknowledgement gate sees it. */
+export interface GatedVersion {
+  digest: Buffer;
+  set: string;
+  generation: number;
+  lutMs: number;
+  tombstone: boolean;
+}
+export type AckGate = (v: GatedVersion) => Promise<void> | undefined;
 
 /**
  * Which partitions this node masters, as the cluster's partition table says (masters do not

@@ -11,7 +11,7 @@
  */
 export * from './types.js';
 export { computeDigest, partitionOf, userKeyOf, type KeyInput } from './digest.js';
-export type { ApplyResult, InfoHandler, InfoRequest, MetricSample, NodeExtension, PartitionOwnership, ScanOptions, StoreNamespace, StoreNode, WriteLogReader } from './api.js';
+export type { AckGate, GatedVersion, ApplyResult, InfoHandler, InfoRequest, MetricSample, NodeExtension, PartitionOwnership, ScanOptions, StoreNamespace, StoreNode, WriteLogReader } from './api.js';
 export * from './runtime/index.js';
 export { ConfigError, loadNodeConfig, type NamespaceConfig, type NodeConfig } from './config.js';
 export { FerryNode, openNamespace, openStoreNode, type StoreRuntime } from './node.js';

@@ -12,7 +12,7 @@
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import { partitionOf } from '../digest.js';
-import type { ApplyResult, ScanOptions, StoreNamespace } from '../api.js';
+import type { AckGate, ApplyResult, ScanOptions, StoreNamespace } from '../api.js';
 import {
   DIGEST_BYTES,
   PARTITION_COUNT,
@@ -110,6 +110,8 @@ export class Namespace implements StoreNamespace {
   private readonly locks: KeyLocks;
   /** Step 4 of every write (the cluster sets it); none on a single node. */
   replicator: Replicator | undefined;
+  /** Client writes wait for these after step 4 (the shipper's RPO-0 mode: acknowledged once in Kafka). */
+  private readonly ackGates: AckGate[] = [];
   private readonly durability: Durability;
   /** What the transaction steps see of this namespace. */
   private readonly tx: TransactionContext;
@@ -256,7 +258,33 @@ export class Namespace implements StoreNamespace {
     } catch (err) {
       return this.errorResult(err);
     }
-    return complete(out, this.durability, this.replicator);
+    return complete(out, this.durability, this.ackGates.length > 0 ? this.gatedReplicator() : this.replicator);
+  }
+
+  addAckGate(gate: AckGate): () => void {
+    this.ackGates.push(gate);
+    return () => {
+      const i = this.ackGates.indexOf(gate);
+      if (i >= 0) this.ackGates.splice(i, 1);
+    };
+  }
+
+  /** Step 4, then every gate that wants the version: a gate that fails fails the write with TIMEOUT (in doubt: stored). */
+  private gatedReplicator(): Replicator {
+    const base = this.replicator;
+    const gates = this.ackGates;
+    return {
+      async replicate(w) {
+        if (base) await base.replicate(w);
+        const r = w.record;
+        for (const gate of gates) {
+          const p = gate({ digest: r.digest, set: r.setName, generation: r.generation, lutMs: r.lutMs, tombstone: r.tombstone });
+          if (p) await p.catch((err: unknown) => {
+            throw new ReplicationFailed(ResultCode.TIMEOUT, (err as Error).message);
+          });
+        }
+      },
+    };
   }
 
   private errorResult(err: unknown): RecordResult {

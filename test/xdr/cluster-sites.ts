@@ -28,6 +28,8 @@ export interface SiteOptions {
   /** Every process started is pushed here at once (the test's teardown kills them). */
   procs: FerryProcess[];
   namespace?: Record<string, unknown>;
+  /** More namespaces beside `test` (full namespace objects). */
+  extraNamespaces?: Array<Record<string, unknown>>;
   xdr?: Record<string, unknown>;
 }
 
@@ -37,7 +39,7 @@ export const info = (port: number, cmd: string): Promise<string> => withNode({ h
 export async function startSite(o: SiteOptions): Promise<SiteNode[]> {
   const config = join(o.dir, `${o.name}.json`);
   writeFileSync(config, JSON.stringify({
-    namespaces: [{ name: 'test', 'storage-engine': 'memory', 'nsup-period': 0, ...o.namespace }],
+    namespaces: [{ name: 'test', 'storage-engine': 'memory', 'nsup-period': 0, ...o.namespace }, ...(o.extraNamespaces ?? [])],
     ...(o.xdr ? { xdr: o.xdr } : {}),
   }));
   const nodes: SiteNode[] = [];

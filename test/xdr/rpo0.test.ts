@@ -1,0 +1,98 @@
+/**
+ * RPO 0 (real processes, the official client): A ships namespaces `test` (writes to set `pay`
+ * wait for Kafka: `rpo0-sets`) and `strict` (every write waits: `rpo0-namespaces`) to B.
+ * - With the broker down, ordinary writes are acknowledged; RPO-0 writes fail with TIMEOUT.
+ * - An RPO-0 write acknowledged, then A killed -9 at once: B still gets it (it was in Kafka).
+ * Latencies of both kinds are printed (figures, not assertions; the machine is shared).
+ */
+import test from 'ava';
+import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FerryProcess, freePort, waitFor } from '../helpers/procs.js';
+import { embeddedBroker } from '../helpers/kafka.js';
+import { startSite, xdrStreams } from './cluster-sites.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Any = any;
+const Aerospike: Any = createRequire(import.meta.url)('aerospike');
+const TOPIC = 'ferry.A.rpo0';
+const RPO0_TIMEOUT_MS = 1000;
+const LATENCY_WRITES = 200;
+
+function pct(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(s.length * q))]!;
+}
+
+test.serial('RPO 0: a write is acknowledged only once in Kafka, and survives losing A right after', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-rpo0-'));
+  const procs: FerryProcess[] = [];
+  const clients: Any[] = [];
+  t.teardown(async () => {
+    for (const c of clients) c.close();
+    await Promise.all(procs.map((p) => p.stop('SIGKILL')));
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const broker = await embeddedBroker(dir);
+  t.teardown(() => broker.close());
+  const nsList = [{ name: 'strict', 'storage-engine': 'memory', 'nsup-period': 0 }];
+  const [a] = await startSite({
+    name: 'a', size: 1, dir, procs,
+    xdr: { site: 'A', destinations: [{ name: 'B', brokers: broker.brokers, namespaces: ['test', 'strict'], topic: TOPIC, 'kafka-partitions': 4, 'rpo0-sets': ['pay'], 'rpo0-namespaces': ['strict'], 'rpo0-timeout-ms': RPO0_TIMEOUT_MS, 'retry-backoff-max-ms': 200 }] },
+    extraNamespaces: nsList,
+  });
+  const [b] = await startSite({ name: 'b', size: 1, dir, procs, namespace: { fenced: true }, extraNamespaces: nsList.map((n) => ({ ...n, fenced: true })) });
+  await waitFor(async () => (await xdrStreams(a!.port)).every((s) => s.connected), 30_000, 'the shipper to connect');
+  const client = await Aerospike.connect({ hosts: [{ addr: '127.0.0.1', port: a!.port }], log: { level: Aerospike.log.OFF } });
+  clients.push(client);
+  const policy = new Aerospike.WritePolicy({ totalTimeout: 5000, maxRetries: 0 });
+  const put = (ns: string, set: string, k: string) => client.put(new Aerospike.Key(ns, set, k), { v: k }, {}, policy);
+
+  // Latency of both kinds, side by side.
+  const timed = async (set: string): Promise<number[]> => {
+    const out: number[] = [];
+    for (let i = 0; i < LATENCY_WRITES; i++) {
+      const t0 = process.hrtime.bigint();
+      await put('test', set, `${set}${i}`);
+      out.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    return out;
+  };
+  const normal = await timed('plain');
+  const rpo0 = await timed('pay');
+  const fig = (xs: number[]) => `p50 ${pct(xs, 0.5).toFixed(2)} ms, p99 ${pct(xs, 0.99).toFixed(2)} ms`;
+  t.log(`writes: normal ${fig(normal)}; rpo0 ${fig(rpo0)} (${LATENCY_WRITES} sequential writes each, embedded broker, shared machine)`);
+
+  // Kafka down: ordinary writes go on; RPO-0 ones are refused with TIMEOUT (not acknowledged).
+  await broker.stop('SIGKILL');
+  await put('test', 'plain', 'while-down');
+  await t.throwsAsync(put('test', 'pay', 'while-down'), { code: Aerospike.status.ERR_TIMEOUT }, 'a write to an rpo0 set');
+  await t.throwsAsync(put('strict', 'any', 'while-down'), { code: Aerospike.status.ERR_TIMEOUT }, 'a write to an rpo0 namespace');
+  await broker.start();
+  await waitFor(async () => (await xdrStreams(a!.port)).every((s) => s.connected && s.recordsBehind === 0), 30_000, 'the shipper to reconnect and catch up');
+
+  // Acknowledged, then A is lost at once: the version was in Kafka, so B gets it.
+  await put('test', 'pay', 'last');
+  await put('strict', 'any', 'last');
+  await a!.proc.stop('SIGKILL');
+  const rPort = await freePort();
+  writeFileSync(join(dir, 'r.json'), JSON.stringify({ brokers: broker.brokers, topics: [TOPIC], destination: [`127.0.0.1:${b!.port}`], 'metrics-port': rPort, 'group-id': 'rpo0-B' }));
+  const receiver = new FerryProcess('receiver', ['receiver', '--config', join(dir, 'r.json')], /ferry receiver ready/);
+  procs.push(receiver);
+  await receiver.start();
+  const clientB = await Aerospike.connect({ hosts: [{ addr: '127.0.0.1', port: b!.port }], log: { level: Aerospike.log.OFF } });
+  clients.push(clientB);
+  const onB = async (ns: string, set: string, k: string): Promise<boolean> => {
+    try {
+      return (await clientB.get(new Aerospike.Key(ns, set, k))).bins.v === k;
+    } catch {
+      return false;
+    }
+  };
+  await waitFor(async () => (await onB('test', 'pay', 'last')) && (await onB('strict', 'any', 'last')), 30_000, 'B to hold the RPO-0 writes acknowledged just before A was lost');
+  // Every RPO-0 write acknowledged earlier is there too.
+  for (const i of [0, LATENCY_WRITES - 1]) t.true(await onB('test', 'pay', `pay${i}`));
+  t.pass();
+});
