@@ -11,7 +11,7 @@ import { openRecordStore, type OpenReport } from './storage/record-store.js';
 import { StorageError } from './storage/errors.js';
 import { releaseDataLock, takeDataLock } from './data-lock.js';
 import { filesystemFreeSpace } from './storage/free-space.js';
-import { hostMemoryProbe, type SystemMemoryProbe } from './namespace/system-memory.js';
+import { hostMemoryProbe, usedPct, type SystemMemoryProbe } from './namespace/system-memory.js';
 import { runtimeOf, systemTimers, type Clock, type Random, type Runtime, type Timers } from './runtime/index.js';
 import type { BlockDevice } from './storage/devices.js';
 import { WriteLog, type WriteLogOptions } from './writelog.js';
@@ -30,6 +30,8 @@ export class FerryNode implements StoreNode {
   clusterStats: (() => Record<string, string | number | boolean>) | undefined;
   /** Set by the node assembly when the node is part of a cluster (the shipper reads it). */
   ownership: PartitionOwnership | undefined;
+  /** The host's memory use (system_free_mem_pct); set by openStoreNode. */
+  systemMemory: SystemMemoryProbe | undefined;
   constructor(
     readonly nodeId: string,
     readonly config: NodeConfig,
@@ -68,9 +70,14 @@ export class FerryNode implements StoreNode {
       tombstones,
       heap_allocated_kbytes: Math.round(mem.heapUsed / 1024),
       process_rss_kbytes: Math.round(mem.rss / 1024),
-      system_free_mem_pct: 0,
+      system_free_mem_pct: this.freeMemPct(),
       ...(this.clusterStats?.() ?? {}),
     };
+  }
+
+  private freeMemPct(): number {
+    const u = this.systemMemory?.usage();
+    return u ? Math.floor(100 - usedPct(u)) : 0;
   }
 
   /** How each namespace opened (warm/cold, durations): logged at start. */
@@ -132,9 +139,14 @@ export async function openStoreNode(config: NodeConfig, runtime?: Clock | StoreR
   try {
     const nodeId = config.nodeId || persistentNodeId(config.data, rt.random);
     const namespaces = new Map<string, Namespace>();
-    for (const nc of config.namespaces) namespaces.set(nc.name, await openNamespace(nc, rt));
+    // One probe for the node: its namespaces' stop-writes-sys-memory-pct and system_free_mem_pct.
+    const systemMemory = rt.systemMemory ?? (rt.openDevice ? undefined : hostMemoryProbe());
+    const nsRt: StoreRuntime = systemMemory ? { ...rt, systemMemory } : rt;
+    for (const nc of config.namespaces) namespaces.set(nc.name, await openNamespace(nc, nsRt));
     for (const ns of namespaces.values()) ns.start();
-    return new FerryNode(nodeId, config, namespaces, lockPath, rt.clock, rt.timers);
+    const node = new FerryNode(nodeId, config, namespaces, lockPath, rt.clock, rt.timers);
+    node.systemMemory = systemMemory;
+    return node;
   } catch (err) {
     releaseDataLock(lockPath);
     throw err;

@@ -48,6 +48,7 @@ test('past stop-writes-sys-memory-pct writes answer 8 with the reason; reads go 
 
   await c.put(key('before'), { v: 1 });
   t.is((await stats())['stop-writes-sys-memory-pct'], '90');
+  t.is(nsStats(await c.infoValue('statistics')).system_free_mem_pct, '75', 'the node reports the same probe');
 
   usage = { usedBytes: Math.ceil(0.95 * 16 * GiB), totalBytes: 16 * GiB };
   const st = await stats();
