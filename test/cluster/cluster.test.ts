@@ -29,6 +29,9 @@ const ns = 'test';
 const set = 'cl';
 /** Membership settles within a few heartbeats; this bounds every wait for it. */
 const CONVERGE_TIMEOUT_MS = 20_000;
+/** The official client's default tend interval, and rounds of replica-ANY reads before giving up. */
+const CLIENT_TEND_MS = 1500;
+const ANY_READ_ROUNDS = 3;
 
 interface ClusterNode {
   proc: FerryProcess;
@@ -176,12 +179,20 @@ test.serial('the client finds all three nodes from one seed; every record has tw
   for (const k of keys) t.is((await client.get(new Aerospike.Key(ns, set, k))).bins.k, k);
   // Reads with replica policy ANY are spread over both copies and served where they land.
   const readsOf = async (): Promise<number[]> => Promise.all(nodes.map(async (n) => Number((await stats(n.port, 'ferry-wire')).get('reads'))));
-  const readsBefore = await readsOf();
+  // The client learns replicas from each node's `replicas` map at its tend (every second); on a
+  // loaded machine its map may still lack them for a round, so a round served by masters only is
+  // repeated after a tend, a few times at most.
   const any = { replica: Aerospike.policy.replica.ANY };
-  for (const k of keys) t.is((await client.get(new Aerospike.Key(ns, set, k), any)).bins.k, k);
-  const readsDelta = (await readsOf()).map((r, i) => r - readsBefore[i]!);
-  t.is(readsDelta.reduce((a, b) => a + b, 0), keys.length);
   const masters = nodes.map((n) => keys.filter((k) => holders(table, k)[0] === n.id).length);
+  let readsDelta: number[] = [];
+  for (let round = 0; round < ANY_READ_ROUNDS; round++) {
+    if (round > 0) await new Promise((r) => setTimeout(r, CLIENT_TEND_MS));
+    const readsBefore = await readsOf();
+    for (const k of keys) t.is((await client.get(new Aerospike.Key(ns, set, k), any)).bins.k, k);
+    readsDelta = (await readsOf()).map((r, i) => r - readsBefore[i]!);
+    t.is(readsDelta.reduce((a, b) => a + b, 0), keys.length);
+    if (readsDelta.some((r, i) => r !== masters[i])) break;
+  }
   t.notDeepEqual(readsDelta, masters, 'some reads were served by replicas');
   const seen: string[] = [];
   await new Promise<void>((resolve, reject) => {
