@@ -18,7 +18,8 @@
  *                  B has none) to both sites at generation max+1 and LUT max+1, so neither
  *                  conflict rule can let A's version win when A's shipper ships it late;
  *                  `a-wins` writes A's version to B where it wins by the conflict rule, else as
- *                  keep-b.
+ *                  keep-b; `topic` produces A's versions (the shipped-record format, key = digest)
+ *                  to a Kafka topic for the operator, then keeps B's as keep-b does.
  *  7. verify       the two sites compare EQUAL, or the command stops here (A still fenced).
  *  8. unfence A    A takes client writes again: the switchover's write outage ends.
  *  9. resume A->B  the receiver applying A's topic to B (--receiver-ab) must be running; if it
@@ -27,7 +28,8 @@
  * State on entry decides where to start: B unfenced = from step 1; both fenced = a previous run
  * stopped inside the switchover, from step 5; A unfenced and B fenced = switchover done, from 7.
  */
-import { FerryClient, PARTITION_COUNT, partitionOf, type ConflictPolicyId, type RecordVersion, type UserKey } from '../store/index.js';
+import { FerryClient, PARTITION_COUNT, encodeVersion, partitionOf, type ConflictPolicyId, type RecordVersion, type UserKey } from '../store/index.js';
+import { kafkajsLink, type KafkaProducer } from '../kafka/index.js';
 import type { ReceiverStats } from '../receiver/receiver.js';
 import { SiteLagSource, siteMembers, type SiteMember } from './site-lag.js';
 import { NodeConn, OpsError, endpointText, errorText, getJson, parseKv, sleep, type Endpoint } from './util.js';
@@ -40,7 +42,9 @@ const DRAIN_POLL_MS = 200;
 /** verify's re-check of differences inside failback: writes are fenced, so short. */
 const VERIFY_RECHECK_MS = 300;
 
-export const UnshippedPolicy = { KEEP_B: 'keep-b', A_WINS: 'a-wins' } as const;
+export const UnshippedPolicy = { KEEP_B: 'keep-b', A_WINS: 'a-wins', TOPIC: 'topic' } as const;
+/** Partitions of the operator's topic when failback creates it. */
+const UNSHIPPED_TOPIC_PARTITIONS = 1;
 export type UnshippedPolicyId = (typeof UnshippedPolicy)[keyof typeof UnshippedPolicy];
 
 export interface FailbackOptions {
@@ -50,6 +54,8 @@ export interface FailbackOptions {
   receiverBA: string;
   receiverAB?: string;
   policy: UnshippedPolicyId;
+  /** Policy `topic`: where A's unshipped versions go. */
+  unshippedTopic?: { brokers: string[]; topic: string };
   conflictPolicy: ConflictPolicyId;
   drainTimeoutMs: number;
   requestTimeoutMs: number;
@@ -70,7 +76,7 @@ export interface UnshippedWrite {
   /** B's version of the key at the time: none, or its generation and LUT. */
   b: { generation: number; lutMs: number; tombstone: boolean; origin: string } | null;
   /** What the policy did. */
-  resolution?: 'b-version-kept' | 'a-version-applied';
+  resolution?: 'b-version-kept' | 'a-version-applied' | 'written-to-topic, b-version-kept';
 }
 
 export interface FailbackReport {
@@ -297,6 +303,7 @@ export async function failback(o: FailbackOptions): Promise<FailbackReport> {
   } finally {
     a?.close();
     b?.close();
+    await closeTopicProducer(o);
   }
 }
 
@@ -378,8 +385,39 @@ async function resolveOne(o: FailbackOptions, a: SiteConn, b: SiteConn, digest: 
     await b.apply(toVersion(o.namespace, digest, va), o.conflictPolicy);
     return 'a-version-applied';
   }
+  if (o.policy === UnshippedPolicy.TOPIC) {
+    // First into the topic (a re-run after a failure only produces it again), then B's stands.
+    const v = toVersion(o.namespace, digest, va);
+    const msg = encodeVersion(v, 'A', partitionOf(v.digest));
+    await (await topicProducer(o)).send(o.unshippedTopic!.topic, [{ key: msg.key, value: msg.value, headers: msg.headers }], 'none');
+    await forceBoth(o, a, b, digest, va, vb);
+    return 'written-to-topic, b-version-kept';
+  }
   await forceBoth(o, a, b, digest, va, vb);
   return 'b-version-kept';
+}
+
+/** One producer per run (closed by closeTopicProducer), keyed by the options object. */
+const producers = new WeakMap<FailbackOptions, Promise<KafkaProducer>>();
+function topicProducer(o: FailbackOptions): Promise<KafkaProducer> {
+  let p = producers.get(o);
+  if (!p) {
+    const t = o.unshippedTopic;
+    if (!t) throw new OpsError('USAGE', 'policy topic needs --unshipped-topic and --brokers');
+    p = (async () => {
+      const link = kafkajsLink({ role: 'shipper', clientId: 'ferry-failback', brokers: t.brokers });
+      await link.ensureTopic(t.topic, UNSHIPPED_TOPIC_PARTITIONS);
+      return link.idempotentProducer();
+    })();
+    producers.set(o, p);
+  }
+  return p;
+}
+
+async function closeTopicProducer(o: FailbackOptions): Promise<void> {
+  const p = producers.get(o);
+  producers.delete(o);
+  if (p) await (await p.catch(() => undefined))?.disconnect().catch(() => undefined);
 }
 
 /** B's version (a tombstone where B has none) at generation and LUT above both, on both sites. */

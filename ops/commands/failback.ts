@@ -8,7 +8,7 @@
 import type { Command } from 'commander';
 import { FailbackError, UnshippedPolicy, failback, formatFailback, type UnshippedPolicyId } from '../failback.js';
 import { onShutdownSignal } from '../signals.js';
-import { EXIT_ERROR, EXIT_OK, OpsError, REQUEST_TIMEOUT_MS_DEFAULT, errorText, parseBaseUrl, parseCount, parseHostPort } from '../util.js';
+import { EXIT_ERROR, EXIT_OK, OpsError, REQUEST_TIMEOUT_MS_DEFAULT, endpointText, errorText, parseBaseUrl, parseCount, parseHostPort, parseHostPortList } from '../util.js';
 import type { ConflictPolicyId } from '../../store/index.js';
 
 const DRAIN_TIMEOUT_MS_DEFAULT = 60_000;
@@ -20,6 +20,8 @@ export interface FailbackCliOptions {
   receiverBa?: string;
   receiverAb?: string;
   policy: string;
+  unshippedTopic?: string;
+  brokers?: string;
   conflictPolicy: string;
   drainTimeoutMs: string;
   requestTimeoutMs: string;
@@ -35,6 +37,7 @@ export async function runFailback(o: FailbackCliOptions, out: (s: string) => voi
     if (!o.receiverBa) throw new OpsError('USAGE', '--receiver-ba URL is required (the receiver applying B\'s topic to A)');
     const policies = Object.values(UnshippedPolicy) as string[];
     if (!policies.includes(o.policy)) throw new OpsError('USAGE', `--policy must be one of ${policies.join(', ')}, got "${o.policy}"`);
+    if (o.policy === UnshippedPolicy.TOPIC && (!o.unshippedTopic || !o.brokers)) throw new OpsError('USAGE', '--policy topic needs --unshipped-topic NAME and --brokers host:port[,host:port]');
     if (o.conflictPolicy !== 'generation' && o.conflictPolicy !== 'last-update-time') throw new OpsError('USAGE', `--conflict-policy must be generation or last-update-time, got "${o.conflictPolicy}"`);
     const report = await failback({
       a: parseHostPort(o.a, '--a'),
@@ -43,6 +46,7 @@ export async function runFailback(o: FailbackCliOptions, out: (s: string) => voi
       receiverBA: parseBaseUrl(o.receiverBa, '--receiver-ba'),
       ...(o.receiverAb ? { receiverAB: parseBaseUrl(o.receiverAb, '--receiver-ab') } : {}),
       policy: o.policy as UnshippedPolicyId,
+      ...(o.unshippedTopic && o.brokers ? { unshippedTopic: { topic: o.unshippedTopic, brokers: parseHostPortList(o.brokers, '--brokers').map(endpointText) } } : {}),
       conflictPolicy: o.conflictPolicy as ConflictPolicyId,
       drainTimeoutMs: parseCount(o.drainTimeoutMs, '--drain-timeout-ms'),
       requestTimeoutMs: parseCount(o.requestTimeoutMs, '--request-timeout-ms'),
@@ -70,7 +74,9 @@ export function register(program: Command): void {
     .option('-n, --namespace <ns>', 'namespace')
     .option('--receiver-ba <url>', "the receiver applying B's topic to A, http://host:port (its metrics-port)")
     .option('--receiver-ab <url>', "the receiver applying A's topic to B: checked running at the end")
-    .option('--policy <p>', 'writes A acknowledged but never shipped: keep-b (B\'s version on both sites) or a-wins (A\'s where it wins by the conflict rule)', UnshippedPolicy.KEEP_B)
+    .option('--policy <p>', 'writes A acknowledged but never shipped: keep-b (B\'s version on both sites), a-wins (A\'s where it wins by the conflict rule) or topic (A\'s versions to --unshipped-topic, then keep-b)', UnshippedPolicy.KEEP_B)
+    .option('--unshipped-topic <name>', 'policy topic: the Kafka topic for A\'s unshipped versions')
+    .option('--brokers <list>', 'policy topic: Kafka bootstrap brokers host:port[,host:port]')
     .option('--conflict-policy <p>', 'the receivers\' conflict rule: generation or last-update-time', 'generation')
     .option('--drain-timeout-ms <ms>', 'longest wait for each drain', String(DRAIN_TIMEOUT_MS_DEFAULT))
     .option('--request-timeout-ms <ms>', 'per-request timeout', String(REQUEST_TIMEOUT_MS_DEFAULT))

@@ -7,7 +7,8 @@
  * acknowledges more writes, and every node of A is killed -9. `ferry failover` promotes B and
  * prints RPO/RTO; B takes writes; A comes back; `ferry failback` fences A, drains B -> A, lists
  * the writes A acknowledged but never shipped (exactly the cut-off ones, with set and key),
- * keeps B's version of them (the default policy), switches over and verifies EQUAL. Then A -> B
+ * writes A's versions of them to a topic for the operator and keeps B's (policy `topic`, which
+ * resolves like the default keep-b), switches over and verifies EQUAL. Then A -> B
  * resumes, and a second `ferry failback` finds nothing left to do.
  */
 import test from 'ava';
@@ -19,7 +20,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { FerryProcess, ROOT, getJson, waitFor } from '../helpers/procs.js';
 import { embeddedBroker } from '../helpers/kafka.js';
+import { Kafka, logLevel } from 'kafkajs';
 import { computeDigest } from '../../store/digest.js';
+import { decodeVersion } from '../../store/index.js';
 import type { ReceiverStats } from '../../receiver/receiver.js';
 import type { FailoverReport } from '../../ops/failover.js';
 import type { FailbackReport } from '../../ops/failback.js';
@@ -118,7 +121,7 @@ test.serial('failover -> writes on B -> failback lists exactly the cut-off write
   phase('B wrote');
   // A returns; failback.
   await restartSite(a);
-  const fb = await ferry(['failback', '--a', `127.0.0.1:${a[1]!.port}`, '--b', `127.0.0.1:${b[0]!.port}`, '--namespace', 'test', '--receiver-ba', ba.url, '--json']);
+  const fb = await ferry(['failback', '--a', `127.0.0.1:${a[1]!.port}`, '--b', `127.0.0.1:${b[0]!.port}`, '--namespace', 'test', '--receiver-ba', ba.url, '--policy', 'topic', '--unshipped-topic', 'ferry.A.unshipped', '--brokers', broker.brokers.join(','), '--json']);
   t.is(fb.code ?? 0, 0, `${fb.stdout}\n${fb.stderr}`);
   phase('failback done');
   const report = JSON.parse(fb.stdout) as FailbackReport;
@@ -127,7 +130,25 @@ test.serial('failover -> writes on B -> failback lists exactly the cut-off write
   const cut = Array.from({ length: CUT_KEYS }, (_, i) => `cut${i}`);
   t.deepEqual(report.unshipped.map((u) => u.key).sort(), [...cut].sort(), 'the listed unshipped writes are exactly the cut-off ones');
   t.deepEqual(report.unshipped.map((u) => u.digest).sort(), cut.map((k) => computeDigest(SET, k).toString('hex')).sort());
-  t.true(report.unshipped.every((u) => u.set === SET && u.generation === 1 && u.lutMs > 0 && u.b === null && u.resolution === 'b-version-kept'));
+  t.true(report.unshipped.every((u) => u.set === SET && u.generation === 1 && u.lutMs > 0 && u.b === null && u.resolution === 'written-to-topic, b-version-kept'), JSON.stringify(report.unshipped[0]));
+  // The operator's topic holds A's versions of exactly those writes, bins included.
+  const kafka = new Kafka({ clientId: 'read-unshipped', brokers: broker.brokers, logLevel: logLevel.NOTHING });
+  const consumer = kafka.consumer({ groupId: 'read-unshipped', maxWaitTimeInMs: 100 });
+  const seen = new Map<string, string>();
+  await consumer.connect();
+  await consumer.subscribe({ topic: 'ferry.A.unshipped', fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      const headers: Record<string, string> = {};
+      for (const [k, h] of Object.entries(message.headers ?? {})) headers[k] = String(Array.isArray(h) ? h[0] : h);
+      const v = decodeVersion(message.key, message.value, headers);
+      seen.set(v.digest.toString('hex'), v.bins.find((x) => x.name === 'from')?.bytes.toString() ?? '');
+    },
+  });
+  await waitFor(() => seen.size >= CUT_KEYS, 30_000, 'the unshipped versions in the topic');
+  await consumer.disconnect();
+  t.deepEqual([...seen.keys()].sort(), cut.map((k) => computeDigest(SET, k).toString('hex')).sort());
+  t.true([...seen.values()].every((f) => f === 'A, never shipped'));
   t.true(report.switchoverWriteOutageMs !== null && report.switchoverWriteOutageMs >= 0);
   for (const n of a) t.regex(await info(n.port, 'get-config:context=namespace;id=test'), /fenced=false/);
   for (const n of b) t.regex(await info(n.port, 'get-config:context=namespace;id=test'), /fenced=true/);
