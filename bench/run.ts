@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 const [name, ...rest] = process.argv.slice(2);
 const file = name ? fileURLToPath(new URL(`./${name}.bench.ts`, import.meta.url)) : '';
 if (!name || !existsSync(file)) {
-  console.error(`usage: npm run bench -- <store|wire|broker|xdr|cluster|rebalance> [options]${name ? ` (no benchmark named "${name}")` : ''}`);
+  console.error(`usage: npm run bench -- <store|wire|broker|xdr|cluster|rebalance|receiver> [options]${name ? ` (no benchmark named "${name}")` : ''}`);
   process.exit(2);
 }
 const mod = (await import(file)) as { main: (args: string[]) => Promise<void> };
