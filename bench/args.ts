@@ -35,6 +35,13 @@ export class BenchArgs {
     return n;
   }
 
+  /** Throws naming the first `--flag` that is not among `known` (benches that refuse typos). */
+  onlyKnown(known: readonly string[]): void {
+    for (const a of this.args) {
+      if (a.startsWith('--') && !known.includes(a.slice(2))) throw new BenchArgsError(`unknown option ${a}`);
+    }
+  }
+
   /** True when the bare switch `--name` is given. */
   has(name: string): boolean {
     return this.args.includes(`--${name}`);

@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { Kafka, logLevel } from 'kafkajs';
 import { KafkaCluster, kafkaVersion } from '../scripts/kafka/cluster.js';
+import { BenchArgs } from './args.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const messageBytes = 200;
@@ -40,22 +41,18 @@ interface Args {
   peer: string;
 }
 
-function parseArgs(args: string[]): Args {
-  const a: Args = { messages: 300_000, partitions: 4, inFlight: 4, producers: 2, e2eSeconds: 10, flushPolicy: 'fsync', peer: '' };
-  for (let i = 0; i < args.length; i += 2) {
-    const v = args[i + 1] ?? '';
-    switch (args[i]) {
-      case '--messages': a.messages = Number(v); break;
-      case '--partitions': a.partitions = Number(v); break;
-      case '--in-flight': a.inFlight = Number(v); break;
-      case '--producers': a.producers = Number(v); break;
-      case '--e2e-seconds': a.e2eSeconds = Number(v); break;
-      case '--flush-policy': a.flushPolicy = v; break;
-      case '--peer': a.peer = v; break;
-      default: throw new Error(`unknown option ${args[i]}`);
-    }
-  }
-  return a;
+function parseArgs(argv: string[]): Args {
+  const o = new BenchArgs(argv);
+  o.onlyKnown(['messages', 'partitions', 'in-flight', 'producers', 'e2e-seconds', 'flush-policy', 'peer']);
+  return {
+    messages: o.num('messages', 300_000, 1),
+    partitions: o.num('partitions', 4, 1),
+    inFlight: o.num('in-flight', 4, 1),
+    producers: o.num('producers', 2, 1),
+    e2eSeconds: o.num('e2e-seconds', 10, 0),
+    flushPolicy: o.str('flush-policy', 'fsync'),
+    peer: o.str('peer', ''),
+  };
 }
 
 function startBrokerProcess(dataDir: string, flushPolicy: string): Promise<{ child: ChildProcess; broker: string }> {

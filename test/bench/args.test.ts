@@ -15,4 +15,6 @@ test('bench options: --name value pairs, bare switches, defaults, and a bad numb
   const bad = t.throws(() => new BenchArgs(['--seconds', 'ten']).num('seconds', 10), { instanceOf: BenchArgsError });
   t.is(bad?.message, '--seconds needs a number, got "ten"');
   t.throws(() => new BenchArgs(['--ops', '0']).num('ops', 5, 1), { message: '--ops needs a number >= 1, got "0"' });
+  t.notThrows(() => new BenchArgs(['--peer', 'apache', '--messages', '10']).onlyKnown(['peer', 'messages']));
+  t.throws(() => new BenchArgs(['--peer', 'apache', '--mesages', '10']).onlyKnown(['peer', 'messages']), { message: 'unknown option --mesages' });
 });
