@@ -15,9 +15,7 @@ import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { FerryProcess } from '../ops/ferry-process.js';
 import { freePort } from '../ops/free-port.js';
-import { computeDigest, partitionOf } from '../store/digest.js';
-import { encodeVersion } from '../store/xdr/shipped-record.js';
-import { ParticleType } from '../store/types.js';
+import { ParticleType, computeDigest, encodeVersion, partitionOf } from '../store/index.js';
 import type { ReceiverStats } from '../receiver/receiver.js';
 
 const TOPIC = 'ferry.A.test';
