@@ -161,6 +161,8 @@ class Stream {
   /** RPO-0 writes waiting for Kafka, by digest hex. */
   private readonly syncWaiters = new Map<string, SyncWaiter[]>();
   private removeGate: (() => void) | undefined;
+  /** The checkpoint write running beside the loop, if any. */
+  private checkpointing: Promise<void> | undefined;
 
   constructor(
     private readonly site: string,
@@ -249,6 +251,7 @@ class Stream {
     this.wake?.();
     const finished = await settlesWithin(this.loop ?? Promise.resolve(), STOP_LOOP_WAIT_MS, this.rt);
     if (!finished) this.log(`xdr ${this.dest.name}/${this.ns.name}: the batch in flight was not acknowledged in ${STOP_LOOP_WAIT_MS} ms; it ships again after the restart`);
+    await this.checkpointing;
     await this.writeCheckpoints(true).catch((err: unknown) => this.log('checkpoint write failed at stop', err));
     const producer = this.producer;
     this.producer = undefined;
@@ -400,7 +403,11 @@ class Stream {
           if (this.syncWaiters.size > 0) this.releaseWaiters(it.hex, it.version);
         }
         this.counters.shipped += batch.items.length;
-        await this.writeCheckpoints(false);
+        // In the background: the next batch (and RPO-0 writes waiting for it) does not wait for
+        // up to CHECKPOINT_WRITES_PER_INTERVAL_MAX replicated checkpoint writes.
+        this.checkpointing ??= this.writeCheckpoints(false)
+          .catch((err: unknown) => this.log(`xdr ${this.dest.name}/${this.ns.name}: checkpoint write failed`, err))
+          .finally(() => (this.checkpointing = undefined));
         backoff = RETRY_BACKOFF_MIN_MS;
         // Partitions mastered elsewhere grow here too (replica writes): they must not wake us.
         if (!batch.more) await this.ns.writeLog.waitForEntries('all', (p) => (this.owned[p] ? BigInt(this.cursor[p]!) : SEQUENCE_NEVER), TAIL_WAIT_MS);
