@@ -195,6 +195,7 @@ export async function openNamespace(nc: NamespaceConfig, runtime?: Clock | Store
       indexMemoryBytes: nc.indexMemorySize,
       memoryBudgetBytes: nc.memoryBudget,
       sysMemoryStopPct: nc.stopWritesSysMemoryPct,
+      replicationFactor: nc.replicationFactor,
     },
     report,
     rt.clock,

@@ -86,6 +86,8 @@ export interface NamespaceSettings {
   memoryBudgetBytes: number;
   /** Writes stop while the host uses this share of its memory or more (0 or absent = off). */
   sysMemoryStopPct?: number;
+  /** Configured copies of each record (the cluster uses min(this, cluster size)); absent = 1. */
+  replicationFactor?: number;
 }
 
 /** Keys `set-config` may change at run time, with their validators. */
@@ -672,7 +674,7 @@ export class Namespace implements StoreNamespace {
   getConfig(): Record<string, string | number | boolean> {
     const s = this.settings;
     return {
-      'replication-factor': 1,
+      'replication-factor': s.replicationFactor ?? 1,
       'default-ttl': s.defaultTtlS,
       'nsup-period': s.nsupPeriodS,
       'high-water-disk-pct': s.highWaterDiskPct,

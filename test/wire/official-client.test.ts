@@ -344,6 +344,9 @@ test.serial('hot key: writes queued beyond transaction-pending-limit answer KEY_
   const raw = (cmd: string): Promise<string> => client.infoAny(cmd).then((s: string) => s.slice(s.indexOf('\t') + 1).trim());
   t.is(await raw(`set-config:context=namespace;id=${ns};transaction-pending-limit=2`), 'ok');
   t.regex(await raw(`get-config:context=namespace;id=${ns}`), /transaction-pending-limit=2/);
+  // A lone node: the configured replication factor (default 2) is reported; the effective one is 1.
+  t.regex(await raw(`get-config:context=namespace;id=${ns}`), /(^|;)replication-factor=2(;|$)/);
+  t.regex(await raw(`namespace/${ns}`), /(^|;)effective_replication_factor=1(;|$)/);
   try {
     const k = key('hot');
     await client.put(k, { n: 0 });
