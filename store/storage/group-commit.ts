@@ -39,6 +39,8 @@ export class GroupCommit {
   #retryMs = FLUSH_RETRY_MS_MIN;
   #retry: TimerHandle | undefined;
   #closed = false;
+  /** Set by end(): no commit can succeed any more. */
+  #ended = false;
   /** Completed flushes (statistics). */
   flushes = 0;
 
@@ -62,6 +64,7 @@ export class GroupCommit {
   /** Resolves when everything written so far is durable. */
   commit(): Promise<void> {
     if (!this.device.persistent) return Promise.resolve();
+    if (this.#ended) return Promise.reject(this.#closedError());
     // While the device refuses writes, a commit fails at once (the retry timer keeps trying).
     if (this.#lastError) return Promise.reject(this.#lastError);
     return new Promise((resolve, reject) => {
@@ -90,6 +93,21 @@ export class GroupCommit {
   stop(): void {
     this.#closed = true;
     this.timers.clearTimeout(this.#retry);
+  }
+
+  /**
+   * The store is closed or abandoned: every commit still waiting fails with CLOSED (it was not
+   * made durable), and so does every later one, instead of waiting forever.
+   */
+  end(): void {
+    this.stop();
+    this.#ended = true;
+    const err = this.#closedError();
+    for (const w of this.#waiters.splice(0)) w.reject(err);
+  }
+
+  #closedError(): StorageError {
+    return new StorageError('CLOSED', `namespace ${this.name}: storage is closed`);
   }
 
   /** Waits for a running flush to end. */

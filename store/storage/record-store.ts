@@ -179,6 +179,7 @@ export class RecordStore {
     } catch (err) {
       skipped.push(`buffered writes not written (${this.buffer.unwrittenBytes()} bytes): ${(err as Error).message}`);
     }
+    this.group.end();
     this.closed = true;
     const dir = this.opts.stateDir;
     if (skipped.length === 0 && this.device.persistent && dir) {
@@ -199,6 +200,7 @@ export class RecordStore {
     this.closed = true;
     this.group.stop();
     await this.group.idle();
+    this.group.end();
     await this.device.close();
   }
 
