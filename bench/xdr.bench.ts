@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- xdr [--kafka embedded|apache] [--duration-s 20] [--outage-s 60] [--steady-rate 2000] [--rates 1000,5000,20000] [--ramp-step-s 10] [--compression gzip|none] [--verbose] [--quick]`
+ * `npm run bench -- xdr [--kafka embedded|apache] [--nodes 3] [--phases lag,ramp,catchup,rpo0,failover,failback] [--duration-s 20] [--outage-s 60] [--steady-rate 2000] [--rates 1000,5000,20000] [--ramp-step-s 10] [--rpo0-rate 1000] [--failback-records 1000000] [--compression gzip|none] [--verbose] [--quick]`
  * `--kafka apache` runs everything through the embedded broker, then again through a 1-node Apache
  * Kafka (scripts/kafka), and prints the two side by side.
  *
@@ -17,17 +17,37 @@
  * - catch-up: steady writes at steady_records_per_s, the broker stopped for --outage-s while writes
  *   continue, then restarted; catchup_records_per_s = records applied on B per second from the
  *   restart until B caught up (its backlog is back to less than half a second of writes).
+ * - rpo0_write_p99_ms: put latency p99 (FerryClient, the project's smart client) of --rpo0-rate writes/s
+ *   for --duration-s to set `rpo0` (the destination's rpo0-sets: acknowledged only once in Kafka), next
+ *   to the same rate of ordinary writes just before (normal_write_p99_ms).
+ * - failover_rto_s, failback_s: bench/xdr-dr.ts (A killed -9 under steady writes, `ferry failover`;
+ *   1% of --failback-records changed on B, A back, `ferry failback`).
+ * Each site is --nodes nodes (a cluster, replication factor 2, when more than one).
  * Writes are paced by a token schedule (record i is due at i / rate seconds), at most
  * WRITES_IN_FLIGHT_MAX outstanding. Ends with one line of JSON {"bench":"xdr", ...}.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import type { FerryClient, KeySpec } from '../store/index.js';
 import { sleep, startBenchSites, type BenchSites } from './xdr-sites.js';
 import { BenchArgs } from './args.js';
+import { failbackPhase, failoverPhase, loadPhase, LOAD_RECORD_BYTES } from './xdr-dr.js';
 
-const GOALS = { lagP99Ms5k: 100, catchupVsSteady: 5 };
+const GOALS = { lagP99Ms5k: 100, catchupVsSteady: 5, failoverRtoS: 5, failbackS: 60, rpo0WriteP99Ms: 20 };
+/** Phases in the order they run; `--phases` picks some (failback needs failover before it). */
+const PHASES = ['lag', 'ramp', 'catchup', 'rpo0', 'failover', 'failback'] as const;
+type Phase = (typeof PHASES)[number];
+/** Nodes per site (issue 12: 3-node sites, replication factor 2). */
+const NODES_DEFAULT = 3;
+/** Records of the failback data set (issue 12: 1 M, 1% changed on B during the outage). */
+const FAILBACK_RECORDS_DEFAULT = 1_000_000;
+const FAILBACK_CHANGED_SHARE = 0.01;
+/** RPO-0 comparison: this write rate, normal writes then RPO-0 writes (set RPO0_SET). */
+const RPO0_RATE_DEFAULT = 1000;
+const RPO0_SET = 'rpo0';
+/** Steady writes on A before it is killed in the failover phase, s. */
+const FAILOVER_STEADY_S = 5;
 const RECORD_BYTES = 1024;
 /** Writes outstanding at once (and connections to A). */
 const WRITES_IN_FLIGHT_MAX = 128;
@@ -184,7 +204,7 @@ class Writer {
    * `<prefix><i>`; every `probeEvery`th acknowledged record becomes a probe recorded into `sink`.
    * Returns the achieved rate (acknowledged records / elapsed s).
    */
-  async run(o: { rate: number; durationMs: number; prefix: string; sink: number[]; until?: () => boolean }): Promise<{ acked: number; achievedPerS: number; elapsedMs: number }> {
+  async run(o: { rate: number; durationMs: number; prefix: string; sink: number[]; until?: () => boolean; set?: string }): Promise<{ acked: number; achievedPerS: number; elapsedMs: number }> {
     const probeEvery = Math.max(1, Math.round(o.rate / PROBES_PER_S));
     const ackedAtStart = this.acked;
     this.latencies = [];
@@ -194,7 +214,7 @@ class Writer {
       const t = now() - t0;
       if (t >= o.durationMs || o.until?.()) break;
       const due = Math.floor((o.rate * t) / 1000);
-      while (i < due && this.inflight < WRITES_IN_FLIGHT_MAX) this.write(`${o.prefix}${i}`, i++ % probeEvery === 0, o.sink);
+      while (i < due && this.inflight < WRITES_IN_FLIGHT_MAX) this.write(`${o.prefix}${i}`, i++ % probeEvery === 0, o.sink, o.set ?? 'bench');
       await sleep(1);
     }
     const elapsedMs = now() - t0;
@@ -204,8 +224,8 @@ class Writer {
     return { acked, achievedPerS: acked / (elapsedMs / 1000), elapsedMs };
   }
 
-  private write(userKey: string, probe: boolean, sink: number[]): void {
-    const key: KeySpec = { namespace: 'test', set: 'bench', key: userKey };
+  private write(userKey: string, probe: boolean, sink: number[], set: string): void {
+    const key: KeySpec = { namespace: 'test', set, key: userKey };
     const off = (this.issued++ * 4099) % (64 * 1024);
     this.inflight++;
     const t0 = now();
@@ -499,6 +519,76 @@ async function catchupPhase(sites: BenchSites, writer: Writer, prober: Prober, s
   return result;
 }
 
+/** Ordinary writes, then RPO-0 writes (set RPO0_SET), at one rate: put latency p50/p99 of each. */
+async function rpo0Phase(sites: BenchSites, writer: Writer, prober: Prober, rate: number, durationS: number, out: Record<string, unknown>): Promise<void> {
+  console.log(`\nRPO 0: put latency at ${rate} writes/s for ${durationS} s each (FerryClient to A, ${RECORD_BYTES} B records), ordinary writes then set "${RPO0_SET}" (rpo0-sets: acknowledged once in Kafka)`);
+  const measure = async (set: string, prefix: string): Promise<{ p50: number; p99: number; achieved: number; errors: number }> => {
+    const errors0 = writer.errors;
+    const w = await writer.run({ rate, durationMs: durationS * 1000, prefix, sink: [], set });
+    const lat = writer.latencies.sort((x, y) => x - y);
+    await waitDrained(sites, prober, `${set} writes`);
+    return { p50: round1(percentile(lat, 0.5)), p99: round1(percentile(lat, 0.99)), achieved: Math.round(w.achievedPerS), errors: writer.errors - errors0 };
+  };
+  const normal = await measure('bench', 'n0-');
+  const rpo0 = await measure(RPO0_SET, 'z0-');
+  out.rpo0_rate = rate;
+  out.normal_write_p50_ms = normal.p50;
+  out.normal_write_p99_ms = normal.p99;
+  out.rpo0_write_p50_ms = rpo0.p50;
+  out.rpo0_write_p99_ms = rpo0.p99;
+  out.rpo0_write_errors = rpo0.errors;
+  console.log(`  ordinary: p50 ${normal.p50} ms, p99 ${normal.p99} ms (achieved ${normal.achieved}/s, ${normal.errors} errors)`);
+  console.log(`  RPO 0:    p50 ${rpo0.p50} ms, p99 ${rpo0.p99} ms (achieved ${rpo0.achieved}/s, ${rpo0.errors} errors)   (goal p99 <= ${GOALS.rpo0WriteP99Ms} ms: ${rpo0.p99 <= GOALS.rpo0WriteP99Ms ? 'met' : 'MISSED'})`);
+}
+
+/** Failover under steady writes, then (records > 0) the failback of a loaded data set with 1% changed on B. */
+async function drPhases(sites: BenchSites, writer: Writer, steadyRate: number, records: number, out: Record<string, unknown>): Promise<void> {
+  if (records > 0) {
+    console.log(`\nloading ${records} records of ${LOAD_RECORD_BYTES} B into A (set "fb") for the failback ...`);
+    const l = await loadPhase(sites, records);
+    out.failback_records = records;
+    console.log(`  loaded in ${(l.loadMs / 1000).toFixed(1)} s (${l.recordsPerS}/s), on B ${(l.shippedMs / 1000).toFixed(1)} s later`);
+  }
+  console.log(`\nfailover: ${steadyRate} writes/s on A for ${FAILOVER_STEADY_S} s, then kill -9 of every node of A, then ferry failover (the CLI)`);
+  let stop = false;
+  const errors0 = writer.errors;
+  const writing = writer.run({ rate: steadyRate, durationMs: 3_600_000, prefix: 'fo-', sink: [], until: () => stop });
+  const f = await failoverPhase(sites, { stop: async () => { stop = true; await writing; } }, FAILOVER_STEADY_S).finally(() => {
+    stop = true;
+  });
+  await writing;
+  // Writes in flight at the kill fail: expected here, reported apart from the run's write errors.
+  out.failover_cut_writes = writer.errors - errors0;
+  writer.errors = errors0;
+  out.failover_rto_s = f.rtoS;
+  out.failover_command_done_s = f.commandDoneS;
+  out.failover_reported_rpo_ms = f.reportedRpoMs;
+  out.failover_reported_rto_ms = f.reportedRtoMs;
+  out.failover_drain_completed = f.drainCompleted;
+  console.log(`  ${f.argv.join(' ')}`);
+  console.log(`  failover_rto_s ${f.rtoS} s from the kill to the first write B acknowledged (${f.rtoTries} tries)   (goal <= ${GOALS.failoverRtoS} s: ${f.rtoS <= GOALS.failoverRtoS ? 'met' : 'MISSED'})`);
+  console.log(`  the command: exited ${f.commandDoneS} s after the kill (its own run ${(f.commandMs / 1000).toFixed(1)} s, CLI start-up included); ${f.promoted} nodes promoted;` +
+    ` reported RPO ${f.reportedRpoMs === null ? 'unknown' : `${f.reportedRpoMs} ms`}, RTO ${f.reportedRtoMs} ms (from --outage-start = the kill), drain ${f.drainCompleted ? 'completed' : 'NOT completed'}`);
+  if (records === 0) return;
+  console.log(`\nfailback: ${FAILBACK_CHANGED_SHARE * 100}% of the ${records} records changed on B, A restarted, then ferry failback (the CLI)`);
+  const b = await failbackPhase(sites, records, FAILBACK_CHANGED_SHARE);
+  out.failback_s = b.failbackS;
+  out.failback_changed_on_b = b.changedOnB;
+  out.failback_copied_to_a = b.copiedToA;
+  out.failback_receiver_applied_to_a = b.receiverAppliedToA;
+  out.failback_unshipped_listed = b.unshipped;
+  out.failback_equal = b.equal;
+  out.failback_switchover_write_outage_ms = b.switchoverWriteOutageMs;
+  const reshipped = b.copiedToA + b.receiverAppliedToA;
+  out.failback_reshipped_share_pct = round1((reshipped * 100) / records);
+  console.log(`  ${b.argv.join(' ')}`);
+  console.log(`  ${b.changedOnB} records changed on B in ${(b.changeMs / 1000).toFixed(1)} s; A back as one cluster and its receiver up in ${(b.restartMs / 1000).toFixed(1)} s (not in failback_s)`);
+  console.log(`  failback_s ${b.failbackS} s from starting ferry failback until it exited, verify ${b.equal ? 'EQUAL' : 'NOT EQUAL'}   (goal <= ${GOALS.failbackS} s: ${b.failbackS <= GOALS.failbackS && b.equal ? 'met' : 'MISSED'})`);
+  console.log(`  re-shipped to A: ${reshipped} records = ${out.failback_reshipped_share_pct}% of ${records} (receiver of B's topic applied ${b.receiverAppliedToA}, levelling by checksums copied ${b.copiedToA});` +
+    ` ${b.unshipped} unshipped writes of A listed${b.truncated ? ' (TRUNCATED)' : ''}; switchover write outage ${b.switchoverWriteOutageMs ?? '?'} ms`);
+  if (VERBOSE.on) console.log(b.stepsText.replace(/^/gm, '    '));
+}
+
 // ------------------------------------------------------------------------------------ main
 
 export async function main(argv: string[]): Promise<void> {
@@ -530,6 +620,16 @@ async function runOnce(args: BenchArgs, kafka: 'embedded' | 'apache'): Promise<R
   if (compression !== undefined && compression !== 'gzip' && compression !== 'none') throw new BenchError('--compression is gzip or none');
   const rampStepS = numArg(args, 'ramp-step-s', quick ? 5 : 10);
   const rates = args.value('rates')?.split(',').map(Number) ?? [1000, 5000, 20_000];
+  const nodes = args.num('nodes', NODES_DEFAULT, 1);
+  if (!Number.isInteger(nodes) || nodes > 8) throw new BenchError('--nodes needs a whole number from 1 to 8');
+  const failbackRecords = args.num('failback-records', FAILBACK_RECORDS_DEFAULT, 100);
+  const rpo0Rate = numArg(args, 'rpo0-rate', RPO0_RATE_DEFAULT);
+  const phaseList = args.value('phases')?.split(',') ?? [...PHASES];
+  const unknown = phaseList.filter((p) => !(PHASES as readonly string[]).includes(p));
+  if (unknown.length > 0) throw new BenchError(`--phases: unknown ${unknown.join(', ')} (known: ${PHASES.join(', ')})`);
+  const phases = new Set(phaseList as Phase[]);
+  if (phases.has('failback') && !phases.has('failover')) throw new BenchError('--phases: failback needs failover (it brings A back after the failover)');
+  const dr = phases.has('failover');
   if (rates.some((r) => !Number.isFinite(r) || r <= 0)) throw new BenchError('--rates needs a comma-separated list of positive numbers');
 
   let sites: BenchSites | undefined;
@@ -546,9 +646,15 @@ async function runOnce(args: BenchArgs, kafka: 'embedded' | 'apache'): Promise<R
   const out: Record<string, unknown> = { bench: 'xdr', date: new Date().toISOString(), duration_s: durationS, record_bytes: RECORD_BYTES };
   let prober: Prober | undefined;
   try {
-    console.log(`starting ${kafka === 'apache' ? 'Apache Kafka' : 'the broker'}, node A (shipping to B), node B (fenced) and a receiver ...`);
-    sites = await startBenchSites({ writeConnections: WRITES_IN_FLIGHT_MAX, storeBytes: STORE_BYTES, kafka, ...(compression ? { compression } : {}) });
+    const siteText = nodes > 1 ? `site A (${nodes} nodes, shipping to B), site B (${nodes} nodes, fenced)` : 'node A (shipping to B), node B (fenced)';
+    console.log(`starting ${kafka === 'apache' ? 'Apache Kafka' : 'the broker'}, ${siteText} and a receiver${dr ? ', B shipping to A and a receiver of that topic into A' : ''} ...`);
+    sites = await startBenchSites({
+      writeConnections: WRITES_IN_FLIGHT_MAX, storeBytes: STORE_BYTES, kafka, nodes, shipBack: dr, ...(phases.has('rpo0') ? { rpo0Sets: [RPO0_SET] } : {}), ...(compression ? { compression } : {}),
+    });
     out.kafka = kafka;
+    out.nodes_per_site = nodes;
+    out.phases = [...phases].join(',');
+    out.load_avg_start = round1(loadavg()[0]!);
     out.compression = compression ?? 'none (default)';
     prober = new Prober(sites.clientB);
     const writer = new Writer(sites.clientA, prober);
@@ -558,8 +664,8 @@ async function runOnce(args: BenchArgs, kafka: 'embedded' | 'apache'): Promise<R
     await writer.run({ rate: 1000, durationMs: WARMUP_MS, prefix: 'w-', sink: [] });
     await waitDrained(sites, prober, 'warm-up');
 
-    console.log(`\nlag from acknowledgement on A to apply on B, ${RECORD_BYTES} B records, ${durationS} s per rate`);
-    for (const rate of rates) {
+    if (phases.has('lag')) console.log(`\nlag from acknowledgement on A to apply on B, ${RECORD_BYTES} B records, ${durationS} s per rate`);
+    for (const rate of phases.has('lag') ? rates : []) {
       const r = await lagPhase(sites, writer, prober, rate, durationS, `l${rate}-`);
       const tag = rate % 1000 === 0 ? `${rate / 1000}k` : String(rate);
       out[`lag_p50_ms_${tag}`] = r.p50;
@@ -576,13 +682,15 @@ async function runOnce(args: BenchArgs, kafka: 'embedded' | 'apache'): Promise<R
       console.log(`${String(rate).padStart(6)}/s: p50 ${r.p50} ms, p99 ${r.p99} ms, max ${r.max} ms (${r.probes} probes), achieved ${r.achievedPerS}/s${goal}${verdict}`);
       console.log(`        put latency on A p50 ${r.writeP50} ms, p99 ${r.writeP99} ms; cpu: ${r.cpu}`);
     }
-    out.probe_poll_ms = round1(prober.meanPollMs);
-    console.log(`        (probe resolution: one poll every ${out.probe_poll_ms} ms on average, plus a read round trip)`);
+    if (phases.has('lag')) {
+      out.probe_poll_ms = round1(prober.meanPollMs);
+      console.log(`        (probe resolution: one poll every ${out.probe_poll_ms} ms on average, plus a read round trip)`);
+    }
 
-    console.log(`\nramp: ${rampStepS} s per step until B falls behind or the writer cannot reach the rate`);
+    if (phases.has('ramp')) console.log(`\nramp: ${rampStepS} s per step until B falls behind or the writer cannot reach the rate`);
     let best = 0;
     let limit = `kept up with every step up to ${RAMP_RATES[RAMP_RATES.length - 1]}/s`;
-    for (const rate of RAMP_RATES) {
+    for (const rate of phases.has('ramp') ? RAMP_RATES : []) {
       const r = await lagPhase(sites, writer, prober, rate, rampStepS, `r${rate}-`);
       const ok = r.reached && r.keptUp;
       console.log(`${String(rate).padStart(6)}/s: achieved ${r.achievedPerS}/s, backlog at end ${r.backlogEnd}, p99 ${r.p99} ms -> ${ok ? 'kept up' : r.reached ? 'B FELL BEHIND' : 'WRITER SHORT'}   cpu: ${r.cpu}`);
@@ -592,11 +700,14 @@ async function runOnce(args: BenchArgs, kafka: 'embedded' | 'apache'): Promise<R
       }
       best = rate;
     }
-    out.max_sustained_records_per_s = best;
-    out.max_sustained_limit = limit;
-    console.log(`max sustained: ${best} records/s (${limit})`);
+    if (phases.has('ramp')) {
+      out.max_sustained_records_per_s = best;
+      out.max_sustained_limit = limit;
+      console.log(`max sustained: ${best} records/s (${limit})`);
+    }
 
     const steady = steadyArg;
+    if (phases.has('catchup')) {
     console.log(`\ncatch-up after a ${outageS} s broker outage at ${steady} records/s`);
     const c = await catchupPhase(sites, writer, prober, steady, Math.min(10, durationS), outageS);
     out.steady_records_per_s = c.steadyPerS;
@@ -617,6 +728,10 @@ async function runOnce(args: BenchArgs, kafka: 'embedded' | 'apache'): Promise<R
         ` vs steady ${c.steadyPerS}/s = ${round1(ratio)}x   (goal >= ${GOALS.catchupVsSteady}x: ${ratio >= GOALS.catchupVsSteady ? 'met' : 'MISSED'})`,
     );
     console.log(`        cpu during catch-up: ${c.cpu}`);
+    }
+
+    if (phases.has('rpo0')) await rpo0Phase(sites, writer, prober, rpo0Rate, durationS, out);
+    if (dr) await drPhases(sites, writer, steady, phases.has('failback') ? failbackRecords : 0, out);
     const runEnd = cpuMark(sites);
     const runS = (runEnd.at - runStart.at) / 1000;
     const oursS = runEnd.procs.reduce((a, b, i) => a + b - runStart.procs[i]!, 0) + runEnd.self - runStart.self;
@@ -625,6 +740,7 @@ async function runOnce(args: BenchArgs, kafka: 'embedded' | 'apache'): Promise<R
     out.machine_cpu_pct = cpus().length * 100;
     console.log(`\nwhole run: other processes on this machine used ${out.others_cpu_pct}% CPU and ${out.idle_cpu_pct}% stayed idle, of ${out.machine_cpu_pct}%` +
       (Number(out.others_cpu_pct) > 20 ? '  -- the machine was NOT free; figures are lower than on an idle machine' : ''));
+    out.load_avg_end = round1(loadavg()[0]!);
     out.probes_lost = prober.lost;
     out.write_errors = writer.errors;
     if (writer.errors > 0) console.log(`write errors on A: ${writer.errors} (first: ${writer.firstError})`);
