@@ -24,7 +24,9 @@ import { SitesError, sleep, type BenchSites } from './xdr-sites.js';
 /** Bytes of the bin of each loaded record (small, so 1 M records fit the memory namespace of B). */
 export const LOAD_RECORD_BYTES = 100;
 /** Writes in flight while loading and changing records. */
-const LOAD_IN_FLIGHT = 128;
+const LOAD_IN_FLIGHT = 64;
+/** Tries per load write before it counts as failed. */
+const LOAD_ATTEMPTS = 5;
 /** The RTO writer tries B this often, each try bounded by RTO_TRY_TIMEOUT_MS. */
 const RTO_TRY_MS = 20;
 const RTO_TRY_TIMEOUT_MS = 1000;
@@ -78,11 +80,17 @@ async function writeKeys(client: FerryClient, o: { count: number; start?: number
       if (k >= o.count) return;
       const i = (o.start ?? 0) + k * (o.step ?? 1);
       const off = (i * 4099) % (64 * 1024);
-      try {
-        await client.put({ namespace: 'test', set: LOAD_SET, key: `${o.prefix}${i}` }, { v: pool.subarray(off, off + LOAD_RECORD_BYTES), tag: o.tag });
-      } catch (err) {
-        errors++;
-        if (!firstError) firstError = (err as Error).message;
+      // A put is idempotent: one that timed out on a loaded machine is tried again.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await client.put({ namespace: 'test', set: LOAD_SET, key: `${o.prefix}${i}` }, { v: pool.subarray(off, off + LOAD_RECORD_BYTES), tag: o.tag });
+          break;
+        } catch (err) {
+          if (attempt < LOAD_ATTEMPTS) continue;
+          errors++;
+          if (!firstError) firstError = (err as Error).message;
+          break;
+        }
       }
     }
   };
