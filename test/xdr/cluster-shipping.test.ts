@@ -18,11 +18,13 @@ import { embeddedBroker } from '../helpers/kafka.js';
 import type { ReceiverStats } from '../../receiver/receiver.js';
 import { DeploymentMonitor } from '../../ops/deployment-monitor.js';
 import type { SiteLagReport } from '../../ops/site-lag.js';
-import { siteAgrees, siteShipped, startSite, xdrStreams, type SiteNode } from './cluster-sites.js';
+import { siteAgrees, siteShipped, startReceiver, startSite, xdrStreams, type SiteNode } from './cluster-sites.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
 const Aerospike: Any = createRequire(import.meta.url)('aerospike');
+/** Longest gap between two assertions of these multi-process tests (ava's own default is 120 s). */
+const LONG_TEST_TIMEOUT_MS = 300_000;
 const execFileP = promisify(execFile);
 const TOPIC = 'ferry.A.test';
 /** Writes in flight from the load. */
@@ -32,8 +34,13 @@ const WRITES_BEFORE_KILL = 1000;
 const WRITES_AFTER_KILL = 1000;
 /** Handover re-ships what the dead master's last checkpoint did not cover: a fraction, never a second copy of everything. */
 const KAFKA_MESSAGES_PER_WRITE_MAX = 1.3;
+/** Acknowledged writes before the join, and after it (the join's migrations run under them). */
+const WRITES_BEFORE_JOIN = 600;
+const WRITES_AFTER_JOIN = 600;
 
 test.serial('3-node source site: only masters ship; kill -9 of a master under load loses nothing and B equals A', async (t) => {
+  // Every wait inside is bounded; on a loaded machine the gaps between assertions are long.
+  t.timeout(LONG_TEST_TIMEOUT_MS);
   const dir = mkdtempSync(join(tmpdir(), 'ferry-xdr-cluster-'));
   const procs: FerryProcess[] = [];
   let client: Any;
@@ -111,6 +118,56 @@ test.serial('3-node source site: only masters ship; kill -9 of a master under lo
   t.log(`kafka messages ${messages} for ${writes} write attempts (${(messages / writes).toFixed(3)} per write)`);
   t.true(messages >= load.acked, 'every acknowledged write reached Kafka');
   t.true(messages <= writes * KAFKA_MESSAGES_PER_WRITE_MAX, `${messages} messages for ${writes} writes: changes are shipped by every copy`);
+});
+
+test.serial('a node joins the source site under load: partitions migrate to it while shipping, nothing is skipped, B equals A', async (t) => {
+  // Every wait inside is bounded; on a loaded machine the gaps between assertions are long.
+  t.timeout(LONG_TEST_TIMEOUT_MS);
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-xdr-join-'));
+  const procs: FerryProcess[] = [];
+  let client: Any;
+  t.teardown(async () => {
+    client?.close();
+    await Promise.all(procs.map((p) => p.stop('SIGKILL')));
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const broker = await embeddedBroker(dir);
+  t.teardown(() => broker.close());
+  const a = await startSite({
+    name: 'a', size: 2, dir, procs,
+    xdr: { site: 'A', destinations: [{ name: 'B', brokers: broker.brokers, namespaces: ['test'], topic: TOPIC, 'kafka-partitions': 4, 'checkpoint-interval-ms': 200 }] },
+  });
+  const [b] = await startSite({ name: 'b', size: 1, dir, procs, namespace: { fenced: true } });
+  await waitFor(async () => (await xdrStreams(a[0]!.port))[0]?.connected === true, 30_000, 'the shipper of A to connect to Kafka');
+  const receiver = await startReceiver({ dir, name: 'rj', brokers: broker.brokers, topic: TOPIC, destination: [b!], procs });
+  client = await Aerospike.connect({ hosts: a.map((n) => ({ addr: '127.0.0.1', port: n.port })), log: { level: Aerospike.log.OFF } });
+  const load = startLoad(client);
+  const t0 = Date.now();
+  await waitFor(() => load.acked >= WRITES_BEFORE_JOIN, 60_000, 'writes before the join');
+  // The third node: same config, seeded from the first; it becomes master of about a third.
+  const port = await freePort();
+  const hbPort = await freePort();
+  const joiner = new FerryProcess('a2', ['node', '--config', join(dir, 'a.json'), '--port', String(port), '--heartbeat-port', String(hbPort), '--data', join(dir, 'a2'), '--seed', `127.0.0.1:${a[0]!.hbPort}`], /ferry node listening on /);
+  procs.push(joiner);
+  await joiner.start();
+  const all: SiteNode[] = [...a, { proc: joiner, port, hbPort, dir: join(dir, 'a2') }];
+  await waitFor(() => load.acked >= WRITES_BEFORE_JOIN + WRITES_AFTER_JOIN, 90_000, 'writes after the join');
+  await load.stop();
+  t.log(`${((Date.now() - t0) / 1000).toFixed(1)} s: load stopped`);
+  await siteAgrees(all);
+  t.log(`${((Date.now() - t0) / 1000).toFixed(1)} s: migrations done`);
+  const masters = await Promise.all(all.map(async (n) => (await xdrStreams(n.port))[0]!.masterPartitions));
+  t.is(masters.reduce((x, y) => x + y, 0), 4096, `master partitions per node: ${masters.join(', ')}`);
+  t.true(masters[2]! > 0, 'the new node ships the partitions it took over');
+  await siteShipped(all, 60_000);
+  const shippedAt = Date.now();
+  await waitFor(async () => {
+    const r = await getJson<ReceiverStats>(`${receiver.url}/stats`);
+    return r.consumerLag === 0 && r.lagMeasuredAtMs > shippedAt;
+  }, 60_000, 'the receiver to apply everything');
+  const verify = await execFileP(process.execPath, ['bin/ferry.mjs', 'verify', '--a', `127.0.0.1:${port}`, '--b', `127.0.0.1:${b!.port}`], { cwd: ROOT, timeout: 60_000 }).catch((err: Any) => err);
+  t.regex(String(verify.stdout), /result: EQUAL/, String(verify.stdout) + String(verify.stderr));
+  t.log(`writes acknowledged ${load.acked}, failed ${load.failed}`);
 });
 
 /** Puts distinct keys (one version each) until stopped; counts acknowledged and failed writes. */

@@ -31,6 +31,8 @@ import { info, restartSite, siteShipped, startReceiver, startSite, xdrStreams, t
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
 const Aerospike: Any = createRequire(import.meta.url)('aerospike');
+/** Longest gap between two assertions of these multi-process tests (ava's own default is 120 s). */
+const LONG_TEST_TIMEOUT_MS = 300_000;
 const execFileP = promisify(execFile);
 const SET = 'dr';
 const SHIPPED_KEYS = 200;
@@ -55,6 +57,8 @@ async function converged(site: SiteNode[], receiverUrl: string): Promise<void> {
 }
 
 test.serial('failover -> writes on B -> failback lists exactly the cut-off writes -> switchover -> EQUAL', async (t) => {
+  // Every wait inside is bounded; on a loaded machine the gaps between assertions are long.
+  t.timeout(LONG_TEST_TIMEOUT_MS);
   const dir = mkdtempSync(join(tmpdir(), 'ferry-dr-'));
   const t0 = Date.now();
   const phase = (name: string) => t.log(`${((Date.now() - t0) / 1000).toFixed(1)} s: ${name}`);

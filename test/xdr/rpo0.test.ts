@@ -17,6 +17,8 @@ import { startSite, xdrStreams } from './cluster-sites.js';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
 const Aerospike: Any = createRequire(import.meta.url)('aerospike');
+/** Longest gap between two assertions of these multi-process tests (ava's own default is 120 s). */
+const LONG_TEST_TIMEOUT_MS = 300_000;
 const TOPIC = 'ferry.A.rpo0';
 /** Generous: on a loaded machine a produce round trip can take a good part of a second. */
 const RPO0_TIMEOUT_MS = 3000;
@@ -28,6 +30,8 @@ function pct(xs: number[], q: number): number {
 }
 
 test.serial('RPO 0: a write is acknowledged only once in Kafka, and survives losing A right after', async (t) => {
+  // Every wait inside is bounded; on a loaded machine the gaps between assertions are long.
+  t.timeout(LONG_TEST_TIMEOUT_MS);
   const dir = mkdtempSync(join(tmpdir(), 'ferry-rpo0-'));
   const procs: FerryProcess[] = [];
   const clients: Any[] = [];
