@@ -90,7 +90,7 @@ export const kafkajsLink: KafkaLinkFactory = ({ role, clientId, brokers, securit
     },
     async consumer({ groupId, topics, fromBeginning }) {
       const c = kafka.consumer({ groupId, ...CONSUMER });
-      let assigned: TopicPartition[] = [];
+      let assigned: TopicPartition[] | undefined;
       c.on(c.events.GROUP_JOIN, (e) => {
         assigned = Object.entries(e.payload.memberAssignment).flatMap(([topic, ps]) => ps.map((partition) => ({ topic, partition })));
       });

@@ -63,8 +63,11 @@ export interface BatchControl {
 export interface KafkaConsumer {
   /** Starts delivering; resolves once running. `onCrash(err, willRestart)` reports consumer failures. */
   run(o: { eachBatch: (batch: ConsumedBatch, ctl: BatchControl) => Promise<void>; onCrash: (err: Error, willRestart: boolean) => void }): Promise<void>;
-  /** The topic partitions the group currently gives this consumer (empty until it has joined). */
-  assigned(): TopicPartition[];
+  /**
+   * The topic partitions the group currently gives this consumer; undefined until it has joined
+   * (a member of a group with more members than partitions may rightly have none).
+   */
+  assigned(): TopicPartition[] | undefined;
   /** Commits `offset` (the next offset to read) for the group. */
   commit(topic: string, partition: number, offset: string): Promise<void>;
   disconnect(): Promise<void>;

@@ -121,6 +121,8 @@ export class Receiver {
   private readonly counters = { applied: 0, lostConflict: 0, deadLettered: 0, retries: 0 };
   private consumerLag = -1;
   private quietLoggedAt = 0;
+  /** Chunks being applied or retried now (the consumer is working; the destination may not be). */
+  private chunksApplying = 0;
   private partitionLags: PartitionLag[] = [];
   private lagMeasuredAtMs = 0;
   private lastApplyLagMs = 0;
@@ -190,6 +192,16 @@ export class Receiver {
    */
   private async applyWithRetries(topic: string, partition: number, messages: IncomingMessage[], ctl: Pick<BatchControl, 'isRunning' | 'isStale' | 'heartbeat'>): Promise<void> {
     const done = new Set<IncomingMessage>();
+    this.chunksApplying++;
+    try {
+      await this.applyChunk(topic, partition, messages, ctl, done);
+    } finally {
+      this.chunksApplying--;
+    }
+  }
+
+  /** The retry loop of applyWithRetries; `done` collects what succeeded, so a retry skips it. */
+  private async applyChunk(topic: string, partition: number, messages: IncomingMessage[], ctl: Pick<BatchControl, 'isRunning' | 'isStale' | 'heartbeat'>, done: Set<IncomingMessage>): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.applyBatch(topic, attempt === 0 ? messages : messages.filter((m) => !done.has(m)), done);
@@ -232,11 +244,11 @@ export class Receiver {
   /**
    * A consumer that has work but made no progress for a while is replaced. Its work is the lag of
    * the partitions the group gave it (another receiver of the group may be the one behind); before
-   * it has any partitions, the whole group's lag.
+   * it has joined the group, the whole group's lag (a member with no partitions has nothing to wait for).
    */
   private watchdog(): void {
     const quietMs = this.rt.clock.nowMs() - this.lastProgressAt;
-    if (this.inFlight.inFlight > 0) {
+    if (this.chunksApplying > 0) {
       // The consumer is fine; the destination is not answering. Say so, and keep waiting (each
       // write times out and the chunk is retried; nothing past what was applied is committed).
       if (quietMs > DESTINATION_QUIET_LOG_MS && this.rt.clock.nowMs() - this.quietLoggedAt > DESTINATION_QUIET_LOG_MS) {
@@ -250,13 +262,15 @@ export class Receiver {
       return;
     }
     const mine = this.assignedLags();
-    const waiting = mine.length > 0 ? mine.reduce((sum, p) => sum + p.lag, 0) : this.consumerLag;
+    const waiting = mine === undefined ? this.consumerLag : mine.reduce((sum, p) => sum + p.lag, 0);
     if (waiting > 0 && quietMs > STUCK_MS) void this.restartConsumer(`no progress for ${STUCK_MS} ms with ${waiting} messages waiting`);
   }
 
-  /** Lags of the partitions this receiver has now (from the last measurement). */
-  private assignedLags(): PartitionLag[] {
-    const assigned = new Set((this.consumer?.assigned() ?? []).map((a) => `${a.topic}/${a.partition}`));
+  /** Lags of the partitions this receiver has now (from the last measurement); undefined before it joined the group. */
+  private assignedLags(): PartitionLag[] | undefined {
+    const mine = this.consumer?.assigned();
+    if (mine === undefined) return undefined;
+    const assigned = new Set(mine.map((a) => `${a.topic}/${a.partition}`));
     return this.partitionLags.filter((p) => assigned.has(`${p.topic}/${p.partition}`));
   }
 
@@ -386,7 +400,7 @@ export class Receiver {
       appliedPerS: Math.round(this.rate.perS),
       consumerLag: this.consumerLag,
       applyInFlight: this.inFlight.inFlight,
-      partitions: this.assignedLags(),
+      partitions: this.assignedLags() ?? [],
       lagMeasuredAtMs: this.lagMeasuredAtMs,
       applyLagMs: this.consumerLag === 0 ? 0 : this.lastApplyLagMs,
       maxSourceLutMs: this.maxSourceLutMs,

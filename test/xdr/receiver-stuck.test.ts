@@ -23,7 +23,8 @@ import type { ReceiverStats } from '../../receiver/receiver.js';
 
 const TOPIC = 'ferry.A.test';
 const GROUP = 'ferry-receiver-B';
-const PARTITIONS = 2;
+/** One partition, two receivers: one of them has nothing to apply (its group has lag, it does not). */
+const PARTITIONS = 1;
 const APPLY_CONCURRENCY = 16;
 const BATCH = 1500;
 
@@ -116,15 +117,29 @@ test('a destination that accepts connections and never answers: bounded writes i
     await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: PARTITIONS }] });
     await produce(broker.brokers, 0, BATCH);
 
-    const metricsPort = await freePort();
-    writeFileSync(join(dir, 'r.json'), JSON.stringify({
-      brokers: broker.brokers, topics: [TOPIC], destination: [`127.0.0.1:${relayPort}`], 'metrics-port': metricsPort, 'group-id': GROUP,
-      'apply-concurrency': APPLY_CONCURRENCY, 'shutdown-timeout-s': 3,
-    }));
-    const receiver = new FerryProcess('receiver', ['receiver', '--config', join(dir, 'r.json')], /ferry receiver ready/);
-    procs.push(receiver);
-    await receiver.start();
-    const stats = () => getJson<ReceiverStats>(`http://127.0.0.1:${metricsPort}/stats`);
+    const members: Array<{ proc: FerryProcess; port: number }> = [];
+    for (let i = 0; i < 2; i++) {
+      const port = await freePort();
+      writeFileSync(join(dir, `r${i}.json`), JSON.stringify({
+        brokers: broker.brokers, topics: [TOPIC], destination: [`127.0.0.1:${relayPort}`], 'metrics-port': port, 'group-id': GROUP,
+        'apply-concurrency': APPLY_CONCURRENCY, 'shutdown-timeout-s': 3,
+      }));
+      const proc = new FerryProcess(`receiver ${i}`, ['receiver', '--config', join(dir, `r${i}.json`)], /ferry receiver ready/);
+      procs.push(proc);
+      members.push({ proc, port });
+      await proc.start();
+    }
+    const statsOf = (port: number) => getJson<ReceiverStats>(`http://127.0.0.1:${port}/stats`);
+    // The group gives the one partition to one of them.
+    let busyAt = -1;
+    await waitFor(async () => {
+      const rs = await Promise.all(members.map((m) => statsOf(m.port)));
+      busyAt = rs.findIndex((r) => (r.partitions ?? []).length === 1);
+      return busyAt >= 0 && rs.every((r, i) => (r.partitions ?? []).length === (i === busyAt ? 1 : 0));
+    }, 30_000, 'the group to give its partition to one receiver');
+    const receiver = members[busyAt]!.proc;
+    const idle = members[1 - busyAt]!.proc;
+    const stats = () => statsOf(members[busyAt]!.port);
     await waitFor(async () => (await committed(admin!)) === BATCH, 30_000, 'the first batch to be applied and committed');
     t.is(await objectsOnB(bPort), BATCH);
 
@@ -137,6 +152,13 @@ test('a destination that accepts connections and never answers: bounded writes i
     t.regex(receiver.output, new RegExp(`destination 127\\.0\\.0\\.1:${relayPort} has answered nothing`));
     t.is(await committed(admin), BATCH, 'nothing committed past what the destination applied');
     t.is(await objectsOnB(bPort), BATCH);
+    // Let the silence outlast the consumer watchdog (15 s): the receiver that has the partition logs
+    // and waits (its writes are in flight); the one without partitions, whose group has lag but
+    // which has nothing to apply, never restarts its consumer.
+    await waitFor(() => (receiver.output.match(/has answered nothing for/g) ?? []).length >= 4, 60_000, 'the silence to last past the watchdog');
+    t.notRegex(idle.output, /restarting the consumer/, idle.output.slice(-2000));
+    t.notRegex(receiver.output, /restarting the consumer/, receiver.output.slice(-2000));
+    t.is(await committed(admin), BATCH);
 
     // SIGTERM while B is silent: the receiver ends by itself (FerryProcess would SIGKILL after 15 s).
     await receiver.stop('SIGTERM');
