@@ -130,6 +130,10 @@ export interface FailoverResult {
   commandDoneS: number;
   /** The command's own process (start to exit, CLI start-up included). */
   commandMs: number;
+  /** From the kill until every process of A had exited (the command starts after). */
+  killMs: number;
+  /** What the command spent draining the receiver (its report). */
+  drainWaitedMs: number;
   reportedRpoMs: number | null;
   reportedRtoMs: number;
   drainCompleted: boolean;
@@ -151,6 +155,7 @@ export async function failoverPhase(sites: BenchSites, steady: { stop(): Promise
     const killedAtWall = Date.now();
     const killedAt = now();
     await Promise.all([...sites.aNodes, sites.receiverBA].map((p) => p.stop('SIGKILL')));
+    const killMs = Math.round(now() - killedAt);
     // From the kill on, a client tries B until one write is acknowledged.
     let firstWriteAt: number | undefined;
     let tries = 0;
@@ -194,6 +199,8 @@ export async function failoverPhase(sites: BenchSites, steady: { stop(): Promise
       rtoS: Math.round((firstWriteAt! - killedAt) / 100) / 10,
       commandDoneS: Math.round((commandDoneAt - killedAt) / 100) / 10,
       commandMs: Math.round(run.ms),
+      killMs,
+      drainWaitedMs: Math.round(report.drain.waitedMs),
       reportedRpoMs: report.rpoMs,
       reportedRtoMs: report.rtoMs,
       drainCompleted: report.drain.completed,

@@ -567,7 +567,10 @@ async function drPhases(sites: BenchSites, writer: Writer, steadyRate: number, r
   out.failover_drain_completed = f.drainCompleted;
   console.log(`  ${f.argv.join(' ')}`);
   console.log(`  failover_rto_s ${f.rtoS} s from the kill to the first write B acknowledged (${f.rtoTries} tries)   (goal <= ${GOALS.failoverRtoS} s: ${f.rtoS <= GOALS.failoverRtoS ? 'met' : 'MISSED'})`);
-  console.log(`  the command: exited ${f.commandDoneS} s after the kill (its own run ${(f.commandMs / 1000).toFixed(1)} s, CLI start-up included); ${f.promoted} nodes promoted;` +
+  out.failover_command_ms = f.commandMs;
+  out.failover_drain_waited_ms = f.drainWaitedMs;
+  console.log(`  the command: exited ${f.commandDoneS} s after the kill (A's processes gone ${(f.killMs / 1000).toFixed(1)} s after it; the command's own run ${(f.commandMs / 1000).toFixed(1)} s,` +
+    ` CLI start-up included, ${(f.drainWaitedMs / 1000).toFixed(1)} s of it draining the receiver); ${f.promoted} nodes promoted;` +
     ` reported RPO ${f.reportedRpoMs === null ? 'unknown' : `${f.reportedRpoMs} ms`}, RTO ${f.reportedRtoMs} ms (from --outage-start = the kill), drain ${f.drainCompleted ? 'completed' : 'NOT completed'}`);
   if (records === 0) return;
   console.log(`\nfailback: ${FAILBACK_CHANGED_SHARE * 100}% of the ${records} records changed on B, A restarted, then ferry failback (the CLI)`);
