@@ -516,7 +516,9 @@ class StatsSource {
       appliedPerS: 0, applied: 0, lostConflict: 0, deadLettered: 0, consumerLag: -1, error: '',
     };
     const errors: string[] = [];
-    const receiverP = getJson<ReceiverStats>(`${this.receiverUrl}/stats`, STATS_TIMEOUT_MS);
+    // Settled into a value at once: a rejection that waited for the A nodes below without a
+    // handler was an unhandled rejection, and it ended the demo (a slow receiver under load).
+    const receiverP: Promise<ReceiverStats | { failed: unknown }> = getJson<ReceiverStats>(`${this.receiverUrl}/stats`, STATS_TIMEOUT_MS).catch((err: unknown) => ({ failed: err }));
     // Each A node ships the partitions it masters: the site's figures are the sums.
     await Promise.all(
       this.a.map(async (ep) => {
@@ -540,7 +542,9 @@ class StatsSource {
       }),
     );
     try {
-      const r = await receiverP;
+      const got = await receiverP;
+      if ('failed' in got) throw got.failed;
+      const r = got;
       s.appliedPerS = r.appliedPerS;
       s.applied = r.applied;
       s.lostConflict = r.lostConflict;
