@@ -16,7 +16,10 @@ import type { NodeConfig } from '../config.js';
 import { Cluster, singleNodeDescription } from '../cluster/cluster.js';
 import { Heartbeat } from '../cluster/heartbeat.js';
 import { ClusterProxy } from '../cluster/proxy.js';
-import { Migrations } from '../cluster/migrate.js';
+import { PartitionBalance, type BalancedNamespace } from '../cluster/balance.js';
+import { FabricRpc } from '../cluster/fabric-rpc.js';
+import { Migrations, MIGRATE_MAX_NUM_INCOMING_MAX, MIGRATE_THREADS_MAX } from '../cluster/migrate.js';
+import { PartitionVersions } from '../cluster/partition-versions.js';
 import { ReplicaWrites } from '../cluster/replica-write.js';
 import { tcpTransport, type Endpoint, type Transport as FabricTransport } from '../transport/index.js';
 import { openStoreNode, type FerryNode, type StoreRuntime } from '../node.js';
@@ -65,6 +68,8 @@ export class NodeStartError extends Error {
 interface Clustered {
   cluster: Cluster;
   proxy: ClusterProxy;
+  balance: PartitionBalance;
+  migrations: Migrations;
 }
 
 export class RunningNode {
@@ -76,6 +81,7 @@ export class RunningNode {
     readonly cluster: Cluster | undefined,
     readonly extensions: readonly NodeExtension[],
     private readonly log: NodeLog,
+    private readonly balance?: PartitionBalance,
   ) {}
 
   static async start(o: NodeStartOptions): Promise<RunningNode> {
@@ -91,7 +97,13 @@ export class RunningNode {
     }
     let wire: WireServer | undefined;
     const service = (): Endpoint => ({ host: config.advertiseHost, port: wire?.port ?? config.port });
-    const clustered = config.heartbeat.enabled ? createCluster(config, node, service, rt, o.fabric ?? tcpTransport, log) : undefined;
+    let clustered: Clustered | undefined;
+    try {
+      clustered = config.heartbeat.enabled ? createCluster(config, node, service, rt, o.fabric ?? tcpTransport, log, o.openDevice !== undefined) : undefined;
+    } catch (err) {
+      await node.close();
+      throw new NodeStartError(NodeStartStep.STORE, `cannot load partition versions: ${(err as Error).message}`, { cause: err });
+    }
     try {
       wire = await (o.startWire ?? startWireServer)(node, {
         ...(clustered ? { view: clustered.cluster, proxy: clustered.proxy } : {}),
@@ -101,6 +113,7 @@ export class RunningNode {
         maxConnections: config.maxConnections,
         clusterName: config.clusterName,
         extraInfo: infoCommands(node, config, extensions, clustered?.cluster, service),
+        ...(clustered ? { setServiceConfig: migrationSettings(clustered.migrations), serviceConfig: () => ({ 'cluster-name': config.clusterName, 'node-id': node.nodeId, ...migrationConfig(clustered!.migrations) }) } : {}),
         log: (msg, err) => log('warn', msg, { err }),
         clock: rt.clock,
         timers: rt.timers,
@@ -109,10 +122,11 @@ export class RunningNode {
       await node.close();
       throw new NodeStartError(NodeStartStep.LISTEN, `cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`, { cause: err });
     }
-    const running = new RunningNode(node, wire, clustered?.cluster, extensions, log);
+    const running = new RunningNode(node, wire, clustered?.cluster, extensions, log, clustered?.balance);
     if (clustered) {
       const w = wire;
       clustered.proxy.serve((frame) => w.handleProxied(frame), (msg, err) => log('warn', msg, { err }));
+      clustered.balance.start();
       try {
         await clustered.cluster.heartbeat.start();
       } catch (err) {
@@ -172,10 +186,47 @@ export class RunningNode {
         this.log('warn', `${ext.name}: stop failed`, { err });
       }
     }
+    this.balance?.stop();
     await this.cluster?.heartbeat.stop();
     await this.wire.close();
     await this.node.close();
   }
+}
+
+/** set-config:context=service for the migration throttles; false = not one of them or invalid. */
+function migrationSettings(m: Migrations): (key: string, value: string) => boolean {
+  return (key, value) => {
+    if (!/^\d+$/.test(value)) return false;
+    const n = Number(value);
+    switch (key) {
+      case 'migrate-threads':
+        if (n > MIGRATE_THREADS_MAX) return false;
+        m.threads = n;
+        m.pump();
+        return true;
+      case 'migrate-max-num-incoming':
+        if (n > MIGRATE_MAX_NUM_INCOMING_MAX) return false;
+        m.maxNumIncoming = n;
+        return true;
+      case 'migrate-max-records-per-sec':
+        m.limit.recordsPerSecMax = n;
+        return true;
+      case 'migrate-max-bytes-per-sec':
+        m.limit.bytesPerSecMax = n;
+        return true;
+      default:
+        return false;
+    }
+  };
+}
+
+function migrationConfig(m: Migrations): Record<string, number> {
+  return {
+    'migrate-threads': m.threads,
+    'migrate-max-num-incoming': m.maxNumIncoming,
+    'migrate-max-records-per-sec': m.limit.recordsPerSecMax,
+    'migrate-max-bytes-per-sec': m.limit.bytesPerSecMax,
+  };
 }
 
 function infoCommands(node: FerryNode, config: NodeConfig, extensions: readonly NodeExtension[], cluster: Cluster | undefined, service: () => Endpoint): Record<string, InfoHandler> {
@@ -207,7 +258,7 @@ function nodeMetrics(node: FerryNode, wire: () => Record<string, number>): Metri
 }
 
 /** The heartbeat, partition table and proxy of a node started with seeds or a heartbeat port. */
-function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpoint, rt: Runtime, fabric: FabricTransport, log: NodeLog): Clustered {
+function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpoint, rt: Runtime, fabric: FabricTransport, log: NodeLog, simulatedDevices: boolean): Clustered {
   const hb = new Heartbeat({
     nodeId: node.nodeId,
     clusterName: config.clusterName,
@@ -229,7 +280,41 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
   const namespaces = new Map(node.namespaceNames().map((n) => [n, node.namespace(n)!]));
   const replicas = new ReplicaWrites(cluster, hb, namespaces, rt.clock, rt.timers, (msg, err) => log('warn', msg, { err }));
   replicas.attach();
-  const migrations = new Migrations(cluster, replicas, namespaces, rt.timers, (msg) => log('info', msg));
+  const balanced = new Map<string, BalancedNamespace>();
+  for (const nc of config.namespaces) {
+    const ns = namespaces.get(nc.name)!;
+    const versions = new PartitionVersions(nc.storageEngine === 'device' && !simulatedDevices ? nc.dir : undefined);
+    versions.load((pid) => ns.store.partitionSize(pid as PartitionId) > 0);
+    balanced.set(nc.name, { ns, versions });
+  }
+  const rpc = new FabricRpc(hb, rt.timers, (msg, err) => log('warn', msg, { err }));
+  const balance = new PartitionBalance(cluster, rpc, balanced, rt.timers, (msg) => log('info', msg), config.heartbeat.seeds.length === 0);
+  const migrations = new Migrations(balance, rpc, replicas, namespaces, rt.clock, rt.timers, (msg) => log('info', msg));
+  replicas.beforeApply = (ns, pid) => balance.markIncoming(ns, pid);
+  cluster.roles = {
+    workingMaster: (ns, pid) => balance.workingMaster(ns, pid),
+    columns: (ns, pid) => balance.columns(ns, pid),
+    replicationTargets: (ns, pid) => balance.replicationTargets(ns, pid),
+    generation: () => balance.generation(),
+    remaining: () => balance.remaining(),
+    namespaceStats: (ns) => {
+      const p = balance.pending(ns);
+      const c = migrations.nsCounters(ns);
+      const [absent, subset, full] = balanced.get(ns)?.versions.counts() ?? [0, 0, 0];
+      return {
+        migrate_tx_partitions_remaining: migrations.remaining(ns),
+        migrate_rx_partitions_remaining: p.rx,
+        migrate_signals_remaining: p.drops,
+        migrate_tx_partitions_done: c?.migrate_tx_partitions_done ?? 0,
+        migrate_records_shipped: c?.migrate_records_shipped ?? 0,
+        migrate_records_skipped: c?.migrate_records_skipped ?? 0,
+        migrate_rx_records: c?.migrate_rx_records ?? 0,
+        partitions_full: full,
+        partitions_subset: subset,
+        partitions_absent: absent,
+      };
+    },
+  };
   cluster.migrationCounter = () => migrations.remaining();
   node.ownership = { isMaster: (pid) => cluster.isMaster(pid), onChange: (cb) => cluster.onTableChange(cb) };
   cluster.partitionEntries = (ns, pid) => namespaces.get(ns)?.store.partitionSize(pid as PartitionId) ?? 0;
@@ -242,8 +327,13 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
     heartbeat_pulses_received: hb.counters.pulses_received,
     heartbeat_refused_cluster_name: hb.counters.refused_cluster_name,
     ...replicas.stats(),
-    migrate_partitions_remaining: migrations.remaining(),
+    migrate_partitions_remaining: cluster.migrationsRemaining(),
+    migrate_tx_partitions_remaining: migrations.remaining(),
+    migrate_rx_partitions_active: migrations.incomingActive(),
+    migrate_exchange_ready: balance.ready,
     ...migrations.counters,
+    ...migrations.limit.counters,
+    ...balance.counters,
   });
-  return { cluster, proxy };
+  return { cluster, proxy, balance, migrations };
 }

@@ -3,10 +3,11 @@
  * the partition tables computed from it (one per replication factor in use), and the answers
  * the info protocol needs (a ClusterView).
  *
- * Each namespace's effective replication factor is min(configured, cluster size). A node
- * advertises column i of `replicas` for the partitions where it is at position i. There are no
- * migrations yet: a node that becomes master or replica of a partition after a membership
- * change holds only what was written to it since (see docs/cluster.md).
+ * Each namespace's effective replication factor is min(configured, cluster size). Without
+ * partition roles (a bare cluster, tests) a node advertises column i of `replicas` for the
+ * partitions where it is at position i. With roles (balance.ts, set by the node assembly) column
+ * 0 is the working master (the final master once its copy is full, else the acting master) and
+ * the other columns the holders whose copies are full; commands are routed the same way.
  */
 import type { ClusterView, NamespaceOwnership, Peer } from '../wire/info.js';
 import { PARTITION_COUNT } from '../types.js';
@@ -58,6 +59,18 @@ interface Layout {
   ownership: NamespaceOwnership;
 }
 
+/** Run-time partition roles (balance.ts). */
+export interface PartitionRoles {
+  workingMaster(namespace: string, pid: number): string;
+  /** `replicas` columns of pid; '' where no node serves that column. */
+  columns(namespace: string, pid: number): string[];
+  replicationTargets(namespace: string, pid: number): string[];
+  generation(): number;
+  /** Work left on this node besides outgoing migrations. */
+  remaining(): number;
+  namespaceStats?(namespace: string): Record<string, number>;
+}
+
 export class Cluster implements ClusterView {
   #snapshot: MembershipSnapshot;
   /** By configured replication factor. */
@@ -65,6 +78,8 @@ export class Cluster implements ClusterView {
   readonly #changeListeners: Array<() => void> = [];
   /** Set by the node assembly once migrations exist. */
   migrationCounter: (() => number) | undefined;
+  /** Set by the node assembly once partition versions and the exchange exist. */
+  roles: PartitionRoles | undefined;
   /** Set by the node assembly: index entries (records and tombstones) of one partition. */
   partitionEntries: ((namespace: string, pid: number) => number) | undefined;
 
@@ -97,8 +112,21 @@ export class Cluster implements ClusterView {
     return this.#layout(undefined).positions[pid] === 0;
   }
 
-  masterOf(pid: number): string {
+  masterOf(pid: number, namespace?: string): string {
+    if (this.roles && namespace !== undefined) return this.roles.workingMaster(namespace, pid);
     return this.#layout(undefined).table.nodeAt(pid, 0);
+  }
+
+  /** True when this node executes writes of pid in namespace now. */
+  isWorkingMaster(namespace: string, pid: number): boolean {
+    if (this.roles) return this.roles.workingMaster(namespace, pid) === this.nodeId;
+    return this.isMaster(pid);
+  }
+
+  /** Where the working master sends each write of pid: every other holder, filling ones too. */
+  replicationTargets(namespace: string, pid: number): string[] {
+    if (this.roles) return this.roles.replicationTargets(namespace, pid);
+    return this.replicasOf(namespace, pid).filter((id) => id !== this.nodeId);
   }
 
   /** Node ids holding replica copies (positions 1..rf-1) of pid in namespace. */
@@ -115,7 +143,7 @@ export class Cluster implements ClusterView {
   }
 
   partitionGeneration(): number {
-    return this.#snapshot.generation;
+    return this.#snapshot.generation + (this.roles?.generation() ?? 0);
   }
 
   peersGeneration(): number {
@@ -127,7 +155,11 @@ export class Cluster implements ClusterView {
   }
 
   ownership(namespace: string): NamespaceOwnership {
-    return this.#layout(namespace).ownership;
+    const roles = this.roles;
+    if (!roles) return this.#layout(namespace).ownership;
+    const rf = this.#layout(namespace).table.replicationFactor;
+    const replicas = Array.from({ length: rf }, (_, i) => (pid: number) => roles.columns(namespace, pid)[i] === this.nodeId);
+    return { regime: 0, replicas };
   }
 
   clusterName(): string {
@@ -166,11 +198,12 @@ export class Cluster implements ClusterView {
       effective_replication_factor: l.table.replicationFactor,
       master_objects: master,
       prole_objects: replica,
+      ...(this.roles?.namespaceStats?.(namespace) ?? {}),
     };
   }
 
   migrationsRemaining(): number {
-    return this.migrationCounter?.() ?? 0;
+    return (this.migrationCounter?.() ?? 0) + (this.roles?.remaining() ?? 0);
   }
 
   /** This node's view of the cluster (the `ferry-cluster` info command, `ferry cluster`). */

@@ -47,8 +47,8 @@ export class ClusterProxy implements CommandProxy {
     });
   }
 
-  forward(pid: number, request: Buffer, timeoutMs: number): Promise<Buffer | ResultCodeId> {
-    const master = this.cluster.masterOf(pid);
+  forward(pid: number, request: Buffer, timeoutMs: number, namespace?: string): Promise<Buffer | ResultCodeId> {
+    const master = this.cluster.masterOf(pid, namespace);
     if (master === this.cluster.nodeId) return Promise.resolve(ResultCode.UNAVAILABLE);
     const conn = this.heartbeat.connectionTo(master);
     if (!conn || this.#pending.size >= PROXY_PENDING_MAX) return Promise.resolve(ResultCode.UNAVAILABLE);

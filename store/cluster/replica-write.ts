@@ -26,6 +26,8 @@ import { FabricKind, frame, type Heartbeat } from './heartbeat.js';
 
 /** Longest a master waits for replicas before the write fails with TIMEOUT. */
 export const REPLICA_WRITE_TIMEOUT_MS = 1000;
+/** Set in the write-kind byte of a REPLICA_WRITE that a migration sent (counted apart). */
+const MIGRATION_FLAG = 0x80;
 /** Replica writes in flight on one master before new ones are refused (DEVICE_OVERLOAD). */
 export const REPLICA_WRITES_PENDING_MAX = 20_000;
 
@@ -44,6 +46,10 @@ export class ReplicaWrites {
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
   readonly counters = { replica_writes_sent: 0, replica_writes_received: 0, replica_writes_applied: 0, replica_write_timeouts: 0 };
+  /** Before a received record is applied (the partition's version becomes at least SUBSET). */
+  beforeApply: ((namespace: string, pid: number) => void) | undefined;
+  /** A record a migration sent was applied here. */
+  onMigrationRecord: ((namespace: string) => void) | undefined;
   /** Latency of acknowledged replica writes, ms: sum and count (mean) and max since start. */
   readonly latency = { sumMs: 0, count: 0, maxMs: 0 };
 
@@ -73,8 +79,8 @@ export class ReplicaWrites {
     const pid = partitionOf(w.record.digest);
     // Only the master replicates: a replica applying, or a non-master (never sent client writes;
     // they are proxied) stores locally only.
-    if (!this.cluster.isMaster(pid)) return Promise.resolve();
-    const targets = this.cluster.replicasOf(namespace, pid).filter((id) => id !== this.cluster.nodeId);
+    if (!this.cluster.isWorkingMaster(namespace, pid)) return Promise.resolve();
+    const targets = this.cluster.replicationTargets(namespace, pid);
     if (targets.length === 0) return Promise.resolve();
     if (this.#pending.size >= REPLICA_WRITES_PENDING_MAX) return Promise.reject(new ReplicationFailed(ResultCode.DEVICE_OVERLOAD, 'too many replica writes in flight'));
     const id = this.#nextId;
@@ -128,7 +134,7 @@ export class ReplicaWrites {
         reject: () => resolve(false),
         timer,
       });
-      conn.send(frame(FabricKind.REPLICA_WRITE, encodeMessage(id, namespace, { record, kind })));
+      conn.send(frame(FabricKind.REPLICA_WRITE, encodeMessage(id, namespace, { record, kind }, MIGRATION_FLAG)));
     });
   }
 
@@ -159,7 +165,7 @@ export class ReplicaWrites {
   #retarget(): void {
     for (const [id, p] of this.#pending) {
       if (p.migration) continue;
-      const now = new Set(this.cluster.replicasOf(p.namespace, p.pid));
+      const now = new Set(this.cluster.replicationTargets(p.namespace, p.pid));
       for (const n of p.waiting) if (!now.has(n)) p.waiting.delete(n);
       if (p.waiting.size === 0) this.#finish(id, p);
     }
@@ -177,8 +183,15 @@ export class ReplicaWrites {
     if (!m) return ack(ResultCode.PARAMETER);
     const ns = this.namespaces.get(m.namespace);
     if (!ns) return ack(ResultCode.NAMESPACE_NOT_FOUND);
+    try {
+      this.beforeApply?.(m.namespace, partitionOf(m.record.digest));
+    } catch (err) {
+      this.log('cannot record the partition version before a replica write', err);
+      return ack(ResultCode.SERVER_ERROR);
+    }
     ns.applyReplica(m.record, m.kind).then(
       (r) => {
+        if (m.migration) this.onMigrationRecord?.(m.namespace);
         if (r.applied) this.counters.replica_writes_applied++;
         ack(r.resultCode);
       },
@@ -199,21 +212,26 @@ export class ReplicaWrites {
   }
 }
 
-function encodeMessage(id: number, namespace: string, w: WrittenVersion): Buffer {
+function encodeMessage(id: number, namespace: string, w: WrittenVersion, flags = 0): Buffer {
   const ns = Buffer.from(namespace);
   const head = Buffer.alloc(6);
   head.writeUInt32BE(id, 0);
-  head[4] = w.kind;
+  head[4] = w.kind | flags;
   head[5] = ns.length;
   return Buffer.concat([head, ns, encodeRecord(w.record, 0)]);
 }
 
-function decodeMessage(payload: Buffer): { namespace: string; kind: WriteKindId; record: ReturnType<typeof decodeRecord> } | undefined {
+function decodeMessage(payload: Buffer): { namespace: string; kind: WriteKindId; migration: boolean; record: ReturnType<typeof decodeRecord> } | undefined {
   if (payload.length < 6) return undefined;
   const nsLen = payload[5]!;
   if (payload.length < 6 + nsLen) return undefined;
   const body = payload.subarray(6 + nsLen);
   // The record carries its CRC: checked before it is applied (and again by the store on read).
   if (checkRecord(body, 0) !== 'ok') return undefined;
-  return { namespace: payload.subarray(6, 6 + nsLen).toString(), kind: payload[4]! as WriteKindId, record: decodeRecord(body, 0) };
+  return {
+    namespace: payload.subarray(6, 6 + nsLen).toString(),
+    kind: (payload[4]! & ~MIGRATION_FLAG) as WriteKindId,
+    migration: (payload[4]! & MIGRATION_FLAG) !== 0,
+    record: decodeRecord(body, 0),
+  };
 }

@@ -50,7 +50,8 @@ export interface Sink {
  * code when the master cannot be reached in time (UNAVAILABLE, TIMEOUT).
  */
 export interface CommandProxy {
-  forward(pid: number, frame: Buffer, timeoutMs: number): Promise<Buffer | ResultCodeId>;
+  /** `namespace`: the command's, so the proxy can find that namespace's working master. */
+  forward(pid: number, frame: Buffer, timeoutMs: number, namespace?: string): Promise<Buffer | ResultCodeId>;
 }
 
 /** A proxied command waits at most this long when the client sent no transaction TTL. */
@@ -112,12 +113,12 @@ export class CommandHandler {
   }
 
   /** Forwards a command for a partition this node does not master; the reply comes back as is. */
-  private async forward(req: RecordRequest, digest: Buffer | undefined, pid: number): Promise<{ resultCode: ResultCodeId; result?: RecordResult; raw?: Buffer }> {
+  private async forward(req: RecordRequest, digest: Buffer | undefined, pid: number, namespace: string): Promise<{ resultCode: ResultCodeId; result?: RecordResult; raw?: Buffer }> {
     this.counters['proxied']!++;
     // The forwarded copy asks for an uncompressed answer (this node compresses for its client).
     const fields = digest && !req.fields.some((f) => f.type === FieldType.DIGEST) ? [...req.fields, field(FieldType.DIGEST, digest)] : req.fields;
     const frame = encodeMsgFrame({ ...req, info1: req.info1 & ~Info1.COMPRESS_RESPONSE }, fields, req.ops);
-    const reply = await this.proxy!.forward(pid, frame, req.transactionTtl > 0 ? req.transactionTtl : PROXY_TIMEOUT_MS_DEFAULT);
+    const reply = await this.proxy!.forward(pid, frame, req.transactionTtl > 0 ? req.transactionTtl : PROXY_TIMEOUT_MS_DEFAULT, namespace);
     if (typeof reply === 'number') {
       this.counters['proxy_errors']!++;
       return { resultCode: reply };
@@ -155,7 +156,7 @@ export class CommandHandler {
     const owner = this.view.ownership(namespace);
     const pid = partitionOf(cmd.digest);
     if (!(owner.replicas[0]!(pid) || (!isWrite && !replicated && owner.replicas.some((r) => r(pid))))) {
-      if (this.proxy && !fromProxy) return this.forward(req, digest, pid);
+      if (this.proxy && !fromProxy) return this.forward(req, digest, pid, namespace);
       this.counters['not_owner']!++;
       return { resultCode: ResultCode.UNAVAILABLE };
     }

@@ -136,6 +136,8 @@ export interface InfoContext {
   port: number;
   /** Service-level settings reported by get-config:context=service. */
   serviceConfig?: () => Record<string, string | number | boolean>;
+  /** Dynamic service-level settings (set-config:context=service); false = not settable or invalid. */
+  setServiceConfig?: (key: string, value: string) => boolean;
   /** Extra commands (e.g. from node extensions); they win over the built-in ones. */
   extra?: Record<string, InfoHandler>;
   startedAtMs?: number;
@@ -278,7 +280,13 @@ export function infoCommands(ctx: InfoContext): Record<string, InfoHandler> {
     },
     'set-config': (req) => {
       const context = req.params['context'];
-      if (context !== 'namespace') return infoError(4, `set-config supports context=namespace only`);
+      if (context === 'service' && ctx.setServiceConfig) {
+        const settings = Object.entries(req.params).filter(([k]) => k !== 'context');
+        if (settings.length === 0) return infoError(4, 'no setting given');
+        for (const [k, v] of settings) if (!ctx.setServiceConfig(k, v)) return infoError(4, `${k} is not a dynamic setting or ${v} is invalid`);
+        return 'ok';
+      }
+      if (context !== 'namespace') return infoError(4, `set-config supports context=namespace${ctx.setServiceConfig ? ' and service' : ''} only`);
       const name = req.params['id'] ?? req.params['namespace'];
       const ns = nsOf(name);
       if (!ns) return infoError(20, 'namespace not found');

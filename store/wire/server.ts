@@ -31,6 +31,10 @@ export interface WireServerOptions {
   port: number;
   maxConnections?: number;
   extraInfo?: Record<string, InfoHandler>;
+  /** Dynamic service-level settings (set-config:context=service). */
+  setServiceConfig?: (key: string, value: string) => boolean;
+  /** Service-level settings reported by get-config:context=service. */
+  serviceConfig?: () => Record<string, string | number | boolean>;
   /** Cluster shape for info answers and partition checks; default: a one-node cluster. */
   view?: ClusterView;
   /** Cluster name of the default one-node view (ignored with `view`); default 'ferry'. */
@@ -239,6 +243,8 @@ export async function startWireServer(node: StoreNode, opts: WireServerOptions):
     host: opts.advertiseHost ?? host,
     port: boundPort,
     clock,
+    ...(opts.setServiceConfig ? { setServiceConfig: opts.setServiceConfig } : {}),
+    ...(opts.serviceConfig ? { serviceConfig: opts.serviceConfig } : {}),
     extra: {
       // ferry's own: this server's counters (commands served, refused as not owner, proxied).
       'ferry-wire': () =>

@@ -1,0 +1,500 @@
+/**
+ * Partition balance: the exchange of partition versions after every membership change, the
+ * rebalance plan computed from it, and the roles every partition has at run time (working
+ * master, replication targets, what `replicas` advertises), in the spirit of Aerospike's
+ * exchange.c and partition_balance.c.
+ *
+ * Rounds. A round starts when the cluster key changes (or a member restarted with the same key).
+ * The node aborts the previous round's migrations, takes a snapshot of its versions and sends it
+ * (EXCHANGE, tagged with the key) to every member; the answer carries the member's snapshot when
+ * it is in the same round. Requests are repeated every tick to the members whose snapshot for
+ * the key is missing, so a lost message or a member that switched later is caught up. Snapshots
+ * of a key are discarded when the node leaves that key (a later round with the same key needs
+ * fresh ones). Once every member's snapshot for the current key is here, the plan of every
+ * partition is computed (partition-plan.ts): the same on every member, from the same snapshots.
+ *
+ * Until then (a few milliseconds, or until heartbeats agree) roles are provisional: the working
+ * master is the first node in the new succession known to hold a FULL copy. Version changes are
+ * announced (VERSIONS, key-tagged; stale keys ignored) and patch a live view of each member,
+ * which decides the run-time roles: the final master becomes working master once its copy is
+ * FULL; until then the plan's acting master serves, and replicates every write to all holders,
+ * the filling ones included, so no acknowledged write is missing from a copy that becomes FULL.
+ *
+ * Hand-off: the acting master stops serving a partition just before it tells the final master
+ * that it has everything (DONE); a command reaching either node in the instant between gets
+ * UNAVAILABLE and the client retries. A copy that stops receiving writes (not a holder, not
+ * serving) is no longer FULL, and is dropped once every holder's copy is FULL.
+ *
+ * Concurrency: single event loop; every state change happens in a message, timer or migration
+ * callback, and old-round callbacks check the key first.
+ */
+import { systemTimers, type TimerHandle, type Timers } from '../runtime/index.js';
+import { PARTITION_COUNT, type PartitionId } from '../types.js';
+import type { Namespace } from '../namespace/namespace.js';
+import { dropPartition } from '../storage/drop-partition.js';
+import type { Cluster } from './cluster.js';
+import { RebalanceOp, type FabricRpc } from './fabric-rpc.js';
+import { planPartition, sourcesOf, type PartitionPlan } from './partition-plan.js';
+import { PartitionState, type PartitionStateId, type PartitionVersions } from './partition-versions.js';
+
+/** Period of exchange retries and the drop sweep. */
+export const BALANCE_TICK_MS = 200;
+/** An exchange request not answered in this long is repeated at the next tick. */
+const EXCHANGE_TIMEOUT_MS = 1000;
+/** Version announcements are fire-and-forget with this timeout (the periodic full state repairs a loss). */
+const ANNOUNCE_TIMEOUT_MS = 2000;
+/** Every this many ticks each node sends all its versions to every member (repairs lost announcements). */
+const FULL_STATE_EVERY_TICKS = 5;
+
+/** A migration this node has to send in the current round. */
+export interface MigrationTask {
+  key: string;
+  namespace: string;
+  pid: number;
+  target: string;
+  /** The target holds a subset: ship only what wins over its metadata. */
+  delta: boolean;
+}
+
+interface Snapshot {
+  key: string;
+  /** Versions at the start of the sender's round, per namespace. */
+  states: Map<string, Uint8Array>;
+  /** Versions now (patched by announcements), per namespace. */
+  live: Map<string, Uint8Array>;
+  /** The sender's change sequence `live` reflects (older announcements are ignored). */
+  seq: number;
+}
+
+interface ExchangeMessage {
+  key: string;
+  from: string;
+  states: Record<string, string>;
+  now: Record<string, string>;
+  seq: number;
+}
+
+/** An announcement: some changes, or (`full`) every version of every namespace. */
+interface VersionsMessage {
+  key: string;
+  from: string;
+  seq: number;
+  ns?: string;
+  changes?: Array<[number, number]>;
+  full?: Record<string, string>;
+}
+
+export interface BalancedNamespace {
+  ns: Namespace;
+  versions: PartitionVersions;
+}
+
+const keyOf = (ns: string, pid: number): string => `${ns}/${pid}`;
+const ALL_PIDS: readonly number[] = Array.from({ length: PARTITION_COUNT }, (_, i) => i);
+
+export class PartitionBalance {
+  #key = '';
+  #ready = false;
+  readonly #snaps = new Map<string, Snapshot>();
+  #mine: Snapshot | undefined;
+  #plans = new Map<string, PartitionPlan[]>();
+  readonly #handedOff = new Set<string>();
+  /** As a holder still filling: the sources that have not said DONE yet. */
+  readonly #expect = new Map<string, Set<string>>();
+  #inFlight = new Set<string>();
+  #generation = 0;
+  /** Sequence of this node's version changes (announcements carry it). */
+  #seq = 0;
+  #ticks = 0;
+  #timer: TimerHandle | undefined;
+  #planListener: (tasks: MigrationTask[]) => void = () => {};
+  readonly counters = { rebalance_rounds: 0, rebalance_plans: 0, partitions_dropped: 0, records_dropped: 0, migrate_rx_partitions_done: 0 };
+
+  constructor(
+    private readonly cluster: Cluster,
+    private readonly rpc: FabricRpc,
+    readonly namespaces: ReadonlyMap<string, BalancedNamespace>,
+    private readonly timers: Timers = systemTimers,
+    private readonly log: (msg: string) => void = () => {},
+    /**
+     * Whether a node alone may call its copies FULL. A node started with seeds and alone is
+     * cut off from its cluster (or waiting to join it): its copies stay SUBSETs (it still
+     * serves them), so they never outrank the copies of the cluster it rejoins.
+     */
+    private readonly promoteAlone = true,
+  ) {
+    rpc.serveJson(RebalanceOp.EXCHANGE, (m) => this.#onExchange(m as ExchangeMessage));
+    rpc.serveJson(RebalanceOp.VERSIONS, (m) => this.#onVersions(m as VersionsMessage));
+    cluster.onTableChange(() => this.#newRound());
+  }
+
+  /** Starts the first round and the tick. */
+  start(): void {
+    this.#newRound();
+    this.#timer = this.timers.setInterval(() => this.#tick(), BALANCE_TICK_MS);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    this.timers.clearInterval(this.#timer);
+  }
+
+  /** Called with this node's migrations whenever a round's plan is ready. */
+  onPlan(cb: (tasks: MigrationTask[]) => void): void {
+    this.#planListener = cb;
+  }
+
+  get nodeId(): string {
+    return this.cluster.nodeId;
+  }
+
+  get key(): string {
+    return this.#key;
+  }
+
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  /** Goes up whenever roles may have changed (part of partition-generation). */
+  generation(): number {
+    return this.#generation;
+  }
+
+  // ------------------------------------------------------------------ roles
+
+  workingMaster(namespace: string, pid: number): string {
+    const t = this.cluster.table(namespace);
+    const master = t.nodeAt(pid, 0);
+    if (this.#ready) {
+      const plan = this.#plans.get(namespace)?.[pid];
+      if (!plan) return master;
+      if (this.#handedOff.has(keyOf(namespace, pid)) || this.#stateOf(namespace, master, pid) === PartitionState.FULL) return master;
+      return plan.acting;
+    }
+    const n = t.members.length;
+    for (let p = 0; p < n; p++) {
+      const id = t.nodeAt(pid, p);
+      if (this.#stateOf(namespace, id, pid) === PartitionState.FULL) return id;
+    }
+    for (let p = 0; p < n; p++) {
+      const id = t.nodeAt(pid, p);
+      if (id !== this.cluster.nodeId && this.#stateOf(namespace, id, pid) === undefined) return id;
+    }
+    return master;
+  }
+
+  /** What `replicas` advertises: column 0 the working master, then the other FULL holders; '' = none. */
+  columns(namespace: string, pid: number): string[] {
+    const t = this.cluster.table(namespace);
+    const w = this.workingMaster(namespace, pid);
+    const out = [w];
+    for (let p = 0; p < t.replicationFactor && out.length < t.replicationFactor; p++) {
+      const id = t.nodeAt(pid, p);
+      if (id !== w && this.#stateOf(namespace, id, pid) === PartitionState.FULL) out.push(id);
+    }
+    while (out.length < t.replicationFactor) out.push('');
+    return out;
+  }
+
+  /** Nodes a working master sends each write to: every holder but itself, filling ones too. */
+  replicationTargets(namespace: string, pid: number): string[] {
+    const t = this.cluster.table(namespace);
+    const out: string[] = [];
+    for (let p = 0; p < t.replicationFactor; p++) {
+      const id = t.nodeAt(pid, p);
+      if (id !== this.cluster.nodeId) out.push(id);
+    }
+    return out;
+  }
+
+  /** Per namespace: partitions still to receive, copies still to drop (migrate_rx / signals). */
+  pending(namespace: string): { rx: number; drops: number } {
+    const b = this.namespaces.get(namespace);
+    if (!b) return { rx: 0, drops: 0 };
+    const t = this.cluster.table(namespace);
+    let rx = 0;
+    let drops = 0;
+    for (let pid = 0; pid < PARTITION_COUNT; pid++) {
+      const s = b.versions.get(pid);
+      const p = t.positionOf(this.cluster.nodeId, pid);
+      if (p < t.replicationFactor) {
+        if (s !== PartitionState.FULL) rx++;
+      } else if (s !== PartitionState.ABSENT) drops++;
+    }
+    return { rx, drops };
+  }
+
+  /** Work left on this node apart from outgoing migrations (1 while the exchange is incomplete). */
+  remaining(): number {
+    let n = this.#ready ? 0 : 1;
+    for (const name of this.namespaces.keys()) {
+      const p = this.pending(name);
+      n += p.rx + p.drops;
+    }
+    return n;
+  }
+
+  // ------------------------------------------------------------------ migration hooks
+
+  /** Before the first record of a partition arrives: an ABSENT copy becomes a SUBSET. */
+  markIncoming(namespace: string, pid: number): void {
+    const b = this.namespaces.get(namespace);
+    if (!b || b.versions.get(pid) !== PartitionState.ABSENT) return;
+    this.#setOwn(namespace, [[pid, PartitionState.SUBSET]]);
+  }
+
+  /** A source finished sending these partitions to this node; 'stale' if another round, 'eagain' before the plan. */
+  sourceDone(key: string, namespace: string, pids: readonly number[], from: string): 'ok' | 'stale' | 'eagain' {
+    if (key !== this.#key) return 'stale';
+    if (!this.#ready) return 'eagain';
+    const full: Array<[number, PartitionStateId]> = [];
+    for (const pid of pids) {
+      const k = keyOf(namespace, pid);
+      const waiting = this.#expect.get(k);
+      if (!waiting) continue;
+      waiting.delete(from);
+      if (waiting.size > 0) continue;
+      this.#expect.delete(k);
+      this.counters.migrate_rx_partitions_done++;
+      full.push([pid, PartitionState.FULL]);
+    }
+    if (full.length > 0) this.#setOwn(namespace, full);
+    return 'ok';
+  }
+
+  /**
+   * Just before this node tells `target` it has sent everything: the acting master hands the
+   * partition to the final master (and a copy that will receive no more writes is a SUBSET).
+   */
+  beforeDone(key: string, namespace: string, pid: number, target: string): boolean {
+    if (key !== this.#key || !this.#ready) return false;
+    const plan = this.#plans.get(namespace)?.[pid];
+    if (!plan || plan.merge || plan.acting !== this.cluster.nodeId || target !== plan.holders[0]) return true;
+    this.#handedOff.add(keyOf(namespace, pid));
+    this.#generation++;
+    if (!plan.holders.includes(this.cluster.nodeId)) this.#setOwn(namespace, [[pid, PartitionState.SUBSET]]);
+    return true;
+  }
+
+  // ------------------------------------------------------------------ rounds
+
+  #newRound(): void {
+    const key = this.cluster.clusterKey();
+    for (const [id, s] of this.#snaps) if (s.key === this.#key || s.key === key) this.#snaps.delete(id);
+    if (key !== this.#key) this.counters.rebalance_rounds++;
+    this.#key = key;
+    this.#ready = false;
+    this.#plans = new Map();
+    this.#handedOff.clear();
+    this.#expect.clear();
+    this.#inFlight = new Set();
+    this.#generation++;
+    this.#planListener([]);
+    const states = new Map<string, Uint8Array>();
+    for (const [name, b] of this.namespaces) states.set(name, new Uint8Array(b.versions.states));
+    this.#mine = { key, states, live: new Map(), seq: this.#seq };
+    this.#exchangeWithMissing();
+    this.#checkReady();
+  }
+
+  #members(): string[] {
+    return this.cluster.table().members.map((m) => m.nodeId);
+  }
+
+  #exchangeWithMissing(): void {
+    if (this.#ready || !this.#mine) return;
+    const mine = this.#mine;
+    const msg: ExchangeMessage = { key: mine.key, from: this.cluster.nodeId, states: encodeStates(mine.states), now: encodeStates(this.#ownNow()), seq: this.#seq };
+    for (const id of this.#members()) {
+      if (id === this.cluster.nodeId || this.#snaps.get(id)?.key === mine.key || this.#inFlight.has(id)) continue;
+      this.#inFlight.add(id);
+      const inFlight = this.#inFlight;
+      void this.rpc.requestJson<ExchangeMessage | { key: string; from: string; wait: true }>(id, RebalanceOp.EXCHANGE, msg, EXCHANGE_TIMEOUT_MS).then((r) => {
+        inFlight.delete(id);
+        if (r && 'states' in r) this.#store(r);
+      });
+    }
+  }
+
+  #onExchange(m: ExchangeMessage): unknown {
+    if (typeof m?.key !== 'string' || typeof m.from !== 'string' || typeof m.states !== 'object' || typeof m.now !== 'object' || !Number.isInteger(m.seq)) return { status: 'bad' };
+    this.#store(m);
+    const mine = this.#mine;
+    if (!mine || mine.key !== m.key) return { key: this.#key, from: this.cluster.nodeId, wait: true };
+    return { key: mine.key, from: this.cluster.nodeId, states: encodeStates(mine.states), now: encodeStates(this.#ownNow()), seq: this.#seq };
+  }
+
+  #store(m: ExchangeMessage): void {
+    const states = decodeStates(m.states);
+    const live = decodeStates(m.now);
+    if (!states || !live || !Number.isInteger(m.seq)) return;
+    // Answers and announcements travel on different connections: never trade a newer live view
+    // for an older one.
+    const prev = this.#snaps.get(m.from);
+    if (prev && prev.key === m.key && prev.seq >= m.seq) return;
+    this.#snaps.set(m.from, { key: m.key, states, live, seq: m.seq });
+    this.#checkReady();
+  }
+
+  #ownNow(): Map<string, Uint8Array> {
+    return new Map([...this.namespaces].map(([name, b]) => [name, b.versions.states]));
+  }
+
+  #checkReady(): void {
+    if (this.#ready || !this.#mine) return;
+    const members = this.#members();
+    if (!members.every((id) => id === this.cluster.nodeId || this.#snaps.get(id)?.key === this.#key)) return;
+    this.#ready = true;
+    this.#generation++;
+    this.counters.rebalance_plans++;
+    const tasks: MigrationTask[] = [];
+    for (const name of this.namespaces.keys()) tasks.push(...this.#planNamespace(name));
+    const count = tasks.length;
+    this.log(`rebalance ${this.#key}: ${members.length} node(s), ${count} partition migration(s) to send`);
+    this.#sweepDrops();
+    this.#planListener(tasks);
+  }
+
+  #planNamespace(name: string): MigrationTask[] {
+    const t = this.cluster.table(name);
+    const self = this.cluster.nodeId;
+    const snapOf = (id: string, pid: number): number => (id === self ? this.#mine!.states.get(name)![pid]! : (this.#snaps.get(id)?.states.get(name)?.[pid] ?? PartitionState.ABSENT));
+    const plans: PartitionPlan[] = new Array<PartitionPlan>(PARTITION_COUNT);
+    const cutOff = t.members.length === 1 && !this.promoteAlone;
+    const changes: Array<[number, PartitionStateId]> = [];
+    const tasks: MigrationTask[] = [];
+    for (let pid = 0; pid < PARTITION_COUNT; pid++) {
+      const v = (id: string): number => snapOf(id, pid);
+      const plan = planPartition(t, pid, v);
+      plans[pid] = plan;
+      const own = v(self);
+      const holder = plan.holders.includes(self);
+      if (holder) {
+        const sources = sourcesOf(plan, self, v);
+        if (own !== PartitionState.FULL && sources.length === 0) {
+          if (!cutOff) changes.push([pid, PartitionState.FULL]);
+        }
+        else if (own !== PartitionState.FULL) {
+          if (own === PartitionState.ABSENT) changes.push([pid, PartitionState.SUBSET]);
+          this.#expect.set(keyOf(name, pid), new Set(sources));
+        }
+      } else if (plan.acting !== self && own === PartitionState.FULL) changes.push([pid, PartitionState.SUBSET]);
+      for (const h of plan.holders) {
+        if (h === self || !sourcesOf(plan, h, v).includes(self)) continue;
+        tasks.push({ key: this.#key, namespace: name, pid, target: h, delta: v(h) === PartitionState.SUBSET });
+      }
+    }
+    this.#plans.set(name, plans);
+    this.#setOwn(name, changes);
+    return tasks;
+  }
+
+  // ------------------------------------------------------------------ versions
+
+  /** The state of a member's copy as this node knows it; undefined = unknown. */
+  #stateOf(namespace: string, id: string, pid: number): number | undefined {
+    if (id === this.cluster.nodeId) return this.namespaces.get(namespace)?.versions.get(pid);
+    return this.#snaps.get(id)?.live.get(namespace)?.[pid];
+  }
+
+  /**
+   * Changes this node's versions and announces the change; the file is written at the next
+   * tick. Nothing depends on it being written sooner: a FULL loads as SUBSET anyway, a copy with
+   * records loads as SUBSET whatever the file says, and a drop not yet saved is done again.
+   */
+  #setOwn(namespace: string, changes: Array<[number, PartitionStateId]>): void {
+    const b = this.namespaces.get(namespace)!;
+    const changed = changes.filter(([pid, s]) => b.versions.set(pid, s));
+    if (changed.length === 0) return;
+    this.#generation++;
+    this.#announce(namespace, changed);
+  }
+
+  #announce(namespace: string, changes: Array<[number, number]>): void {
+    this.#seq++;
+    this.#send({ key: this.#key, from: this.cluster.nodeId, seq: this.#seq, ns: namespace, changes });
+  }
+
+  #send(msg: VersionsMessage): void {
+    for (const id of this.#members()) if (id !== this.cluster.nodeId) void this.rpc.requestJson(id, RebalanceOp.VERSIONS, msg, ANNOUNCE_TIMEOUT_MS);
+  }
+
+  #onVersions(m: VersionsMessage): unknown {
+    if (typeof m?.key !== 'string' || typeof m.from !== 'string' || !Number.isInteger(m.seq)) return { status: 'bad' };
+    const snap = this.#snaps.get(m.from);
+    if (snap?.key !== m.key || m.seq < snap.seq || (m.seq === snap.seq && m.full === undefined)) return { status: 'stale' };
+    if (m.full !== undefined) {
+      const live = typeof m.full === 'object' ? decodeStates(m.full) : undefined;
+      if (!live) return { status: 'bad' };
+      snap.live = live;
+      snap.seq = m.seq;
+      this.#generation++;
+      return { status: 'ok' };
+    }
+    const live = typeof m.ns === 'string' ? snap.live.get(m.ns) : undefined;
+    if (!live || !Array.isArray(m.changes)) return { status: 'bad' };
+    snap.seq = m.seq;
+    const pids: number[] = [];
+    for (const c of m.changes) {
+      if (!Array.isArray(c) || !Number.isInteger(c[0]) || c[0]! < 0 || c[0]! >= PARTITION_COUNT || !(c[1]! >= 0 && c[1]! <= PartitionState.FULL)) continue;
+      live[c[0]!] = c[1]!;
+      pids.push(c[0]!);
+    }
+    this.#generation++;
+    if (this.#ready && m.key === this.#key) this.#sweepDrops(m.ns, pids);
+    return { status: 'ok' };
+  }
+
+  // ------------------------------------------------------------------ drops
+
+  #tick(): void {
+    if (!this.#ready) this.#exchangeWithMissing();
+    else this.#sweepDrops();
+    if (++this.#ticks % FULL_STATE_EVERY_TICKS === 0) this.#send({ key: this.#key, from: this.cluster.nodeId, seq: this.#seq, full: encodeStates(this.#ownNow()) });
+    for (const [name, b] of this.namespaces) {
+      try {
+        b.versions.flush();
+      } catch (err) {
+        this.log(`namespace ${name}: ${(err as Error).message} (retried at the next tick)`);
+      }
+    }
+  }
+
+  /** Drops the copies this node holds that no holder needs any more (all holders FULL). */
+  #sweepDrops(only?: string, pids?: readonly number[]): void {
+    if (!this.#ready) return;
+    const self = this.cluster.nodeId;
+    for (const [name, b] of this.namespaces) {
+      if (only !== undefined && name !== only) continue;
+      const t = this.cluster.table(name);
+      const drops: Array<[number, PartitionStateId]> = [];
+      for (const pid of pids ?? ALL_PIDS) {
+        if (b.versions.get(pid) === PartitionState.ABSENT) continue;
+        if (t.positionOf(self, pid) < t.replicationFactor || this.workingMaster(name, pid) === self) continue;
+        let allFull = true;
+        for (let p = 0; p < t.replicationFactor && allFull; p++) allFull = this.#stateOf(name, t.nodeAt(pid, p), pid) === PartitionState.FULL;
+        if (!allFull) continue;
+        this.counters.records_dropped += dropPartition(b.ns.store, pid as PartitionId);
+        this.counters.partitions_dropped++;
+        drops.push([pid, PartitionState.ABSENT]);
+      }
+      this.#setOwn(name, drops);
+    }
+  }
+}
+
+function encodeStates(m: Map<string, Uint8Array>): Record<string, string> {
+  return Object.fromEntries([...m].map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
+}
+
+function decodeStates(r: Record<string, string>): Map<string, Uint8Array> | undefined {
+  const out = new Map<string, Uint8Array>();
+  for (const [k, v] of Object.entries(r)) {
+    if (typeof v !== 'string') return undefined;
+    const b = Buffer.from(v, 'base64');
+    if (b.length !== PARTITION_COUNT || b.some((x) => x > PartitionState.FULL)) return undefined;
+    out.set(k, new Uint8Array(b));
+  }
+  return out;
+}
