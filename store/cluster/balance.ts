@@ -106,6 +106,7 @@ export class PartitionBalance {
   /** Sequence of this node's version changes (announcements carry it). */
   #seq = 0;
   #ticks = 0;
+  readonly #unannounced = new Map<string, Array<[number, number]>>();
   #timer: TimerHandle | undefined;
   #planListener: (tasks: MigrationTask[]) => void = () => {};
   readonly counters = { rebalance_rounds: 0, rebalance_plans: 0, partitions_dropped: 0, records_dropped: 0, migrate_rx_partitions_done: 0 };
@@ -411,9 +412,20 @@ export class PartitionBalance {
     this.#announce(namespace, changed);
   }
 
+  /** Announces changes at the next turn of the event loop, together with any made meanwhile. */
   #announce(namespace: string, changes: Array<[number, number]>): void {
-    this.#seq++;
-    this.#send({ key: this.#key, from: this.cluster.nodeId, seq: this.#seq, ns: namespace, changes });
+    const pending = this.#unannounced.get(namespace);
+    if (pending) pending.push(...changes);
+    else this.#unannounced.set(namespace, [...changes]);
+    if (this.#unannounced.size > 1 || pending) return;
+    this.timers.setImmediate(() => {
+      const all = [...this.#unannounced];
+      this.#unannounced.clear();
+      for (const [ns, c] of all) {
+        this.#seq++;
+        this.#send({ key: this.#key, from: this.cluster.nodeId, seq: this.#seq, ns, changes: c });
+      }
+    });
   }
 
   #send(msg: VersionsMessage): void {

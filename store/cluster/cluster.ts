@@ -76,6 +76,7 @@ export class Cluster implements ClusterView {
   /** By configured replication factor. */
   #layouts = new Map<number, Layout>();
   readonly #changeListeners: Array<() => void> = [];
+  readonly #owned = new Map<string, { generation: number; ownership: NamespaceOwnership }>();
   /** Set by the node assembly once migrations exist. */
   migrationCounter: (() => number) | undefined;
   /** Set by the node assembly once partition versions and the exchange exist. */
@@ -157,9 +158,20 @@ export class Cluster implements ClusterView {
   ownership(namespace: string): NamespaceOwnership {
     const roles = this.roles;
     if (!roles) return this.#layout(namespace).ownership;
+    // Roles change with every version announcement; the columns of all partitions are computed
+    // once per partition generation (every command and every `replicas` answer reads them).
+    const generation = this.partitionGeneration();
+    const cached = this.#owned.get(namespace);
+    if (cached && cached.generation === generation) return cached.ownership;
     const rf = this.#layout(namespace).table.replicationFactor;
-    const replicas = Array.from({ length: rf }, (_, i) => (pid: number) => roles.columns(namespace, pid)[i] === this.nodeId);
-    return { regime: 0, replicas };
+    const bits = Array.from({ length: rf }, () => new Uint8Array(PARTITION_COUNT));
+    for (let pid = 0; pid < PARTITION_COUNT; pid++) {
+      const cols = roles.columns(namespace, pid);
+      for (let i = 0; i < rf; i++) if (cols[i] === this.nodeId) bits[i]![pid] = 1;
+    }
+    const ownership = { regime: 0, replicas: bits.map((b) => (pid: number) => b[pid] === 1) };
+    this.#owned.set(namespace, { generation, ownership });
+    return ownership;
   }
 
   clusterName(): string {

@@ -34,16 +34,23 @@ export const META_BATCH_ENTRIES = 4000;
 const META_ENTRY_BYTES = 20 + 4 + 8 + 1;
 /** Partitions one DONE may cover (sources with no record of them: nothing to ship). */
 export const DONE_BATCH_PARTITIONS = 4096;
-/** Pause before a task that failed or was refused (EAGAIN) is tried again. */
+/** Pause before a task that failed is tried again. */
 export const MIGRATE_RETRY_MS = 1000;
+/** Pause before a task the target refused for now (EAGAIN: over its incoming limit) is tried again. */
+export const MIGRATE_EAGAIN_MS = 100;
 /** A control request (START, META, DONE) not answered in this long counts as failed. */
 const MIGRATE_REQUEST_TIMEOUT_MS = 5000;
 /** An incoming session with no message for this long is forgotten (its sender died). */
 const MIGRATE_SESSION_IDLE_MS = 60_000;
 
-export const MIGRATE_THREADS_DEFAULT = 1;
+/**
+ * Partitions sent at once (Aerospike's default is 1 thread; ours are concurrent emigrations on
+ * one event loop, each mostly waiting on round trips, so a few overlap the waits).
+ */
+export const MIGRATE_THREADS_DEFAULT = 4;
 export const MIGRATE_THREADS_MAX = 100;
-export const MIGRATE_MAX_NUM_INCOMING_DEFAULT = 4;
+/** Partitions received at once, node-wide: room for several senders' default threads. */
+export const MIGRATE_MAX_NUM_INCOMING_DEFAULT = 16;
 export const MIGRATE_MAX_NUM_INCOMING_MAX = 256;
 
 interface Session {
@@ -164,7 +171,7 @@ export class Migrations {
       const done = await this.rpc.requestJson<{ status: string }>(first.target, RebalanceOp.DONE, msg, MIGRATE_REQUEST_TIMEOUT_MS);
       if (first.key !== this.balance.key || done?.status === 'stale') return;
       if (done?.status !== 'ok') {
-        for (const t of ready) this.#retryLater(t);
+        for (const t of ready) this.#retryLater(t, done?.status === 'eagain' ? MIGRATE_EAGAIN_MS : MIGRATE_RETRY_MS);
         return;
       }
       this.counters.migrate_partitions_sent += ready.length;
@@ -174,24 +181,25 @@ export class Migrations {
     }
   }
 
-  #retryLater(task: MigrationTask): void {
-    this.counters.migrate_retries++;
+  #retryLater(task: MigrationTask, delayMs = MIGRATE_RETRY_MS): void {
+    if (delayMs === MIGRATE_RETRY_MS) this.counters.migrate_retries++;
     this.#waiting.add(task);
     this.timers.setTimeout(() => {
       if (!this.#waiting.delete(task) || task.key !== this.balance.key) return;
       this.#queue.push(task);
       this.pump();
-    }, MIGRATE_RETRY_MS);
+    }, delayMs);
   }
 
   async #run(task: MigrationTask): Promise<void> {
     const control = { key: task.key, from: this.balance.nodeId, ns: task.namespace, pid: task.pid };
     const start = await this.rpc.requestJson<{ status: string }>(task.target, RebalanceOp.START, control, MIGRATE_REQUEST_TIMEOUT_MS);
     if (task.key !== this.balance.key || start?.status === 'stale') return;
-    if (start?.status !== 'ok') {
-      if (start?.status === 'eagain') this.counters.migrate_start_eagain++;
-      return this.#retryLater(task);
+    if (start?.status === 'eagain') {
+      this.counters.migrate_start_eagain++;
+      return this.#retryLater(task, MIGRATE_EAGAIN_MS);
     }
+    if (start?.status !== 'ok') return this.#retryLater(task);
     const ok = await this.#ship(task);
     if (task.key !== this.balance.key) return;
     if (!ok) return this.#retryLater(task);

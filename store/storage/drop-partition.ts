@@ -13,6 +13,7 @@ import type { RecordStore } from './record-store.js';
 
 /** Drops every entry of partition pid; returns how many. */
 export function dropPartition(store: RecordStore, pid: PartitionId): number {
+  if (store.partitionSize(pid) === 0) return 0;
   const digests: Buffer[] = [];
   store.forEach(pid, (d) => digests.push(Buffer.from(d)));
   let n = 0;
