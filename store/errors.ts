@@ -7,6 +7,7 @@ import type { AllRegistered, ErrorRegistry } from './error-registry.js';
 import type { NodeStartError } from './assembly/running-node.js';
 import type { ChecksumFormatError } from './checksums.js';
 import type { PartitionTableError } from './cluster/partition-table.js';
+import type { PartitionVersionsError } from './cluster/partition-versions.js';
 import type { ConfigError } from './config.js';
 import type { StorageErrorCodeId } from './storage/errors.js';
 import type { ReplicationFailed } from './transaction/transaction.js';
@@ -24,6 +25,7 @@ export const StoreErrors = {
   IO: { meaning: 'A device or file write failed for another reason than space (I/O error, permissions).', retriable: true },
   CHECKSUM_FORMAT: { meaning: 'A partition checksum listing (the checksums info command) does not parse.', retriable: false },
   PARTITION_TABLE: { meaning: 'A partition table is inconsistent (members, succession, replication factor).', retriable: false },
+  PARTITION_VERSIONS: { meaning: 'The partition versions file of a namespace is unreadable or cannot be written; the node does not start (or retries the write).', retriable: false },
   SHIP_DECODE: { meaning: 'A shipped record (Kafka message) does not decode: wrong format, headers or bytes.', retriable: false },
   NODE_START: { meaning: 'A node failed to start; the error says at which step (store, listen, heartbeat, extension).', retriable: false },
   REPLICATION_FAILED: { meaning: 'A write was stored on the master but its replicas did not confirm it; the client sees the result code.', retriable: true },
@@ -35,6 +37,7 @@ true satisfies AllRegistered<
   | ConfigError['code']
   | ChecksumFormatError['code']
   | PartitionTableError['code']
+  | PartitionVersionsError['code']
   | ShipCodecError['code']
   | NodeStartError['code']
   | ReplicationFailed['code'],

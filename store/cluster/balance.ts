@@ -64,6 +64,9 @@ interface Snapshot {
   live: Map<string, Uint8Array>;
   /** The sender's change sequence `live` reflects (older announcements are ignored). */
   seq: number;
+  /** The sender's lineage at the start of its round, and now (see PartitionBalance.lineage). */
+  lineage: string;
+  liveLineage: string;
 }
 
 interface ExchangeMessage {
@@ -72,6 +75,8 @@ interface ExchangeMessage {
   states: Record<string, string>;
   now: Record<string, string>;
   seq: number;
+  lineage: string;
+  liveLineage: string;
 }
 
 /** An announcement: some changes, or (`full`) every version of every namespace. */
@@ -79,6 +84,7 @@ interface VersionsMessage {
   key: string;
   from: string;
   seq: number;
+  lineage: string;
   ns?: string;
   changes?: Array<[number, number]>;
   full?: Record<string, string>;
@@ -105,6 +111,13 @@ export class PartitionBalance {
   #generation = 0;
   /** Sequence of this node's version changes (announcements carry it). */
   #seq = 0;
+  /**
+   * The key of the last round whose migrations into this node all finished: every FULL copy
+   * here is the same lineage as the other FULL copies of nodes with the same lineage. FULL copies
+   * of different lineages (the cluster was split and both sides wrote) are duplicates the plan
+   * merges (partition-plan.ts).
+   */
+  #lineage = '';
   #ticks = 0;
   readonly #unannounced = new Map<string, Array<[number, number]>>();
   #timer: TimerHandle | undefined;
@@ -220,7 +233,7 @@ export class PartitionBalance {
       const s = b.versions.get(pid);
       const p = t.positionOf(this.cluster.nodeId, pid);
       if (p < t.replicationFactor) {
-        if (s !== PartitionState.FULL) rx++;
+        if (s !== PartitionState.FULL || this.#expect.has(keyOf(namespace, pid))) rx++;
       } else if (s !== PartitionState.ABSENT) drops++;
     }
     return { rx, drops };
@@ -261,7 +274,16 @@ export class PartitionBalance {
       full.push([pid, PartitionState.FULL]);
     }
     if (full.length > 0) this.#setOwn(namespace, full);
+    this.#advanceLineage();
     return 'ok';
+  }
+
+  /** Once nothing more is owed to this node in the round, its FULL copies are of the round's lineage. */
+  #advanceLineage(): void {
+    if (this.#expect.size > 0 || this.#lineage === this.#key) return;
+    this.#lineage = this.#key;
+    this.#seq++;
+    this.#send({ key: this.#key, from: this.cluster.nodeId, seq: this.#seq, lineage: this.#lineage });
   }
 
   /**
@@ -271,7 +293,7 @@ export class PartitionBalance {
   beforeDone(key: string, namespace: string, pid: number, target: string): boolean {
     if (key !== this.#key || !this.#ready) return false;
     const plan = this.#plans.get(namespace)?.[pid];
-    if (!plan || plan.merge || plan.acting !== this.cluster.nodeId || target !== plan.holders[0]) return true;
+    if (!plan || plan.merge || plan.duplicates || plan.acting !== this.cluster.nodeId || target !== plan.holders[0]) return true;
     this.#handedOff.add(keyOf(namespace, pid));
     this.#generation++;
     if (!plan.holders.includes(this.cluster.nodeId)) this.#setOwn(namespace, [[pid, PartitionState.SUBSET]]);
@@ -294,7 +316,7 @@ export class PartitionBalance {
     this.#planListener([]);
     const states = new Map<string, Uint8Array>();
     for (const [name, b] of this.namespaces) states.set(name, new Uint8Array(b.versions.states));
-    this.#mine = { key, states, live: new Map(), seq: this.#seq };
+    this.#mine = { key, states, live: new Map(), seq: this.#seq, lineage: this.#lineage, liveLineage: this.#lineage };
     this.#exchangeWithMissing();
     this.#checkReady();
   }
@@ -306,7 +328,7 @@ export class PartitionBalance {
   #exchangeWithMissing(): void {
     if (this.#ready || !this.#mine) return;
     const mine = this.#mine;
-    const msg: ExchangeMessage = { key: mine.key, from: this.cluster.nodeId, states: encodeStates(mine.states), now: encodeStates(this.#ownNow()), seq: this.#seq };
+    const msg: ExchangeMessage = { key: mine.key, from: this.cluster.nodeId, states: encodeStates(mine.states), now: encodeStates(this.#ownNow()), seq: this.#seq, lineage: mine.lineage, liveLineage: this.#lineage };
     for (const id of this.#members()) {
       if (id === this.cluster.nodeId || this.#snaps.get(id)?.key === mine.key || this.#inFlight.has(id)) continue;
       this.#inFlight.add(id);
@@ -319,22 +341,22 @@ export class PartitionBalance {
   }
 
   #onExchange(m: ExchangeMessage): unknown {
-    if (typeof m?.key !== 'string' || typeof m.from !== 'string' || typeof m.states !== 'object' || typeof m.now !== 'object' || !Number.isInteger(m.seq)) return { status: 'bad' };
+    if (typeof m?.key !== 'string' || typeof m.from !== 'string' || typeof m.states !== 'object' || typeof m.now !== 'object' || !Number.isInteger(m.seq) || typeof m.lineage !== 'string' || typeof m.liveLineage !== 'string') return { status: 'bad' };
     this.#store(m);
     const mine = this.#mine;
     if (!mine || mine.key !== m.key) return { key: this.#key, from: this.cluster.nodeId, wait: true };
-    return { key: mine.key, from: this.cluster.nodeId, states: encodeStates(mine.states), now: encodeStates(this.#ownNow()), seq: this.#seq };
+    return { key: mine.key, from: this.cluster.nodeId, states: encodeStates(mine.states), now: encodeStates(this.#ownNow()), seq: this.#seq, lineage: mine.lineage, liveLineage: this.#lineage };
   }
 
   #store(m: ExchangeMessage): void {
     const states = decodeStates(m.states);
     const live = decodeStates(m.now);
-    if (!states || !live || !Number.isInteger(m.seq)) return;
+    if (!states || !live || !Number.isInteger(m.seq) || typeof m.lineage !== 'string' || typeof m.liveLineage !== 'string') return;
     // Answers and announcements travel on different connections: never trade a newer live view
     // for an older one.
     const prev = this.#snaps.get(m.from);
     if (prev && prev.key === m.key && prev.seq >= m.seq) return;
-    this.#snaps.set(m.from, { key: m.key, states, live, seq: m.seq });
+    this.#snaps.set(m.from, { key: m.key, states, live, seq: m.seq, lineage: m.lineage, liveLineage: m.liveLineage });
     this.#checkReady();
   }
 
@@ -351,6 +373,7 @@ export class PartitionBalance {
     this.counters.rebalance_plans++;
     const tasks: MigrationTask[] = [];
     for (const name of this.namespaces.keys()) tasks.push(...this.#planNamespace(name));
+    this.#advanceLineage();
     const count = tasks.length;
     this.log(`rebalance ${this.#key}: ${members.length} node(s), ${count} partition migration(s) to send`);
     this.#sweepDrops();
@@ -361,13 +384,14 @@ export class PartitionBalance {
     const t = this.cluster.table(name);
     const self = this.cluster.nodeId;
     const snapOf = (id: string, pid: number): number => (id === self ? this.#mine!.states.get(name)![pid]! : (this.#snaps.get(id)?.states.get(name)?.[pid] ?? PartitionState.ABSENT));
+    const lineageOf = (id: string): string => (id === self ? this.#mine!.lineage : (this.#snaps.get(id)?.lineage ?? ''));
     const plans: PartitionPlan[] = new Array<PartitionPlan>(PARTITION_COUNT);
     const cutOff = t.members.length === 1 && !this.promoteAlone;
     const changes: Array<[number, PartitionStateId]> = [];
     const tasks: MigrationTask[] = [];
     for (let pid = 0; pid < PARTITION_COUNT; pid++) {
       const v = (id: string): number => snapOf(id, pid);
-      const plan = planPartition(t, pid, v);
+      const plan = planPartition(t, pid, v, lineageOf);
       plans[pid] = plan;
       const own = v(self);
       const holder = plan.holders.includes(self);
@@ -375,15 +399,14 @@ export class PartitionBalance {
         const sources = sourcesOf(plan, self, v);
         if (own !== PartitionState.FULL && sources.length === 0) {
           if (!cutOff) changes.push([pid, PartitionState.FULL]);
-        }
-        else if (own !== PartitionState.FULL) {
+        } else if (sources.length > 0) {
           if (own === PartitionState.ABSENT) changes.push([pid, PartitionState.SUBSET]);
           this.#expect.set(keyOf(name, pid), new Set(sources));
         }
       } else if (plan.acting !== self && own === PartitionState.FULL) changes.push([pid, PartitionState.SUBSET]);
       for (const h of plan.holders) {
         if (h === self || !sourcesOf(plan, h, v).includes(self)) continue;
-        tasks.push({ key: this.#key, namespace: name, pid, target: h, delta: v(h) === PartitionState.SUBSET });
+        tasks.push({ key: this.#key, namespace: name, pid, target: h, delta: v(h) !== PartitionState.ABSENT });
       }
     }
     this.#plans.set(name, plans);
@@ -404,6 +427,12 @@ export class PartitionBalance {
    * tick. Nothing depends on it being written sooner: a FULL loads as SUBSET anyway, a copy with
    * records loads as SUBSET whatever the file says, and a drop not yet saved is done again.
    */
+  #liveLineageOf(id: string): string | undefined {
+    if (id === this.cluster.nodeId) return this.#lineage;
+    const snap = this.#snaps.get(id);
+    return snap?.key === this.#key ? snap.liveLineage : undefined;
+  }
+
   #setOwn(namespace: string, changes: Array<[number, PartitionStateId]>): void {
     const b = this.namespaces.get(namespace)!;
     const changed = changes.filter(([pid, s]) => b.versions.set(pid, s));
@@ -423,7 +452,7 @@ export class PartitionBalance {
       this.#unannounced.clear();
       for (const [ns, c] of all) {
         this.#seq++;
-        this.#send({ key: this.#key, from: this.cluster.nodeId, seq: this.#seq, ns, changes: c });
+        this.#send({ key: this.#key, from: this.cluster.nodeId, seq: this.#seq, lineage: this.#lineage, ns, changes: c });
       }
     });
   }
@@ -433,7 +462,7 @@ export class PartitionBalance {
   }
 
   #onVersions(m: VersionsMessage): unknown {
-    if (typeof m?.key !== 'string' || typeof m.from !== 'string' || !Number.isInteger(m.seq)) return { status: 'bad' };
+    if (typeof m?.key !== 'string' || typeof m.from !== 'string' || !Number.isInteger(m.seq) || typeof m.lineage !== 'string') return { status: 'bad' };
     const snap = this.#snaps.get(m.from);
     if (snap?.key !== m.key || m.seq < snap.seq || (m.seq === snap.seq && m.full === undefined)) return { status: 'stale' };
     if (m.full !== undefined) {
@@ -441,10 +470,17 @@ export class PartitionBalance {
       if (!live) return { status: 'bad' };
       snap.live = live;
       snap.seq = m.seq;
+      snap.liveLineage = m.lineage;
       this.#generation++;
       return { status: 'ok' };
     }
     const live = typeof m.ns === 'string' ? snap.live.get(m.ns) : undefined;
+    snap.liveLineage = m.lineage;
+    if (m.ns === undefined) {
+      snap.seq = m.seq;
+      if (this.#ready && m.key === this.#key) this.#sweepDrops();
+      return { status: 'ok' };
+    }
     if (!live || !Array.isArray(m.changes)) return { status: 'bad' };
     snap.seq = m.seq;
     const pids: number[] = [];
@@ -463,7 +499,7 @@ export class PartitionBalance {
   #tick(): void {
     if (!this.#ready) this.#exchangeWithMissing();
     else this.#sweepDrops();
-    if (++this.#ticks % FULL_STATE_EVERY_TICKS === 0) this.#send({ key: this.#key, from: this.cluster.nodeId, seq: this.#seq, full: encodeStates(this.#ownNow()) });
+    if (++this.#ticks % FULL_STATE_EVERY_TICKS === 0) this.#send({ key: this.#key, from: this.cluster.nodeId, seq: this.#seq, lineage: this.#lineage, full: encodeStates(this.#ownNow()) });
     for (const [name, b] of this.namespaces) {
       try {
         b.versions.flush();
@@ -485,7 +521,10 @@ export class PartitionBalance {
         if (b.versions.get(pid) === PartitionState.ABSENT) continue;
         if (t.positionOf(self, pid) < t.replicationFactor || this.workingMaster(name, pid) === self) continue;
         let allFull = true;
-        for (let p = 0; p < t.replicationFactor && allFull; p++) allFull = this.#stateOf(name, t.nodeAt(pid, p), pid) === PartitionState.FULL;
+        for (let p = 0; p < t.replicationFactor && allFull; p++) {
+          const h = t.nodeAt(pid, p);
+          allFull = this.#stateOf(name, h, pid) === PartitionState.FULL && this.#liveLineageOf(h) === this.#key;
+        }
         if (!allFull) continue;
         this.counters.records_dropped += dropPartition(b.ns.store, pid as PartitionId);
         this.counters.partitions_dropped++;

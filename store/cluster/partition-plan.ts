@@ -10,6 +10,12 @@
  * - sources(h): who must send to holder h before h's copy is full: nobody if h is full or the
  *   partition is fresh (no member has any copy); the acting master normally; in a merge, every
  *   other subset holder (each may have records the others lack).
+ * - duplicates: copies of different lineages (nodes whose last completed rounds differ: the
+ *   cluster was split and each side went on writing, or a node alone served writes). The copies
+ *   that count are the FULL ones and the SUBSETs of nodes with a lineage (a node restarted has
+ *   none until a round completes: its data is older than the cluster's). Then every holder, full
+ *   or not, receives from every such copy but its own (deltas: each ships what wins), so all
+ *   holders end with the winning version of every record.
  *
  * At run time (see balance.ts) the working master is the final master once its copy is FULL,
  * else `acting`. Copies that are neither holders nor the acting master stop receiving writes:
@@ -24,25 +30,35 @@ export interface PartitionPlan {
   acting: string;
   fresh: boolean;
   merge: boolean;
+  duplicates: boolean;
+  /** Members whose copies count for duplicates, in succession order (see the module note). */
+  copies: string[];
   /** Members with a SUBSET copy, in succession order. */
   subsets: string[];
 }
 
-/** versionOf(nodeId): the state that member announced for this partition. */
-export function planPartition(table: PartitionTable, pid: number, versionOf: (nodeId: string) => number): PartitionPlan {
+/**
+ * versionOf(nodeId): the state that member announced for this partition; lineageOf(nodeId): the
+ * member's lineage (FULL copies of equal lineage are identical).
+ */
+export function planPartition(table: PartitionTable, pid: number, versionOf: (nodeId: string) => number, lineageOf: (nodeId: string) => string = () => ''): PartitionPlan {
   const n = table.members.length;
   const order: string[] = [];
   for (let p = 0; p < n; p++) order.push(table.nodeAt(pid, p));
   const holders = order.slice(0, table.replicationFactor);
-  const full = order.find((id) => versionOf(id) === PartitionState.FULL);
+  const fulls = order.filter((id) => versionOf(id) === PartitionState.FULL);
   const subsets = order.filter((id) => versionOf(id) === PartitionState.SUBSET);
-  if (full !== undefined) return { holders, acting: full, fresh: false, merge: false, subsets };
-  if (subsets.length > 0) return { holders, acting: subsets[0]!, fresh: false, merge: true, subsets };
-  return { holders, acting: holders[0]!, fresh: true, merge: false, subsets };
+  const copies = order.filter((id) => versionOf(id) === PartitionState.FULL || (versionOf(id) === PartitionState.SUBSET && lineageOf(id) !== ''));
+  const duplicates = new Set(copies.map(lineageOf)).size > 1;
+  const base = { holders, subsets, copies, duplicates };
+  if (fulls.length > 0) return { ...base, acting: fulls[0]!, fresh: false, merge: false };
+  if (subsets.length > 0) return { ...base, acting: subsets[0]!, fresh: false, merge: true };
+  return { ...base, acting: holders[0]!, fresh: true, merge: false };
 }
 
 /** Who must send to holder h (see the module note). */
 export function sourcesOf(plan: PartitionPlan, h: string, versionOf: (nodeId: string) => number): string[] {
+  if (plan.duplicates) return plan.copies.filter((id) => id !== h);
   if (plan.fresh || versionOf(h) === PartitionState.FULL) return [];
   if (plan.merge) return plan.subsets.filter((id) => id !== h);
   return [plan.acting];

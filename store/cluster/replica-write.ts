@@ -77,6 +77,8 @@ export class ReplicaWrites {
 
   #replicate(namespace: string, w: WrittenVersion): Promise<void> {
     const pid = partitionOf(w.record.digest);
+    // This node now has a copy of pid (a node that served while cut off has data no one else has).
+    this.beforeApply?.(namespace, pid);
     // Only the master replicates: a replica applying, or a non-master (never sent client writes;
     // they are proxied) stores locally only.
     if (!this.cluster.isWorkingMaster(namespace, pid)) return Promise.resolve();

@@ -21,6 +21,7 @@ import { ShipperError, ShipperErrors } from '../../shipper/errors.js';
 import { NodeStartError } from '../../store/assembly/running-node.js';
 import { ChecksumFormatError } from '../../store/checksums.js';
 import { PartitionTableError } from '../../store/cluster/partition-table.js';
+import { PartitionVersionsError } from '../../store/cluster/partition-versions.js';
 import { ConfigError } from '../../store/config.js';
 import type { ErrorRegistry } from '../../store/error-registry.js';
 import { StoreErrors } from '../../store/errors.js';
@@ -95,6 +96,7 @@ test('every code the error classes carry is registered, and protocol numbers mat
       new ConfigError('x').code,
       new ChecksumFormatError('x').code,
       new PartitionTableError('x').code,
+      new PartitionVersionsError('x').code,
       new ShipCodecError('x').code,
       new NodeStartError('STORE', 'x').code,
       new ReplicationFailed(ResultCode.TIMEOUT, 'x').code,

@@ -34,7 +34,8 @@ test.serial('cluster: a partial partition (A1 and A3 cannot see each other) leav
   t.true(r.ok, report(r, o));
 });
 
-for (const seed of [2, 3, 7, 9, 11]) {
+// 18 failed before acting masters (a returning node mastered before it was filled).
+for (const seed of [2, 3, 7, 9, 11, 18]) {
   test.serial(`cluster seed ${seed}: acknowledged writes survive and replicas converge under faults`, async (t) => {
     const o: ClusterSimOptions = { seed, ops: OPS };
     const r = await runClusterSimulation(o);
@@ -51,8 +52,7 @@ test.serial('cluster with XDR, seed 21: site A (3 nodes) ships through Kafka and
 
 const KNOWN: Array<[number, string]> = [
   [1, 'a replica write lost in a partition shorter than the node timeout is never retried or repaired: the replica stays behind'],
-  [10, 'after a split heals, versions written on one side never reach the other holder (fill migration pushes only to new holders; no delta migration)'],
-  [18, 'an acknowledged write is replaced by another at the same generation around restarts (a returning node masters before it is filled: no acting master)'],
+  [10, 'replica writes lost in a loss window after the split healed are never retried or repaired (as seed 1; the split itself is merged by duplicate resolution now)'],
 ];
 for (const [seed, bug] of KNOWN) {
   test.serial.failing(`cluster seed ${seed} (known bug: ${bug})`, async (t) => {
