@@ -34,7 +34,7 @@ import type { Namespace } from '../namespace/namespace.js';
 import { dropPartition } from '../storage/drop-partition.js';
 import type { Cluster } from './cluster.js';
 import { RebalanceOp, type FabricRpc } from './fabric-rpc.js';
-import { planPartition, sourcesOf, type PartitionPlan } from './partition-plan.js';
+import { isSourceOf, planPartition, sourcesOf, type PartitionPlan } from './partition-plan.js';
 import { PartitionState, type PartitionStateId, type PartitionVersions } from './partition-versions.js';
 
 /** Period of exchange retries and the drop sweep. */
@@ -177,9 +177,16 @@ export class PartitionBalance {
 
   // ------------------------------------------------------------------ roles
 
+  /**
+   * The node serving pid now; '' = none. A node started with seeds that is alone (joining, or
+   * cut off from its cluster) serves only the copies it holds FULL: after a restart every copy
+   * is a SUBSET, and clients that still know its address must not read old or missing records
+   * there. (Give a node no seeds to run it alone.)
+   */
   workingMaster(namespace: string, pid: number): string {
     const t = this.cluster.table(namespace);
     const master = t.nodeAt(pid, 0);
+    if (!this.promoteAlone && t.members.length === 1) return this.#stateOf(namespace, master, pid) === PartitionState.FULL ? master : '';
     if (this.#ready) {
       const plan = this.#plans.get(namespace)?.[pid];
       if (!plan) return master;
@@ -250,6 +257,25 @@ export class PartitionBalance {
   }
 
   // ------------------------------------------------------------------ migration hooks
+
+  /** What this node still waits for in the current round: per source and namespace, the partitions. */
+  owed(): Map<string, Map<string, number[]>> {
+    const out = new Map<string, Map<string, number[]>>();
+    if (!this.#ready) return out;
+    for (const [k, waiting] of this.#expect) {
+      const slash = k.lastIndexOf('/');
+      const ns = k.slice(0, slash);
+      const pid = Number(k.slice(slash + 1));
+      for (const src of waiting) {
+        let byNs = out.get(src);
+        if (!byNs) out.set(src, (byNs = new Map()));
+        const list = byNs.get(ns);
+        if (list) list.push(pid);
+        else byNs.set(ns, [pid]);
+      }
+    }
+    return out;
+  }
 
   /** Before the first record of a partition arrives: an ABSENT copy becomes a SUBSET. */
   markIncoming(namespace: string, pid: number): void {
@@ -383,14 +409,24 @@ export class PartitionBalance {
   #planNamespace(name: string): MigrationTask[] {
     const t = this.cluster.table(name);
     const self = this.cluster.nodeId;
-    const snapOf = (id: string, pid: number): number => (id === self ? this.#mine!.states.get(name)![pid]! : (this.#snaps.get(id)?.states.get(name)?.[pid] ?? PartitionState.ABSENT));
-    const lineageOf = (id: string): string => (id === self ? this.#mine!.lineage : (this.#snaps.get(id)?.lineage ?? ''));
+    const none = new Uint8Array(PARTITION_COUNT);
+    const statesOf = new Map<string, Uint8Array>();
+    const lineages = new Map<string, string>();
+    for (const m of t.members) {
+      const snap = m.nodeId === self ? this.#mine! : this.#snaps.get(m.nodeId);
+      statesOf.set(m.nodeId, snap?.states.get(name) ?? none);
+      lineages.set(m.nodeId, snap?.lineage ?? '');
+    }
+    // One closure for all partitions (`at` moves): closures made per partition cost more than the plan.
+    let at = 0;
+    const v = (id: string): number => statesOf.get(id)![at]!;
+    const lineageOf = (id: string): string => lineages.get(id)!;
     const plans: PartitionPlan[] = new Array<PartitionPlan>(PARTITION_COUNT);
     const cutOff = t.members.length === 1 && !this.promoteAlone;
     const changes: Array<[number, PartitionStateId]> = [];
     const tasks: MigrationTask[] = [];
     for (let pid = 0; pid < PARTITION_COUNT; pid++) {
-      const v = (id: string): number => snapOf(id, pid);
+      at = pid;
       const plan = planPartition(t, pid, v, lineageOf);
       plans[pid] = plan;
       const own = v(self);
@@ -404,8 +440,9 @@ export class PartitionBalance {
           this.#expect.set(keyOf(name, pid), new Set(sources));
         }
       } else if (plan.acting !== self && own === PartitionState.FULL) changes.push([pid, PartitionState.SUBSET]);
+      if (plan.acting !== self && !plan.copies.includes(self) && !plan.subsets.includes(self)) continue;
       for (const h of plan.holders) {
-        if (h === self || !sourcesOf(plan, h, v).includes(self)) continue;
+        if (!isSourceOf(plan, h, v(h), self)) continue;
         tasks.push({ key: this.#key, namespace: name, pid, target: h, delta: v(h) !== PartitionState.ABSENT });
       }
     }
@@ -497,9 +534,10 @@ export class PartitionBalance {
   // ------------------------------------------------------------------ drops
 
   #tick(): void {
+    const fullStateTick = ++this.#ticks % FULL_STATE_EVERY_TICKS === 0;
     if (!this.#ready) this.#exchangeWithMissing();
-    else this.#sweepDrops();
-    if (++this.#ticks % FULL_STATE_EVERY_TICKS === 0) this.#send({ key: this.#key, from: this.cluster.nodeId, seq: this.#seq, lineage: this.#lineage, full: encodeStates(this.#ownNow()) });
+    else if (fullStateTick) this.#sweepDrops(); // announcements sweep what they change at once
+    if (fullStateTick) this.#send({ key: this.#key, from: this.cluster.nodeId, seq: this.#seq, lineage: this.#lineage, full: encodeStates(this.#ownNow()) });
     for (const [name, b] of this.namespaces) {
       try {
         b.versions.flush();

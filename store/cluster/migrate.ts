@@ -16,6 +16,12 @@
  * Receiver: START admits, META answers from a sorted list of the partition's metadata built at
  * the first META of the session, DONE ends the session. Sessions die with the round or after
  * MIGRATE_SESSION_IDLE_MS without a message.
+ *
+ * Pull: the plan makes sources push, but a receiver does not rely on it. Every PULL_EVERY_MS it
+ * asks each source it still waits for (PULL: the partitions, per namespace), and a source queues
+ * what is not queued yet. Rounds of one key can differ between nodes when membership flaps (a
+ * node that left the key and came back re-plans, the others do not); whatever the senders
+ * planned, what a receiver waits for gets sent.
  */
 import { systemTimers, yieldToLoop, type Timers } from '../runtime/index.js';
 import { WriteKind, type PartitionId } from '../types.js';
@@ -40,6 +46,8 @@ export const MIGRATE_RETRY_MS = 1000;
 export const MIGRATE_EAGAIN_MS = 100;
 /** A control request (START, META, DONE) not answered in this long counts as failed. */
 const MIGRATE_REQUEST_TIMEOUT_MS = 5000;
+/** A receiver asks the sources it still waits for this often. */
+export const PULL_EVERY_MS = 2000;
 /** An incoming session with no message for this long is forgotten (its sender died). */
 const MIGRATE_SESSION_IDLE_MS = 60_000;
 
@@ -84,8 +92,11 @@ export class Migrations {
     migrate_records_received: 0,
     migrate_start_eagain: 0,
     migrate_retries: 0,
+    migrate_pulls: 0,
   };
   readonly #perNs = new Map<string, NsCounters>();
+  /** `${namespace}/${pid}/${target}` of every task queued, waiting or running. */
+  readonly #pendingKeys = new Set<string>();
 
   constructor(
     private readonly balance: PartitionBalance,
@@ -102,6 +113,8 @@ export class Migrations {
     rpc.serveJson(RebalanceOp.START, (m) => this.#onStart(m as ControlMessage));
     rpc.serveJson(RebalanceOp.DONE, (m) => this.#onDone(m as ControlMessage));
     rpc.serve(RebalanceOp.META, (b) => this.#onMeta(b));
+    rpc.serveJson(RebalanceOp.PULL, (m) => this.#onPull(m as ControlMessage & { pids?: unknown }));
+    timers.setInterval(() => this.#pull(), PULL_EVERY_MS).unref();
     replicas.onMigrationRecord = (namespace) => {
       this.counters.migrate_records_received++;
       const c = this.#perNs.get(namespace);
@@ -129,10 +142,14 @@ export class Migrations {
   pump(): void {
     while (this.#active.size < this.threads && this.#queue.length > 0) {
       const task = this.#queue.shift()!;
-      if (task.key !== this.balance.key) continue;
+      if (task.key !== this.balance.key) {
+        this.#pendingKeys.delete(taskKey(task));
+        continue;
+      }
       this.#active.add(task);
       void this.#run(task).finally(() => {
         this.#active.delete(task);
+        if (!this.#waiting.has(task)) this.#pendingKeys.delete(taskKey(task));
         this.pump();
       });
     }
@@ -141,20 +158,35 @@ export class Migrations {
   #onPlan(tasks: MigrationTask[]): void {
     this.#waiting.clear();
     this.#signalling.clear();
-    for (const [k, s] of this.#sessions) if (s.key !== this.balance.key) this.#sessions.delete(k);
+    this.#pendingKeys.clear();
+    this.#queue = [];
     if (tasks.length > 0) this.log(`migrations: ${tasks.length} partition(s) to send`);
+    this.#enqueue(tasks);
+  }
+
+  /** Queues tasks not queued yet; a source with no record of a partition answers at once (batched). */
+  #enqueue(tasks: readonly MigrationTask[]): void {
+    const fresh = tasks.filter((t) => {
+      const k = taskKey(t);
+      if (this.#pendingKeys.has(k)) return false;
+      this.#pendingKeys.add(k);
+      return true;
+    });
+    for (const [k, s] of this.#sessions) if (s.key !== this.balance.key) this.#sessions.delete(k);
     // Partitions this node has no record of need no START and no records: one DONE per
     // target and namespace covers them all (a write arriving meanwhile is replicated to the
     // target anyway, as to every holder).
     const empty = new Map<string, MigrationTask[]>();
-    this.#queue = tasks.filter((t) => {
+    this.#queue.push(
+      ...fresh.filter((t) => {
       if (this.namespaces.get(t.namespace)!.store.partitionSize(t.pid as PartitionId) > 0) return true;
       const k = `${t.target}/${t.namespace}`;
       const group = empty.get(k);
       if (group) group.push(t);
       else empty.set(k, [t]);
       return false;
-    });
+      }),
+    );
     for (const group of empty.values()) {
       for (let i = 0; i < group.length; i += DONE_BATCH_PARTITIONS) void this.#doneEmpty(group.slice(i, i + DONE_BATCH_PARTITIONS));
     }
@@ -177,7 +209,10 @@ export class Migrations {
       this.counters.migrate_partitions_sent += ready.length;
       this.#perNs.get(first.namespace)!.migrate_tx_partitions_done += ready.length;
     } finally {
-      for (const t of tasks) this.#signalling.delete(t);
+      for (const t of tasks) {
+        this.#signalling.delete(t);
+        if (!this.#waiting.has(t)) this.#pendingKeys.delete(taskKey(t));
+      }
     }
   }
 
@@ -185,7 +220,11 @@ export class Migrations {
     if (delayMs === MIGRATE_RETRY_MS) this.counters.migrate_retries++;
     this.#waiting.add(task);
     this.timers.setTimeout(() => {
-      if (!this.#waiting.delete(task) || task.key !== this.balance.key) return;
+      if (!this.#waiting.delete(task)) return;
+      if (task.key !== this.balance.key) {
+        this.#pendingKeys.delete(taskKey(task));
+        return;
+      }
       this.#queue.push(task);
       this.pump();
     }, delayMs);
@@ -258,6 +297,33 @@ export class Migrations {
     return !failed && task.key === this.balance.key;
   }
 
+  // ------------------------------------------------------------------ pull
+
+  /** Asks every source this node still waits for to send (again) what it owes. */
+  #pull(): void {
+    if (!this.balance.ready) return;
+    for (const [source, byNs] of this.balance.owed()) {
+      for (const [ns, pids] of byNs) {
+        for (let i = 0; i < pids.length; i += DONE_BATCH_PARTITIONS) {
+          const msg = { key: this.balance.key, from: this.balance.nodeId, ns, pid: pids[i]!, pids: pids.slice(i, i + DONE_BATCH_PARTITIONS) };
+          void this.rpc.requestJson(source, RebalanceOp.PULL, msg, MIGRATE_REQUEST_TIMEOUT_MS);
+        }
+      }
+    }
+  }
+
+  #onPull(m: ControlMessage & { pids?: unknown }): unknown {
+    if (!validControl(m) || !this.namespaces.has(m.ns)) return { status: 'bad' };
+    if (m.key !== this.balance.key) return { status: 'stale' };
+    if (!this.balance.ready) return { status: 'eagain' };
+    if (!Array.isArray(m.pids) || m.pids.length > DONE_BATCH_PARTITIONS || !m.pids.every((p) => Number.isInteger(p) && p >= 0 && p < 4096)) return { status: 'bad' };
+    this.counters.migrate_pulls++;
+    // The target's copy may be anything: a delta costs one metadata answer when it has nothing.
+    this.#enqueue((m.pids as number[]).map((pid) => ({ key: m.key, namespace: m.ns, pid, target: m.from, delta: true })));
+    this.pump();
+    return { status: 'ok' };
+  }
+
   // ------------------------------------------------------------------ receiver
 
   #sessionKey(m: ControlMessage): string {
@@ -322,6 +388,8 @@ export class Migrations {
     for (const [k, s] of this.#sessions) if (s.key !== this.balance.key || now - s.lastMs > MIGRATE_SESSION_IDLE_MS) this.#sessions.delete(k);
   }
 }
+
+const taskKey = (t: MigrationTask): string => `${t.namespace}/${t.pid}/${t.target}`;
 
 interface ControlMessage {
   key: string;

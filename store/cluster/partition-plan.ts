@@ -39,19 +39,34 @@ export interface PartitionPlan {
 
 /**
  * versionOf(nodeId): the state that member announced for this partition; lineageOf(nodeId): the
- * member's lineage (FULL copies of equal lineage are identical).
+ * member's lineage (FULL copies of equal lineage are identical). One pass over the succession:
+ * this runs for every partition of every namespace at every round.
  */
 export function planPartition(table: PartitionTable, pid: number, versionOf: (nodeId: string) => number, lineageOf: (nodeId: string) => string = () => ''): PartitionPlan {
   const n = table.members.length;
-  const order: string[] = [];
-  for (let p = 0; p < n; p++) order.push(table.nodeAt(pid, p));
-  const holders = order.slice(0, table.replicationFactor);
-  const fulls = order.filter((id) => versionOf(id) === PartitionState.FULL);
-  const subsets = order.filter((id) => versionOf(id) === PartitionState.SUBSET);
-  const copies = order.filter((id) => versionOf(id) === PartitionState.FULL || (versionOf(id) === PartitionState.SUBSET && lineageOf(id) !== ''));
-  const duplicates = new Set(copies.map(lineageOf)).size > 1;
+  const rf = table.replicationFactor;
+  const holders: string[] = [];
+  const subsets: string[] = [];
+  const copies: string[] = [];
+  let firstFull: string | undefined;
+  let lineage: string | undefined;
+  let duplicates = false;
+  for (let p = 0; p < n; p++) {
+    const id = table.nodeAt(pid, p);
+    if (p < rf) holders.push(id);
+    const v = versionOf(id);
+    if (v === PartitionState.ABSENT) continue;
+    if (v === PartitionState.SUBSET) subsets.push(id);
+    else firstFull ??= id;
+    if (v === PartitionState.FULL || lineageOf(id) !== '') {
+      copies.push(id);
+      const l = lineageOf(id);
+      if (lineage === undefined) lineage = l;
+      else if (l !== lineage) duplicates = true;
+    }
+  }
   const base = { holders, subsets, copies, duplicates };
-  if (fulls.length > 0) return { ...base, acting: fulls[0]!, fresh: false, merge: false };
+  if (firstFull !== undefined) return { ...base, acting: firstFull, fresh: false, merge: false };
   if (subsets.length > 0) return { ...base, acting: subsets[0]!, fresh: false, merge: true };
   return { ...base, acting: holders[0]!, fresh: true, merge: false };
 }
@@ -62,4 +77,13 @@ export function sourcesOf(plan: PartitionPlan, h: string, versionOf: (nodeId: st
   if (plan.fresh || versionOf(h) === PartitionState.FULL) return [];
   if (plan.merge) return plan.subsets.filter((id) => id !== h);
   return [plan.acting];
+}
+
+/** sourcesOf(plan, h, versionOf).includes(source), without building the list. */
+export function isSourceOf(plan: PartitionPlan, h: string, stateOfH: number, source: string): boolean {
+  if (h === source) return false;
+  if (plan.duplicates) return plan.copies.includes(source);
+  if (plan.fresh || stateOfH === PartitionState.FULL) return false;
+  if (plan.merge) return plan.subsets.includes(source);
+  return plan.acting === source;
 }

@@ -17,6 +17,7 @@ import path from 'node:path';
 import { FerryProcess, freePort, waitFor } from '../helpers/procs.js';
 import { parseKv, withNode } from '../../ops/util.js';
 import { computePartitionTable } from '../../store/cluster/partition-table.js';
+import { computeDigest } from '../../store/digest.js';
 import { seededRandom } from '../../store/runtime/index.js';
 import { PARTITION_COUNT } from '../../store/types.js';
 
@@ -27,7 +28,13 @@ const ns = 'test';
 const set = 'mig';
 const RF = 2;
 /** Bounds every wait for membership plus migrations (a few seconds on a quiet machine). */
-const STABLE_TIMEOUT_MS = 60_000;
+const STABLE_TIMEOUT_MS = 90_000;
+/**
+ * Node timeout of 20 beats (3 s): the test machine is shared and loaded; a node that misses its
+ * beats for the default 1.5 s while busy makes the cluster flap, which tests the heartbeat, not
+ * migrations.
+ */
+const NODE_ENV = { FERRY_NS_FILESIZE: String(16 * 1024 * 1024), FERRY_HEARTBEAT_TIMEOUT_COUNT: '20' };
 const SEED = Number(process.env['FERRY_TEST_SEED'] ?? Date.now() % 100_000);
 /** Aerospike result code of a read of a missing record. */
 const NOT_FOUND = 2;
@@ -52,7 +59,7 @@ async function startMember(seedHb: number | undefined, reuse?: Member): Promise<
   const hbPort = reuse?.hbPort ?? (await freePort());
   const args = ['node', '--port', String(port), '--heartbeat-port', String(hbPort), '--data', dir];
   if (seedHb !== undefined) args.push('--seed', `127.0.0.1:${seedHb}`);
-  const proc = reuse?.proc ?? new FerryProcess(`node ${port}`, args, /ferry node heartbeat on .*\n[^]*ferry node listening on /, { FERRY_NS_FILESIZE: String(16 * 1024 * 1024) });
+  const proc = reuse?.proc ?? new FerryProcess(`node ${port}`, args, /ferry node heartbeat on .*\n[^]*ferry node listening on /, NODE_ENV);
   await proc.start();
   const id = await info(port, 'node');
   return { proc, port, hbPort, dir, id };
@@ -87,6 +94,8 @@ async function stable(list: Member[]): Promise<void> {
 /** Writers put fresh keys; readers read acknowledged keys back and count what went wrong. */
 class Load {
   readonly acked: string[] = [];
+  /** Keys whose write failed (timeout: in doubt, the master may have it and a replica not). */
+  readonly failed: string[] = [];
   notFound = 0;
   wrongValue = 0;
   readErrors = 0;
@@ -114,6 +123,7 @@ class Load {
         this.acked.push(k);
       } catch (err) {
         this.writeErrors++;
+        this.failed.push(k);
         this.#code(err);
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -177,12 +187,13 @@ test.after.always(async () => {
 });
 
 test.serial('a join, a kill -9 and a restart under load: no acknowledged write reads NOT_FOUND; then rf full copies on the holders only', async (t) => {
+  t.timeout(4 * STABLE_TIMEOUT_MS);
   t.log(`seed ${SEED} (FERRY_TEST_SEED=${SEED} replays the readers' choices)`);
   const load = new Load(client, 'w');
   await waitFor(() => load.acked.length >= 300, STABLE_TIMEOUT_MS, 'some acknowledged writes');
   const t0 = Date.now();
   const phases: string[] = [];
-  const phase = (what: string): void => void phases.push(`${what} at ${Date.now() - t0} ms (${load.acked.length} acknowledged)`);
+  const phase = (what: string): void => void phases.push(`${what} at ${Date.now() - t0} ms (${load.acked.length} acknowledged, ${load.notFound} NOT_FOUND)`);
   members.push(await startMember(members[0]!.hbPort));
   phase('joined');
   await stable(members);
@@ -214,6 +225,8 @@ test.serial('a join, a kill -9 and a restart under load: no acknowledged write r
   await stable(members);
   const table = computePartitionTable(members.map((m) => ({ nodeId: m.id })), RF);
   const sums = await Promise.all(members.map((m) => checksumsOf(m.port)));
+  const inDoubt = new Set(load.failed.map((k) => computeDigest(set, k).toString('hex')));
+  let inDoubtDiffering = 0;
   let copies = 0;
   for (let pid = 0; pid < PARTITION_COUNT; pid++) {
     const holders = [table.nodeAt(pid, 0), table.nodeAt(pid, 1)];
@@ -222,9 +235,18 @@ test.serial('a join, a kill -9 and a restart under load: no acknowledged write r
     copies++;
     t.deepEqual(having.sort(), [...holders].sort(), `partition ${pid} is held by its holders only`);
     const values = sums.map((s) => s.get(pid)).filter((v) => v !== undefined);
-    t.is(new Set(values).size, 1, `master and replica checksums of partition ${pid} agree`);
+    if (new Set(values).size === 1) continue;
+    // Copies may differ only by writes that failed (in doubt): nothing repairs those yet.
+    const listings = await Promise.all(
+      members.filter((_, i) => sums[i]!.has(pid)).map(async (m) => new Set((await info(m.port, `ferry-digests:namespace=${ns};partition=${pid}`)).split(';').filter(Boolean))),
+    );
+    const differing = [...listings[0]!].filter((e) => !listings[1]!.has(e)).concat([...listings[1]!].filter((e) => !listings[0]!.has(e)));
+    const unexplained = differing.map((e) => e.split(':')[0]!).filter((d) => !inDoubt.has(d));
+    t.deepEqual(unexplained, [], `master and replica of partition ${pid} differ only by writes in doubt`);
+    inDoubtDiffering += differing.length;
   }
   t.true(copies > 1000, 'the load touched most partitions');
+  t.log(`copies differing by a write in doubt: ${inDoubtDiffering}`);
   for (const m of members) {
     const s = await stats(m.port, `namespace/${ns}`);
     const own = Array.from({ length: PARTITION_COUNT }, (_, pid) => table.positionOf(m.id, pid) < RF).filter(Boolean).length;
@@ -234,6 +256,7 @@ test.serial('a join, a kill -9 and a restart under load: no acknowledged write r
 });
 
 test.serial('a node stopped under writes and restarted warm receives only what changed while it was away', async (t) => {
+  t.timeout(3 * STABLE_TIMEOUT_MS);
   const away = members[1]!;
   const heldBefore = Number((await stats(away.port, `namespace/${ns}`)).get('master_objects')) + Number((await stats(away.port, `namespace/${ns}`)).get('prole_objects'));
   await away.proc.stop('SIGTERM');
