@@ -122,7 +122,7 @@ export class PartitionBalance {
   readonly #unannounced = new Map<string, Array<[number, number]>>();
   #timer: TimerHandle | undefined;
   #planListener: (tasks: MigrationTask[]) => void = () => {};
-  readonly counters = { rebalance_rounds: 0, rebalance_plans: 0, partitions_dropped: 0, records_dropped: 0, migrate_rx_partitions_done: 0 };
+  readonly counters = { rebalance_rounds: 0, rebalance_plans: 0, rebalance_replans: 0, partitions_dropped: 0, records_dropped: 0, migrate_rx_partitions_done: 0 };
 
   constructor(
     private readonly cluster: Cluster,
@@ -257,6 +257,25 @@ export class PartitionBalance {
   }
 
   // ------------------------------------------------------------------ migration hooks
+
+  /** Whether this node's plan makes it a source of `target` for pid (a pull asks it to send). */
+  isSourceFor(namespace: string, pid: number, target: string): boolean {
+    const plan = this.#ready ? this.#plans.get(namespace)?.[pid] : undefined;
+    if (!plan) return false;
+    const state = this.#snaps.get(target)?.states.get(namespace)?.[pid] ?? PartitionState.ABSENT;
+    return isSourceOf(plan, target, state, this.cluster.nodeId);
+  }
+
+  /**
+   * A source says its plan does not make it our source: the snapshots this node planned with
+   * differ from the ones the source used (a member re-entered the round). Plan again from fresh
+   * snapshots (the members answer with the ones they planned with).
+   */
+  replan(): void {
+    if (!this.#ready) return;
+    this.counters.rebalance_replans++;
+    this.#newRound();
+  }
 
   /** What this node still waits for in the current round: per source and namespace, the partitions. */
   owed(): Map<string, Map<string, number[]>> {

@@ -302,11 +302,18 @@ export class Migrations {
   /** Asks every source this node still waits for to send (again) what it owes. */
   #pull(): void {
     if (!this.balance.ready) return;
+    const key = this.balance.key;
+    let replanned = false;
     for (const [source, byNs] of this.balance.owed()) {
       for (const [ns, pids] of byNs) {
         for (let i = 0; i < pids.length; i += DONE_BATCH_PARTITIONS) {
-          const msg = { key: this.balance.key, from: this.balance.nodeId, ns, pid: pids[i]!, pids: pids.slice(i, i + DONE_BATCH_PARTITIONS) };
-          void this.rpc.requestJson(source, RebalanceOp.PULL, msg, MIGRATE_REQUEST_TIMEOUT_MS);
+          const msg = { key, from: this.balance.nodeId, ns, pid: pids[i]!, pids: pids.slice(i, i + DONE_BATCH_PARTITIONS) };
+          void this.rpc.requestJson<{ status: string; refused?: number }>(source, RebalanceOp.PULL, msg, MIGRATE_REQUEST_TIMEOUT_MS).then((r) => {
+            if (!r?.refused || replanned || key !== this.balance.key) return;
+            replanned = true;
+            this.log(`migrations: ${source} is not the source of ${r.refused} partition(s) this node planned to receive from it: planning again`);
+            this.balance.replan();
+          });
         }
       }
     }
@@ -318,10 +325,14 @@ export class Migrations {
     if (!this.balance.ready) return { status: 'eagain' };
     if (!Array.isArray(m.pids) || m.pids.length > DONE_BATCH_PARTITIONS || !m.pids.every((p) => Number.isInteger(p) && p >= 0 && p < 4096)) return { status: 'bad' };
     this.counters.migrate_pulls++;
+    // Only what this node's own plan makes it send: a receiver that planned from other
+    // snapshots must not be told it has everything by a node without a full copy.
+    const pids = m.pids as number[];
+    const mine = pids.filter((pid) => this.balance.isSourceFor(m.ns, pid, m.from));
     // The target's copy may be anything: a delta costs one metadata answer when it has nothing.
-    this.#enqueue((m.pids as number[]).map((pid) => ({ key: m.key, namespace: m.ns, pid, target: m.from, delta: true })));
+    this.#enqueue(mine.map((pid) => ({ key: m.key, namespace: m.ns, pid, target: m.from, delta: true })));
     this.pump();
-    return { status: 'ok' };
+    return mine.length === pids.length ? { status: 'ok' } : { status: 'ok', refused: pids.length - mine.length };
   }
 
   // ------------------------------------------------------------------ receiver
