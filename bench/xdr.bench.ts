@@ -204,7 +204,7 @@ class Writer {
    * `<prefix><i>`; every `probeEvery`th acknowledged record becomes a probe recorded into `sink`.
    * Returns the achieved rate (acknowledged records / elapsed s).
    */
-  async run(o: { rate: number; durationMs: number; prefix: string; sink: number[]; until?: () => boolean; set?: string }): Promise<{ acked: number; achievedPerS: number; elapsedMs: number }> {
+  async run(o: { rate: number; durationMs: number; prefix: string; sink: number[]; until?: () => boolean; set?: string; noProbes?: boolean }): Promise<{ acked: number; achievedPerS: number; elapsedMs: number }> {
     const probeEvery = Math.max(1, Math.round(o.rate / PROBES_PER_S));
     const ackedAtStart = this.acked;
     this.latencies = [];
@@ -214,7 +214,7 @@ class Writer {
       const t = now() - t0;
       if (t >= o.durationMs || o.until?.()) break;
       const due = Math.floor((o.rate * t) / 1000);
-      while (i < due && this.inflight < WRITES_IN_FLIGHT_MAX) this.write(`${o.prefix}${i}`, i++ % probeEvery === 0, o.sink, o.set ?? 'bench');
+      while (i < due && this.inflight < WRITES_IN_FLIGHT_MAX) this.write(`${o.prefix}${i}`, i++ % probeEvery === 0 && !o.noProbes, o.sink, o.set ?? 'bench');
       await sleep(1);
     }
     const elapsedMs = now() - t0;
@@ -552,7 +552,8 @@ async function drPhases(sites: BenchSites, writer: Writer, steadyRate: number, r
   console.log(`\nfailover: ${steadyRate} writes/s on A for ${FAILOVER_STEADY_S} s, then kill -9 of every node of A, then ferry failover (the CLI)`);
   let stop = false;
   const errors0 = writer.errors;
-  const writing = writer.run({ rate: steadyRate, durationMs: 3_600_000, prefix: 'fo-', sink: [], until: () => stop });
+  // No probes: writes A acknowledged but never shipped would be polled for on B until the end.
+  const writing = writer.run({ rate: steadyRate, durationMs: 3_600_000, prefix: 'fo-', sink: [], until: () => stop, noProbes: true });
   const f = await failoverPhase(sites, { stop: async () => { stop = true; await writing; } }, FAILOVER_STEADY_S).finally(() => {
     stop = true;
   });
