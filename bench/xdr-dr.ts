@@ -149,9 +149,10 @@ export interface FailoverResult {
  */
 export async function failoverPhase(sites: BenchSites, steady: { stop(): Promise<void> }, steadyS: number): Promise<FailoverResult> {
   if (!sites.receiverBA) throw new SitesError('the failover phase needs sites started with shipBack');
-  await sleep(steadyS * 1000);
-  const rtoClient = await FerryClient.connect({ hosts: sites.bPorts.map((port) => ({ host: '127.0.0.1', port })), tendIntervalMs: 200, timeoutMs: RTO_TRY_TIMEOUT_MS });
+  // Connected before the kill with the client's default timeouts (each try below has its own bound).
+  const rtoClient = await FerryClient.connect({ hosts: sites.bPorts.map((port) => ({ host: '127.0.0.1', port })), tendIntervalMs: 200 });
   try {
+    await sleep(steadyS * 1000);
     const killedAtWall = Date.now();
     const killedAt = now();
     await Promise.all([...sites.aNodes, sites.receiverBA].map((p) => p.stop('SIGKILL')));
