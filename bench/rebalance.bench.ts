@@ -10,8 +10,9 @@
  * Figures (goals from issue 10):
  * - `peak_vs_share`: the restarted node's peak stored bytes from its restart until the cluster
  *   settles, over its stored bytes once settled (goal <= 1.1; the incident was about 2.2).
- * - `max_node_peak_vs_share`: the same bound for every node, over the larger of its share
- *   before the stop and after the return (the invariant: <= 1.1).
+ * - `max_node_peak_vs_share`: the same bound for every node, over the largest of its shares
+ *   before the stop, while the node is away (the leave is a rebalance too) and after the return
+ *   (the invariant: <= 1.1).
  * - `migrated_vs_changed`: records migrated into the returning node (its migrate_records_received)
  *   over the distinct keys written while it was away (goal <= 1.2).
  * - `rebalance_s` (restart to settled), client `p99_ms` during the rebalance next to before it.
@@ -191,6 +192,8 @@ export async function main(args: string[]): Promise<void> {
     await stopChild(victim.child);
     await sleep(awayS * 1000);
 
+    // The leave is a rebalance of its own: the others' share while the node is away is the "after" of that one.
+    const shareAway = nodes.map((_, i) => (i === victimIndex ? 0 : lastBytes(samples, i)));
     writer.phase = 'rebalance';
     const restartAt = now();
     markers.push({ x: restartAt, label: 'restarted' });
@@ -211,7 +214,7 @@ export async function main(args: string[]): Promise<void> {
     const peakOf = (i: number, from: number): number => Math.max(0, ...samples.filter((s) => s.node === i && s.tS >= from && s.tS <= settledAt + 1).map((s) => s.bytes));
     const victimPeak = peakOf(victimIndex, restartAt);
     const peakVsShare = shareAfter[victimIndex]! > 0 ? victimPeak / shareAfter[victimIndex]! : Number.NaN;
-    const nodePeaks = nodes.map((_, i) => peakOf(i, markers[0]!.x) / Math.max(shareBefore[i]!, shareAfter[i]!, 1));
+    const nodePeaks = nodes.map((_, i) => peakOf(i, markers[0]!.x) / Math.max(shareBefore[i]!, shareAway[i]!, shareAfter[i]!, 1));
     const received = samples.filter((s) => s.node === victimIndex && s.tS >= restartAt && s.migrateReceived !== undefined).map((s) => s.migrateReceived!);
     const migratedIn = received.length > 0 ? Math.max(...received) - Math.min(...received) : undefined;
     const changed = writer.keysByPhase.get('away')?.size ?? 0;
@@ -235,7 +238,8 @@ export async function main(args: string[]): Promise<void> {
     };
     console.log(`  stored bytes per node before the stop: ${shareBefore.join(', ')}; after settling: ${shareAfter.join(', ')}`);
     console.log(`  returning node: peak ${victimPeak} bytes during the rebalance, final share ${shareAfter[victimIndex]}: peak_vs_share ${out['peak_vs_share']} (goal <= ${GOAL_PEAK_VS_SHARE})`);
-    console.log(`  every node: peak over the larger of its shares before and after, at most ${out['max_node_peak_vs_share']} (goal <= ${GOAL_PEAK_VS_SHARE})`);
+    console.log(`  while away, the others held: ${shareAway.filter((_, i) => i !== victimIndex).join(', ')}`);
+    console.log(`  every node: peak over the largest of its shares (before the stop, while away, after the return), at most ${out['max_node_peak_vs_share']} (goal <= ${GOAL_PEAK_VS_SHARE})`);
     console.log(`  migrated into the returning node: ${migratedIn ?? 'not reported (no migrate_records_received statistic)'}; distinct keys written while away: ${changed}; migrated_vs_changed ${out['migrated_vs_changed'] ?? 'n/a'} (goal <= ${GOAL_MIGRATED_VS_CHANGED})`);
     console.log(`  rebalance (restart to settled): ${out['rebalance_s']} s; write p99 before ${out['p99_ms_before']} ms, while away ${out['p99_ms_away']} ms, during the rebalance ${out['p99_ms_rebalance']} ms; write errors ${writer.errors}`);
 
