@@ -25,7 +25,7 @@ import path from 'node:path';
 import { freePort } from '../ops/free-port.js';
 import { computeDigest, partitionOf } from '../store/index.js';
 import { closedLoop, cpuSeconds, r2, r3, spawnPiped, stopChild, waitForLine, type Phase } from './harness.js';
-import { IN_FLIGHT, SETTLE_TIMEOUT_MS, connect, info, newFerryNode, settled, startFerry, stats, waitUntil, type FerryNodeProc } from './ferry-cluster.js';
+import { IN_FLIGHT, SETTLE_TIMEOUT_MS, connect, loadRecords, info, newFerryNode, settled, startFerry, stats, waitUntil, type FerryNodeProc } from './ferry-cluster.js';
 import { BenchArgs } from './args.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -41,8 +41,6 @@ const FAILOVER_ATTEMPT_TIMEOUT_MS = 250;
 const REDIS_DEFAULT_NODE_TIMEOUT_MS = 15_000;
 const REDIS_FAST_NODE_TIMEOUT_MS = 2_000;
 const GOAL_RF2_VS_RF1_MIN = 0.7;
-/** Tries per record while loading. */
-const LOAD_ATTEMPTS = 5;
 const GOAL_FAILOVER_MS_MAX = 2000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -57,26 +55,6 @@ async function masteredBy(port: number, ns: string): Promise<(pid: number) => bo
   return (pid) => (bits[pid >> 3]! & (0x80 >> (pid & 7))) !== 0;
 }
 
-async function load(client: Any, Aerospike: Any, ns: string, keys: number): Promise<void> {
-  const value = Buffer.alloc(VALUE_BYTES, 0x61).toString('latin1');
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: IN_FLIGHT }, async () => {
-      while (next < keys) {
-        const key = new Aerospike.Key(ns, NS_SET, next++);
-        // A timeout on a loaded machine is retried (the put is idempotent); a persistent failure ends the run.
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await client.put(key, { v: value });
-            break;
-          } catch (err) {
-            if (attempt >= LOAD_ATTEMPTS) throw err;
-          }
-        }
-      }
-    }),
-  );
-}
 
 interface Phases {
   writes: Phase;
@@ -308,7 +286,7 @@ export async function main(args: string[]): Promise<void> {
   try {
     const client = await connect(Aerospike, single.port);
     try {
-      await load(client, Aerospike, ns, keys);
+      await loadRecords(client, Aerospike, ns, NS_SET, keys, VALUE_BYTES);
       rf1 = await phases(client, Aerospike, ns, keys, seconds, [single.child.pid]);
     } finally {
       await client.close();
@@ -330,7 +308,7 @@ export async function main(args: string[]): Promise<void> {
     const client = await connect(Aerospike, nodes[0]!.port);
     try {
       await waitUntil(async () => (client.getNodes() as unknown[]).length === NODES, SETTLE_TIMEOUT_MS, 'the client to see every node');
-      await load(client, Aerospike, ns, keys);
+      await loadRecords(client, Aerospike, ns, NS_SET, keys, VALUE_BYTES);
       const rf2 = await phases(client, Aerospike, ns, keys, seconds, nodes.map((n) => n.child.pid));
       show(`${NODES} nodes, rf 2, writes`, rf2.writes);
       show(`${NODES} nodes, rf 2, 80/20 read/write`, rf2.mix);

@@ -87,3 +87,27 @@ export async function connect(Aerospike: Any, port: number): Promise<Any> {
   });
 }
 
+
+/** Puts applied before a load gives up on one record (a timeout on a loaded machine is retried; the put is idempotent). */
+const LOAD_ATTEMPTS = 5;
+
+/** Writes records 0..count-1 of `set` once, `valueBytes` each, IN_FLIGHT at a time. */
+export async function loadRecords(client: Any, Aerospike: Any, ns: string, set: string, count: number, valueBytes: number): Promise<void> {
+  const value = Buffer.alloc(valueBytes, 0x61).toString('latin1');
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (next < count) {
+        const key = new Aerospike.Key(ns, set, next++);
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await client.put(key, { v: value });
+            break;
+          } catch (err) {
+            if (attempt >= LOAD_ATTEMPTS) throw err;
+          }
+        }
+      }
+    }),
+  );
+}

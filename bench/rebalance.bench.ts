@@ -24,7 +24,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { percentile, r2, r3, stopChild } from './harness.js';
-import { IN_FLIGHT, SETTLE_TIMEOUT_MS, connect, info, newFerryNode, settled, startFerry, stats, waitUntil, type FerryNodeProc } from './ferry-cluster.js';
+import { IN_FLIGHT, SETTLE_TIMEOUT_MS, connect, loadRecords, info, newFerryNode, settled, startFerry, stats, waitUntil, type FerryNodeProc } from './ferry-cluster.js';
 import { lineChartSvg, writeChart, type Series } from './line-chart.js';
 import { parseKv } from '../ops/util.js';
 import { BenchArgs } from './args.js';
@@ -38,7 +38,6 @@ const SET = 'rb';
 const VALUE_BYTES = 100;
 const SAMPLE_MS = 500;
 const BEFORE_S = 10;
-const LOAD_ATTEMPTS = 5;
 const GOAL_PEAK_VS_SHARE = 1.1;
 const GOAL_MIGRATED_VS_CHANGED = 1.2;
 
@@ -159,23 +158,7 @@ export async function main(args: string[]): Promise<void> {
 
     // Load.
     const loadStart = performance.now();
-    const value = Buffer.alloc(VALUE_BYTES, 0x61).toString('latin1');
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: IN_FLIGHT }, async () => {
-        while (next < records) {
-          const key = new Aerospike.Key(NS, SET, next++);
-          for (let attempt = 1; ; attempt++) {
-            try {
-              await client.put(key, { v: value });
-              break;
-            } catch (err) {
-              if (attempt >= LOAD_ATTEMPTS) throw err;
-            }
-          }
-        }
-      }),
-    );
+    await loadRecords(client, Aerospike, NS, SET, records, VALUE_BYTES);
     const loadS = (performance.now() - loadStart) / 1000;
     console.log(`  loaded ${records} records in ${r2(loadS)} s (${Math.round(records / loadS)}/s)`);
     await settled(nodes, nodeCount);
