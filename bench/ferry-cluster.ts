@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../ops/free-port.js';
 import { parseKv, withNode } from '../ops/util.js';
-import { spawnPiped, waitForLine } from './harness.js';
+import { spawnPiped, waitForLine, withAttempts } from './harness.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
@@ -99,14 +99,7 @@ export async function loadRecords(client: Any, Aerospike: Any, ns: string, set: 
     Array.from({ length: IN_FLIGHT }, async () => {
       while (next < count) {
         const key = new Aerospike.Key(ns, set, next++);
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await client.put(key, { v: value });
-            break;
-          } catch (err) {
-            if (attempt >= LOAD_ATTEMPTS) throw err;
-          }
-        }
+        await withAttempts(LOAD_ATTEMPTS, () => client.put(key, { v: value }));
       }
     }),
   );

@@ -110,5 +110,16 @@ export async function closedLoop(seconds: number, inFlight: number, op: () => Pr
   return summarise(latencies, (performance.now() - start) / 1000, errors);
 }
 
+/** Runs `op` until it succeeds, at most `attempts` times (for idempotent commands that may time out on a loaded machine); throws the last error. */
+export async function withAttempts<T>(attempts: number, op: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await op();
+    } catch (err) {
+      if (attempt >= attempts) throw err;
+    }
+  }
+}
+
 export const r2 = (n: number): number => Math.round(n * 100) / 100;
 export const r3 = (n: number): number => Math.round(n * 1000) / 1000;

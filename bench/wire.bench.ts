@@ -14,14 +14,14 @@ import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../ops/free-port.js';
-import { cpuSeconds, percentile, r2, r3, stopChild, waitForLine, type Phase } from './harness.js';
+import { cpuSeconds, r2, r3, stopChild, summarise, waitForLine, type Phase } from './harness.js';
+import { IN_FLIGHT, loadRecords } from './ferry-cluster.js';
 import { BenchArgs } from './args.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const IN_FLIGHT = 50;
 const VALUE_BYTES = 100;
 const GOAL_RATIO_MIN = 1.0;
 const GOAL_P99_MS_AT_HALF_LOAD = 1.0;
@@ -73,28 +73,7 @@ async function runPhase(client: Any, Aerospike: Any, ns: string, keys: number, r
     };
     await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
   }
-  const elapsedS = (performance.now() - start) / 1000;
-  const sorted = Float64Array.from(latencies).sort();
-  return {
-    ops: latencies.length,
-    seconds: elapsedS,
-    opsPerS: latencies.length / elapsedS,
-    p50Ms: percentile(sorted, 0.5),
-    p99Ms: percentile(sorted, 0.99),
-    p999Ms: percentile(sorted, 0.999),
-    errors,
-  };
-}
-
-/** Writes every key once (so reads find them). */
-async function load(client: Any, Aerospike: Any, ns: string, keys: number): Promise<void> {
-  const value = Buffer.alloc(VALUE_BYTES, 0x61).toString('latin1');
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: IN_FLIGHT }, async () => {
-      while (next < keys) await client.put(new Aerospike.Key(ns, 'bench', next++), { v: value });
-    }),
-  );
+  return summarise(latencies, (performance.now() - start) / 1000, errors);
 }
 
 interface RedisResult {
@@ -178,7 +157,7 @@ export async function main(args: string[]): Promise<void> {
 
     console.log(`wire bench: node pid ${nodeProc.pid} on 127.0.0.1:${port}, namespace ${ns} (${storage}${extraNodeArgs.length ? ', commit-to-device' : ''}), ${IN_FLIGHT} in flight, ${VALUE_BYTES}-byte values, ${keys} keys, ${seconds} s per phase`);
     // Load every key once, then warm up.
-    await load(client, Aerospike, ns, keys);
+    await loadRecords(client, Aerospike, ns, 'bench', keys, VALUE_BYTES);
     await runPhase(client, Aerospike, ns, keys, 80, Math.max(2, seconds / 3));
     const nodeCpu0 = cpuSeconds(nodeProc.pid);
     const benchCpu0 = process.cpuUsage();

@@ -20,6 +20,7 @@ import type { FailbackReport } from '../ops/failback.js';
 import type { ReceiverStats } from '../receiver/receiver.js';
 import { FERRY_ROOT } from '../ops/ferry-process.js';
 import { SitesError, sleep, type BenchSites } from './xdr-sites.js';
+import { withAttempts } from './harness.js';
 
 /** Bytes of the bin of each loaded record (small, so 1 M records fit the memory namespace of B). */
 export const LOAD_RECORD_BYTES = 100;
@@ -81,16 +82,11 @@ async function writeKeys(client: FerryClient, o: { count: number; start?: number
       const i = (o.start ?? 0) + k * (o.step ?? 1);
       const off = (i * 4099) % (64 * 1024);
       // A put is idempotent: one that timed out on a loaded machine is tried again.
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await client.put({ namespace: 'test', set: LOAD_SET, key: `${o.prefix}${i}` }, { v: pool.subarray(off, off + LOAD_RECORD_BYTES), tag: o.tag });
-          break;
-        } catch (err) {
-          if (attempt < LOAD_ATTEMPTS) continue;
-          errors++;
-          if (!firstError) firstError = (err as Error).message;
-          break;
-        }
+      try {
+        await withAttempts(LOAD_ATTEMPTS, () => client.put({ namespace: 'test', set: LOAD_SET, key: `${o.prefix}${i}` }, { v: pool.subarray(off, off + LOAD_RECORD_BYTES), tag: o.tag }));
+      } catch (err) {
+        errors++;
+        if (!firstError) firstError = (err as Error).message;
       }
     }
   };
