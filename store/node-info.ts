@@ -16,18 +16,22 @@ import type { InfoHandler, InfoRequest } from './api.js';
 import { checksums, formatChecksums, formatListing, partitionListing, type PartitionChecksum } from './checksums.js';
 import type { Namespace } from './namespace/namespace.js';
 import type { FerryNode } from './node.js';
-import { PARTITION_COUNT } from './types.js';
+import { PARTITION_COUNT, ResultCode } from './types.js';
 import { yieldToLoop } from './runtime/index.js';
 import { infoError } from './wire/info-codec.js';
 
 /** Partitions checksummed between two yields to the event loop (keeps the node responsive). */
 export const CHECKSUM_PARTITIONS_PER_SLICE = 64;
 
-const PARAMETER = 4;
-const NAMESPACE_NOT_FOUND = 20;
+const { PARAMETER, NAMESPACE_NOT_FOUND } = ResultCode;
 
+/** A bad info parameter: answered as the registered result code PARAMETER (store/wire/errors.ts), never thrown out of this module. */
 class InfoParamError extends Error {
   readonly code = PARAMETER;
+  constructor(message: string) {
+    super(message);
+    this.name = 'InfoParamError';
+  }
 }
 
 function pidParam(req: InfoRequest, name: string, dflt?: number): number {
