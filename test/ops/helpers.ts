@@ -13,11 +13,11 @@ import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
 import type { ReceiverStats } from '../../receiver/receiver.js';
 import { FerryClient } from '../../store/client/client.js';
+import type { BrokerUnderTest } from '../helpers/kafka.js';
 import { FerryProcess as Proc, freePort } from '../helpers/procs.js';
 
 /** A process gets this long to print its ready line. */
 export const START_TIMEOUT_MS = 30_000;
-import type { BrokerUnderTest } from '../helpers/kafka.js';
 
 export { freePort };
 

@@ -1,11 +1,8 @@
 /** ferry info against a real node process, typed as a user would. */
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { startNode, type NodeProcess } from '../wire/node-process.js';
+import { runCli } from './helpers.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI_TIMEOUT_MS = 30_000;
 
 let node: NodeProcess;
 
@@ -17,24 +14,6 @@ test.after.always(async () => {
   await node?.destroy();
 });
 
-async function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/ferry.mjs', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`ferry ${args.join(' ')} did not exit within ${CLI_TIMEOUT_MS} ms`));
-    }, CLI_TIMEOUT_MS);
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 test('prints name<TAB>value lines in the order asked', async (t) => {
   const r = await runCli(['info', '--node', `${node.host}:${node.port}`, 'build', 'edition', 'namespaces', 'ferry-checksums:namespace=test']);

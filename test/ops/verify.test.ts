@@ -3,8 +3,6 @@
  * ferry-xdr system set left out), the info codecs, and the CLI against two real node processes
  * (equal sites, then three differing keys; differences that settle during the re-check).
  */
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import {
   XDR_SYSTEM_SET,
@@ -29,9 +27,8 @@ import { PARTITION_COUNT, ResultCode, type RecordVersion } from '../../store/typ
 import { diffListings, parseEndpoint, verifySites, type VerifyReport } from '../../ops/verify.js';
 import { nsConfig, str, tempDir } from '../helpers/store.js';
 import { startNode, type NodeProcess } from '../wire/node-process.js';
+import { runCli } from './helpers.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI_TIMEOUT_MS = 30_000;
 const NS = 'test';
 const SET = 'vt';
 const RECORDS = 300;
@@ -204,24 +201,6 @@ test.after.always(async () => {
 
 const addr = (n: NodeProcess): string => `${n.host}:${n.port}`;
 
-async function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/ferry.mjs', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`ferry ${args.join(' ')} did not exit within ${CLI_TIMEOUT_MS} ms\n${stdout}\n${stderr}`));
-    }, CLI_TIMEOUT_MS);
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 /** Copies one digest's current version from A to B with A's generation and LUT (a replicated write). */
 async function copyToB(digest: string, generation: number, lutMs: number, tombstone: boolean): Promise<void> {
