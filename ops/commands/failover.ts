@@ -20,6 +20,7 @@ import {
   parseHostPortList,
   parseTime,
 } from '../util.js';
+import { processIo, type CliIo } from './cli-io.js';
 
 const DRAIN_TIMEOUT_MS_DEFAULT = 30_000;
 /** Without a terminal, a progress line at most this often. */
@@ -36,17 +37,9 @@ export interface FailoverCliOptions {
   json?: boolean;
 }
 
-export interface FailoverIo {
-  out: (s: string) => void;
-  err: (s: string) => void;
-  tty: boolean;
-}
+export type FailoverIo = CliIo;
 
-const defaultIo = (): FailoverIo => ({
-  out: (s) => process.stdout.write(s),
-  err: (s) => process.stderr.write(s),
-  tty: process.stderr.isTTY === true,
-});
+const defaultIo = (): FailoverIo => processIo('stderr');
 
 export async function runFailover(o: FailoverCliOptions, io: FailoverIo = defaultIo()): Promise<number> {
   const ac = new AbortController();

@@ -20,6 +20,7 @@ import {
   parseHostPort,
   sleep,
 } from '../util.js';
+import { processIo, type CliIo } from './cli-io.js';
 
 /** Shortest refresh interval accepted by --watch. */
 const WATCH_INTERVAL_MS_MIN = 100;
@@ -38,18 +39,9 @@ export interface LagCliOptions {
   timeoutMs: string;
 }
 
-export interface LagIo {
-  out: (s: string) => void;
-  err: (s: string) => void;
-  /** Output is a terminal: --watch redraws in place. */
-  tty: boolean;
-}
+export type LagIo = CliIo;
 
-const defaultIo = (): LagIo => ({
-  out: (s) => process.stdout.write(s),
-  err: (s) => process.stderr.write(s),
-  tty: process.stdout.isTTY === true,
-});
+const defaultIo = (): LagIo => processIo('stdout');
 
 export async function runLag(o: LagCliOptions, io: LagIo = defaultIo()): Promise<number> {
   const ac = new AbortController();

@@ -31,6 +31,7 @@ import {
   parseHostPort,
   parseTime,
 } from '../util.js';
+import { processIo, type CliIo } from './cli-io.js';
 
 const RESHIP_TIMEOUT_MS_DEFAULT = 600_000;
 const RESHIP_POLL_MS_DEFAULT = 500;
@@ -64,18 +65,9 @@ export interface ReplayCliOptions {
   requestTimeoutMs: string;
 }
 
-export interface ReplayIo {
-  out: (s: string) => void;
-  err: (s: string) => void;
-  /** stderr is a terminal: progress redraws one line. */
-  tty: boolean;
-}
+export type ReplayIo = CliIo;
 
-const defaultIo = (): ReplayIo => ({
-  out: (s) => process.stdout.write(s),
-  err: (s) => process.stderr.write(s),
-  tty: process.stderr.isTTY === true,
-});
+const defaultIo = (): ReplayIo => processIo('stderr');
 
 function rewindTarget(o: ReplayCliOptions): RewindTarget {
   const given = [o.fromTime !== undefined, o.offset !== undefined, o.beginning === true].filter(Boolean).length;
