@@ -17,11 +17,16 @@
  * partition like data: a restart, a new master or a write log that wrapped while Kafka was down
  * resumes by scanning the partition for LUT > T, then tailing the log again.
  *
- * In a cluster each node ships only the partitions it masters (StoreNode.ownership). On a table
- * change, a partition this node gained is rescanned from its (replicated) checkpoint, then
- * tailed; one it lost is no longer read, and its checkpoint is no longer written (a write on a
- * non-master would stay local and outrank the master's copy by generation). The handover ships
- * some changes twice (the old master's last checkpoint lags its shipping), never none.
+ * In a cluster each node ships only the partitions it serves as working master
+ * (StoreNode.ownership): the node that takes the client writes. While a new final master is
+ * being filled that is the acting master (the old one, holding a full copy); the final master
+ * takes over at the hand-off, once its copy is full. On a role change, a partition this node
+ * gained is rescanned from its (replicated) checkpoint, then tailed; one it lost is no longer
+ * read, and its checkpoint is no longer written (a write on a non-master would stay local and
+ * outrank the master's copy by generation). The filling copy ships nothing: what migrates into
+ * it was shipped by the acting master or is still unshipped there, and then has LUT > the
+ * checkpoint it inherits. The handover ships some changes twice (the old master's last
+ * checkpoint lags its shipping), never none.
  *
  * RPO 0 (`rpo0-namespaces`, `rpo0-sets`): the stream installs an acknowledgement gate on its
  * namespace; a client write it would ship waits (record lock held) until a batch holding that
@@ -90,6 +95,8 @@ const RETRY_BACKOFF_MIN_MS = 50;
 const STOP_LOOP_WAIT_MS = 2000;
 /** Bytes a record adds to a produce request beyond its key, value and headers (Kafka record framing, generous). */
 const RECORD_OVERHEAD_BYTES = 40;
+/** Hand-overs (not membership changes) are logged at most this often, summed. */
+const HANDOVER_LOG_INTERVAL_MS = 1000;
 /** At stop, how long the producer's disconnect may take. */
 const STOP_DISCONNECT_WAIT_MS = 1000;
 
@@ -136,6 +143,10 @@ class Stream {
   private readonly gainedAt = new Uint32Array(PARTITION_COUNT);
   private ownershipEpoch = 0;
   private tableChanged = false;
+  /** The roles generation applied last (-1: none yet). */
+  private rolesSeen = -1;
+  /** Hand-overs since the last log line about them (role changes come one partition at a time). */
+  private readonly handovers = { gained: 0, lost: 0, loggedAtMs: 0 };
   private masterCount = 0;
   /** Partitions whose checkpoint advanced past a shipped change since the last write. */
   private readonly dirty = new Set<number>();
@@ -284,8 +295,21 @@ class Stream {
     this.shippedCache.clear();
   }
 
+  /**
+   * Whether this node ships p now: it executes p's client writes (the working master: the acting
+   * master while the final master is being filled, then the final master). A node whose
+   * ownership cannot say (an older assembly) follows the table's master.
+   */
   private isMasterNow(p: number): boolean {
-    return this.ownership ? this.ownership.isMaster(p) : true;
+    const o = this.ownership;
+    if (!o) return true;
+    return o.isWorkingMaster ? o.isWorkingMaster(this.ns.name, p) : o.isMaster(p);
+  }
+
+  /** True when working masters may have changed since the last applyOwnership. */
+  private rolesChanged(): boolean {
+    const g = this.ownership?.rolesGeneration?.();
+    return g !== undefined && g !== this.rolesSeen;
   }
 
   /**
@@ -294,7 +318,9 @@ class Stream {
    * Synchronous, so it runs between two batches as a consistent cut.
    */
   private applyOwnership(): void {
+    const membership = this.tableChanged;
     this.tableChanged = false;
+    this.rolesSeen = this.ownership?.rolesGeneration?.() ?? -1;
     this.ownershipEpoch++;
     let gained = 0;
     let lost = 0;
@@ -315,9 +341,25 @@ class Stream {
       this.owned[p] = m ? 1 : 0;
     }
     this.masterCount = count;
-    if (this.ownership && (gained > 0 || lost > 0)) {
-      this.log(`xdr ${this.dest.name}/${this.ns.name}: partition table changed: shipping ${count} partition(s) this node masters (+${gained} rescanned from their checkpoints, -${lost} handed over)`);
-    }
+    this.logHandovers(membership, gained, lost);
+  }
+
+  /**
+   * One line per membership change; hand-overs between an acting and a final master (one
+   * partition at a time as migrations finish) are summed into at most one line per
+   * HANDOVER_LOG_INTERVAL_MS.
+   */
+  private logHandovers(membership: boolean, gained: number, lost: number): void {
+    const h = this.handovers;
+    h.gained += gained;
+    h.lost += lost;
+    const now = this.rt.clock.nowMs();
+    if (!this.ownership || h.gained + h.lost === 0 || (!membership && now - h.loggedAtMs < HANDOVER_LOG_INTERVAL_MS)) return;
+    const why = membership ? 'partition table changed' : 'partitions handed over';
+    this.log(`xdr ${this.dest.name}/${this.ns.name}: ${why}: shipping ${this.masterCount} partition(s) this node serves as master (+${h.gained} rescanned from their checkpoints, -${h.lost} handed over)`);
+    h.gained = 0;
+    h.lost = 0;
+    h.loggedAtMs = now;
   }
 
   stats(withPartitions: boolean): StreamStats {
@@ -375,7 +417,7 @@ class Stream {
     while (this.running) {
       try {
         if (!this.producer) await this.connect();
-        if (this.tableChanged) this.applyOwnership();
+        if (this.tableChanged || this.rolesChanged()) this.applyOwnership();
         const epoch = this.ownershipEpoch;
         const batch = this.collect();
         // Nothing to send (all skipped or filtered) counts as acknowledged at once.

@@ -123,6 +123,14 @@ export type AckGate = (v: GatedVersion) => Promise<void> | undefined;
  */
 export interface PartitionOwnership {
   isMaster(pid: number): boolean;
+  /**
+   * True when this node executes the client writes of pid in namespace now: the final master
+   * once its copy is full, the acting master (the old master, holding a full copy) while the
+   * final master is still being filled. What the XDR shipper follows.
+   */
+  isWorkingMaster?(namespace: string, pid: number): boolean;
+  /** Goes up whenever working masters may have changed (membership or partition versions). */
+  rolesGeneration?(): number;
   /** Called after every partition-table change (membership change). */
   onChange(cb: () => void): void;
 }

@@ -316,7 +316,12 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
     },
   };
   cluster.migrationCounter = () => migrations.remaining();
-  node.ownership = { isMaster: (pid) => cluster.isMaster(pid), onChange: (cb) => cluster.onTableChange(cb) };
+  node.ownership = {
+    isMaster: (pid) => cluster.isMaster(pid),
+    isWorkingMaster: (ns, pid) => cluster.isWorkingMaster(ns, pid),
+    rolesGeneration: () => cluster.partitionGeneration(),
+    onChange: (cb) => cluster.onTableChange(cb),
+  };
   cluster.partitionEntries = (ns, pid) => namespaces.get(ns)?.store.partitionSize(pid as PartitionId) ?? 0;
   node.clusterStats = () => ({
     cluster_size: cluster.clusterSize(),
