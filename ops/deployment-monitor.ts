@@ -2,12 +2,14 @@
  * What `ferry dashboard` shows for any deployment: every node of every site (the nodes named,
  * plus every member of their clusters, looked up with `ferry-cluster` on each poll; info
  * `xdr-stats` with partitions, through ops/lag.ts) and every receiver (GET /stats), polled at one interval,
- * kept as a bounded time series plus the latest answer of each. A node that ships nothing (a
+ * kept as a bounded time series plus the latest answer of each, and the per-partition lag view of
+ * each site (ops/partition-lag.ts, every partition behind). A node that ships nothing (a
  * passive site) is listed as such; one that does not answer is listed with the error, and the
  * others keep being shown.
  */
 import type { ReceiverStats } from '../receiver/receiver.js';
 import { LagSource, type PartitionLag, type StreamLag } from './lag.js';
+import { buildPartitionLagViews, type PartitionLagView } from './partition-lag.js';
 import { siteMembers } from './site-lag.js';
 import { OpsError, endpointText, getJson, parseHostPortList, type Endpoint } from './util.js';
 
@@ -50,6 +52,8 @@ export interface MonitorState {
   nodes: NodeView[];
   receiverViews: ReceiverView[];
   samples: readonly MonitorSample[];
+  /** Per site, destination and namespace: every partition behind (ops/partition-lag.ts). */
+  partitionLag: PartitionLagView[];
 }
 
 /** `A=host:port[,host:port...]` -> a site; throws USAGE naming the option. */
@@ -65,6 +69,7 @@ export class DeploymentMonitor {
   private readonly samples: MonitorSample[] = [];
   private nodes: NodeView[] = [];
   private receiverViews: ReceiverView[] = [];
+  private partitionLag: PartitionLagView[] = [];
   private readonly startedAt = Date.now();
 
   constructor(
@@ -101,7 +106,10 @@ export class DeploymentMonitor {
     await this.discover();
     const at = Date.now();
     const all = [...this.sources.values()].flatMap((m) => [...m.values()]);
-    const [nodes, receivers] = await Promise.all([Promise.all(all.map((s) => this.pollNode(s))), Promise.all(this.receivers.map((url) => this.pollReceiver(url)))]);
+    const [polled, receivers] = await Promise.all([Promise.all(all.map((s) => this.pollNode(s))), Promise.all(this.receivers.map((url) => this.pollReceiver(url)))]);
+    // The partition view takes every partition behind; the node rows list the worst few.
+    this.partitionLag = this.sites.flatMap((site) => buildPartitionLagViews(at, site.name, polled.filter((n) => n.site === site.name)));
+    const nodes = polled.map((n) => ({ ...n, streams: n.streams.map((st) => ({ ...st, partitions: worstPartitions(st.partitions) })) }));
     this.nodes = nodes;
     this.receiverViews = receivers;
     const sample: MonitorSample = { at, streams: {}, receivers: {} };
@@ -119,10 +127,7 @@ export class DeploymentMonitor {
     const node = endpointText(s.node);
     try {
       const r = await s.source.collect();
-      const streams = r.streams.map((st) => ({
-        ...st,
-        partitions: [...(st.partitions ?? [])].sort((x, y) => y.behind - x.behind || x.pid - y.pid).slice(0, MONITOR_PARTITIONS_MAX),
-      }));
+      const streams = r.streams.map((st) => ({ ...st, partitions: st.partitions ?? [] }));
       return { site: s.site, node, status: 'shipping', error: '', streams };
     } catch (err) {
       const passive = err instanceof OpsError && err.code === 'PROTOCOL';
@@ -146,10 +151,16 @@ export class DeploymentMonitor {
       nodes: this.nodes,
       receiverViews: this.receiverViews,
       samples: this.samples,
+      partitionLag: this.partitionLag,
     };
   }
 
   close(): void {
     for (const m of this.sources.values()) for (const s of m.values()) s.source.close();
   }
+}
+
+/** The MONITOR_PARTITIONS_MAX partitions furthest behind. */
+function worstPartitions(parts: readonly PartitionLag[]): PartitionLag[] {
+  return [...parts].sort((x, y) => y.behind - x.behind || x.pid - y.pid).slice(0, MONITOR_PARTITIONS_MAX);
 }

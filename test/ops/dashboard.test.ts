@@ -1,8 +1,8 @@
 /**
  * `ferry dashboard` for a deployment that is not the demo: two sites and a receiver as real
  * processes, the dashboard as a user starts it, the page in headless Chromium. It lists the
- * shipping node of A and the passive node of B, charts and tables the partitions behind while
- * Kafka is down and shows them caught up once it is back, and filters by site.
+ * shipping node of A and the passive node of B, charts and tables the partitions behind (and
+ * draws them in the per-partition lag grid) while Kafka is down and shows them caught up once it is back, and filters by site.
  * FERRY_DASHBOARD_SCREENSHOT=<file.png> saves a screenshot (docs/dashboard.png is one).
  */
 import test from 'ava';
@@ -35,7 +35,26 @@ const rows = (page: Page, table: string): Promise<Row[]> =>
     trs.map((tr) => ({ site: tr.getAttribute('data-site') ?? '', status: tr.getAttribute('data-status') ?? '', cls: tr.className, cells: Array.from(tr.children, (td) => td.textContent ?? '') })),
   );
 
-test.serial('ferry dashboard: nodes per site, partitions behind while Kafka is down, caught up after; site filter; usage errors', async (t) => {
+interface Grid {
+  site: string;
+  dest: string;
+  ns: string;
+  records: number;
+  cells: Array<{ pid: number; behind: number; node: string; x: number; y: number }>;
+}
+/** The partition-lag grids on the page. */
+const partitionGrid = (page: Page): Promise<Grid[]> =>
+  page.locator('#partition-lag .plag').evaluateAll((divs: Array<{ getAttribute(n: string): string | null; querySelectorAll(q: string): ArrayLike<{ getAttribute(n: string): string | null }> }>) =>
+    divs.map((d) => ({
+      site: d.getAttribute('data-site') ?? '',
+      dest: d.getAttribute('data-dest') ?? '',
+      ns: d.getAttribute('data-ns') ?? '',
+      records: Number(d.getAttribute('data-records')),
+      cells: Array.from(d.querySelectorAll('rect[data-pid]'), (r) => ({ pid: Number(r.getAttribute('data-pid')), behind: Number(r.getAttribute('data-behind')), node: r.getAttribute('data-node') ?? '', x: Number(r.getAttribute('x')), y: Number(r.getAttribute('y')) })),
+    })),
+  );
+
+test.serial('ferry dashboard: nodes per site, partitions behind (table and per-partition lag grid) while Kafka is down, caught up after; site filter; usage errors', async (t) => {
   if (!existsSync(CHROMIUM)) {
     t.fail(`${CHROMIUM} is missing: run "bash scripts/setup-test-deps.sh" (installs chromium)`);
     return;
@@ -72,6 +91,15 @@ test.serial('ferry dashboard: nodes per site, partitions behind while Kafka is d
   const behind = (await rows(page, 'partitions')).filter((r) => r.cls !== 'none');
   t.true(behind.every((r) => r.cells[0] === 'A' && r.cells[2] === 'B' && Number(r.cells[5]) > 0), JSON.stringify(behind.slice(0, 3)));
   t.is(behind.reduce((sum, r) => sum + Number(r.cells[5]!.replace(/,/g, '')), 0), 200, 'the partitions behind add up to the records written during the outage');
+  // The partition-lag grid of A -> B: one cell per partition behind, at its place, the same counts.
+  const grid = await partitionGrid(page);
+  t.deepEqual(grid.map((g) => `${g.site}/${g.dest}/${g.ns}`), ['A/B/test'], 'one grid: A ships to B; passive B has none');
+  const cells = grid[0]!.cells;
+  t.is(cells.length, behind.length, 'a cell per partition behind');
+  t.is(cells.reduce((sum, c) => sum + c.behind, 0), 200);
+  t.deepEqual(cells.map((c) => c.pid), behind.map((r) => Number(r.cells[4])).sort((x, y) => x - y), 'the cells are the partitions of the table, in pid order');
+  t.true(cells.every((c) => c.x === c.pid % 64 && c.y === Math.floor(c.pid / 64) && c.node === s.a), JSON.stringify(cells.slice(0, 3)));
+  t.is(grid[0]!.records, 200);
 
   // Kafka back: everything ships, nothing is behind, the receiver applied all 250.
   await s.broker.start();
@@ -79,8 +107,10 @@ test.serial('ferry dashboard: nodes per site, partitions behind while Kafka is d
     const p = await rows(page, 'partitions');
     const r = await rows(page, 'receivers');
     const last = await page.locator('#chart-behind polyline').first().getAttribute('data-last');
-    return p.length === 1 && p[0]!.cls === 'none' && last === '0' && Number(r[0]!.cells[3]!.replace(/,/g, '')) >= 250;
+    const g = await partitionGrid(page);
+    return p.length === 1 && p[0]!.cls === 'none' && last === '0' && Number(r[0]!.cells[3]!.replace(/,/g, '')) >= 250 && g.length === 1 && g[0]!.cells.length === 0;
   }, 60_000, 'the page to show A caught up and 250 applied');
+  t.regex(await page.locator('#partition-lag .plag p').first().innerText(), /all 4,096 partitions caught up/);
   const shot = process.env.FERRY_DASHBOARD_SCREENSHOT;
   if (shot) await page.screenshot({ path: shot, fullPage: true });
 
