@@ -2,7 +2,8 @@
  * One ferry child process (`node bin/ferry.mjs <command> ...`) as a user starts it: started, then
  * waited for by its ready line (checked when stdout gets data), every wait bounded, stopped with SIGTERM (clean) or
  * SIGKILL (a crash), SIGKILL after a grace period. Tests and benchmarks share this one helper; its
- * output (stdout and stderr, the newest part) is kept for failure messages.
+ * output (stdout and stderr, the newest part) is kept for failure messages. A child whose starter
+ * exits, however it exits, stops itself (the IPC lifeline).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -85,9 +86,13 @@ export class FerryProcess {
   async start(): Promise<this> {
     const child = spawn(process.execPath, [...(this.opts.nodeArgs ?? []), 'bin/ferry.mjs', ...this.args], {
       cwd: FERRY_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // The IPC channel is a lifeline (bin/ferry.mjs): when the test or benchmark that started the
+      // child is gone, even killed by a timeout or kill -9, the child shuts down instead of living on.
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env: { ...process.env, FORCE_COLOR: '0', ...(this.opts.env ?? {}) },
     });
+    // Our end of the lifeline never keeps this process alive.
+    child.channel?.unref();
     this.proc = child;
     const mark = this.output.length;
     const keep = (c: Buffer): void => {
