@@ -24,6 +24,8 @@ import { freePort } from '../../ops/free-port.js';
 
 export const KAFKA_DIR = fileURLToPath(new URL('.', import.meta.url));
 export const KAFKA_LIBS_DIR = join(KAFKA_DIR, 'libs');
+/** Kills a JVM whose starter is gone (see orphan-guard.mjs). */
+const ORPHAN_GUARD = join(KAFKA_DIR, 'orphan-guard.mjs');
 /** Written by kafka.sh fetch when it could not fetch: the reason, for the tests to report. */
 const MISSING_FILE = join(KAFKA_LIBS_DIR, 'MISSING');
 
@@ -186,6 +188,12 @@ export class KafkaNode {
     const args = [...this.jvm, `-Dlog4j2.configurationFile=${join(this.dir, 'log4j2.properties')}`, '-cp', `${KAFKA_LIBS_DIR}/*`, 'kafka.Kafka', this.configFile];
     const child = spawn('java', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
+    if (child.pid !== undefined) {
+      // The JVM cannot watch us; a small guard does: the broker dies with whatever started it.
+      const guard = spawn(process.execPath, [ORPHAN_GUARD, String(child.pid)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+      guard.channel?.unref();
+      guard.unref();
+    }
     const mark = this.output.length;
     const keep = (c: Buffer): void => {
       this.logFile?.write(c);
