@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { assignBaseOffset, iterateBatches, recordTimestamps, type BatchHeader } from '../protocol/recordBatch.js';
 import { ProducerState, lastSequence } from './producerState.js';
-import { Segment } from './segment.js';
+import { ErrorCode, KafkaError } from '../protocol/errors.js';
+import { Segment, segmentFileName } from './segment.js';
 
 export interface LogConfig {
   segmentBytes: number;
@@ -109,9 +110,18 @@ export class PartitionLog {
     return { baseOffset, duplicate: false };
   }
 
+  /**
+   * Starts a new active segment. On a full disk (or any I/O error) nothing changes and the append
+   * fails with KAFKA_STORAGE_ERROR: the current segment stays active (over segmentBytes for a
+   * while is harmless), reads go on, and the next append tries the roll again.
+   */
   private roll(): void {
     const old = this.active;
-    old.fsyncSync();
+    try {
+      old.fsyncSync();
+    } catch (err) {
+      throw new KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, `cannot flush segment ${segmentFileName(old.baseOffset, '.log')} before rolling: ${(err as Error).message}`, { cause: err });
+    }
     this.segments.push(Segment.create(this.dir, old.nextOffset, this.config.indexIntervalBytes));
   }
 

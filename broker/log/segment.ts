@@ -58,9 +58,16 @@ export class Segment {
 
   private constructor(readonly dir: string, readonly baseOffset: number, private readonly indexIntervalBytes: number) {
     this.nextOffset = baseOffset;
-    this.logFd = fs.openSync(this.file('.log'), 'a+');
-    this.indexFd = fs.openSync(this.file('.index'), 'a+');
-    this.timeFd = fs.openSync(this.file('.timeindex'), 'a+');
+    // A file that cannot be opened (no space or inodes left, too many open files) must not leave
+    // the ones opened before it behind.
+    const fds: number[] = [];
+    try {
+      for (const ext of ['.log', '.index', '.timeindex']) fds.push(fs.openSync(this.file(ext), 'a+'));
+    } catch (err) {
+      for (const fd of fds) fs.closeSync(fd);
+      throw err;
+    }
+    [this.logFd, this.indexFd, this.timeFd] = fds as [number, number, number];
     this.lastModifiedMs = Date.now();
   }
 
@@ -68,11 +75,26 @@ export class Segment {
     return path.join(this.dir, segmentFileName(this.baseOffset, ext));
   }
 
-  /** A new empty segment; the directory is fsynced so the new files survive a power loss. */
+  /**
+   * A new empty segment; the directory is fsynced so the new files survive a power loss. When
+   * that fails (disk full, I/O error) the files it created are removed again and the error is
+   * KAFKA_STORAGE_ERROR (retriable: the caller keeps its current segment).
+   */
   static create(dir: string, baseOffset: number, indexIntervalBytes: number): Segment {
-    const seg = new Segment(dir, baseOffset, indexIntervalBytes);
-    fsyncDir(dir);
-    return seg;
+    let seg: Segment | undefined;
+    try {
+      seg = new Segment(dir, baseOffset, indexIntervalBytes);
+      fsyncDir(dir);
+      return seg;
+    } catch (err) {
+      try {
+        if (seg) seg.deleteFiles();
+        else for (const ext of ['.log', '.index', '.timeindex']) fs.rmSync(path.join(dir, segmentFileName(baseOffset, ext)), { force: true });
+      } catch {
+        // An empty segment file left behind opens as an empty segment; nothing is lost.
+      }
+      throw new KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, `cannot create segment ${segmentFileName(baseOffset, '.log')} in ${dir}: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   /**

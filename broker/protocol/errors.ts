@@ -58,8 +58,8 @@ export class DecodeError extends Error {
 /** A storage or broker-level failure that maps onto one Kafka error code. */
 export class KafkaError extends Error {
   readonly code: ErrorCodeId;
-  constructor(code: ErrorCodeId, message: string) {
-    super(message);
+  constructor(code: ErrorCodeId, message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'KafkaError';
     this.code = code;
   }

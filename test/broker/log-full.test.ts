@@ -3,10 +3,13 @@
  * fit but whose index entry needs a new page is stored and acknowledged (the index is derived,
  * rebuilt by a scan at the next open) instead of failing after it was written; a batch the log
  * cannot take fails as KAFKA_STORAGE_ERROR and leaves nothing behind; reads and a reopen see
- * exactly the acknowledged batches; appends resume once space returns. Needs root (mount).
+ * exactly the acknowledged batches; appends resume once space returns. A segment roll that
+ * cannot create the new segment's files (no inodes left) fails the append as KAFKA_STORAGE_ERROR,
+ * not a raw ENOSPC, leaves no file behind and the log serving reads; the roll succeeds once
+ * files can be created again. Needs root (mount).
  */
 import test from 'ava';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PartitionLog, logConfigDefaults, type LogConfig } from '../../broker/log/partitionLog.js';
@@ -23,13 +26,19 @@ const ENTRIES_PER_INDEX_PAGE = PAGE_BYTES / 8;
 /** One index entry per batch. */
 const config: LogConfig = { ...logConfigDefaults, indexIntervalBytes: 1 };
 
+/** Files and directories the second filesystem holds at most (its root, the partition, fillers). */
+const FS_INODES = 32;
+
 const root = mkdtempSync(join(tmpdir(), 'ferry-logfull-'));
 const mnt = join(root, 'mnt');
+const mntInodes = join(root, 'mnt-inodes');
 mkdirSync(mnt);
-const mounted = tryMountTmpfs(mnt, FS_BYTES);
+mkdirSync(mntInodes);
+const mounted = tryMountTmpfs(mnt, FS_BYTES) && tryMountTmpfs(mntInodes, FS_BYTES, FS_INODES);
 if (!mounted) console.log('broker log-full test skipped: cannot mount a tmpfs here (needs root)');
 test.after.always(() => {
-  if (mounted) unmount(mnt);
+  unmount(mnt);
+  unmount(mntInodes);
   rmSync(root, { recursive: true, force: true });
 });
 const maybe = mounted ? test : test.skip;
@@ -104,5 +113,55 @@ maybe('full disk: an index write that fails never fails a stored batch; the log 
   t.is(again.logEndOffset, acked);
   t.deepEqual(offsets(again), Array.from({ length: acked }, (_, i) => i));
   t.is(statSync(indexPath).size, 8 * acked, 'the reopen rebuilt the index');
+  again.close();
+});
+
+/** Creates empty files in `dir` until the filesystem refuses one (ENOSPC: no inodes left); returns them. */
+function exhaustInodes(dir: string): string[] {
+  const made: string[] = [];
+  for (let i = 0; ; i++) {
+    const f = join(dir, `filler-${i}`);
+    try {
+      closeSync(openSync(f, 'w'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+      return made;
+    }
+    made.push(f);
+    if (made.length > FS_INODES) throw new Error(`created ${made.length} files on a filesystem of ${FS_INODES} inodes`);
+  }
+}
+
+maybe('full disk at a segment roll: the append fails as KAFKA_STORAGE_ERROR, nothing is left behind, reads go on, the roll succeeds once space returns', (t) => {
+  const dir = join(mntInodes, 'p0');
+  const rollConfig: LogConfig = { ...config, segmentBytes: PAGE_BYTES };
+  const log = PartitionLog.open(dir, rollConfig);
+  const value = 'r'.repeat(200);
+  const batchBytes = buildBatch({ values: [value] }).length;
+  const perSegment = Math.floor(PAGE_BYTES / batchBytes);
+  const append = () => {
+    const batch = buildBatch({ values: [value] });
+    return log.append(batch, validateProducedBatch(batch, 1 << 20));
+  };
+  for (let i = 0; i < perSegment; i++) append();
+  t.is(log.segments.length, 1, 'the first segment is full, the next append rolls');
+  const files = readdirSync(dir).sort();
+
+  const fillers = exhaustInodes(mntInodes);
+  const err = t.throws(() => append());
+  t.true(err instanceof KafkaError && err.code === ErrorCode.KAFKA_STORAGE_ERROR, `a storage error, not ${String(err)}`);
+  t.regex(err!.message, /cannot create segment .*ENOSPC/);
+  t.is(log.segments.length, 1, 'no half-made segment joins the log');
+  t.deepEqual(readdirSync(dir).sort(), files, 'and none stays on disk');
+  t.is(log.logEndOffset, perSegment);
+  t.deepEqual(offsets(log), Array.from({ length: perSegment }, (_, i) => i), 'reads see every acknowledged batch');
+  t.throws(() => append(), { instanceOf: KafkaError }, 'every retry fails the same clean way');
+
+  for (const f of fillers) unlinkSync(f);
+  t.is(append().baseOffset, perSegment, 'the roll succeeds once space returns');
+  t.is(log.segments.length, 2);
+  log.close();
+  const again = PartitionLog.open(dir, rollConfig);
+  t.deepEqual(offsets(again), Array.from({ length: perSegment + 1 }, (_, i) => i), 'a reopen sees every acknowledged batch');
   again.close();
 });

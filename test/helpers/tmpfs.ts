@@ -1,10 +1,13 @@
 /** A small filesystem a test mounts to run out of space for real (tmpfs; needs root). */
 import { execFileSync } from 'node:child_process';
 
-/** Mounts a tmpfs of `bytes` on `dir`; false when this machine does not allow it. */
-export function tryMountTmpfs(dir: string, bytes: number): boolean {
+/**
+ * Mounts a tmpfs of `bytes` on `dir` (at most `inodes` files and directories when given, to run
+ * out of inodes rather than space); false when this machine does not allow it.
+ */
+export function tryMountTmpfs(dir: string, bytes: number, inodes?: number): boolean {
   try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes}`, 'tmpfs', dir], { stdio: 'ignore' });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes}${inodes !== undefined ? `,nr_inodes=${inodes}` : ''}`, 'tmpfs', dir], { stdio: 'ignore' });
     return true;
   } catch {
     return false;
