@@ -146,6 +146,8 @@ const SCAN_QUEUE_RECORDS_MAX = 10_000;
 /** A scan without a timeout fails when no frame arrives for this long. */
 const SCAN_IDLE_TIMEOUT_MS = 60_000;
 const DEFAULT_CONNS_PER_NODE = 64;
+/** Tend rounds in a row a node may fail before the client drops it (its claims stop routing commands). */
+export const NODE_TEND_FAILURES_MAX = 3;
 
 export class FerryClient {
   private nodes = new Map<string, ClusterNode>();
@@ -155,6 +157,10 @@ export class FerryClient {
   private masterClaims = new Map<string, Map<string, Uint8Array>>();
   private partitionGeneration = new Map<string, string>();
   private peersGeneration = new Map<string, string>();
+  /** node id -> the peers that node listed last (a dropped node that a live one still lists is tried again). */
+  private peersOf = new Map<string, Peer[]>();
+  /** node id -> tend rounds it failed in a row. */
+  private tendFailures = new Map<string, number>();
   private tendTimer: TimerHandle | undefined;
   private closed = false;
   private readonly timeoutMs: number;
@@ -260,6 +266,8 @@ export class FerryClient {
   /** One tend round: peers and partition maps of every node. */
   async tend(): Promise<void> {
     if (this.closed) return;
+    // A peer a live node lists that the client lost (it was unreachable for a while) is tried again.
+    for (const peers of this.peersOf.values()) for (const p of peers) if (!this.nodes.has(p.nodeId)) await this.addPeer(p);
     // Peers found in this round are tended in the same round.
     const tended = new Set<string>();
     for (;;) {
@@ -272,26 +280,56 @@ export class FerryClient {
     }
   }
 
+  /** Adds a peer by the first of its addresses that answers as that node; false when none did. */
+  private async addPeer(p: Peer): Promise<boolean> {
+    for (const a of p.addresses) {
+      try {
+        await this.addNode(a.host, a.port, p.nodeId);
+        return true;
+      } catch {
+        /* try the next address */
+      }
+    }
+    return false;
+  }
+
+  /**
+   * A node that failed NODE_TEND_FAILURES_MAX tend rounds in a row is dropped: its pool closed, its
+   * master claims forgotten, so its partitions go to another node's standing claim (or to no node
+   * until one claims them) instead of to a node that is gone. The last node is kept: it is the
+   * client's only way back into the cluster.
+   */
+  private tendFailed(node: ClusterNode): void {
+    const failures = (this.tendFailures.get(node.nodeId) ?? 0) + 1;
+    this.tendFailures.set(node.nodeId, failures);
+    if (failures < NODE_TEND_FAILURES_MAX || this.nodes.size <= 1) return;
+    this.nodes.delete(node.nodeId);
+    node.pool.close();
+    this.tendFailures.delete(node.nodeId);
+    this.peersGeneration.delete(node.nodeId);
+    this.partitionGeneration.delete(node.nodeId);
+    this.peersOf.delete(node.nodeId);
+    for (const [ns, claims] of this.masterClaims) {
+      claims.delete(node.nodeId);
+      const map = this.partitionMap.get(ns);
+      if (!map) continue;
+      for (let p = 0; p < PARTITION_COUNT; p++) if (map[p] === node.nodeId) map[p] = this.otherClaimant(claims, p, node.nodeId);
+    }
+  }
+
   private async tendNode(node: ClusterNode): Promise<void> {
     let info: Map<string, string>;
     try {
       info = await this.infoOn(node.pool, ['node', 'peers-generation', 'partition-generation']);
     } catch {
+      this.tendFailed(node);
       return;
     }
+    this.tendFailures.delete(node.nodeId);
     if (info.get('peers-generation') !== this.peersGeneration.get(node.nodeId)) {
-      const peers = (await this.infoOn(node.pool, ['peers-clear-std'])).get('peers-clear-std') ?? '';
-      for (const p of parsePeers(peers)) {
-        if (this.nodes.has(p.nodeId)) continue;
-        for (const a of p.addresses) {
-          try {
-            await this.addNode(a.host, a.port, p.nodeId);
-            break;
-          } catch {
-            /* try the next address */
-          }
-        }
-      }
+      const peers = parsePeers((await this.infoOn(node.pool, ['peers-clear-std'])).get('peers-clear-std') ?? '');
+      this.peersOf.set(node.nodeId, peers);
+      for (const p of peers) if (!this.nodes.has(p.nodeId)) await this.addPeer(p);
       this.peersGeneration.set(node.nodeId, info.get('peers-generation') ?? '');
     }
     if (info.get('partition-generation') !== this.partitionGeneration.get(node.nodeId)) {
@@ -662,7 +700,13 @@ function ttlOf(voidTimeS: number, nowMs: number): number {
 }
 
 /** Parses a peers-clear-std value. */
-export function parsePeers(value: string): Array<{ nodeId: string; addresses: Array<{ host: string; port: number }> }> {
+/** One entry of a node's peers list: a node id and its service addresses. */
+export interface Peer {
+  nodeId: string;
+  addresses: Array<{ host: string; port: number }>;
+}
+
+export function parsePeers(value: string): Peer[] {
   const m = /^(\d+),(\d*),\[(.*)\]$/.exec(value);
   if (!m) return [];
   const defaultPort = m[2] ? Number(m[2]) : 3000;
