@@ -9,7 +9,9 @@ const COMMANDS = ['node', 'broker', 'receiver', 'demo', 'info', 'cluster', 'lag'
 
 const program = new Command('ferry')
   .description('ferry: cross-datacenter replication with an Aerospike-compatible SSD key-value store')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // A command's options stop at its subcommand (`ferry cluster quiesce --node x`: --node is quiesce's).
+  .enablePositionalOptions();
 
 for (const name of COMMANDS) {
   const mod: { register?: (p: Command) => void } | undefined = await import(`./commands/${name}.js`).catch(

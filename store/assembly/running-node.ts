@@ -27,6 +27,7 @@ import { nodeInfoCommands } from '../node-info.js';
 import type { OpenReport } from '../storage/record-store.js';
 import { runtimeOf, type Runtime } from '../runtime/index.js';
 import { startWireServer, type WireServer } from '../wire/server.js';
+import { infoError } from '../wire/info-codec.js';
 import type { PartitionId } from '../types.js';
 
 export type NodeLogLevel = 'info' | 'warn' | 'error';
@@ -232,9 +233,23 @@ function migrationConfig(m: Migrations): Record<string, number> {
 function infoCommands(node: FerryNode, config: NodeConfig, extensions: readonly NodeExtension[], cluster: Cluster | undefined, service: () => Endpoint): Record<string, InfoHandler> {
   const table: Record<string, InfoHandler> = { ...nodeInfoCommands(node) };
   for (const ext of extensions) Object.assign(table, ext.infoCommands?.() ?? {});
+  Object.assign(table, quiesceCommands(cluster));
   table['ferry-cluster'] = () =>
     JSON.stringify(cluster ? cluster.describe() : singleNodeDescription(node.nodeId, config.clusterName, String(node.stats()['cluster_key']), service(), node.namespaceNames()));
   return table;
+}
+
+/**
+ * `quiesce` / `quiesce-undo` (Aerospike's, without the separate `recluster`: the flag rides on
+ * the heartbeat and the member change starts the rebalance round at once, on every node alike).
+ */
+function quiesceCommands(cluster: Cluster | undefined): Record<string, InfoHandler> {
+  const set = (on: boolean): string => {
+    if (!cluster) return infoError(4, 'quiesce needs a cluster (this node runs without heartbeats)');
+    cluster.heartbeat.setQuiesced(on);
+    return 'ok';
+  };
+  return { quiesce: () => set(true), 'quiesce-undo': () => set(false) };
 }
 
 /** Samples for the node: cluster, proxy counters, namespaces (numeric statistics only). */
@@ -297,6 +312,8 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
     replicationTargets: (ns, pid) => balance.replicationTargets(ns, pid),
     generation: () => balance.generation(),
     remaining: () => balance.remaining(),
+    migrationsByNamespace: () =>
+      Object.fromEntries([...namespaces].map(([name, n]) => [name, { tx: migrations.remaining(name), rx: balance.pending(name).rx, storedBytes: n.store.stats().usedBytes }])),
     namespaceStats: (ns) => {
       const p = balance.pending(ns);
       const c = migrations.nsCounters(ns);
@@ -305,6 +322,9 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
         migrate_tx_partitions_remaining: migrations.remaining(ns),
         migrate_rx_partitions_remaining: p.rx,
         migrate_signals_remaining: p.drops,
+        pending_quiesce: hb.quiesced ? 1 : 0,
+        effective_is_quiesced: balance.isQuiesced(ns) ? 1 : 0,
+        nodes_quiesced: cluster.table(ns).members.filter((m) => m.quiesced).length,
         migrate_tx_partitions_done: c?.migrate_tx_partitions_done ?? 0,
         migrate_records_shipped: c?.migrate_records_shipped ?? 0,
         migrate_records_skipped: c?.migrate_records_skipped ?? 0,
@@ -336,6 +356,9 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
     migrate_tx_partitions_remaining: migrations.remaining(),
     migrate_rx_partitions_active: migrations.incomingActive(),
     migrate_exchange_ready: balance.ready,
+    pending_quiesce: hb.quiesced,
+    effective_is_quiesced: balance.isQuiesced(),
+    nodes_quiesced: cluster.table().members.filter((m) => m.quiesced).length,
     ...migrations.counters,
     ...migrations.limit.counters,
     ...balance.counters,

@@ -25,6 +25,11 @@
  * UNAVAILABLE and the client retries. A copy that stops receiving writes (not a holder, not
  * serving) is no longer FULL, and is dropped once every holder's copy is FULL.
  *
+ * Quiesce: a quiesced member is at the end of every succession (partition-table.ts), so the
+ * plan makes its FULL replicas the working masters at once (no data moves for mastership) and
+ * fills the nodes that take its holder places. A quiesced node never drops a copy (it is to be
+ * restarted and rejoin with a delta); its copies that receive no writes turn SUBSET as usual.
+ *
  * Concurrency: single event loop; every state change happens in a message, timer or migration
  * callback, and old-round callbacks check the key first.
  */
@@ -229,11 +234,17 @@ export class PartitionBalance {
     return out;
   }
 
+  /** Whether this node is quiesced in the current table (it keeps every copy it has). */
+  isQuiesced(namespace?: string): boolean {
+    return this.cluster.table(namespace).members.find((m) => m.nodeId === this.cluster.nodeId)?.quiesced === true;
+  }
+
   /** Per namespace: partitions still to receive, copies still to drop (migrate_rx / signals). */
   pending(namespace: string): { rx: number; drops: number } {
     const b = this.namespaces.get(namespace);
     if (!b) return { rx: 0, drops: 0 };
     const t = this.cluster.table(namespace);
+    const keeps = this.isQuiesced(namespace);
     let rx = 0;
     let drops = 0;
     for (let pid = 0; pid < PARTITION_COUNT; pid++) {
@@ -241,7 +252,7 @@ export class PartitionBalance {
       const p = t.positionOf(this.cluster.nodeId, pid);
       if (p < t.replicationFactor) {
         if (s !== PartitionState.FULL || this.#expect.has(keyOf(namespace, pid))) rx++;
-      } else if (s !== PartitionState.ABSENT) drops++;
+      } else if (s !== PartitionState.ABSENT && !keeps) drops++;
     }
     return { rx, drops };
   }
@@ -572,6 +583,7 @@ export class PartitionBalance {
     const self = this.cluster.nodeId;
     for (const [name, b] of this.namespaces) {
       if (only !== undefined && name !== only) continue;
+      if (this.isQuiesced(name)) continue;
       const t = this.cluster.table(name);
       const drops: Array<[number, PartitionStateId]> = [];
       for (const pid of pids ?? ALL_PIDS) {

@@ -29,11 +29,15 @@ export interface ClusterDescription {
   stable: boolean;
   /** Partitions this node still has to send. */
   migrationsRemaining: number;
+  /** This node announces itself quiesced (absent from older nodes). */
+  quiesced?: boolean;
+  /** Per namespace: partitions still to send (tx) and to receive (rx) on this node, stored bytes (absent from older nodes). */
+  migrations?: Record<string, { tx: number; rx: number; storedBytes: number }>;
   /** Effective replication factor per namespace. */
   replicationFactors: Record<string, number>;
   /** Counts for the largest replication factor in use. */
   replicationFactor: number;
-  members: Array<{ nodeId: string; rackId?: number; service?: { host: string; port: number }; master: number; replica: number }>;
+  members: Array<{ nodeId: string; rackId?: number; quiesced?: true; service?: { host: string; port: number }; master: number; replica: number }>;
 }
 
 /** The description of a node that runs without heartbeats: a one-node cluster. */
@@ -69,6 +73,8 @@ export interface PartitionRoles {
   /** Work left on this node besides outgoing migrations. */
   remaining(): number;
   namespaceStats?(namespace: string): Record<string, number>;
+  /** Per namespace: partitions to send, to receive, and stored bytes on this node. */
+  migrationsByNamespace?(): Record<string, { tx: number; rx: number; storedBytes: number }>;
 }
 
 export class Cluster implements ClusterView {
@@ -232,12 +238,14 @@ export class Cluster implements ClusterView {
       generation: this.#snapshot.generation,
       stable: this.isStable(),
       migrationsRemaining: this.migrationsRemaining(),
+      quiesced: this.heartbeat.quiesced,
+      ...(this.roles?.migrationsByNamespace ? { migrations: this.roles.migrationsByNamespace() } : {}),
       replicationFactors: Object.fromEntries(Object.keys(this.replicationFactors).map((ns) => [ns, this.table(ns).replicationFactor])),
       replicationFactor: table.replicationFactor,
       members: table.counts().map((c) => {
         const m = table.members.find((x) => x.nodeId === c.nodeId);
         const service = c.nodeId === this.nodeId ? self : peers.get(c.nodeId)?.service;
-        return { ...c, ...(m?.rackId !== undefined ? { rackId: m.rackId } : {}), ...(service ? { service } : {}) };
+        return { ...c, ...(m?.rackId !== undefined ? { rackId: m.rackId } : {}), ...(m?.quiesced ? { quiesced: true as const } : {}), ...(service ? { service } : {}) };
       }),
     };
   }

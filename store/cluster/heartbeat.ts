@@ -20,6 +20,12 @@
  * the proposal rides on the pulses and there is no separate commit step. `integrity` = every
  * member announces the cluster key we use, which `cluster-stable` reports.
  *
+ * Quiesce: a node told to quiesce (before a planned restart) says so in its pulses; every node
+ * puts the flag in the member it builds for it, so the member list, the cluster key and the
+ * partition table change on every node alike (partition-table.ts moves it to the end of every
+ * succession) and the change starts a rebalance round like any membership change. The flag is
+ * not persisted: a restarted node comes back active.
+ *
  * Pulses whose cluster name differs from ours are refused: the peer never becomes a member,
  * both sides log it (once per peer and minute), and the sender is told why.
  *
@@ -72,6 +78,7 @@ export interface HeartbeatOptions {
 export interface PeerInfo {
   nodeId: string;
   rackId?: number;
+  quiesced?: true;
   heartbeat: Endpoint;
   service: Endpoint;
   /** Cluster key the peer last announced. */
@@ -85,6 +92,8 @@ interface Pulse {
   incarnation: string;
   clusterName: string;
   rackId?: number;
+  /** Present (true) while the sender is quiesced. */
+  quiesced?: true;
   heartbeat: Endpoint;
   service: Endpoint;
   clusterKey: string;
@@ -139,6 +148,7 @@ export class Heartbeat {
   #listener: FabricListener | undefined;
   #timer: TimerHandle | undefined;
   #heartbeatPort = 0;
+  #quiesced = false;
   readonly counters = { pulses_sent: 0, pulses_received: 0, refused_cluster_name: 0, membership_changes: 0 };
 
   constructor(o: HeartbeatOptions) {
@@ -249,8 +259,26 @@ export class Heartbeat {
     return this.#ensure(o);
   }
 
+  /** Whether this node announces itself quiesced. */
+  get quiesced(): boolean {
+    return this.#quiesced;
+  }
+
+  /**
+   * Quiesces this node (or undoes it): announced in the next pulse, and this node's own member
+   * list changes at once (a new cluster key and so a rebalance round). Returns whether it changed.
+   */
+  setQuiesced(on: boolean): boolean {
+    if (this.#quiesced === on) return false;
+    this.#quiesced = on;
+    this.#o.log?.('info', on ? 'quiesced: moving to the end of every succession' : 'quiesce undone');
+    this.#recompute(this.#o.clock.nowMs(), false);
+    this.#tick();
+    return true;
+  }
+
   #selfMember(): Member {
-    return this.#o.rackId === undefined ? { nodeId: this.#o.nodeId } : { nodeId: this.#o.nodeId, rackId: this.#o.rackId };
+    return { nodeId: this.#o.nodeId, ...(this.#o.rackId !== undefined ? { rackId: this.#o.rackId } : {}), ...(this.#quiesced ? { quiesced: true as const } : {}) };
   }
 
   #advertised(): Endpoint {
@@ -311,6 +339,7 @@ export class Heartbeat {
       members,
       principal: members[0]!,
       ...(this.#o.rackId !== undefined ? { rackId: this.#o.rackId } : {}),
+      ...(this.#quiesced ? { quiesced: true as const } : {}),
     };
     return frame(FabricKind.PULSE, Buffer.from(JSON.stringify(pulse)));
   }
@@ -358,12 +387,13 @@ export class Heartbeat {
       members,
       principal: p.principal ?? members[0]!,
       ...(p.rackId !== undefined ? { rackId: p.rackId } : {}),
+      ...(p.quiesced === true ? { quiesced: true as const } : {}),
     });
     this.#learn(p.heartbeat, now);
     const link = this.#out.get(epKey(p.heartbeat));
     if (link) link.refusedConnects = 0;
     for (const a of p.adjacency) if (a.nodeId !== this.#o.nodeId) this.#learn(a.heartbeat, now);
-    const changed = !prev || restarted || prev.rackId !== p.rackId || prev.principal !== p.principal || !sameIds(prev.members, members) || !sameSet(prev.hears, hears);
+    const changed = !prev || restarted || prev.rackId !== p.rackId || prev.quiesced !== (p.quiesced === true ? true : undefined) || prev.principal !== p.principal || !sameIds(prev.members, members) || !sameSet(prev.hears, hears);
     if (changed) this.#recompute(now, false);
   }
 
@@ -427,7 +457,7 @@ export class Heartbeat {
 
 const isWildcard = (host: string): boolean => host === '0.0.0.0' || host === '::' || host === '';
 
-const memberOf = (p: PeerState): Member => (p.rackId === undefined ? { nodeId: p.nodeId } : { nodeId: p.nodeId, rackId: p.rackId });
+const memberOf = (p: PeerState): Member => ({ nodeId: p.nodeId, ...(p.rackId !== undefined ? { rackId: p.rackId } : {}), ...(p.quiesced ? { quiesced: true as const } : {}) });
 
 function sameIds(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
@@ -498,6 +528,7 @@ function parsePulse(payload: Buffer): Pulse | undefined {
   if (typeof p.clusterName !== 'string' || typeof p.incarnation !== 'string' || typeof p.clusterKey !== 'string') return undefined;
   if (!isEndpoint(p.heartbeat) || !isEndpoint(p.service)) return undefined;
   if (p.rackId !== undefined && (!Number.isInteger(p.rackId) || p.rackId < 0 || p.rackId > 1_000_000)) return undefined;
+  if (p.quiesced !== undefined && typeof p.quiesced !== 'boolean') return undefined;
   if (!Array.isArray(p.adjacency) || p.adjacency.length > ADJACENCY_MAX) return undefined;
   if (!p.adjacency.every((a) => typeof a?.nodeId === 'string' && isEndpoint(a.heartbeat))) return undefined;
   const ids = (x: unknown): boolean => Array.isArray(x) && x.length <= ADJACENCY_MAX && x.every((id) => typeof id === 'string' && /^[0-9A-F]{1,16}$/.test(id));

@@ -13,6 +13,12 @@
  * a rack that already holds a copy, as long as an unused rack is left; with fewer racks than rf
  * the remaining copies fall back to score order. Masters stay where the hash puts them.
  *
+ * Quiesce: a member announced as quiesced (about to be restarted) goes to the end of every
+ * succession, after all the others in their usual order, so it masters nothing and (when the
+ * cluster has more than rf active members) holds nothing; the other members keep exactly the
+ * order they would have without it, so its departure later moves nothing. When every member is
+ * quiesced the flag is ignored (someone has to hold the data).
+ *
  * The cluster key is derived from the member list (ids and racks), so it changes with every
  * membership change and is the same on every node that sees the same members.
  */
@@ -29,6 +35,8 @@ export interface Member {
   nodeId: string;
   /** Rack id (0..1_000_000); absent = no rack. */
   rackId?: number;
+  /** Announced as quiesced: moved to the end of every succession (present only when true). */
+  quiesced?: true;
 }
 
 export class PartitionTableError extends Error {
@@ -88,7 +96,7 @@ export function validateMembers(members: readonly Member[]): Member[] {
     if (m.rackId !== undefined && (!Number.isInteger(m.rackId) || m.rackId < 0 || m.rackId > 1_000_000)) {
       throw new PartitionTableError(`rack id of ${m.nodeId} must be an integer 0..1000000: ${m.rackId}`);
     }
-    return m.rackId === undefined ? { nodeId: m.nodeId } : { nodeId: m.nodeId, rackId: m.rackId };
+    return { nodeId: m.nodeId, ...(m.rackId !== undefined ? { rackId: m.rackId } : {}), ...(m.quiesced === true ? { quiesced: true as const } : {}) };
   });
   return out.sort((a, b) => compareIds(a.nodeId, b.nodeId));
 }
@@ -103,7 +111,9 @@ export function compareIds(a: string, b: string): number {
 /** Cluster key of a member list: 48 bits of FNV-1a 64 over the sorted ids and racks, non-zero. */
 export function clusterKeyOf(members: readonly Member[]): string {
   const sorted = validateMembers(members);
-  const text = sorted.map((m) => `${m.nodeId}/${m.rackId ?? ''}`).join(',');
+  // A quiesced member changes the key (a new round moves it to the end); keys of clusters
+  // without one are what they always were.
+  const text = sorted.map((m) => `${m.nodeId}/${m.rackId ?? ''}${m.quiesced ? '/q' : ''}`).join(',');
   let h = 0xcbf29ce484222325n;
   for (const b of Buffer.from(text)) h = BigInt.asUintN(64, (h ^ BigInt(b)) * 0x100000001b3n);
   const key = h >> 16n || 1n;
@@ -119,6 +129,8 @@ export function computePartitionTable(input: readonly Member[], replicationFacto
   const rf = Math.min(replicationFactor, n);
   const hashes = members.map((m) => fnv1a32(m.nodeId));
   const racked = members.some((m) => m.rackId !== undefined);
+  const quiesced = members.filter((m) => m.quiesced).length;
+  const shiftQuiesced = quiesced > 0 && quiesced < n;
   // succession of pid p is rows[p * n .. p * n + n).
   const rows = new Uint8Array(PARTITION_COUNT * n);
   const scores = new Float64Array(n);
@@ -126,7 +138,9 @@ export function computePartitionTable(input: readonly Member[], replicationFacto
   for (let pid = 0; pid < PARTITION_COUNT; pid++) {
     for (let i = 0; i < n; i++) scores[i] = score(hashes[i]!, pid);
     order.sort((a, b) => scores[b]! - scores[a]! || a - b);
-    const row = racked ? rackAdjust(order, members, rf) : order;
+    const active = shiftQuiesced ? order.filter((i) => !members[i]!.quiesced) : order;
+    const placed = racked ? rackAdjust(active, members, Math.min(rf, active.length)) : active;
+    const row = shiftQuiesced ? [...placed, ...order.filter((i) => members[i]!.quiesced)] : placed;
     for (let i = 0; i < n; i++) rows[pid * n + i] = row[i]!;
   }
   const index = new Map(members.map((m, i) => [m.nodeId, i]));

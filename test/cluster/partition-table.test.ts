@@ -108,3 +108,40 @@ test('bad member lists are refused with a clear error', (t) => {
   t.throws(() => computePartitionTable(members(['A']), 0), { message: /replication factor/ });
   t.throws(() => computePartitionTable([{ nodeId: 'A', rackId: -1 }], 1), { message: /rack id/ });
 });
+
+test('a quiesced member goes to the end of every succession; the others keep their order without it', (t) => {
+  const ids = ['BB9010011AC4202', 'BB9020011AC4202', 'BB9030011AC4202', 'A1'];
+  const q = 'BB9020011AC4202';
+  const plain = computePartitionTable(members(ids), 2);
+  const quiesced = computePartitionTable(ids.map((nodeId) => (nodeId === q ? { nodeId, quiesced: true as const } : { nodeId })), 2);
+  const without = computePartitionTable(members(ids.filter((id) => id !== q)), 2);
+  t.not(quiesced.clusterKey, plain.clusterKey, 'the flag changes the key (a new rebalance round)');
+  t.is(quiesced.replicationFactor, 2);
+  let moved = 0;
+  for (let pid = 0; pid < PARTITION_COUNT; pid++) {
+    const row = quiesced.succession(pid).map((i) => quiesced.members[i]!.nodeId);
+    t.is(row[row.length - 1], q);
+    t.deepEqual(row.slice(0, -1), without.succession(pid).map((i) => without.members[i]!.nodeId));
+    if (plain.positionOf(q, pid) < 2) moved++;
+  }
+  t.true(moved > 0);
+  t.is(quiesced.counts().find((c) => c.nodeId === q)?.master, 0);
+  t.is(quiesced.counts().find((c) => c.nodeId === q)?.replica, 0);
+  const all = computePartitionTable(ids.map((nodeId) => ({ nodeId, quiesced: true as const })), 2);
+  for (let pid = 0; pid < PARTITION_COUNT; pid += 97) t.deepEqual(all.succession(pid), plain.succession(pid), 'all quiesced: the flag is ignored');
+});
+
+test('with racks, a quiesced member is still moved to the end and replicas use distinct racks among the others', (t) => {
+  const ms: Member[] = [
+    { nodeId: 'A1', rackId: 1 },
+    { nodeId: 'A2', rackId: 1 },
+    { nodeId: 'B1', rackId: 2, quiesced: true },
+    { nodeId: 'B2', rackId: 2 },
+  ];
+  const table = computePartitionTable(ms, 2);
+  for (let pid = 0; pid < PARTITION_COUNT; pid++) {
+    t.is(table.nodeAt(pid, 3), 'B1');
+    const racks = new Set([0, 1].map((p) => ms.find((m) => m.nodeId === table.nodeAt(pid, p))!.rackId));
+    t.is(racks.size, 2);
+  }
+});
