@@ -224,6 +224,7 @@ test.serial('a rolling restart of every node under load fails no client command;
   t.log(lines.join('\n'));
   t.log(load.summary());
   t.is(steps.length, 3);
+  if (load.failures.length > 0) for (const m of members) t.log(`${m.id}:\n${m.proc.output.split('\n').filter((l) => /warn|changed|rebalance|restarted|gone|quiesce/i.test(l)).slice(-60).join('\n')}`);
   t.deepEqual(load.failures, [], 'no client command failed');
   for (let i = 0; i < load.acked.length; i += 500) {
     const keys = load.acked.slice(i, i + 500);
