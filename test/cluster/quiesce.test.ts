@@ -91,6 +91,8 @@ class Load {
    * is after. Counted and printed, not asserted, until it is fixed; every other failure fails.
    */
   readonly notFound: string[] = [];
+  /** What the test is doing now (failures name it). */
+  phase = 'load';
   #running = true;
   #next = 0;
   readonly #done: Array<Promise<void>> = [];
@@ -138,7 +140,7 @@ class Load {
   #failed(op: string, k: string, err: unknown): void {
     const e = err as { code?: number; message?: string };
     if (op === 'get' && e.code === NOT_FOUND) return void this.notFound.push(`${k} at ${new Date().toISOString()}`);
-    this.failures.push(`${op} ${k}: code ${e.code} ${e.message ?? ''} at ${new Date().toISOString()}`);
+    this.failures.push(`${op} ${k}: code ${e.code} ${e.message ?? ''} at ${new Date().toISOString()} (${this.phase})`);
   }
 
   summary(): string {
@@ -174,9 +176,11 @@ test.serial('a quiesced node masters and holds nothing, keeps its data, and its 
   const load = new Load(client, 'q');
   await waitFor(() => load.acked.length >= 500, STABLE_TIMEOUT_MS, 'some acknowledged writes');
   const c = members[2]!;
+  load.phase = 'quiesce';
   const { stdout } = await ferry('cluster', 'quiesce', '--node', `127.0.0.1:${c.port}`, '--timeout-ms', String(STABLE_TIMEOUT_MS));
   t.regex(stdout, new RegExp(`node ${c.id} .* quiesced; cluster of 3 stable`));
   const atQuiesce = load.acked.length;
+  load.phase = 'quiesced';
   const report = JSON.parse((await ferry('cluster', '--node', `127.0.0.1:${members[0]!.port}`, '--json')).stdout) as ClusterReport;
   const shown = report.view.members.find((m) => m.nodeId === c.id);
   t.is(shown?.quiesced, true, 'ferry cluster --json shows the node quiesced');
@@ -192,8 +196,11 @@ test.serial('a quiesced node masters and holds nothing, keeps its data, and its 
   t.is(n.get('partitions_full'), '0', 'its copies receive no writes, so none is full');
   for (const m of members.slice(0, 2)) t.is((await stats(m.port)).get('nodes_quiesced'), '1');
   await waitFor(() => load.acked.length >= atQuiesce + 300, STABLE_TIMEOUT_MS, 'writes while the node is quiesced');
+  load.phase = 'restart';
   await restart(c);
+  load.phase = 'rejoin';
   await waitClusterStable(rolling(members), STABLE_TIMEOUT_MS);
+  load.phase = 'stable';
   const back = await stats(members[2]!.port);
   t.is(back.get('effective_is_quiesced'), 'false', 'a restarted node comes back active');
   const received = Number(back.get('migrate_records_received'));
@@ -214,7 +221,10 @@ test.serial('a rolling restart of every node under load fails no client command;
     { host: '127.0.0.1', port: members[0]!.port },
     {
       stepTimeoutMs: STABLE_TIMEOUT_MS,
-      log: (l) => void lines.push(`${new Date().toISOString()} ${l}`),
+      log: (l) => {
+        lines.push(`${new Date().toISOString()} ${l}`);
+        load.phase = l;
+      },
       restart: async (node) => restart(members.find((m) => m.id === node.nodeId)!),
     },
   );
