@@ -147,6 +147,7 @@ export class Heartbeat {
   #snapshot: MembershipSnapshot;
   #listener: FabricListener | undefined;
   #timer: TimerHandle | undefined;
+  #stopped = false;
   #heartbeatPort = 0;
   #quiesced = false;
   readonly counters = { pulses_sent: 0, pulses_received: 0, refused_cluster_name: 0, membership_changes: 0 };
@@ -195,6 +196,7 @@ export class Heartbeat {
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     this.#timers.clearInterval(this.#timer);
     for (const o of this.#out.values()) o.conn?.close();
     await this.#listener?.close();
@@ -218,6 +220,11 @@ export class Heartbeat {
         resolve(true);
       });
     });
+  }
+
+  /** True once stop() was called. */
+  get stopped(): boolean {
+    return this.#stopped;
   }
 
   snapshot(): MembershipSnapshot {
@@ -252,6 +259,8 @@ export class Heartbeat {
 
   /** Sends to a live peer over this node's connection to it; returns it, or undefined. */
   connectionTo(nodeId: string): FabricConnection | undefined {
+    // A stopped node opens no new connections (late retransmits and replies go nowhere).
+    if (this.#stopped) return undefined;
     const p = this.#peers.get(nodeId);
     if (!p) return undefined;
     const o = this.#out.get(epKey(p.heartbeat));

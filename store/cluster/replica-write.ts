@@ -4,48 +4,95 @@
  * and resolves once every replica acknowledged it, the record lock still held, so the client's
  * answer means every copy has it (durably, with commit-to-device: a replica acknowledges after
  * its own commit step). On a replica, the version is applied in version order (generation, then
- * LUT): a late or duplicated message never regresses a record.
+ * LUT): a late or duplicated message never regresses a record, so resending one is harmless.
  *
- * A replica that does not answer within REPLICA_WRITE_TIMEOUT_MS fails the write with TIMEOUT
- * (the master already applied it: in doubt, as with any timeout). When the table changes, a
- * write still waiting on a node that is no longer a replica of that partition stops waiting
- * for it (it has left; the new replica would be filled by migrations, which do not exist yet).
+ * Retransmission: a replica write not acknowledged by every replica is sent again to the ones
+ * still missing after REPLICA_RETRANSMIT_MS_MIN, then at doubling intervals up to
+ * REPLICA_RETRANSMIT_MS_MAX, each time on the current connection to that node (a fresh one if the
+ * old one broke), with the same id and version. A replica that answers a retriable refusal
+ * (KEY_BUSY, DEVICE_OVERLOAD, SERVER_ERROR) is retried the same way; only a refusal no retry can
+ * change (PARAMETER, NAMESPACE_NOT_FOUND: a configuration mismatch) gives up on that replica.
+ *
+ * A replica that has not acknowledged within REPLICA_WRITE_TIMEOUT_MS fails the client's write
+ * with TIMEOUT (the master already applied it: in doubt, as with any timeout) and releases the
+ * record lock, but the write is not forgotten: it stays pending, "behind", and is retransmitted
+ * until every replica acknowledged it or left the table (a table change stops waiting for a node
+ * that is no longer a replica of that partition: migrations refill whoever replaces it). So once
+ * the network heals, no replica stays behind its master, with no membership change needed. A
+ * later write of the same record supersedes a behind one (its version wins on the replica anyway),
+ * so behind writes are at most one per record; all pending writes together are bounded by
+ * REPLICA_WRITES_PENDING_MAX (beyond it new writes are refused with DEVICE_OVERLOAD).
  *
  * Fabric messages (on the heartbeat connections):
  *   REPLICA_WRITE u32 id, u8 write kind, u8 namespace length, namespace, record (device format, CRC)
- *   REPLICA_ACK   u32 id, u8 result code
+ *   REPLICA_ACK   u32 id, u8 result code, sender node id
  */
 import { partitionOf } from '../digest.js';
 import { systemTimers, type TimerHandle, type Timers } from '../runtime/index.js';
 import { checkRecord, decodeRecord, encodeRecord, type StoredRecord } from '../storage/record-format.js';
-import { ResultCode, type WriteKindId } from '../types.js';
+import { ResultCode, type ResultCodeId, type WriteKindId } from '../types.js';
 import { ReplicationFailed, type Replicator, type WrittenVersion } from '../transaction/index.js';
 import type { Namespace } from '../namespace/namespace.js';
 import type { Cluster } from './cluster.js';
 import { FabricKind, frame, type Heartbeat } from './heartbeat.js';
 
-/** Longest a master waits for replicas before the write fails with TIMEOUT. */
+/** Longest a master waits for replicas before the client's write fails with TIMEOUT. */
 export const REPLICA_WRITE_TIMEOUT_MS = 1000;
+/**
+ * First retransmission of an unacknowledged replica write: well above a healthy round trip
+ * (a few ms) so a loaded replica is not sent everything twice, and well below the client
+ * timeout so one lost message still lets the client's write succeed.
+ */
+export const REPLICA_RETRANSMIT_MS_MIN = 250;
+/** Retransmission intervals double up to this (a replica cut off is not flooded). */
+export const REPLICA_RETRANSMIT_MS_MAX = 2000;
 /** Set in the write-kind byte of a REPLICA_WRITE that a migration sent (counted apart). */
 const MIGRATION_FLAG = 0x80;
-/** Replica writes in flight on one master before new ones are refused (DEVICE_OVERLOAD). */
+/** Replica writes in flight (behind ones included) on one master before new ones are refused (DEVICE_OVERLOAD). */
 export const REPLICA_WRITES_PENDING_MAX = 20_000;
 
-interface Pending {
-  /** A migration push to one node: not retargeted on table changes (the timeout bounds it). */
-  migration: boolean;
-  namespace: string;
-  pid: number;
-  waiting: Set<string>;
-  resolve: () => void;
-  reject: (err: Error) => void;
+/** Refusals a retransmission cannot change: the replica is given up (and the client told). */
+const PERMANENT_REFUSALS: ReadonlySet<number> = new Set<number>([ResultCode.PARAMETER, ResultCode.NAMESPACE_NOT_FOUND]);
+
+/** A migration push to one node: not retransmitted nor retargeted (the migration retries). */
+interface PendingPush {
+  migration: true;
+  resolve: (ok: boolean) => void;
   timer: TimerHandle;
 }
 
+/** A client write's version on its way to the replicas. */
+interface PendingWrite {
+  migration: false;
+  namespace: string;
+  pid: number;
+  /** namespace + digest: a later write of the record supersedes this one once it is behind. */
+  record: string;
+  frame: Buffer;
+  waiting: Set<string>;
+  /** The client's answer, until it is given (then the write is behind while nodes still wait). */
+  answer: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  deadline: TimerHandle | undefined;
+  retransmit: TimerHandle | undefined;
+  retransmitMs: number;
+}
+
+type Pending = PendingPush | PendingWrite;
+
 export class ReplicaWrites {
   readonly #pending = new Map<number, Pending>();
+  /** record (namespace + digest) -> id of its latest pending write. */
+  readonly #latest = new Map<string, number>();
   #nextId = 1;
-  readonly counters = { replica_writes_sent: 0, replica_writes_received: 0, replica_writes_applied: 0, replica_write_timeouts: 0 };
+  readonly counters = {
+    replica_writes_sent: 0,
+    replica_writes_received: 0,
+    replica_writes_applied: 0,
+    replica_write_timeouts: 0,
+    replica_writes_retransmitted: 0,
+    replica_writes_superseded: 0,
+    replica_writes_refused: 0,
+  };
   /** Before a received record is applied (the partition's version becomes at least SUBSET). */
   beforeApply: ((namespace: string, pid: number) => void) | undefined;
   /** A record a migration sent was applied here. */
@@ -75,6 +122,12 @@ export class ReplicaWrites {
     return { replicate: (w) => this.#replicate(namespace, w) };
   }
 
+  #takeId(): number {
+    const id = this.#nextId;
+    this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
+    return id;
+  }
+
   #replicate(namespace: string, w: WrittenVersion): Promise<void> {
     const pid = partitionOf(w.record.digest);
     // This node now has a copy of pid (a node that served while cut off has data no one else has).
@@ -84,18 +137,12 @@ export class ReplicaWrites {
     if (!this.cluster.isWorkingMaster(namespace, pid)) return Promise.resolve();
     const targets = this.cluster.replicationTargets(namespace, pid);
     if (targets.length === 0) return Promise.resolve();
+    const record = `${namespace}/${w.record.digest.toString('hex')}`;
+    this.#supersede(record);
     if (this.#pending.size >= REPLICA_WRITES_PENDING_MAX) return Promise.reject(new ReplicationFailed(ResultCode.DEVICE_OVERLOAD, 'too many replica writes in flight'));
-    const id = this.#nextId;
-    this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
-    const body = encodeMessage(id, namespace, w);
+    const id = this.#takeId();
     const startedMs = this.clock.nowMs();
     return new Promise<void>((resolve, reject) => {
-      const timer = this.timers.setTimeout(() => {
-        const waiting = [...(this.#pending.get(id)?.waiting ?? targets)];
-        this.#pending.delete(id);
-        this.counters.replica_write_timeouts++;
-        reject(new ReplicationFailed(ResultCode.TIMEOUT, `replica(s) ${waiting.join(',')} did not acknowledge in ${REPLICA_WRITE_TIMEOUT_MS} ms`));
-      }, REPLICA_WRITE_TIMEOUT_MS);
       const done = (): void => {
         const ms = this.clock.nowMs() - startedMs;
         this.latency.sumMs += ms;
@@ -103,14 +150,68 @@ export class ReplicaWrites {
         if (ms > this.latency.maxMs) this.latency.maxMs = ms;
         resolve();
       };
-      this.#pending.set(id, { migration: false, namespace, pid, waiting: new Set(targets), resolve: done, reject, timer });
-      for (const t of targets) {
-        const conn = this.heartbeat.connectionTo(t);
-        if (!conn) continue; // gone: the table change that follows releases it, or the timeout
-        conn.send(frame(FabricKind.REPLICA_WRITE, body));
-        this.counters.replica_writes_sent++;
-      }
+      const p: PendingWrite = {
+        migration: false,
+        namespace,
+        pid,
+        record,
+        frame: frame(FabricKind.REPLICA_WRITE, encodeMessage(id, namespace, w)),
+        waiting: new Set(targets),
+        answer: { resolve: done, reject },
+        deadline: undefined,
+        retransmit: undefined,
+        retransmitMs: REPLICA_RETRANSMIT_MS_MIN,
+      };
+      p.deadline = this.timers.setTimeout(() => this.#deadline(p), REPLICA_WRITE_TIMEOUT_MS);
+      this.#pending.set(id, p);
+      this.#latest.set(record, id);
+      this.#sendTo(p, targets);
+      this.#scheduleRetransmit(id, p);
     });
+  }
+
+  /** A behind write of the record is dropped: the new write carries a version that wins over it. */
+  #supersede(record: string): void {
+    const id = this.#latest.get(record);
+    if (id === undefined) return;
+    const old = this.#pending.get(id);
+    // Still owed to a client: its record lock is held, so no new write of the record can be here.
+    if (!old || old.migration || old.answer) return;
+    this.counters.replica_writes_superseded++;
+    this.#finish(id, old);
+  }
+
+  #sendTo(p: PendingWrite, nodes: Iterable<string>): void {
+    for (const t of nodes) {
+      const conn = this.heartbeat.connectionTo(t);
+      if (!conn) continue; // gone: a table change releases it, or the next retransmission finds it back
+      conn.send(p.frame);
+      this.counters.replica_writes_sent++;
+    }
+  }
+
+  #scheduleRetransmit(id: number, p: PendingWrite): void {
+    p.retransmit = this.timers.setTimeout(() => {
+      p.retransmit = undefined;
+      if (this.#pending.get(id) !== p) return;
+      if (this.heartbeat.stopped) return this.#finish(id, p, new ReplicationFailed(ResultCode.TIMEOUT, 'node stopped'));
+      this.counters.replica_writes_retransmitted += p.waiting.size;
+      this.#sendTo(p, p.waiting);
+      p.retransmitMs = Math.min(p.retransmitMs * 2, REPLICA_RETRANSMIT_MS_MAX);
+      this.#scheduleRetransmit(id, p);
+    }, p.retransmitMs);
+    // A stopped process is not kept alive by writes behind.
+    p.retransmit.unref();
+  }
+
+  /** The client is answered TIMEOUT; the write stays pending (behind) and keeps being retransmitted. */
+  #deadline(p: PendingWrite): void {
+    p.deadline = undefined;
+    const answer = p.answer;
+    if (!answer) return;
+    p.answer = undefined;
+    this.counters.replica_write_timeouts++;
+    answer.reject(new ReplicationFailed(ResultCode.TIMEOUT, `replica(s) ${[...p.waiting].join(',')} did not acknowledge in ${REPLICA_WRITE_TIMEOUT_MS} ms`));
   }
 
   /**
@@ -120,22 +221,13 @@ export class ReplicaWrites {
   push(namespace: string, record: StoredRecord, kind: WriteKindId, target: string): Promise<boolean> {
     const conn = this.heartbeat.connectionTo(target);
     if (!conn) return Promise.resolve(false);
-    const id = this.#nextId;
-    this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
+    const id = this.#takeId();
     return new Promise<boolean>((resolve) => {
       const timer = this.timers.setTimeout(() => {
         this.#pending.delete(id);
         resolve(false);
       }, REPLICA_WRITE_TIMEOUT_MS);
-      this.#pending.set(id, {
-        migration: true,
-        namespace,
-        pid: partitionOf(record.digest),
-        waiting: new Set([target]),
-        resolve: () => resolve(true),
-        reject: () => resolve(false),
-        timer,
-      });
+      this.#pending.set(id, { migration: true, resolve, timer });
       conn.send(frame(FabricKind.REPLICA_WRITE, encodeMessage(id, namespace, { record, kind }, MIGRATION_FLAG)));
     });
   }
@@ -143,24 +235,45 @@ export class ReplicaWrites {
   #onAck(payload: Buffer): void {
     if (payload.length < 5) return;
     const id = payload.readUInt32BE(0);
-    const code = payload[4]!;
+    const code = payload[4]! as ResultCodeId;
     const p = this.#pending.get(id);
     if (!p) return;
-    const from = payload.subarray(5).toString();
-    if (code !== ResultCode.OK) {
-      this.log(`replica ${from} refused a replica write (result ${code})`);
-      this.#finish(id, p, new ReplicationFailed(ResultCode.SERVER_ERROR, `replica ${from} answered ${code}`));
+    if (p.migration) {
+      this.#pending.delete(id);
+      this.timers.clearTimeout(p.timer);
+      p.resolve(code === ResultCode.OK);
       return;
     }
+    const from = payload.subarray(5).toString();
+    if (!p.waiting.has(from)) return; // a repeat's answer
+    if (code !== ResultCode.OK) return this.#refused(id, p, from, code);
     p.waiting.delete(from);
     if (p.waiting.size === 0) this.#finish(id, p);
   }
 
-  #finish(id: number, p: Pending, err?: Error): void {
+  /** A retriable refusal waits for the next retransmission; a permanent one gives that replica up. */
+  #refused(id: number, p: PendingWrite, from: string, code: ResultCodeId): void {
+    this.counters.replica_writes_refused++;
+    if (!PERMANENT_REFUSALS.has(code)) return;
+    this.log(`replica ${from} refused a replica write of ${p.namespace} partition ${p.pid} (result ${code}): not retried`);
+    p.waiting.delete(from);
+    const err = new ReplicationFailed(ResultCode.SERVER_ERROR, `replica ${from} answered ${code}`);
+    if (p.waiting.size === 0) return this.#finish(id, p, err);
+    const answer = p.answer;
+    p.answer = undefined;
+    answer?.reject(err);
+  }
+
+  #finish(id: number, p: PendingWrite, err?: Error): void {
     this.#pending.delete(id);
-    this.timers.clearTimeout(p.timer);
-    if (err) p.reject(err);
-    else p.resolve();
+    if (this.#latest.get(p.record) === id) this.#latest.delete(p.record);
+    this.timers.clearTimeout(p.deadline);
+    this.timers.clearTimeout(p.retransmit);
+    const answer = p.answer;
+    p.answer = undefined;
+    if (!answer) return;
+    if (err) answer.reject(err);
+    else answer.resolve();
   }
 
   /** After a table change: stop waiting for nodes that are no longer replicas of the partition. */
@@ -204,12 +317,20 @@ export class ReplicaWrites {
     );
   }
 
+  /** Client writes already answered whose version some replica has not acknowledged yet. */
+  behind(): number {
+    let n = 0;
+    for (const p of this.#pending.values()) if (!p.migration && !p.answer) n++;
+    return n;
+  }
+
   stats(): Record<string, number> {
     return {
       ...this.counters,
       replica_write_latency_mean_ms: this.latency.count > 0 ? Math.round((this.latency.sumMs / this.latency.count) * 100) / 100 : 0,
       replica_write_latency_max_ms: this.latency.maxMs,
       replica_writes_pending: this.#pending.size,
+      replica_writes_behind: this.behind(),
     };
   }
 }
