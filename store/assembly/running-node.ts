@@ -352,6 +352,7 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
     heartbeat_pulses_received: hb.counters.pulses_received,
     heartbeat_refused_cluster_name: hb.counters.refused_cluster_name,
     ...replicas.stats(),
+    ...proxy.counters,
     migrate_partitions_remaining: cluster.migrationsRemaining(),
     migrate_tx_partitions_remaining: migrations.remaining(),
     migrate_rx_partitions_active: migrations.incomingActive(),

@@ -222,6 +222,16 @@ export class Heartbeat {
     });
   }
 
+  /** Random per process (a restarted node is told apart by it). */
+  get incarnation(): string {
+    return this.#incarnation;
+  }
+
+  /** The process incarnation a live peer last announced (a restart changes it). */
+  incarnationOf(nodeId: string): string | undefined {
+    return this.#peers.get(nodeId)?.incarnation;
+  }
+
   /** True once stop() was called. */
   get stopped(): boolean {
     return this.#stopped;
