@@ -217,6 +217,8 @@ export interface FailbackResult {
   failbackS: number;
   equal: boolean;
   copiedToA: number;
+  /** Of copiedToA: writes B's clients made that the B->A stream had not delivered. */
+  copiedBWrites: number;
   unshipped: number;
   truncated: boolean;
   /** Records the receiver of B's topic applied to A from its restart until failback ended. */
@@ -269,6 +271,7 @@ export async function failbackPhase(sites: BenchSites, records: number, changeSh
     failbackS: Math.round(failbackMs / 100) / 10,
     equal: report.equal,
     copiedToA: report.copiedToA,
+    copiedBWrites: report.copiedBWrites,
     unshipped: report.unshipped.length,
     truncated: report.truncated,
     receiverAppliedToA: rs.applied,

@@ -579,6 +579,7 @@ async function drPhases(sites: BenchSites, writer: Writer, steadyRate: number, r
   out.failback_s = b.failbackS;
   out.failback_changed_on_b = b.changedOnB;
   out.failback_copied_to_a = b.copiedToA;
+  out.failback_copied_b_writes = b.copiedBWrites;
   out.failback_receiver_applied_to_a = b.receiverAppliedToA;
   out.failback_unshipped_listed = b.unshipped;
   out.failback_equal = b.equal;
@@ -588,7 +589,7 @@ async function drPhases(sites: BenchSites, writer: Writer, steadyRate: number, r
   console.log(`  ${b.argv.join(' ')}`);
   console.log(`  ${b.changedOnB} records changed on B in ${(b.changeMs / 1000).toFixed(1)} s; A back as one cluster and its receiver up in ${(b.restartMs / 1000).toFixed(1)} s (not in failback_s)`);
   console.log(`  failback_s ${b.failbackS} s from starting ferry failback until it exited, verify ${b.equal ? 'EQUAL' : 'NOT EQUAL'}   (goal <= ${GOALS.failbackS} s: ${b.failbackS <= GOALS.failbackS && b.equal ? 'met' : 'MISSED'})`);
-  console.log(`  re-shipped to A: ${reshipped} records = ${out.failback_reshipped_share_pct}% of ${records} (receiver of B's topic applied ${b.receiverAppliedToA}, levelling by checksums copied ${b.copiedToA});` +
+  console.log(`  re-shipped to A: ${reshipped} records = ${out.failback_reshipped_share_pct}% of ${records} (receiver of B's topic applied ${b.receiverAppliedToA}, levelling by checksums copied ${b.copiedToA}, of them ${b.copiedBWrites} written by B's clients and not delivered by B->A);` +
     ` ${b.unshipped} unshipped writes of A listed${b.truncated ? ' (TRUNCATED)' : ''}; switchover write outage ${b.switchoverWriteOutageMs ?? '?'} ms`);
   if (VERBOSE.on) console.log(b.stepsText.replace(/^/gm, '    '));
 }

@@ -35,6 +35,8 @@ import { SiteLagSource, siteMembers, type SiteMember } from './site-lag.js';
 import { NodeConn, OpsError, endpointText, errorText, getJson, parseKv, sleep, type Endpoint } from './util.js';
 import { verifySites, type KeyDiff } from './verify.js';
 
+/** Digests of B writes the B->A stream did not deliver listed in the report (the count is exact). */
+const COPIED_B_WRITES_LISTED_MAX = 20;
 /** Differing keys handled in one run (the rest are found by the next run). */
 export const FAILBACK_KEYS_MAX = 100_000;
 /** The receiver measures consumer lag about once a second. */
@@ -86,6 +88,15 @@ export interface FailbackReport {
   startedAtStep: number;
   policy: UnshippedPolicyId;
   copiedToA: number;
+  /**
+   * Of copiedToA: versions B's own clients wrote (origin local on B) that A lacked although the
+   * B->A drain had finished: writes the B->A stream did not deliver (the rest are versions of
+   * A's writes that A lost, e.g. to a kill -9 without commit-to-device). Levelling repairs both;
+   * a count above 0 says the B->A path dropped something. Digests of the first few in
+   * copiedBWriteDigests.
+   */
+  copiedBWrites: number;
+  copiedBWriteDigests: string[];
   unshipped: UnshippedWrite[];
   /** Unshipped writes beyond FAILBACK_KEYS_MAX are not listed; re-run. */
   truncated: boolean;
@@ -242,7 +253,7 @@ export async function failback(o: FailbackOptions): Promise<FailbackReport> {
   let a: SiteConn | undefined;
   let b: SiteConn | undefined;
   const report: FailbackReport = {
-    namespace: o.namespace, startedAt, finishedAt: 0, startedAtStep: 1, policy: o.policy, copiedToA: 0, unshipped: [], truncated: false, equal: false, switchoverWriteOutageMs: null, receiverABRunning: null,
+    namespace: o.namespace, startedAt, finishedAt: 0, startedAtStep: 1, policy: o.policy, copiedToA: 0, copiedBWrites: 0, copiedBWriteDigests: [], unshipped: [], truncated: false, equal: false, switchoverWriteOutageMs: null, receiverABRunning: null,
   };
   try {
     a = await SiteConn.open('A', o.a, o.namespace, o.requestTimeoutMs);
@@ -344,6 +355,7 @@ async function level(o: FailbackOptions, a: SiteConn, b: SiteConn, report: Failb
   report.truncated = v.differingKeys > v.keys.length;
   o.say(`  checksums: ${v.partitionsDifferingFirstPass} of ${PARTITION_COUNT} partitions differ, ${v.differingKeys} key(s)`);
   let copied = 0;
+  let copiedB = 0;
   const unshipped = new Map(report.unshipped.map((u) => [u.digest, u]));
   for (const d of v.keys) {
     const [va, vb] = await Promise.all([a.read(d.digest), b.read(d.digest)]);
@@ -354,16 +366,23 @@ async function level(o: FailbackOptions, a: SiteConn, b: SiteConn, report: Failb
     }
     if (!vb) continue; // a tombstone-only difference verify already counts as none
     const r = await a.client.applyReplicated(toVersion(o.namespace, d.digest, vb), o.conflictPolicy);
-    if (r.resultCode === 0) copied++;
-    else if (resolve) {
+    if (r.resultCode === 0) {
+      copied++;
+      if (vb.origin === 'local') {
+        copiedB++;
+        if (report.copiedBWriteDigests.length < COPIED_B_WRITES_LISTED_MAX) report.copiedBWriteDigests.push(d.digest);
+      }
+    } else if (resolve) {
       // A holds a newer version it did not write itself (a copy of one B no longer has): B's stands.
       await forceBoth(o, a, b, d.digest, va, vb);
       copied++;
     }
   }
   report.copiedToA += copied;
+  report.copiedBWrites += copiedB;
   report.unshipped = [...unshipped.values()];
-  o.say(`  copied ${copied} version(s) from B to A; ${report.unshipped.length} write(s) A acknowledged but never shipped${resolve ? ` (policy ${o.policy})` : ' (resolved at step 6)'}`);
+  const notDelivered = copiedB > 0 ? ` (${copiedB} of them written by B's clients yet missing at A after the B->A drain: the B->A stream did not deliver them; e.g. ${report.copiedBWriteDigests.slice(0, 3).join(', ')})` : '';
+  o.say(`  copied ${copied} version(s) from B to A${notDelivered}; ${report.unshipped.length} write(s) A acknowledged but never shipped${resolve ? ` (policy ${o.policy})` : ' (resolved at step 6)'}`);
 }
 
 function describe(d: KeyDiff, va: StoredVersion, vb: StoredVersion | null): UnshippedWrite {
@@ -432,7 +451,7 @@ async function forceBoth(o: FailbackOptions, a: SiteConn, b: SiteConn, digest: s
 
 export function formatFailback(r: FailbackReport): string {
   const lines = [`failback of namespace ${r.namespace}: ${r.equal ? 'sites EQUAL, A active again' : 'not finished'} (${((r.finishedAt - r.startedAt) / 1000).toFixed(1)} s, started at step ${r.startedAtStep})`];
-  lines.push(`  versions copied from B to A: ${r.copiedToA}`);
+  lines.push(`  versions copied from B to A: ${r.copiedToA}${r.copiedBWrites > 0 ? ` (${r.copiedBWrites} written by B's clients that the B->A stream had not delivered)` : ''}`);
   if (r.switchoverWriteOutageMs !== null) lines.push(`  switchover write outage (B fenced until A unfenced): ${r.switchoverWriteOutageMs} ms`);
   lines.push(`  writes A acknowledged but never shipped: ${r.unshipped.length}${r.truncated ? ' (more not listed: re-run)' : ''}, policy ${r.policy}`);
   for (const u of r.unshipped) {

@@ -131,6 +131,9 @@ test.serial('failover -> writes on B -> failback lists exactly the cut-off write
   const report = JSON.parse(fb.stdout) as FailbackReport;
   t.log(fb.stderr.trim());
   t.true(report.equal);
+  // A has commit-to-device, so it lost nothing of what B had: every version levelling copied to A
+  // would be a write of B's clients that the B -> A receiver never applied.
+  t.is(report.copiedBWrites, 0, `writes made at B that did not reach A through B -> A: ${report.copiedBWriteDigests.join(', ')}`);
   const cut = Array.from({ length: CUT_KEYS }, (_, i) => `cut${i}`);
   t.deepEqual(report.unshipped.map((u) => u.key).sort(), [...cut].sort(), 'the listed unshipped writes are exactly the cut-off ones');
   t.deepEqual(report.unshipped.map((u) => u.digest).sort(), cut.map((k) => computeDigest(SET, k).toString('hex')).sort());
