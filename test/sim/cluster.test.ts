@@ -81,6 +81,18 @@ const KNOWN: Array<[number, string]> = [
   // transaction time (docs/cluster.md, "Not done yet").
   [18, 'after a restart and a membership flap a node masters a partition with a stale copy and overwrites a newer acknowledged write: no duplicate resolution at transaction time'],
 ];
+// `npm run sim -- --nodes 3 --xdr --seed 1 --seeds 20` (05:20 UTC, after replica-write
+// retransmission): 19 of 20 pass; 17 fails the ledger, the same with shipping by the table's
+// master (so not the shipper's doing): A3 is cut off and A2 restarted; from 4504 ms A1 sees
+// [A1,A2] while A2 does not yet (until 4652 ms), and in that window both acknowledge a write of
+// key "hot" with gen 50 (incr at 4563 ms, delete at 4583 ms). Traced with
+// `npm run sim -- --seed 17 --ops 300 --nodes 3 --xdr --verbose`; the class of seed 18.
+test.serial.failing('cluster with XDR, seed 17 (known bug: while two nodes disagree on membership after a restart, both master a partition and acknowledge the same generation of a key: one write is lost)', async (t) => {
+  const o: ClusterSimOptions = { seed: 17, ops: OPS, xdr: true };
+  const r = await runClusterSimulation(o);
+  t.true(r.ok, `${report(r, o)} --xdr`);
+});
+
 for (const [seed, bug] of KNOWN) {
   test.serial.failing(`cluster seed ${seed} (known bug: ${bug})`, async (t) => {
     const o: ClusterSimOptions = { seed, ops: OPS };
