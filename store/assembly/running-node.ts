@@ -19,6 +19,7 @@ import { ClusterProxy } from '../cluster/proxy.js';
 import { PartitionBalance, type BalancedNamespace } from '../cluster/balance.js';
 import { FabricRpc } from '../cluster/fabric-rpc.js';
 import { Migrations, MIGRATE_MAX_NUM_INCOMING_MAX, MIGRATE_THREADS_MAX } from '../cluster/migrate.js';
+import { MIGRATE_FILL_DELAY_S_MAX } from '../cluster/fill-delay.js';
 import { PartitionVersions } from '../cluster/partition-versions.js';
 import { ReplicaWrites } from '../cluster/replica-write.js';
 import { tcpTransport, type Endpoint, type Transport as FabricTransport } from '../transport/index.js';
@@ -215,6 +216,10 @@ function migrationSettings(m: Migrations): (key: string, value: string) => boole
       case 'migrate-max-bytes-per-sec':
         m.limit.bytesPerSecMax = n;
         return true;
+      case 'migrate-fill-delay':
+        if (n > MIGRATE_FILL_DELAY_S_MAX) return false;
+        m.fillDelay.delayS = n;
+        return true;
       default:
         return false;
     }
@@ -227,6 +232,7 @@ function migrationConfig(m: Migrations): Record<string, number> {
     'migrate-max-num-incoming': m.maxNumIncoming,
     'migrate-max-records-per-sec': m.limit.recordsPerSecMax,
     'migrate-max-bytes-per-sec': m.limit.bytesPerSecMax,
+    'migrate-fill-delay': m.fillDelay.delayS,
   };
 }
 
@@ -306,6 +312,9 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
   const balance = new PartitionBalance(cluster, rpc, balanced, rt.timers, (msg) => log('info', msg), config.heartbeat.seeds.length === 0);
   const migrations = new Migrations(balance, rpc, replicas, namespaces, rt.clock, rt.timers, (msg) => log('info', msg));
   replicas.beforeApply = (ns, pid) => balance.markIncoming(ns, pid);
+  const observeMembers = (): void => migrations.fillDelay.observe(cluster.table().members.map((m) => m.nodeId), rt.clock.nowMs());
+  observeMembers();
+  cluster.onTableChange(observeMembers);
   cluster.roles = {
     workingMaster: (ns, pid) => balance.workingMaster(ns, pid),
     columns: (ns, pid) => balance.columns(ns, pid),

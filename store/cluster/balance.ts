@@ -307,6 +307,11 @@ export class PartitionBalance {
     return out;
   }
 
+  /** Whether migrating pid to this node in this round is a fill: it held no copy when the round started. */
+  isFillTarget(namespace: string, pid: number): boolean {
+    return (this.#mine?.states.get(namespace)?.[pid] ?? PartitionState.ABSENT) === PartitionState.ABSENT;
+  }
+
   /** Before the first record of a partition arrives: an ABSENT copy becomes a SUBSET. */
   markIncoming(namespace: string, pid: number): void {
     const b = this.namespaces.get(namespace);

@@ -13,6 +13,10 @@
  * failure retries the task after MIGRATE_RETRY_MS while the round lasts; a new round drops
  * every task of the old one. `migrate-threads` tasks run at once (0 pauses sending).
  *
+ * Fill delay (fill-delay.ts): while a member that left is expected back, a receiver answers a
+ * START of a fill with `delayed` and the ms left; the sender tries again then, and the receiver
+ * does not pull delayed fills.
+ *
  * Receiver: START admits, META answers from a sorted list of the partition's metadata built at
  * the first META of the session, DONE ends the session. Sessions die with the round or after
  * MIGRATE_SESSION_IDLE_MS without a message.
@@ -30,6 +34,7 @@ import type { IndexEntry } from '../storage/primary-index.js';
 import { encodedLength } from '../storage/record-format.js';
 import type { MigrationTask, PartitionBalance } from './balance.js';
 import { RebalanceOp, type FabricRpc } from './fabric-rpc.js';
+import { FillDelay } from './fill-delay.js';
 import { RateLimit } from './rate-limit.js';
 import type { ReplicaWrites } from './replica-write.js';
 
@@ -44,6 +49,9 @@ export const DONE_BATCH_PARTITIONS = 4096;
 export const MIGRATE_RETRY_MS = 1000;
 /** Pause before a task the target refused for now (EAGAIN: over its incoming limit) is tried again. */
 export const MIGRATE_EAGAIN_MS = 100;
+/** Bounds of the pause before a START the target delayed (migrate-fill-delay) is tried again. */
+const MIGRATE_DELAYED_RETRY_MS_MIN = 100;
+const MIGRATE_DELAYED_RETRY_MS_MAX = 60_000;
 /** A control request (START, META, DONE) not answered in this long counts as failed. */
 const MIGRATE_REQUEST_TIMEOUT_MS = 5000;
 /** A receiver asks the sources it still waits for this often. */
@@ -82,6 +90,7 @@ export class Migrations {
   readonly #signalling = new Set<MigrationTask>();
   readonly #sessions = new Map<string, Session>();
   readonly limit: RateLimit;
+  readonly fillDelay = new FillDelay();
   threads = MIGRATE_THREADS_DEFAULT;
   maxNumIncoming = MIGRATE_MAX_NUM_INCOMING_DEFAULT;
   readonly counters = {
@@ -93,6 +102,7 @@ export class Migrations {
     migrate_start_eagain: 0,
     migrate_retries: 0,
     migrate_pulls: 0,
+    migrate_fill_delayed: 0,
   };
   readonly #perNs = new Map<string, NsCounters>();
   /** `${namespace}/${pid}/${target}` of every task queued, waiting or running. */
@@ -238,6 +248,10 @@ export class Migrations {
       this.counters.migrate_start_eagain++;
       return this.#retryLater(task, MIGRATE_EAGAIN_MS);
     }
+    if (start?.status === 'delayed') {
+      const ms = Number((start as { retryMs?: unknown }).retryMs);
+      return this.#retryLater(task, Number.isFinite(ms) ? Math.min(MIGRATE_DELAYED_RETRY_MS_MAX, Math.max(MIGRATE_DELAYED_RETRY_MS_MIN, ms)) : MIGRATE_RETRY_MS);
+    }
     if (start?.status !== 'ok') return this.#retryLater(task);
     const ok = await this.#ship(task);
     if (task.key !== this.balance.key) return;
@@ -304,8 +318,10 @@ export class Migrations {
     if (!this.balance.ready) return;
     const key = this.balance.key;
     let replanned = false;
+    const delayed = this.fillDelay.remainingMs(this.clock.nowMs()) > 0;
     for (const [source, byNs] of this.balance.owed()) {
-      for (const [ns, pids] of byNs) {
+      for (const [ns, all] of byNs) {
+        const pids = delayed ? all.filter((pid) => !this.balance.isFillTarget(ns, pid)) : all;
         for (let i = 0; i < pids.length; i += DONE_BATCH_PARTITIONS) {
           const msg = { key, from: this.balance.nodeId, ns, pid: pids[i]!, pids: pids.slice(i, i + DONE_BATCH_PARTITIONS) };
           void this.rpc.requestJson<{ status: string; refused?: number }>(source, RebalanceOp.PULL, msg, MIGRATE_REQUEST_TIMEOUT_MS).then((r) => {
@@ -348,6 +364,11 @@ export class Migrations {
     this.#reap();
     const k = this.#sessionKey(m);
     if (!this.#sessions.has(k) && this.#sessions.size >= this.maxNumIncoming) return { status: 'eagain' };
+    const delayMs = this.fillDelay.remainingMs(this.clock.nowMs());
+    if (delayMs > 0 && this.balance.isFillTarget(m.ns, m.pid)) {
+      this.counters.migrate_fill_delayed++;
+      return { status: 'delayed', retryMs: delayMs };
+    }
     this.#sessions.set(k, { key: m.key, lastMs: this.clock.nowMs() });
     this.balance.markIncoming(m.ns, m.pid);
     return { status: 'ok' };

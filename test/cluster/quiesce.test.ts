@@ -266,3 +266,41 @@ async function checksumsOf(port: number): Promise<Map<number, string>> {
   }
   return out;
 }
+
+test.serial('migrate-fill-delay: a node back within the delay costs the stand-ins no fill; after the delay they are filled', async (t) => {
+  t.timeout(6 * STABLE_TIMEOUT_MS);
+  const setDelay = async (s: number): Promise<void> => {
+    for (const m of members) t.is(await info(m.port, `set-config:context=service;migrate-fill-delay=${s}`), 'ok');
+  };
+  const received = async (m: Member): Promise<number> => Number((await stats(m.port)).get('migrate_records_received'));
+  const c = members[2]!;
+  const others = members.slice(0, 2);
+  await waitClusterStable(rolling(members), STABLE_TIMEOUT_MS);
+  await setDelay(60);
+  t.is(parseKv(await info(others[0]!.port, 'get-config:context=service')).get('migrate-fill-delay'), '60');
+  const before = await Promise.all(others.map(received));
+  const load = new Load(client, 'f');
+  await c.proc.stop('SIGTERM');
+  await waitFor(async () => (await Promise.all(others.map(async (m) => (await stats(m.port)).get('cluster_size')))).every((n) => n === '2'), STABLE_TIMEOUT_MS, 'the others to see the node gone');
+  await waitFor(async () => (await Promise.all(others.map(async (m) => Number((await stats(m.port)).get('migrate_fill_delayed'))))).some((n) => n > 0), STABLE_TIMEOUT_MS, 'fills to be delayed');
+  const atStop = load.acked.length;
+  await waitFor(() => load.acked.length >= atStop + 100, STABLE_TIMEOUT_MS, 'writes while the node is away');
+  t.deepEqual(await Promise.all(others.map(received)), before, 'no fill records went to the stand-ins while the node was expected back');
+  t.true((await stats(others[0]!.port)).get('migrate_partitions_remaining') !== '0', 'the delayed fills show as remaining');
+  members[2] = await startMember(others[0]!.hbPort, c);
+  await waitClusterStable(rolling(members), STABLE_TIMEOUT_MS);
+  t.deepEqual(await Promise.all(others.map(received)), before, 'nor after it came back (its partitions went back to it)');
+  t.true((await received(members[2]!)) > 0, 'the returning node received what changed');
+  // After the delay the stand-ins are filled.
+  await setDelay(1);
+  const again = members[2]!;
+  await again.proc.stop('SIGTERM');
+  await waitClusterStable(rolling(others), STABLE_TIMEOUT_MS);
+  const filled = await Promise.all(others.map(received));
+  t.true(filled.some((n, i) => n > before[i]!), `the stand-ins were filled once the delay passed (${before} -> ${filled})`);
+  members[2] = await startMember(others[0]!.hbPort, again);
+  await setDelay(0);
+  await waitClusterStable(rolling(members), STABLE_TIMEOUT_MS);
+  await load.stop();
+  t.log(load.summary());
+});
