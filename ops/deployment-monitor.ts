@@ -5,11 +5,13 @@
  * kept as a bounded time series plus the latest answer of each, and the per-partition lag view of
  * each site (ops/partition-lag.ts, every partition behind). A node that ships nothing (a
  * passive site) is listed as such; one that does not answer is listed with the error, and the
- * others keep being shown.
+ * others keep being shown. The rebalance view (ops/rebalance-view.ts) polls every node's
+ * `ferry-cluster` too: migrations out and in and stored bytes per node, charted over time.
  */
 import type { ReceiverStats } from '../receiver/receiver.js';
 import { LagSource, type PartitionLag, type StreamLag } from './lag.js';
 import { buildPartitionLagViews, type PartitionLagView } from './partition-lag.js';
+import { pollRebalance, type RebalanceRow } from './rebalance-view.js';
 import { siteMembers } from './site-lag.js';
 import { OpsError, endpointText, getJson, parseHostPortList, type Endpoint } from './util.js';
 
@@ -43,6 +45,8 @@ export interface MonitorSample {
   at: number;
   streams: Record<string, { recordsBehind: number; msBehind: number; shippedPerS: number; retries: number }>;
   receivers: Record<string, { appliedPerS: number; consumerLag: number; lostConflict: number; deadLettered: number; applyLagMs: number }>;
+  /** Per `site/node`: the rebalance view's figures (absent from nodes that do not report them). */
+  rebalance?: Record<string, { storedBytes: number; migrateTx: number; migrateRx: number }>;
 }
 
 export interface MonitorState {
@@ -54,6 +58,8 @@ export interface MonitorState {
   samples: readonly MonitorSample[];
   /** Per site, destination and namespace: every partition behind (ops/partition-lag.ts). */
   partitionLag: PartitionLagView[];
+  /** Per node: quiesced, migrations out and in, stored bytes (ops/rebalance-view.ts). */
+  rebalance: RebalanceRow[];
 }
 
 /** `A=host:port[,host:port...]` -> a site; throws USAGE naming the option. */
@@ -70,6 +76,7 @@ export class DeploymentMonitor {
   private nodes: NodeView[] = [];
   private receiverViews: ReceiverView[] = [];
   private partitionLag: PartitionLagView[] = [];
+  private rebalance: RebalanceRow[] = [];
   private readonly startedAt = Date.now();
 
   constructor(
@@ -106,13 +113,19 @@ export class DeploymentMonitor {
     await this.discover();
     const at = Date.now();
     const all = [...this.sources.values()].flatMap((m) => [...m.values()]);
-    const [polled, receivers] = await Promise.all([Promise.all(all.map((s) => this.pollNode(s))), Promise.all(this.receivers.map((url) => this.pollReceiver(url)))]);
+    const [polled, receivers, rebalance] = await Promise.all([
+      Promise.all(all.map((s) => this.pollNode(s))),
+      Promise.all(this.receivers.map((url) => this.pollReceiver(url))),
+      Promise.all(all.map((s) => pollRebalance(s.site, s.node, this.timeoutMs))),
+    ]);
+    this.rebalance = rebalance;
     // The partition view takes every partition behind; the node rows list the worst few.
     this.partitionLag = this.sites.flatMap((site) => buildPartitionLagViews(at, site.name, polled.filter((n) => n.site === site.name)));
     const nodes = polled.map((n) => ({ ...n, streams: n.streams.map((st) => ({ ...st, partitions: worstPartitions(st.partitions) })) }));
     this.nodes = nodes;
     this.receiverViews = receivers;
-    const sample: MonitorSample = { at, streams: {}, receivers: {} };
+    const sample: MonitorSample = { at, streams: {}, receivers: {}, rebalance: {} };
+    for (const r of rebalance) if (r.storedBytes >= 0) sample.rebalance![`${r.site}/${r.node}`] = { storedBytes: r.storedBytes, migrateTx: r.migrateTx, migrateRx: r.migrateRx };
     for (const n of nodes) {
       for (const st of n.streams) sample.streams[`${n.site}/${n.node}/${st.destination}/${st.namespace}`] = { recordsBehind: st.recordsBehind, msBehind: st.msBehind, shippedPerS: st.shippedPerS, retries: st.retries };
     }
@@ -152,6 +165,7 @@ export class DeploymentMonitor {
       receiverViews: this.receiverViews,
       samples: this.samples,
       partitionLag: this.partitionLag,
+      rebalance: this.rebalance,
     };
   }
 

@@ -36,6 +36,11 @@ export interface ClusterReport {
   migrationsRemaining: number;
 }
 
+/** A node's own view (info `ferry-cluster`). */
+export async function describeNode(endpoint: Endpoint, timeoutMs: number): Promise<ClusterDescription> {
+  return describe(endpoint, timeoutMs);
+}
+
 async function describe(endpoint: Endpoint, timeoutMs: number): Promise<ClusterDescription> {
   const text = await withNode(endpoint, timeoutMs, (n) => n.info('ferry-cluster'));
   try {

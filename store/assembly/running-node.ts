@@ -163,6 +163,7 @@ export class RunningNode {
   /** Metric samples: cluster, proxy and namespace statistics, then each extension's. */
   metricSamples(): MetricSample[] {
     const out = nodeMetrics(this.node, () => this.wire.stats());
+    if (this.cluster) out.push(...namespaceMigrationMetrics(this.node.namespaceNames(), this.cluster));
     for (const ext of this.extensions) if (ext.metrics) out.push(...ext.metrics());
     return out;
   }
@@ -273,6 +274,22 @@ function nodeMetrics(node: FerryNode, wire: () => Record<string, number>): Metri
     for (const [k, v] of Object.entries(node.namespace(name)!.stats())) {
       const value = numeric(v);
       if (value !== undefined) out.push({ name: `ferry_ns_${k.replace(/[^a-zA-Z0-9_]/g, '_')}`, help: `namespace statistic ${k}`, type: 'gauge', value, labels: { namespace: name } });
+    }
+  }
+  return out;
+}
+
+/**
+ * Per namespace: `ferry_namespace_migrate_*{namespace=...}` from the cluster's `namespace/<ns>`
+ * migration figures (partitions to send and receive, copies to drop, records shipped, skipped,
+ * received) and the quiesce state.
+ */
+function namespaceMigrationMetrics(names: readonly string[], cluster: Cluster): MetricSample[] {
+  const out: MetricSample[] = [];
+  for (const name of names) {
+    for (const [k, v] of Object.entries(cluster.namespaceStats(name))) {
+      if (!k.startsWith('migrate_') && !/quiesce/.test(k)) continue;
+      out.push({ name: `ferry_namespace_${k.replace(/[^a-zA-Z0-9_]/g, '_')}`, help: `namespace migration statistic ${k}`, type: 'gauge', value: v, labels: { namespace: name } });
     }
   }
   return out;

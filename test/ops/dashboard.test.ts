@@ -82,6 +82,9 @@ test.serial('ferry dashboard: nodes per site, partitions behind (table and per-p
     const r = await rows(page, 'receivers');
     return n.some((x) => x.site === 'A' && x.status === 'shipping' && x.cells[3] === 'B') && n.some((x) => x.site === 'B' && x.status === 'passive') && r.some((x) => x.cells[1] === 'running' && Number(x.cells[3]!.replace(/,/g, '')) >= 50);
   }, PAGE_TIMEOUT_MS, 'the page to list A shipping, B passive and the receiver running');
+  // The rebalance table lists every node (one-node sites: active, nothing to migrate).
+  await waitFor(async () => (await rows(page, 'rebalance')).length >= 2, PAGE_TIMEOUT_MS, 'the rebalance table');
+  t.true((await rows(page, 'rebalance')).every((r) => r.cells[3] === 'active'), JSON.stringify(await rows(page, 'rebalance')));
 
   // Kafka down: A cannot ship; the records-behind chart and the partitions table show it.
   await s.broker.stop();
