@@ -26,6 +26,7 @@ import { PROTO_HEADER_BYTES } from '../store/wire/proto.js';
 import { Receiver, type Destination } from '../receiver/receiver.js';
 import { Shipper } from '../shipper/shipper.js';
 import { compareSites } from './checkers.js';
+import { BalanceChecker } from './balance-checker.js';
 import { checkClusterLedger, checkMembership, checkReplicas, partitionImage, type KeyOp } from './cluster-checkers.js';
 import { SimKafkaLog } from './kafka-log.js';
 import { SimClusterNode } from './cluster-node.js';
@@ -49,6 +50,10 @@ export interface ClusterSimOptions {
   scenario?: ClusterScenario;
   /** Also replicate to a second site (a cluster of the same size) through the shipper, Kafka and the receiver. */
   xdr?: boolean;
+  /** Fail on the no-balloon invariant (balance-checker.ts; default on). */
+  balanceChecker?: boolean;
+  /** The no-balloon factor (default 1.1; a test lowers it to see the checker report). */
+  balanceFactor?: number;
   log?: (line: string) => void;
 }
 
@@ -94,6 +99,19 @@ interface World {
   splits: Array<[number, number]>;
   /** Invariant violations seen while the run was going (not only at the end). */
   violations: string[];
+  /** The no-balloon checker, sampled while the driver runs (balance-checker.ts). */
+  balance: BalanceChecker;
+  balanceSampledMs: number;
+}
+
+/** The no-balloon checker samples at most this often (virtual ms; it reads every partition of every node). */
+const BALANCE_SAMPLE_MS = 200;
+
+/** Samples the no-balloon checker when the driver wakes anyway (no events of its own: the trace stays as it was). */
+function sampleBalance(w: World): void {
+  if (w.sched.nowMs - w.balanceSampledMs < BALANCE_SAMPLE_MS) return;
+  w.balanceSampledMs = w.sched.nowMs;
+  w.balance.sample(w.sched.nowMs);
 }
 
 const count = (w: World, name: string): void => void (w.counters[name] = (w.counters[name] ?? 0) + 1);
@@ -271,6 +289,7 @@ async function runWorkload(w: World, r: Random, ops: number, ledger: Map<string,
   const client = new Client(w, seededRandom(r.u32()));
   for (let i = 0; i < ops; i++) {
     await w.sched.sleep('client', r.int(OP_GAP_MS_MAX + 1));
+    sampleBalance(w);
     while (client.inFlight >= OPS_IN_FLIGHT_MAX) await w.sched.sleep('client', 5);
     const c: ClusterCommand = r.int(100) < READ_PCT ? readCommand(wl) : wl.next();
     const enc = encodeRecordCommand(c.cmd);
@@ -383,7 +402,7 @@ export async function runClusterSimulation(o: ClusterSimOptions): Promise<SimRes
     const seed = root.u32();
     return new SimClusterNode(sched, net, id, hosts[i]!, hosts.filter((h) => h !== hosts[i]), join(dataRoot, hosts[i]!), newDevice(sched, `${hosts[i]}#1`, seed), seed);
   });
-  const w: World = { sched, net, nodes, errors: [], counters: {}, splits: [], violations: [] };
+  const w: World = { sched, net, nodes, errors: [], counters: {}, splits: [], violations: [], balance: new BalanceChecker(nodes, o.balanceFactor), balanceSampledMs: -Infinity };
   const x = o.xdr ? setUpXdr(w, root, dataRoot) : undefined;
   const ledger = new Map<string, KeyOp[]>();
   const onUnhandled = (err: unknown): void => void w.errors.push(`unhandled rejection: ${(err as Error).stack ?? String(err)}`);
@@ -407,7 +426,10 @@ export async function runClusterSimulation(o: ClusterSimOptions): Promise<SimRes
     net.faults = { ...NETWORK_FAULTS_NONE };
     for (const node of nodes) if (!node.up) await node.start();
     const settleUntil = sched.nowMs + SETTLE_MS_MAX;
-    while (!converged(w, x) && sched.nowMs < settleUntil) await sched.sleep('client', 500);
+    while (!converged(w, x) && sched.nowMs < settleUntil) {
+      await sched.sleep('client', 500);
+      sampleBalance(w);
+    }
     phase = 'check';
   };
   const started = main().then(
@@ -438,6 +460,7 @@ export async function runClusterSimulation(o: ClusterSimOptions): Promise<SimRes
     }
   }
   failures.push(...w.violations, ...w.errors);
+  if (o.balanceChecker !== false) failures.push(...w.balance.violations);
   const summary: Record<string, number | string> = {
     nodes: n,
     virtualMs: now - SIM_EPOCH_MS,
@@ -448,6 +471,9 @@ export async function runClusterSimulation(o: ClusterSimOptions): Promise<SimRes
     netDuplicated: net.stats.duplicated,
     deviceLost: nodes.reduce((s, node) => s + node.device.stats.lost, 0),
     deviceTorn: nodes.reduce((s, node) => s + node.device.stats.torn, 0),
+    balanceSamples: w.balance.samples,
+    balanceStablePoints: w.balance.stablePoints,
+    balanceWorstRatio: Math.round(w.balance.worstRatio * 100) / 100,
     ...Object.fromEntries(Object.entries(w.counters).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
   };
   if (x) summary.produced = x.log.stats.produced;
