@@ -193,6 +193,10 @@ test.serial('a quiesced node masters and holds nothing, keeps its data, and its 
   const load = new Load(client, 'q');
   await waitFor(() => load.acked.length >= 500, STABLE_TIMEOUT_MS, 'some acknowledged writes');
   const c = members[2]!;
+  const usage = await Promise.all([ferry('cluster', 'quiesce').catch((e: { code: number; stderr: string }) => e), ferry('cluster', 'rolling-restart', '--node', 'nohost').catch((e: { code: number; stderr: string }) => e)]);
+  t.deepEqual(usage.map((u) => (u as { code?: number }).code), [2, 2], 'usage errors exit 2');
+  t.regex((usage[0] as { stderr: string }).stderr, /--node/);
+  t.regex((usage[1] as { stderr: string }).stderr, /--node/);
   load.phase = 'quiesce';
   const { stdout } = await ferry('cluster', 'quiesce', '--node', `127.0.0.1:${c.port}`, '--timeout-ms', String(STABLE_TIMEOUT_MS));
   t.regex(stdout, new RegExp(`node ${c.id} .* quiesced; cluster of 3 stable`));
