@@ -418,6 +418,8 @@ export class PartitionBalance {
     const prev = this.#snaps.get(m.from);
     if (prev && prev.key === m.key && prev.seq >= m.seq) return;
     this.#snaps.set(m.from, { key: m.key, states, live, seq: m.seq, lineage: m.lineage, liveLineage: m.liveLineage });
+    // A member's live view replaced: roles may change (the cluster caches them per generation).
+    this.#generation++;
     this.#checkReady();
   }
 
@@ -540,10 +542,13 @@ export class PartitionBalance {
     if (m.full !== undefined) {
       const live = typeof m.full === 'object' ? decodeStates(m.full) : undefined;
       if (!live) return { status: 'bad' };
+      // The periodic full state mostly repeats what the announcements said: roles (and so
+      // partition-generation, which makes every client fetch the map again) change only if a
+      // version differs.
+      if (!sameStates(snap.live, live)) this.#generation++;
       snap.live = live;
       snap.seq = m.seq;
       snap.liveLineage = m.lineage;
-      this.#generation++;
       return { status: 'ok' };
     }
     const live = typeof m.ns === 'string' ? snap.live.get(m.ns) : undefined;
@@ -556,12 +561,14 @@ export class PartitionBalance {
     if (!live || !Array.isArray(m.changes)) return { status: 'bad' };
     snap.seq = m.seq;
     const pids: number[] = [];
+    let changed = false;
     for (const c of m.changes) {
       if (!Array.isArray(c) || !Number.isInteger(c[0]) || c[0]! < 0 || c[0]! >= PARTITION_COUNT || !(c[1]! >= 0 && c[1]! <= PartitionState.FULL)) continue;
+      if (live[c[0]!] !== c[1]!) changed = true;
       live[c[0]!] = c[1]!;
       pids.push(c[0]!);
     }
-    this.#generation++;
+    if (changed) this.#generation++;
     if (this.#ready && m.key === this.#key) this.#sweepDrops(m.ns, pids);
     return { status: 'ok' };
   }
@@ -607,6 +614,16 @@ export class PartitionBalance {
       this.#setOwn(name, drops);
     }
   }
+}
+
+/** Same namespaces with the same versions. */
+function sameStates(a: ReadonlyMap<string, Uint8Array>, b: ReadonlyMap<string, Uint8Array>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) {
+    const w = b.get(k);
+    if (!w || Buffer.compare(v, w) !== 0) return false;
+  }
+  return true;
 }
 
 function encodeStates(m: Map<string, Uint8Array>): Record<string, string> {
