@@ -13,11 +13,14 @@ import { compareVersions } from './replicated.js';
 import type { Computed } from './transaction.js';
 
 export function computeReplica(ctx: TransactionContext, r: StoredRecord, kind: WriteKindId): Computed<ApplyResult> {
-  if (ctx.store.lookup(r.digest, ctx.entry)) {
-    const local = ctx.store.read(r.digest);
-    if (local && compareVersions(r, local, ConflictPolicy.GENERATION) <= 0) {
-      return { result: { resultCode: ResultCode.OK, applied: false }, written: undefined };
-    }
+  const e = ctx.entry;
+  if (ctx.store.lookup(r.digest, e)) {
+    // The index holds the version order (generation, LUT, tombstone); the stored record is read
+    // only for an exact tie, which the canonical bodies break.
+    const byIndex = r.generation !== e.generation ? r.generation - e.generation : r.lutMs !== e.lutMs ? r.lutMs - e.lutMs : r.tombstone !== e.tombstone ? (r.tombstone ? 1 : -1) : 0;
+    const local = byIndex === 0 ? ctx.store.read(r.digest) : undefined;
+    const cmp = byIndex !== 0 ? byIndex : local ? compareVersions(r, local, ConflictPolicy.GENERATION) : 1;
+    if (cmp <= 0) return { result: { resultCode: ResultCode.OK, applied: false }, written: undefined };
   }
   const written = ctx.storeVersion({
     digest: r.digest,
