@@ -9,6 +9,8 @@ import { FABRIC_FRAME_BYTES_MAX, type FabricConnection, type Transport } from '.
 
 /** Bytes queued on a connection that is still connecting before sends are dropped. */
 const PENDING_BYTES_MAX = 16 * 1024 * 1024;
+/** Frames of one turn up to this many bytes in all are copied into one buffer before the write. */
+const COALESCE_BYTES_MAX = 256 * 1024;
 /** Connect attempts give up after this long (heartbeats retry on the next pulse). */
 export const CONNECT_TIMEOUT_MS = 500;
 
@@ -18,12 +20,15 @@ class TcpConnection implements FabricConnection {
   #buf: Buffer = Buffer.alloc(0);
   #closed = false;
   /**
-   * Frames sent during one turn of the event loop leave in one write: the socket is corked at the
-   * first and uncorked by setImmediate, after the loop's I/O callbacks ran. Replica writes of
-   * commands that arrived together, and their acknowledgements, then cost one syscall, not two
-   * per frame (a syscall is the largest cost of a small frame).
+   * Frames sent during one turn of the event loop leave in one write of one buffer: they are
+   * gathered (length prefix and body copied into `#out`) and written by setImmediate, after the
+   * loop's I/O callbacks ran. Replica writes of commands that arrived together, and their
+   * acknowledgements, then cost one syscall and one stream write, not two per frame (the stream
+   * layer's per-chunk work and the syscall are the largest costs of a small frame).
    */
-  #corked = false;
+  #out: Buffer[] = [];
+  #outBytes = 0;
+  #flushScheduled = false;
   #refused = false;
   constructor(
     private readonly socket: net.Socket,
@@ -47,19 +52,32 @@ class TcpConnection implements FabricConnection {
 
   send(frame: Buffer): void {
     if (this.#closed) return;
-    if (this.socket.connecting && this.socket.writableLength > PENDING_BYTES_MAX) return;
+    if (this.socket.connecting && this.socket.writableLength + this.#outBytes > PENDING_BYTES_MAX) return;
     const head = Buffer.allocUnsafe(4);
     head.writeUInt32BE(frame.length, 0);
-    if (!this.#corked) {
-      this.#corked = true;
-      this.socket.cork();
-      setImmediate(() => {
-        this.#corked = false;
-        this.socket.uncork();
-      });
+    this.#out.push(head, frame);
+    this.#outBytes += 4 + frame.length;
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => this.#flush());
     }
-    this.socket.write(head);
-    this.socket.write(frame);
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    const parts = this.#out;
+    const bytes = this.#outBytes;
+    this.#out = [];
+    this.#outBytes = 0;
+    if (this.#closed || parts.length === 0) return;
+    if (bytes <= COALESCE_BYTES_MAX) {
+      this.socket.write(Buffer.concat(parts, bytes));
+      return;
+    }
+    // Large frames (migrations, proxied batches) are not copied: one corked writev.
+    this.socket.cork();
+    for (const p of parts) this.socket.write(p);
+    this.socket.uncork();
   }
 
   onFrame(cb: (f: Buffer) => void): void {
