@@ -83,6 +83,7 @@ export class Cluster implements ClusterView {
   #layouts = new Map<number, Layout>();
   readonly #changeListeners: Array<() => void> = [];
   readonly #owned = new Map<string, { generation: number; ownership: NamespaceOwnership }>();
+  readonly #targets = new Map<string, { generation: number; byPid: Array<string[] | undefined> }>();
   /** Set by the node assembly once migrations exist. */
   migrationCounter: (() => number) | undefined;
   /** Set by the node assembly once partition versions and the exchange exist. */
@@ -124,16 +125,34 @@ export class Cluster implements ClusterView {
     return this.#layout(undefined).table.nodeAt(pid, 0);
   }
 
-  /** True when this node executes writes of pid in namespace now. */
+  /**
+   * True when this node executes writes of pid in namespace now. With roles: column 0 of the
+   * ownership computed once per partition generation (the roles' working master), so a write
+   * does not evaluate the roles again.
+   */
   isWorkingMaster(namespace: string, pid: number): boolean {
-    if (this.roles) return this.roles.workingMaster(namespace, pid) === this.nodeId;
+    if (this.roles) return this.ownership(namespace).replicas[0]!(pid);
     return this.isMaster(pid);
   }
 
-  /** Where the working master sends each write of pid: every other holder, filling ones too. */
+  /**
+   * Where the working master sends each write of pid: every other holder, filling ones too.
+   * Computed once per partition and partition generation; the array is shared (frozen): callers
+   * must not change it.
+   */
   replicationTargets(namespace: string, pid: number): string[] {
-    if (this.roles) return this.roles.replicationTargets(namespace, pid);
-    return this.replicasOf(namespace, pid).filter((id) => id !== this.nodeId);
+    const generation = this.partitionGeneration();
+    let cached = this.#targets.get(namespace);
+    if (!cached || cached.generation !== generation) {
+      cached = { generation, byPid: new Array<string[] | undefined>(PARTITION_COUNT) };
+      this.#targets.set(namespace, cached);
+    }
+    let t = cached.byPid[pid];
+    if (!t) {
+      t = Object.freeze(this.roles ? this.roles.replicationTargets(namespace, pid) : this.replicasOf(namespace, pid).filter((id) => id !== this.nodeId)) as string[];
+      cached.byPid[pid] = t;
+    }
+    return t;
   }
 
   /** Node ids holding replica copies (positions 1..rf-1) of pid in namespace. */
