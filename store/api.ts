@@ -47,6 +47,20 @@ export interface WriteLogReader {
   read(pid: PartitionId, from: bigint, max: number): WriteLogEntry[];
   /** Resolves when an entry with sequence >= `from` exists in any of `pids`, or after `timeoutMs`. */
   waitForEntries(pids: PartitionId[] | 'all', fromByPid: (pid: PartitionId) => bigint, timeoutMs: number): Promise<void>;
+  /**
+   * The same for a tail over many partitions without a BigInt per partition and check: resolves
+   * when some partition p with `mask[p]` set has an entry with sequence >= `from[p]`, or after
+   * `timeoutMs`. Optional (readers without it are waited on with waitForEntries).
+   */
+  waitForEntriesFrom?(mask: ArrayLike<number>, from: ArrayLike<number>, timeoutMs: number): Promise<void>;
+  /**
+   * Calls `cb` with the partition of every entry appended from now on (synchronously, inside the
+   * append: keep it tiny); returns the unsubscribe. Optional: a reader without it is polled.
+   */
+  onAppend?(cb: (pid: PartitionId) => void): () => void;
+  /** firstSequence and nextSequence as numbers (sequences stay below 2^53). Optional, as above. */
+  firstSequenceNumber?(pid: PartitionId): number;
+  nextSequenceNumber?(pid: PartitionId): number;
 }
 
 export interface StoreNamespace {

@@ -76,6 +76,7 @@ export class WriteLog implements WriteLogReader {
   private flushing: Promise<void> | undefined;
   private waiters: Array<{ check: () => boolean; resolve: () => void; timer: TimerHandle }> = [];
   private notifyScheduled = false;
+  private readonly appendListeners: Array<(pid: PartitionId) => void> = [];
   private readonly timers: Timers;
 
   private constructor(private readonly opts: WriteLogOptions) {
@@ -136,18 +137,34 @@ export class WriteLog implements WriteLogReader {
       this.notifyScheduled = true;
       this.timers.setImmediate(() => this.notify());
     }
+    for (const cb of this.appendListeners) cb(pid);
     return pseq;
   }
 
+  onAppend(cb: (pid: PartitionId) => void): () => void {
+    this.appendListeners.push(cb);
+    return () => {
+      const i = this.appendListeners.indexOf(cb);
+      if (i >= 0) this.appendListeners.splice(i, 1);
+    };
+  }
+
   firstSequence(pid: PartitionId): bigint {
-    const d = this.deques[pid]!;
-    const s = d.first();
-    if (s === undefined) return BigInt(this.nextP[pid]!);
-    return BigInt(this.ring.readDoubleLE(s * WRITE_LOG_ENTRY_BYTES + 16));
+    return BigInt(this.firstSequenceNumber(pid));
   }
 
   nextSequence(pid: PartitionId): bigint {
     return BigInt(this.nextP[pid]!);
+  }
+
+  firstSequenceNumber(pid: PartitionId): number {
+    const s = this.deques[pid]!.first();
+    if (s === undefined) return this.nextP[pid]!;
+    return this.ring.readDoubleLE(s * WRITE_LOG_ENTRY_BYTES + 16);
+  }
+
+  nextSequenceNumber(pid: PartitionId): number {
+    return this.nextP[pid]!;
   }
 
   read(pid: PartitionId, from: bigint, max: number): WriteLogEntry[] {
@@ -172,6 +189,26 @@ export class WriteLog implements WriteLogReader {
   waitForEntries(pids: PartitionId[] | 'all', fromByPid: (pid: PartitionId) => bigint, timeoutMs: number): Promise<void> {
     const list = pids === 'all' ? Array.from({ length: PARTITION_COUNT }, (_, i) => i as PartitionId) : pids;
     const check = () => list.some((p) => BigInt(this.nextP[p]!) > fromByPid(p));
+    if (check()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const w = {
+        check,
+        resolve,
+        timer: this.timers.setTimeout(() => {
+          this.waiters = this.waiters.filter((x) => x !== w);
+          resolve();
+        }, timeoutMs),
+      };
+      this.waiters.push(w);
+    });
+  }
+
+  waitForEntriesFrom(mask: ArrayLike<number>, from: ArrayLike<number>, timeoutMs: number): Promise<void> {
+    const next = this.nextP;
+    const check = (): boolean => {
+      for (let p = 0; p < PARTITION_COUNT; p++) if (mask[p] && next[p]! > from[p]!) return true;
+      return false;
+    };
     if (check()) return Promise.resolve();
     return new Promise((resolve) => {
       const w = {
