@@ -81,6 +81,11 @@ const CHECKPOINT_WRITES_PER_INTERVAL_MAX = 1024;
 const CHECKPOINT_WRITES_PER_YIELD = 64;
 /** Shipped versions remembered to drop repeats. */
 const SHIPPED_CACHE_ENTRIES = 200_000;
+/**
+ * A full pass over every owned partition at least this often, even when only some changed
+ * (idle partitions' checkpoints advance; a belt to the pending list's braces).
+ */
+const FULL_PASS_EVERY_MS = 1000;
 /** Idle wait for new write-log entries. */
 const TAIL_WAIT_MS = 50;
 /** A write-log position no partition reaches: what the tail waits for in partitions not ours. */
@@ -122,6 +127,9 @@ export interface StreamStats {
   errors: number;
   /** Records the destination refused as too large even alone: skipped, see Stream.send. */
   tooLarge: number;
+  /** Batches collected, and how many of them passed over every owned partition (the others read only partitions whose log grew). */
+  passes?: number;
+  fullPasses?: number;
   lastError: string;
   recoveringPartitions: number;
   /** Partitions this node masters, so ships (all 4096 on a node without a cluster). */
@@ -161,10 +169,26 @@ class Stream {
   /** Ends the current pause early (set while the loop sleeps). */
   private wake: (() => void) | undefined;
   private nextPid = 0;
+  /**
+   * Owned partitions whose log grew since they were last read (fed by the write log's onAppend),
+   * in arrival order, each once (`pendingMark`). collect() reads only these unless `scanAll` is
+   * set: when ownership changed, a rescan was asked for, a batch failed (its partitions were
+   * taken off the list), the last full pass stopped early, or the log has no onAppend. So a
+   * batch costs the partitions that changed, not a pass over all 4096 (and the idle tail no
+   * pass at all).
+   */
+  private readonly pendingMark = new Uint8Array(PARTITION_COUNT);
+  private pendingList: number[] = [];
+  private scanAll = true;
+  private lastFullPassMs = 0;
+  private offAppend: (() => void) | undefined;
+  /** Ends the tail wait (set while the loop waits for new log entries). */
+  private tailWake: (() => void) | undefined;
+  private tailWakeScheduled = false;
   /** Request size the destination was seen to refuse, halved (bytes; batch-max-bytes until then). */
   private fitBytes = Infinity;
   private lastCheckpointWrite = 0;
-  private readonly counters = { shipped: 0, skipped: 0, retries: 0, errors: 0, tooLarge: 0 };
+  private readonly counters = { shipped: 0, skipped: 0, retries: 0, errors: 0, tooLarge: 0, passes: 0, fullPasses: 0 };
   private lastError = '';
   /** Result code of the last checkpoint write (0 = OK). */
   private checkpointCode = 0;
@@ -199,6 +223,7 @@ class Stream {
 
   async start(): Promise<void> {
     for (let p = 0; p < PARTITION_COUNT; p++) this.cursor[p] = Number(this.ns.writeLog.nextSequence(p as PartitionId));
+    this.offAppend = this.ns.writeLog.onAppend?.((pid) => this.noteAppend(pid));
     this.applyOwnership();
     this.ownership?.onChange(() => {
       this.tableChanged = true;
@@ -259,7 +284,9 @@ class Stream {
   async stop(): Promise<void> {
     this.running = false;
     this.removeGate?.();
+    this.offAppend?.();
     this.wake?.();
+    this.tailWake?.();
     const finished = await settlesWithin(this.loop ?? Promise.resolve(), STOP_LOOP_WAIT_MS, this.rt);
     if (!finished) this.log(`xdr ${this.dest.name}/${this.ns.name}: the batch in flight was not acknowledged in ${STOP_LOOP_WAIT_MS} ms; it ships again after the restart`);
     await this.checkpointing;
@@ -285,8 +312,24 @@ class Stream {
     });
   }
 
+  /** An entry was appended to pid's log: an owned partition goes on the pending list. */
+  private noteAppend(pid: number): void {
+    if (!this.owned[pid] || this.pendingMark[pid]) return;
+    this.pendingMark[pid] = 1;
+    this.pendingList.push(pid);
+    // Woken at the next turn, as the log's own waiters are: writes that arrived together ship together.
+    if (this.tailWake && !this.tailWakeScheduled) {
+      this.tailWakeScheduled = true;
+      this.rt.timers.setImmediate(() => {
+        this.tailWakeScheduled = false;
+        this.tailWake?.();
+      });
+    }
+  }
+
   /** Makes partitions ship again everything with LUT > fromMs (replay from the source). */
   reship(fromMs: number, pids: number[]): void {
+    this.scanAll = true;
     for (const p of pids) {
       this.checkpoint[p] = Math.min(this.checkpoint[p]!, fromMs);
       this.recovering[p] = 1;
@@ -321,6 +364,7 @@ class Stream {
     const membership = this.tableChanged;
     this.tableChanged = false;
     this.rolesSeen = this.ownership?.rolesGeneration?.() ?? -1;
+    this.scanAll = true;
     this.ownershipEpoch++;
     let gained = 0;
     let lost = 0;
@@ -401,6 +445,8 @@ class Stream {
       retries: this.counters.retries,
       errors: this.counters.errors,
       tooLarge: this.counters.tooLarge,
+      passes: this.counters.passes,
+      fullPasses: this.counters.fullPasses,
       lastError: this.lastError,
       recoveringPartitions: recovering,
       masterPartitions: this.masterCount,
@@ -452,10 +498,12 @@ class Stream {
           .finally(() => (this.checkpointing = undefined));
         backoff = RETRY_BACKOFF_MIN_MS;
         // Partitions mastered elsewhere grow here too (replica writes): they must not wake us.
-        if (!batch.more) await this.ns.writeLog.waitForEntries('all', (p) => (this.owned[p] ? BigInt(this.cursor[p]!) : SEQUENCE_NEVER), TAIL_WAIT_MS);
+        if (!batch.more) await this.waitForLog();
         else if (batch.items.length === 0) await yieldToLoop(this.rt.timers);
         else if (this.dest.lingerMs > 0 && batch.items.length < this.dest.batchMax) await this.pause(this.dest.lingerMs);
       } catch (err) {
+        // The failed batch's partitions left the pending list with their cursors unmoved.
+        this.scanAll = true;
         this.counters.retries++;
         this.counters.errors++;
         this.lastError = describeKafkaError(err, `destination ${this.dest.name}`, this.dest.brokers, this.dest.security);
@@ -483,6 +531,27 @@ class Stream {
     this.producer = producer;
   }
 
+  /** Until an owned partition's log has an entry past its cursor, or TAIL_WAIT_MS. */
+  private waitForLog(): Promise<void> {
+    const wl = this.ns.writeLog;
+    if (this.offAppend && !this.scanAll) {
+      if (this.pendingList.length > 0 || !this.running) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const timer = this.rt.timers.setTimeout(() => {
+          this.tailWake = undefined;
+          resolve();
+        }, TAIL_WAIT_MS);
+        this.tailWake = () => {
+          this.rt.timers.clearTimeout(timer);
+          this.tailWake = undefined;
+          resolve();
+        };
+      });
+    }
+    if (wl.waitForEntriesFrom) return wl.waitForEntriesFrom(this.owned, this.cursor, TAIL_WAIT_MS);
+    return wl.waitForEntries('all', (p) => (this.owned[p] ? BigInt(this.cursor[p]!) : SEQUENCE_NEVER), TAIL_WAIT_MS);
+  }
+
   /** Reads the next batch from recovering partitions and the logs. Synchronous: a consistent cut. */
   private collect(): { items: Pending[]; cursors: Map<number, number>; drained: Map<number, number>; recovered: number[]; touched: Set<number>; more: boolean } {
     const items: Pending[] = [];
@@ -494,17 +563,37 @@ class Stream {
     const now = this.rt.clock.nowMs();
     let more = false;
     this.inBatch.clear();
-    for (let scanned = 0; scanned < PARTITION_COUNT; scanned++) {
+    // A full pass (see pendingList), or only the partitions whose log grew.
+    const full = this.scanAll || !this.offAppend || now - this.lastFullPassMs >= FULL_PASS_EVERY_MS;
+    const list = this.pendingList;
+    const left: number[] = [];
+    this.counters.passes++;
+    if (full) {
+      this.counters.fullPasses++;
+      this.lastFullPassMs = now;
+      this.scanAll = false;
+      this.pendingMark.fill(0);
+      this.pendingList = [];
+    } else this.pendingList = left;
+    const count = full ? PARTITION_COUNT : list.length;
+    for (let scanned = 0; scanned < count; scanned++) {
       if (items.length >= max) {
         more = true;
+        if (!full) for (let i = scanned; i < count; i++) left.push(list[i]!);
         break;
       }
-      const p = this.nextPid;
-      this.nextPid = (this.nextPid + 1) % PARTITION_COUNT;
+      let p: number;
+      if (full) {
+        p = this.nextPid;
+        this.nextPid = (this.nextPid + 1) % PARTITION_COUNT;
+      } else {
+        p = list[scanned]!;
+        this.pendingMark[p] = 0;
+      }
       if (!this.owned[p]) continue;
       const pid = p as PartitionId;
       const wl = this.ns.writeLog;
-      if (!this.recovering[p] && this.cursor[p]! < Number(wl.firstSequence(pid))) {
+      if (!this.recovering[p] && this.cursor[p]! < (wl.firstSequenceNumber ? wl.firstSequenceNumber(pid) : Number(wl.firstSequence(pid)))) {
         // The log wrapped past our cursor while we could not ship: rescan from the checkpoint.
         this.recovering[p] = 1;
       }
@@ -519,7 +608,7 @@ class Stream {
         drained.set(p, now);
         continue;
       }
-      const next = Number(wl.nextSequence(pid));
+      const next = wl.nextSequenceNumber ? wl.nextSequenceNumber(pid) : Number(wl.nextSequence(pid));
       let c = this.cursor[p]!;
       if (c >= next) continue;
       const entries = wl.read(pid, BigInt(c), Math.max(1, max - items.length));
@@ -536,8 +625,15 @@ class Stream {
       }
       cursors.set(p, c);
       if (c >= next) drained.set(p, now);
-      else more = true;
+      else {
+        more = true;
+        if (!full && !this.pendingMark[p]) left.push(p);
+      }
     }
+    // A full pass that stopped early (batch full, or a partition not read to its end) passes again.
+    if (full && more) this.scanAll = true;
+    for (const p of left) this.pendingMark[p] = 1;
+    if (!full && left.length > 0) more = true;
     return { items, cursors, drained, recovered, touched, more };
   }
 
