@@ -31,6 +31,8 @@ const set = 'cl';
 const CONVERGE_TIMEOUT_MS = 20_000;
 /** The official client's default tend interval, and rounds of replica-ANY reads before giving up. */
 const CLIENT_TEND_MS = 1500;
+/** Longer than two periods of the version exchange's full state (1 s). */
+const IDLE_GENERATION_WAIT_MS = 2500;
 const ANY_READ_ROUNDS = 3;
 
 interface ClusterNode {
@@ -207,6 +209,23 @@ test.serial('the client finds all three nodes from one seed; every record has tw
   const peers = await info(nodes[0]!.port, 'peers-clear-std');
   for (const n of nodes.slice(1)) t.true(peers.includes(`[${n.id},,[127.0.0.1:${n.port}]]`), peers);
   for (const n of nodes) t.is((await stats(n.port, 'ferry-wire')).get('proxied'), '0', 'a fresh map needs no proxying');
+});
+
+test.serial('partition-generation stays put on a settled cluster (pulses and the periodic version exchange do not move it)', async (t) => {
+  // The full version state every node sends each second used to count as a role change: every
+  // node's partition-generation went up each second and every client fetched the map again.
+  const snapshot = async (): Promise<string[]> => Promise.all(nodes.map(async (n) => `${await info(n.port, 'partition-generation')}@${(await stats(n.port)).get('cluster_key')}`));
+  let before: string[] = [];
+  let after: string[] = [];
+  // A membership change on a loaded machine (a late pulse) legitimately moves it: measured again then.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    before = await snapshot();
+    await new Promise((r) => setTimeout(r, IDLE_GENERATION_WAIT_MS));
+    after = await snapshot();
+    const keys = new Set([...before, ...after].map((x) => x.split('@')[1]));
+    if (keys.size === 1) break;
+  }
+  t.deepEqual(after, before, 'partition-generation@cluster_key of each node before and after an idle wait');
 });
 
 test.serial('`ferry cluster` lists the members with their partition counts, as text and JSON', async (t) => {
