@@ -102,7 +102,10 @@ const KNOWN: Array<[number, string]> = [
 // [A1,A2] while A2 does not yet (until 4652 ms), and in that window both acknowledge a write of
 // key "hot" with gen 50 (incr at 4563 ms, delete at 4583 ms). Traced with
 // `npm run sim -- --seed 17 --ops 300 --nodes 3 --xdr --verbose`; the class of seed 18.
-test.serial.failing('cluster with XDR, seed 17 (known bug: while two nodes disagree on membership after a restart, both master a partition and acknowledge the same generation of a key: one write is lost)', async (t) => {
+// Since the shipper reads only the partitions whose log grew (05:30 UTC) the schedule differs and
+// seed 17 no longer reaches that window (`--nodes 3 --xdr --seed 1 --seeds 30`: 30 of 30 pass):
+// it runs as an ordinary seed; the bug itself is not fixed and stays pinned by seed 18 below.
+test.serial('cluster with XDR, seed 17: site A ships to B under faults; B ends equal to A', async (t) => {
   const o: ClusterSimOptions = { seed: 17, ops: OPS, xdr: true };
   const r = await runClusterSimulation(o);
   t.true(r.ok, `${report(r, o)} --xdr`);
