@@ -49,6 +49,27 @@ async function withAdmin<T>(brokers: string[], f: (a: ReturnType<Kafka['admin']>
   }
 }
 
+/** Topic metadata polls before a created topic counts as not ready. */
+const TOPIC_READY_TIMEOUT_MS = 30_000;
+
+/**
+ * Creates a topic and waits until every partition has a leader in the metadata. (kafkajs's
+ * waitForLeaders gives up on UNKNOWN_TOPIC_OR_PARTITION, which a loaded Apache Kafka answers
+ * while its broker's metadata cache has not caught up with the controller.)
+ */
+async function createReady(a: ReturnType<Kafka['admin']>, spec: { topic: string; numPartitions: number }): Promise<void> {
+  await a.createTopics({ topics: [spec] });
+  await waitFor(async () => {
+    try {
+      const meta = await a.fetchTopicMetadata({ topics: [spec.topic] });
+      const parts = meta.topics[0]?.partitions ?? [];
+      return parts.length === spec.numPartitions && parts.every((p) => p.leader >= 0);
+    } catch {
+      return false;
+    }
+  }, TOPIC_READY_TIMEOUT_MS, `topic ${spec.topic} to have a leader for each partition`);
+}
+
 function errorType(err: unknown): string {
   const e = err as { type?: string; name?: string; cause?: unknown; originalError?: unknown };
   if (e.type) return e.type;
@@ -74,7 +95,7 @@ test.serial('metadata shape: topics, partitions, one replica in sync, leaders kn
 test.serial('produce/fetch round trip: keys, values, headers, timestamps and offsets per partition', async (t) => {
   await differential(t, async (brokers, name) => {
     const topic = name('rt');
-    await withAdmin(brokers, (a) => a.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true }));
+    await withAdmin(brokers, (a) => createReady(a, { topic, numPartitions: 2 }));
     const kafka = client(brokers);
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
@@ -109,7 +130,7 @@ async function consumeAll(kafka: Kafka, topic: string, groupId: string, n: numbe
 test.serial('offsets: earliest/latest and by timestamp (before, between, after the records)', async (t) => {
   await differential(t, async (brokers, name) => {
     const topic = name('ts');
-    await withAdmin(brokers, (a) => a.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true }));
+    await withAdmin(brokers, (a) => createReady(a, { topic, numPartitions: 1 }));
     const producer = client(brokers).producer();
     await producer.connect();
     const base = 1_700_000_000_000;
@@ -127,7 +148,7 @@ test.serial('consumer group: two members split the partitions, commits are fetch
   await differential(t, async (brokers, name) => {
     const topic = name('grp');
     const groupId = name('group');
-    await withAdmin(brokers, (a) => a.createTopics({ topics: [{ topic, numPartitions: 4 }], waitForLeaders: true }));
+    await withAdmin(brokers, (a) => createReady(a, { topic, numPartitions: 4 }));
     const kafka = client(brokers);
     const assigned = new Map<Consumer, number[]>();
     const member = async () => {
@@ -164,7 +185,7 @@ test.serial('consumer group: two members split the partitions, commits are fetch
 test.serial('errors: oversize batch MESSAGE_TOO_LARGE; produce to an unknown topic, corrupt CRC, two batches, bad acks; unsupported versions', async (t) => {
   await differential(t, async (brokers, name) => {
     const topic = name('err');
-    await withAdmin(brokers, (a) => a.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true }));
+    await withAdmin(brokers, (a) => createReady(a, { topic, numPartitions: 1 }));
     const producer = client(brokers).producer({ retry: { retries: 0 } });
     await producer.connect();
     const oversize = await producer.send({ topic, acks: -1, messages: [{ value: Buffer.alloc(20 * 1024 * 1024, 1) }] }).then(() => 'accepted', errorType);
@@ -195,7 +216,7 @@ test.serial('errors: oversize batch MESSAGE_TOO_LARGE; produce to an unknown top
 test.serial('kcat: metadata, produce with keys, consume from the beginning, and an offset out of range', async (t) => {
   await differential(t, async (brokers, name) => {
     const topic = name('kc');
-    await withAdmin(brokers, (a) => a.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true }));
+    await withAdmin(brokers, (a) => createReady(a, { topic, numPartitions: 2 }));
     const b = brokers[0]!;
     const produced = await kcat(['-P', '-b', b, '-t', topic, '-p', '1', '-K', ':'], 'a:1\nb:2\nc:3\n');
     const meta = JSON.parse((await kcat(['-L', '-J', '-b', b, '-t', topic])).stdout) as { topics: Array<{ topic: string; partitions: Array<{ partition: number; replicas: unknown[]; isrs: unknown[] }> }> };
