@@ -23,7 +23,8 @@
  * takes over at the hand-off, once its copy is full. On a role change, a partition this node
  * gained is rescanned from its (replicated) checkpoint, then tailed; one it lost is no longer
  * read, and its checkpoint is no longer written (a write on a non-master would stay local and
- * outrank the master's copy by generation). The filling copy ships nothing: what migrates into
+ * outrank the master's copy by generation), once the entries it logged before the hand-off are
+ * shipped (drainTo: the RPO-0 writes it executed wait for its own stream). The filling copy ships nothing: what migrates into
  * it was shipped by the acting master or is still unshipped there, and then has LUT > the
  * checkpoint it inherits. The handover ships some changes twice (the old master's last
  * checkpoint lags its shipping), never none.
@@ -44,6 +45,7 @@ import {
   SYSTEM_SET_NAME,
   WriteKind,
   isReplicatedOrigin,
+  partitionOf,
   runtimeOf,
   yieldToLoop,
   encodeVersion,
@@ -100,6 +102,12 @@ const RETRY_BACKOFF_MIN_MS = 50;
 const STOP_LOOP_WAIT_MS = 2000;
 /** Bytes a record adds to a produce request beyond its key, value and headers (Kafka record framing, generous). */
 const RECORD_OVERHEAD_BYTES = 40;
+/**
+ * Role changes (hand-overs between acting and final masters) are taken at most this often; a
+ * partition handed over waits at most this long to be shipped by its new master (it rescans from
+ * the checkpoint, so nothing is skipped meanwhile).
+ */
+const ROLES_CHECK_INTERVAL_MS = 50;
 /** Hand-overs (not membership changes) are logged at most this often, summed. */
 const HANDOVER_LOG_INTERVAL_MS = 1000;
 /** At stop, how long the producer's disconnect may take. */
@@ -127,6 +135,8 @@ export interface StreamStats {
   errors: number;
   /** Records the destination refused as too large even alone: skipped, see Stream.send. */
   tooLarge: number;
+  /** RPO-0 writes failed with TIMEOUT because their version was not in Kafka within rpo0-timeout-ms. */
+  rpo0Timeouts?: number;
   /** Batches collected, and how many of them passed over every owned partition (the others read only partitions whose log grew). */
   passes?: number;
   fullPasses?: number;
@@ -147,12 +157,28 @@ class Stream {
   private readonly recovering = new Uint8Array(PARTITION_COUNT);
   /** 1 where this node masters the partition (as of the last table change applied). */
   private readonly owned = new Uint8Array(PARTITION_COUNT);
+  /**
+   * Where a partition handed over is still shipped up to (write-log sequence, exclusive; 0 =
+   * not draining), and the partitions draining: the entries this node logged as master before
+   * the hand-off are shipped by it, so the RPO-0 writes it executed are released here (the new
+   * master's rescan ships them again).
+   */
+  private readonly drainTo = new Float64Array(PARTITION_COUNT);
+  private draining: number[] = [];
+  /**
+   * RPO-0 writes (digest hex) this node executed in partitions its stream does not ship: roles
+   * can flip between two looks of the loop (a hand-off, the provisional roles of a new round), and
+   * the waiting client is released only by this node's stream, so it ships them itself until
+   * Kafka acknowledged them (the partition's shipper ships them too: harmless duplicates).
+   */
+  private readonly strays = new Set<string>();
   /** The ownership epoch in which each partition was last gained. */
   private readonly gainedAt = new Uint32Array(PARTITION_COUNT);
   private ownershipEpoch = 0;
   private tableChanged = false;
   /** The roles generation applied last (-1: none yet). */
   private rolesSeen = -1;
+  private rolesAppliedAtMs = 0;
   /** Hand-overs since the last log line about them (role changes come one partition at a time). */
   private readonly handovers = { gained: 0, lost: 0, loggedAtMs: 0 };
   private masterCount = 0;
@@ -188,7 +214,7 @@ class Stream {
   /** Request size the destination was seen to refuse, halved (bytes; batch-max-bytes until then). */
   private fitBytes = Infinity;
   private lastCheckpointWrite = 0;
-  private readonly counters = { shipped: 0, skipped: 0, retries: 0, errors: 0, tooLarge: 0, passes: 0, fullPasses: 0 };
+  private readonly counters = { shipped: 0, skipped: 0, retries: 0, errors: 0, tooLarge: 0, passes: 0, fullPasses: 0, rpo0Timeouts: 0 };
   private lastError = '';
   /** Result code of the last checkpoint write (0 = OK). */
   private checkpointCode = 0;
@@ -243,10 +269,15 @@ class Stream {
     const hex = v.digest.toString('hex');
     if (covers(this.shippedCache.get(hex), v.generation, v.lutMs)) return Promise.resolve();
     if (!this.running) return Promise.reject(new Error(`xdr ${this.dest.name}: the shipper is stopping`));
+    if (this.owned[partitionOf(v.digest)] !== 1) {
+      this.strays.add(hex);
+      this.tailWake?.();
+    }
     return new Promise<void>((resolve, reject) => {
       const w: SyncWaiter = { generation: v.generation, lutMs: v.lutMs, resolve, reject, timer: undefined };
       w.timer = this.rt.timers.setTimeout(() => {
         this.dropWaiter(hex, w);
+        this.counters.rpo0Timeouts++;
         reject(new Error(`xdr ${this.dest.name}: not in Kafka within ${this.dest.rpo0TimeoutMs} ms (rpo0-timeout-ms): ${this.lastError || 'still queued'}`));
       }, this.dest.rpo0TimeoutMs);
       const list = this.syncWaiters.get(hex);
@@ -349,10 +380,15 @@ class Stream {
     return o.isWorkingMaster ? o.isWorkingMaster(this.ns.name, p) : o.isMaster(p);
   }
 
-  /** True when working masters may have changed since the last applyOwnership. */
+  /**
+   * True when working masters may have changed since the last applyOwnership, checked at most
+   * every ROLES_CHECK_INTERVAL_MS: during migrations the roles generation moves with every
+   * version announcement, and each apply walks all 4096 partitions.
+   */
   private rolesChanged(): boolean {
     const g = this.ownership?.rolesGeneration?.();
-    return g !== undefined && g !== this.rolesSeen;
+    if (g === undefined || g === this.rolesSeen) return false;
+    return this.rt.clock.nowMs() - this.rolesAppliedAtMs >= ROLES_CHECK_INTERVAL_MS;
   }
 
   /**
@@ -364,6 +400,7 @@ class Stream {
     const membership = this.tableChanged;
     this.tableChanged = false;
     this.rolesSeen = this.ownership?.rolesGeneration?.() ?? -1;
+    this.rolesAppliedAtMs = this.rt.clock.nowMs();
     this.scanAll = true;
     this.ownershipEpoch++;
     let gained = 0;
@@ -375,9 +412,17 @@ class Stream {
       if (m && !this.owned[p]) {
         this.checkpoint[p] = this.readCheckpoint(p);
         this.recovering[p] = 1;
+        this.drainTo[p] = 0;
         this.gainedAt[p] = this.ownershipEpoch;
         gained++;
       } else if (!m && this.owned[p]) {
+        // A partition lost while still to be rescanned has no cursor to drain from: its new
+        // master's rescan ships it (an RPO-0 write waiting here then times out, in doubt).
+        const next = Number(this.ns.writeLog.nextSequence(p as PartitionId));
+        if (!this.recovering[p] && this.cursor[p]! < next && this.drainTo[p] === 0) {
+          this.drainTo[p] = next;
+          this.draining.push(p);
+        }
         this.recovering[p] = 0;
         this.dirty.delete(p);
         lost++;
@@ -445,6 +490,7 @@ class Stream {
       retries: this.counters.retries,
       errors: this.counters.errors,
       tooLarge: this.counters.tooLarge,
+      rpo0Timeouts: this.counters.rpo0Timeouts,
       passes: this.counters.passes,
       fullPasses: this.counters.fullPasses,
       lastError: this.lastError,
@@ -475,7 +521,15 @@ class Stream {
         // partition gained again while the batch was in flight keeps its new rescan.
         const current = (p: number): boolean => this.owned[p] === 1 && this.gainedAt[p]! <= epoch;
         for (const p of batch.recovered) if (current(p)) this.recovering[p] = 0;
-        for (const [p, c] of batch.cursors) if (current(p)) this.cursor[p] = c;
+        for (const [p, c] of batch.cursors) {
+          if (current(p)) this.cursor[p] = c;
+          else if (!this.owned[p] && this.drainTo[p]! > 0) {
+            this.cursor[p] = c;
+            if (c >= this.drainTo[p]!) this.drainTo[p] = 0;
+          }
+        }
+        if (this.draining.length > 0) this.draining = this.draining.filter((p) => this.drainTo[p]! > 0);
+        for (const hex of batch.strays) this.strays.delete(hex);
         for (const [p, at] of batch.drained) {
           if (!current(p)) continue;
           this.drainedAt[p] = at;
@@ -535,7 +589,7 @@ class Stream {
   private waitForLog(): Promise<void> {
     const wl = this.ns.writeLog;
     if (this.offAppend && !this.scanAll) {
-      if (this.pendingList.length > 0 || !this.running) return Promise.resolve();
+      if (this.pendingList.length > 0 || this.draining.length > 0 || this.strays.size > 0 || !this.running) return Promise.resolve();
       return new Promise<void>((resolve) => {
         const timer = this.rt.timers.setTimeout(() => {
           this.tailWake = undefined;
@@ -553,7 +607,7 @@ class Stream {
   }
 
   /** Reads the next batch from recovering partitions and the logs. Synchronous: a consistent cut. */
-  private collect(): { items: Pending[]; cursors: Map<number, number>; drained: Map<number, number>; recovered: number[]; touched: Set<number>; more: boolean } {
+  private collect(): { items: Pending[]; cursors: Map<number, number>; drained: Map<number, number>; recovered: number[]; touched: Set<number>; more: boolean; strays: string[] } {
     const items: Pending[] = [];
     const touched = new Set<number>();
     const recovered: number[] = [];
@@ -563,6 +617,14 @@ class Stream {
     const now = this.rt.clock.nowMs();
     let more = false;
     this.inBatch.clear();
+    // First what this node must ship although its stream does not own it (see strays, drainTo).
+    const strays = [...this.strays];
+    for (const hex of strays) {
+      const d = Buffer.from(hex, 'hex');
+      const v = this.ns.readVersion(d);
+      if (v) this.consider(v, partitionOf(d), items);
+    }
+    for (const p of this.draining) if (items.length < max && this.collectDrain(p, max, items, cursors)) more = true;
     // A full pass (see pendingList), or only the partitions whose log grew.
     const full = this.scanAll || !this.offAppend || now - this.lastFullPassMs >= FULL_PASS_EVERY_MS;
     const list = this.pendingList;
@@ -634,7 +696,35 @@ class Stream {
     if (full && more) this.scanAll = true;
     for (const p of left) this.pendingMark[p] = 1;
     if (!full && left.length > 0) more = true;
-    return { items, cursors, drained, recovered, touched, more };
+    return { items, cursors, drained, recovered, touched, more, strays };
+  }
+
+  /**
+   * The next entries of a partition handed over, up to drainTo (see there); true while more
+   * remain. A log that wrapped past the cursor ends the drain (the new master rescans anyway).
+   */
+  private collectDrain(p: number, max: number, items: Pending[], cursors: Map<number, number>): boolean {
+    const pid = p as PartitionId;
+    const wl = this.ns.writeLog;
+    const end = this.drainTo[p]!;
+    const c0 = this.cursor[p]!;
+    const entries = c0 < end && c0 >= Number(wl.firstSequence(pid)) ? wl.read(pid, BigInt(c0), Math.max(1, Math.min(max - items.length, end - c0))) : [];
+    if (this.owned[p] || entries.length === 0) {
+      this.drainTo[p] = 0;
+      return false;
+    }
+    let c = c0;
+    for (const e of entries) {
+      if (Number(e.sequence) >= end) break;
+      c = Number(e.sequence) + 1;
+      if (!this.dest.forward && (e.kind === WriteKind.REPLICATED_WRITE || e.kind === WriteKind.REPLICATED_DELETE)) continue;
+      if (!this.dest.shipDeletes && e.kind === WriteKind.DELETE) continue;
+      if (!this.dest.shipExpirations && (e.kind === WriteKind.EXPIRE || e.kind === WriteKind.EVICT)) continue;
+      const v = this.ns.readVersion(e.digest);
+      if (v) this.consider(v, p, items);
+    }
+    cursors.set(p, c);
+    return c < end;
   }
 
   private consider(v: RecordVersion, p: number, items: Pending[]): void {
@@ -866,6 +956,7 @@ export class Shipper implements NodeExtension {
     put('ferry_xdr_ms_behind', 'Now minus the oldest unshipped change, ms', 'gauge', (s) => s.msBehind);
     put('ferry_xdr_shipped_total', 'Records shipped', 'counter', (s) => s.shipped);
     put('ferry_xdr_retries_total', 'Produce retries', 'counter', (s) => s.retries);
+    put('ferry_xdr_rpo0_timeouts_total', 'RPO-0 writes failed with TIMEOUT: not in Kafka within rpo0-timeout-ms', 'counter', (s) => s.rpo0Timeouts ?? 0);
     put('ferry_xdr_too_large_total', 'Records the destination refused as too large even alone (skipped; see lastError)', 'counter', (s) => s.tooLarge);
     out.push(...kafkaPartitionLag(this.stats(true)));
     return out;

@@ -82,6 +82,7 @@ export interface StreamStatsLite {
   recoveringPartitions: number;
   masterPartitions: number;
   shipped: number;
+  rpo0Timeouts?: number;
 }
 
 export async function xdrStreams(port: number): Promise<StreamStatsLite[]> {
