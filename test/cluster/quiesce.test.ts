@@ -11,7 +11,8 @@
  * 2. A rolling restart of every node (ops/rolling-restart.ts, the test restarting each process
  *    when asked): no client command fails (NOT_FOUND reads: as above), every acknowledged write reads back, and master and
  *    replica copies have equal checksums afterwards.
- * 3. migrate-fill-delay: a node stopped and restarted within the delay costs the stand-ins no
+ * 3. `quiesce-undo`: the node masters its partitions again once the cluster is stable.
+ * 4. migrate-fill-delay: a node stopped and restarted within the delay costs the stand-ins no
  *    fill record; with a short delay they are filled once it passed.
  *
  * Readers pick keys with a seeded PRNG; the seed is printed.
@@ -246,6 +247,22 @@ test.serial('a quiesced node masters and holds nothing, keeps its data, and its 
   t.log(`the restarted node received ${received} records by migration; ${missed} writes were made since it was quiesced`);
   t.deepEqual(load.failures, [], 'no client command failed');
   t.true(received <= 1.2 * missed, 'it rejoined with a delta, not a fill');
+});
+
+test.serial('quiesce-undo (ferry cluster quiesce --undo) gives a quiesced node its partitions back', async (t) => {
+  t.timeout(3 * STABLE_TIMEOUT_MS);
+  const b = members[1]!;
+  t.is(await info(b.port, 'quiesce'), 'ok');
+  await waitFor(async () => (await stats(b.port)).get('effective_is_quiesced') === 'true', STABLE_TIMEOUT_MS, 'the quiesce to take effect');
+  await waitClusterStable(rolling(members), STABLE_TIMEOUT_MS);
+  const mastersOf = async (): Promise<number | undefined> => (JSON.parse(await info(members[0]!.port, 'ferry-cluster')) as ClusterReport['view']).members.find((m) => m.nodeId === b.id)?.master;
+  t.is(await mastersOf(), 0);
+  const { stdout } = await ferry('cluster', 'quiesce', '--undo', '--node', `127.0.0.1:${b.port}`, '--timeout-ms', String(STABLE_TIMEOUT_MS));
+  t.regex(stdout, /no longer quiesced; cluster of 3 stable/);
+  t.is((await stats(b.port)).get('effective_is_quiesced'), 'false');
+  t.true((await mastersOf())! > 1000, 'it masters its partitions again');
+  const n = await stats(b.port, `namespace/${ns}`);
+  t.is(Number(n.get('partitions_subset')), 0, 'its copies were brought up to date (deltas)');
 });
 
 test.serial('a rolling restart of every node under load fails no client command; copies agree afterwards', async (t) => {
