@@ -42,8 +42,11 @@ export interface FerryNodeProc {
   child: ChildProcess;
 }
 
+/** Extra node flags for every ferry process, as in bench/xdr-sites.ts, e.g. FERRY_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
+const NODE_ARGS = (process.env.FERRY_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
 export async function startFerry(args: string[], port: number, dataDir: string, hbPort?: number): Promise<FerryNodeProc> {
-  const child = spawnPiped(process.execPath, ['bin/ferry.mjs', ...args], ROOT);
+  const child = spawnPiped(process.execPath, [...NODE_ARGS, 'bin/ferry.mjs', ...args], ROOT);
   await waitForLine(child, /ferry node listening on/, `ferry node on ${port}`);
   return { port, dataDir, args, child, ...(hbPort !== undefined ? { hbPort } : {}) };
 }
