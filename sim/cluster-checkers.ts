@@ -33,6 +33,8 @@ export interface KeyOp {
   outcome: 'ok' | 'no' | 'maybe';
   generation: number;
   bins?: Bin[];
+  /** A read's result code (reads are kept apart from the writes). */
+  code?: number;
 }
 
 function binsText(bins: readonly Bin[]): string {
@@ -133,6 +135,30 @@ export function checkClusterLedger(nodes: readonly SimClusterNode[], ledger: Rea
     if (same.kind === 'delete' && !v.tombstone) out.push(`${key}: delete#${same.id} acknowledged at gen=${gen}, but the master holds a live record at that generation (resurrected)`);
     if (same.kind !== 'delete' && v.tombstone) out.push(`${key}: ${same.kind}#${same.id} acknowledged at gen=${gen}, but the master holds a tombstone at that generation`);
     if (same.kind === 'put' && same.bins && !v.tombstone && binsText(v.bins) !== binsText(same.bins)) out.push(`${key}: put#${same.id} acknowledged at gen=${gen} with other bins than the master holds`);
+  }
+  return out;
+}
+
+/**
+ * Reads while partitions move: a read that answered NOT_FOUND although a write that creates the
+ * record (put, increment, touch) was acknowledged before the read was sent, and no delete that
+ * could have come after it was in flight or in doubt before the read's answer. Reads in a
+ * possible split are not judged (AP: the side a read reaches may not have the write).
+ */
+export function checkReads(ledger: ReadonlyMap<string, KeyOp[]>, reads: ReadonlyMap<string, KeyOp[]>, splits: ReadonlyArray<readonly [number, number]>, notFound: number): string[] {
+  const out: string[] = [];
+  for (const [key, rs] of reads) {
+    const ops = ledger.get(key) ?? [];
+    for (const r of rs) {
+      if (r.code !== notFound || inSplit(r, splits)) continue;
+      const created = ops.filter((o) => o.kind !== 'delete' && o.outcome === 'ok' && o.doneMs < r.issuedMs);
+      const explained = (a: KeyOp): boolean => ops.some((d) => d.kind === 'delete' && d.outcome !== 'no' && d.issuedMs < r.doneMs && d.doneMs > a.issuedMs);
+      const unexplained = created.filter((a) => !explained(a));
+      if (unexplained.length > 0) {
+        const a = unexplained.at(-1)!;
+        out.push(`${key}: read#${r.id} at ${r.issuedMs} answered NOT_FOUND after ${a.kind}#${a.id} (gen=${a.generation}) was acknowledged at ${a.doneMs}`);
+      }
+    }
   }
   return out;
 }

@@ -27,7 +27,7 @@ import { Receiver, type Destination } from '../receiver/receiver.js';
 import { Shipper } from '../shipper/shipper.js';
 import { compareSites } from './checkers.js';
 import { BalanceChecker } from './balance-checker.js';
-import { checkClusterLedger, checkMembership, checkReplicas, partitionImage, type KeyOp } from './cluster-checkers.js';
+import { checkClusterLedger, checkMembership, checkReads, checkReplicas, partitionImage, type KeyOp } from './cluster-checkers.js';
 import { SimKafkaLog } from './kafka-log.js';
 import { SimClusterNode } from './cluster-node.js';
 import { NETWORK_FAULTS_NONE, SimNetwork } from './network.js';
@@ -284,7 +284,7 @@ function readCommand(wl: Workload): ClusterCommand {
   return { kind: 'read', key, cmd: { namespace: SIM_NAMESPACE, set: SIM_SET, digest: computeDigest(SIM_SET, key), ops: [] } };
 }
 
-async function runWorkload(w: World, r: Random, ops: number, ledger: Map<string, KeyOp[]>): Promise<void> {
+async function runWorkload(w: World, r: Random, ops: number, ledger: Map<string, KeyOp[]>, reads: Map<string, KeyOp[]>): Promise<void> {
   const wl = new Workload(r, false);
   const client = new Client(w, seededRandom(r.u32()));
   for (let i = 0; i < ops; i++) {
@@ -301,7 +301,15 @@ async function runWorkload(w: World, r: Random, ops: number, ledger: Map<string,
         client.inFlight--;
         const label = typeof res === 'string' ? res : String(res.code);
         count(w, `${c.kind}:${label}`);
-        if (c.kind === 'read') return;
+        if (c.kind === 'read') {
+          if (typeof res === 'string') return;
+          op.doneMs = w.sched.nowMs;
+          op.code = res.code;
+          const list = reads.get(c.key) ?? [];
+          list.push(op);
+          reads.set(c.key, list);
+          return;
+        }
         if (res === 'refused') op.outcome = 'no';
         else if (res !== 'timeout') {
           op.doneMs = w.sched.nowMs;
@@ -405,6 +413,7 @@ export async function runClusterSimulation(o: ClusterSimOptions): Promise<SimRes
   const w: World = { sched, net, nodes, errors: [], counters: {}, splits: [], violations: [], balance: new BalanceChecker(nodes, o.balanceFactor), balanceSampledMs: -Infinity };
   const x = o.xdr ? setUpXdr(w, root, dataRoot) : undefined;
   const ledger = new Map<string, KeyOp[]>();
+  const reads = new Map<string, KeyOp[]>();
   const onUnhandled = (err: unknown): void => void w.errors.push(`unhandled rejection: ${(err as Error).stack ?? String(err)}`);
   process.on('unhandledRejection', onUnhandled);
   let phase = 'start';
@@ -417,7 +426,7 @@ export async function runClusterSimulation(o: ClusterSimOptions): Promise<SimRes
     let workloadDone = false;
     const scenario = o.scenario ?? 'random';
     const faults = o.faults === false ? Promise.resolve() : scenario === 'partial-partition' ? partialPartitionScenario(w) : runFaults(w, rFaults, () => workloadDone);
-    await runWorkload(w, rWork, o.ops, ledger);
+    await runWorkload(w, rWork, o.ops, ledger, reads);
     workloadDone = true;
     await faults;
     phase = 'settle';
@@ -453,6 +462,7 @@ export async function runClusterSimulation(o: ClusterSimOptions): Promise<SimRes
     if (remaining.some((r) => r !== 0)) failures.push(`migrations: still remaining after ${SETTLE_MS_MAX} ms of quiet: ${remaining.join(',')}`);
     failures.push(...checkReplicas(nodes).map((s) => `replica != master: ${s}`));
     failures.push(...checkClusterLedger(nodes, ledger, w.splits).map((s) => `ledger: ${s}`));
+    failures.push(...checkReads(ledger, reads, w.splits, ResultCode.NOT_FOUND).map((s) => `read: ${s}`));
     if (x) {
       failures.push(...checkMembership(x.bNodes).map((s) => `B membership: ${s}`));
       failures.push(...checkReplicas(x.bNodes).map((s) => `B replica != master: ${s}`));

@@ -107,6 +107,11 @@ export class PartitionBalance {
   #key = '';
   #ready = false;
   readonly #snaps = new Map<string, Snapshot>();
+  /**
+   * The members' snapshots of the previous round, kept while this round's exchange is not
+   * complete: provisional roles consult them for members not heard from yet (see workingMaster).
+   */
+  #previous = new Map<string, Snapshot>();
   #mine: Snapshot | undefined;
   #plans = new Map<string, PartitionPlan[]>();
   readonly #handedOff = new Set<string>();
@@ -198,14 +203,19 @@ export class PartitionBalance {
       if (this.#handedOff.has(keyOf(namespace, pid)) || this.#stateOf(namespace, master, pid) === PartitionState.FULL) return master;
       return plan.acting;
     }
+    // Provisional (the exchange is not complete): a member not heard from in this round counts
+    // with its state of the previous round. Without that a FULL copy whose holder comes later in
+    // the new succession than another FULL copy would serve too (it only knows its own state), and
+    // both would take writes the other lacks: reads at one miss writes acknowledged by the other
+    // (NOT_FOUND while partitions move) until the plan names one acting master.
     const n = t.members.length;
     for (let p = 0; p < n; p++) {
       const id = t.nodeAt(pid, p);
-      if (this.#stateOf(namespace, id, pid) === PartitionState.FULL) return id;
+      if (this.#provisionalStateOf(namespace, id, pid) === PartitionState.FULL) return id;
     }
     for (let p = 0; p < n; p++) {
       const id = t.nodeAt(pid, p);
-      if (id !== this.cluster.nodeId && this.#stateOf(namespace, id, pid) === undefined) return id;
+      if (id !== this.cluster.nodeId && this.#provisionalStateOf(namespace, id, pid) === undefined) return id;
     }
     return master;
   }
@@ -365,7 +375,13 @@ export class PartitionBalance {
 
   #newRound(): void {
     const key = this.cluster.clusterKey();
-    for (const [id, s] of this.#snaps) if (s.key === this.#key || s.key === key) this.#snaps.delete(id);
+    const previous = new Map<string, Snapshot>();
+    for (const [id, s] of this.#snaps) {
+      if (s.key !== this.#key && s.key !== key) continue;
+      if (s.key === this.#key) previous.set(id, s);
+      this.#snaps.delete(id);
+    }
+    this.#previous = previous;
     if (key !== this.#key) this.counters.rebalance_rounds++;
     this.#key = key;
     this.#ready = false;
@@ -432,6 +448,7 @@ export class PartitionBalance {
     const members = this.#members();
     if (!members.every((id) => id === this.cluster.nodeId || this.#snaps.get(id)?.key === this.#key)) return;
     this.#ready = true;
+    this.#previous = new Map();
     this.#generation++;
     this.counters.rebalance_plans++;
     const tasks: MigrationTask[] = [];
@@ -494,6 +511,11 @@ export class PartitionBalance {
   #stateOf(namespace: string, id: string, pid: number): number | undefined {
     if (id === this.cluster.nodeId) return this.namespaces.get(namespace)?.versions.get(pid);
     return this.#snaps.get(id)?.live.get(namespace)?.[pid];
+  }
+
+  /** #stateOf, else the member's state in the previous round (provisional roles only). */
+  #provisionalStateOf(namespace: string, id: string, pid: number): number | undefined {
+    return this.#stateOf(namespace, id, pid) ?? this.#previous.get(id)?.live.get(namespace)?.[pid];
   }
 
   /**
