@@ -112,6 +112,8 @@ export class PartitionBalance {
    * complete: provisional roles consult them for members not heard from yet (see workingMaster).
    */
   #previous = new Map<string, Snapshot>();
+  /** Per namespace and partition, the working master of the last round that was ready (provisional roles prefer it). */
+  #previousWorking = new Map<string, string[]>();
   #mine: Snapshot | undefined;
   #plans = new Map<string, PartitionPlan[]>();
   readonly #handedOff = new Set<string>();
@@ -208,6 +210,10 @@ export class PartitionBalance {
     // the new succession than another FULL copy would serve too (it only knows its own state), and
     // both would take writes the other lacks: reads at one miss writes acknowledged by the other
     // (NOT_FOUND while partitions move) until the plan names one acting master.
+    // The last ready round's working master goes on serving while its copy is FULL and it is a
+    // member: nodes that switch keys at different moments then still agree on who serves.
+    const previous = this.#previousWorking.get(namespace)?.[pid];
+    if (previous !== undefined && t.positionOf(previous, pid) >= 0 && this.#provisionalStateOf(namespace, previous, pid) === PartitionState.FULL) return previous;
     const n = t.members.length;
     for (let p = 0; p < n; p++) {
       const id = t.nodeAt(pid, p);
@@ -375,6 +381,7 @@ export class PartitionBalance {
 
   #newRound(): void {
     const key = this.cluster.clusterKey();
+    if (this.#ready) this.#previousWorking = this.#workingMasters();
     const previous = new Map<string, Snapshot>();
     for (const [id, s] of this.#snaps) {
       if (s.key !== this.#key && s.key !== key) continue;
@@ -511,6 +518,18 @@ export class PartitionBalance {
   #stateOf(namespace: string, id: string, pid: number): number | undefined {
     if (id === this.cluster.nodeId) return this.namespaces.get(namespace)?.versions.get(pid);
     return this.#snaps.get(id)?.live.get(namespace)?.[pid];
+  }
+
+  /** The working master of every partition by the current (ready) round's plans, before the table's successor replaces them. */
+  #workingMasters(): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const [name, plans] of this.#plans) {
+      out.set(
+        name,
+        plans.map((plan, pid) => (this.#handedOff.has(keyOf(name, pid)) || this.#stateOf(name, plan.holders[0]!, pid) === PartitionState.FULL ? plan.holders[0]! : plan.acting)),
+      );
+    }
+    return out;
   }
 
   /** #stateOf, else the member's state in the previous round (provisional roles only). */
