@@ -19,8 +19,10 @@
  * is simply served again.
  *
  * Fabric messages (on the heartbeat connections):
- *   PROXY_REQUEST  u32 id, u8 origin length, origin, u8 length, incarnation of the master it is
- *                  meant for ('' = any), AS_MSG frame (a copy reaching a later process is dropped)
+ *   PROXY_REQUEST  u32 id, u8 flags (1: a resend), u8 origin length, origin, u8 length,
+ *                  incarnation of the master it is meant for, AS_MSG frame (a resent write
+ *                  reaching a later process of that master is dropped; a first copy always runs:
+ *                  no earlier process can have seen it)
  *   PROXY_RESPONSE u32 id, response frame
  */
 import { LRUCache } from 'lru-cache';
@@ -45,6 +47,8 @@ export const PROXY_RETRANSMIT_MS_MAX = 2000;
 export const PROXY_ANSWERS_MAX = 4 * PROXY_PENDING_MAX;
 /** The kept answers' bytes at most (a write's answer is usually a header; operate may return bins). */
 export const PROXY_ANSWERS_BYTES_MAX = 32 * 1024 * 1024;
+/** PROXY_REQUEST flags: the request is a resend (a retransmission). */
+const REQUEST_FLAG_RESEND = 0x01;
 /** Longest origin (node id / incarnation) a request may carry. */
 const ORIGIN_BYTES_MAX = 255;
 
@@ -85,7 +89,7 @@ export class ClusterProxy implements CommandProxy {
       const req = parseRequest(payload);
       // A copy meant for an earlier process of this node (sent before it restarted) is not run:
       // that process may have run it already.
-      if (!req || (req.to !== '' && req.to !== this.heartbeat.incarnation)) return;
+      if (!req || (req.resend && req.to !== this.heartbeat.incarnation && isWrite(req.command))) return;
       const answer = (response: Buffer): void => reply(FabricKind.PROXY_RESPONSE, Buffer.concat([payload.subarray(0, 4), response]));
       const failed = (err: unknown): void => log('proxied command failed', err);
       if (!isWrite(req.command)) return void run(req.command).then(answer, failed);
@@ -116,12 +120,16 @@ export class ClusterProxy implements CommandProxy {
     if (!conn || this.#pending.size >= PROXY_PENDING_MAX) return Promise.resolve(ResultCode.UNAVAILABLE);
     const id = this.#nextId;
     this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
-    const head = Buffer.allocUnsafe(5);
+    const head = Buffer.allocUnsafe(6);
     head.writeUInt32BE(id, 0);
-    head[4] = this.#origin.length;
+    head[4] = 0;
+    head[5] = this.#origin.length;
     const incarnation = this.heartbeat.incarnationOf(master);
     const to = Buffer.from(incarnation ?? '');
     const f = frame(FabricKind.PROXY_REQUEST, Buffer.concat([head, this.#origin, Buffer.of(to.length), to, request]));
+    const resend = Buffer.from(f);
+    // The frame's first byte is the kind; the flags follow the u32 id.
+    resend[1 + 4] = REQUEST_FLAG_RESEND;
     return new Promise((resolve) => {
       const timer = this.timers.setTimeout(() => {
         const p = this.#pending.get(id);
@@ -129,7 +137,7 @@ export class ClusterProxy implements CommandProxy {
         this.timers.clearTimeout(p?.retransmit);
         resolve(ResultCode.TIMEOUT);
       }, timeoutMs);
-      const p: Forwarded = { resolve, timer, retransmit: undefined, retransmitMs: PROXY_RETRANSMIT_MS_MIN, node: master, incarnation, frame: f };
+      const p: Forwarded = { resolve, timer, retransmit: undefined, retransmitMs: PROXY_RETRANSMIT_MS_MIN, node: master, incarnation, frame: resend };
       this.#pending.set(id, p);
       conn.send(f);
       this.#scheduleRetransmit(id, p);
@@ -172,15 +180,16 @@ export class ClusterProxy implements CommandProxy {
   }
 }
 
-function parseRequest(payload: Buffer): { id: number; origin: string; to: string; command: Buffer } | undefined {
-  if (payload.length < 6) return undefined;
-  const originEnd = 5 + payload[4]!;
+function parseRequest(payload: Buffer): { id: number; resend: boolean; origin: string; to: string; command: Buffer } | undefined {
+  if (payload.length < 7) return undefined;
+  const originEnd = 6 + payload[5]!;
   if (payload.length < originEnd + 1) return undefined;
   const toEnd = originEnd + 1 + payload[originEnd]!;
   if (payload.length < toEnd + PROTO_HEADER_BYTES) return undefined;
   return {
     id: payload.readUInt32BE(0),
-    origin: payload.subarray(5, originEnd).toString(),
+    resend: (payload[4]! & REQUEST_FLAG_RESEND) !== 0,
+    origin: payload.subarray(6, originEnd).toString(),
     to: payload.subarray(originEnd + 1, toEnd).toString(),
     command: payload.subarray(toEnd),
   };
