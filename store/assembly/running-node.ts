@@ -314,7 +314,7 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
     log: (level, msg, extra) => log(level, msg, extra),
   });
   const cluster = new Cluster(hb, node.nodeId, config.clusterName, Object.fromEntries(config.namespaces.map((n) => [n.name, n.replicationFactor])));
-  const proxy = new ClusterProxy(cluster, hb, rt.timers);
+  const proxy = new ClusterProxy(cluster, hb, rt.timers, rt.clock);
   const namespaces = new Map(node.namespaceNames().map((n) => [n, node.namespace(n)!]));
   const replicas = new ReplicaWrites(cluster, hb, namespaces, rt.clock, rt.timers, (msg, err) => log('warn', msg, { err }));
   replicas.attach();

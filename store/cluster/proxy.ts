@@ -7,8 +7,9 @@
  * map), so two nodes with different tables cannot bounce a command between them.
  *
  * Retransmission and repeats: a forwarded command not answered is sent again, to the same node
- * and with the same id, after PROXY_RETRANSMIT_MS_MIN and then at doubling intervals (a message
- * or its answer lost on the fabric, a connection that broke), until the command's deadline; then
+ * and with the same id, when the connection it went out on closed or was replaced (checked after
+ * PROXY_RETRANSMIT_MS_MIN, then at doubling intervals), or on the same open connection once
+ * PROXY_RESEND_SAME_CONNECTION_MS passed without an answer, until the command's deadline; then
  * the proxyer answers TIMEOUT (the master may or may not have applied it, as with any timeout).
  * Never to another node, nor to the same node once it restarted (a new incarnation): only the
  * process that got the first copy can recognise a repeat; the proxyer answers TIMEOUT at once. The
@@ -26,19 +27,22 @@
  *   PROXY_RESPONSE u32 id, response frame
  */
 import { LRUCache } from 'lru-cache';
-import { systemTimers, type TimerHandle, type Timers } from '../runtime/index.js';
+import { systemClock, systemTimers, type Clock, type TimerHandle, type Timers } from '../runtime/index.js';
 import { ResultCode, type ResultCodeId } from '../types.js';
 import type { CommandProxy } from '../wire/handler.js';
 import { Info2 } from '../wire/message.js';
 import { PROTO_HEADER_BYTES } from '../wire/proto.js';
 import type { Cluster } from './cluster.js';
 import { FabricKind, frame, type Heartbeat } from './heartbeat.js';
+import type { FabricConnection } from './transport.js';
 
 /** Commands this node may have forwarded and not yet had answered. */
 export const PROXY_PENDING_MAX = 10_000;
 /** First resend of an unanswered forwarded command (a healthy answer takes a few ms). */
 export const PROXY_RETRANSMIT_MS_MIN = 250;
-/** Resend intervals double up to this. */
+/** A forwarded command is sent again on the same open connection only this long after the last send. */
+export const PROXY_RESEND_SAME_CONNECTION_MS = 1000;
+/** Resend checks double their interval up to this. */
 export const PROXY_RETRANSMIT_MS_MAX = 2000;
 /**
  * Answers of proxied writes kept for repeats: a repeat comes within a command's deadline (a few
@@ -58,6 +62,9 @@ interface Forwarded {
   retransmit: TimerHandle | undefined;
   retransmitMs: number;
   node: string;
+  /** The connection it was last sent on, and when. */
+  conn: FabricConnection;
+  sentAtMs: number;
   /** The node's incarnation when the command was first sent. */
   incarnation: string | undefined;
   frame: Buffer;
@@ -77,6 +84,7 @@ export class ClusterProxy implements CommandProxy {
     private readonly cluster: Cluster,
     private readonly heartbeat: Heartbeat,
     private readonly timers: Timers = systemTimers,
+    private readonly clock: Clock = systemClock,
   ) {
     heartbeat.handle(FabricKind.PROXY_RESPONSE, (payload) => this.#onResponse(payload));
     this.#origin = Buffer.from(`${cluster.nodeId}/${heartbeat.incarnation}`);
@@ -137,7 +145,7 @@ export class ClusterProxy implements CommandProxy {
         this.timers.clearTimeout(p?.retransmit);
         resolve(ResultCode.TIMEOUT);
       }, timeoutMs);
-      const p: Forwarded = { resolve, timer, retransmit: undefined, retransmitMs: PROXY_RETRANSMIT_MS_MIN, node: master, incarnation, frame: resend };
+      const p: Forwarded = { resolve, timer, retransmit: undefined, retransmitMs: PROXY_RETRANSMIT_MS_MIN, node: master, conn, sentAtMs: this.clock.nowMs(), incarnation, frame: resend };
       this.#pending.set(id, p);
       conn.send(f);
       this.#scheduleRetransmit(id, p);
@@ -151,8 +159,13 @@ export class ClusterProxy implements CommandProxy {
       // The same process only: another one would run the command a second time.
       if (this.heartbeat.incarnationOf(p.node) !== p.incarnation) return this.#giveUp(id, p);
       const conn = this.heartbeat.connectionTo(p.node);
-      if (conn) {
+      const now = this.clock.nowMs();
+      // On the same open connection the master is most likely just slow: resent only after a while.
+      const sameLive = conn === p.conn && !conn.closed;
+      if (conn && (!sameLive || now - p.sentAtMs >= PROXY_RESEND_SAME_CONNECTION_MS)) {
         conn.send(p.frame);
+        p.conn = conn;
+        p.sentAtMs = now;
         this.counters.proxy_retransmits++;
       }
       p.retransmitMs = Math.min(p.retransmitMs * 2, PROXY_RETRANSMIT_MS_MAX);

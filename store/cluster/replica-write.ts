@@ -6,10 +6,12 @@
  * its own commit step). On a replica, the version is applied in version order (generation, then
  * LUT): a late or duplicated message never regresses a record, so resending one is harmless.
  *
- * Retransmission: a replica write not acknowledged by every replica is sent again to the ones
- * still missing after REPLICA_RETRANSMIT_MS_MIN, then at doubling intervals up to
- * REPLICA_RETRANSMIT_MS_MAX, each time on the current connection to that node (a fresh one if the
- * old one broke), with the same id and version. A replica that answers a retriable refusal
+ * Retransmission: for a replica write not acknowledged by every replica, every
+ * REPLICA_RETRANSMIT_MS_MIN at first, then at doubling intervals up to REPLICA_RETRANSMIT_MS_MAX,
+ * the replicas still missing are sent it again, with the same id and version, on their current
+ * connection: at once if the one it went out on closed or was replaced (the frame may be lost),
+ * else only REPLICA_RESEND_SAME_CONNECTION_MS after the last send (a live TCP connection loses
+ * nothing: the replica is slow, and a flood of repeats would slow it more). A replica that answers a retriable refusal
  * (KEY_BUSY, DEVICE_OVERLOAD, SERVER_ERROR) is retried the same way; only a refusal no retry can
  * change (PARAMETER, NAMESPACE_NOT_FOUND: a configuration mismatch) gives up on that replica.
  *
@@ -35,6 +37,7 @@ import { ReplicationFailed, type Replicator, type WrittenVersion } from '../tran
 import type { Namespace } from '../namespace/namespace.js';
 import type { Cluster } from './cluster.js';
 import { FabricKind, frame, type Heartbeat } from './heartbeat.js';
+import type { FabricConnection } from './transport.js';
 
 /** Longest a master waits for replicas before the client's write fails with TIMEOUT. */
 export const REPLICA_WRITE_TIMEOUT_MS = 1000;
@@ -44,7 +47,9 @@ export const REPLICA_WRITE_TIMEOUT_MS = 1000;
  * timeout so one lost message still lets the client's write succeed.
  */
 export const REPLICA_RETRANSMIT_MS_MIN = 250;
-/** Retransmission intervals double up to this (a replica cut off is not flooded). */
+/** A replica write is sent again on the same open connection only this long after the last send. */
+export const REPLICA_RESEND_SAME_CONNECTION_MS = 1000;
+/** Retransmission checks double their interval up to this (a replica cut off is not flooded). */
 export const REPLICA_RETRANSMIT_MS_MAX = 2000;
 /** Set in the write-kind byte of a REPLICA_WRITE that a migration sent (counted apart). */
 const MIGRATION_FLAG = 0x80;
@@ -75,6 +80,8 @@ interface PendingWrite {
   deadline: TimerHandle | undefined;
   retransmit: TimerHandle | undefined;
   retransmitMs: number;
+  /** Per replica, the connection it was last sent on and when. */
+  sent: Map<string, { conn: FabricConnection; atMs: number }>;
 }
 
 type Pending = PendingPush | PendingWrite;
@@ -161,6 +168,7 @@ export class ReplicaWrites {
         deadline: undefined,
         retransmit: undefined,
         retransmitMs: REPLICA_RETRANSMIT_MS_MIN,
+        sent: new Map(),
       };
       p.deadline = this.timers.setTimeout(() => this.#deadline(p), REPLICA_WRITE_TIMEOUT_MS);
       this.#pending.set(id, p);
@@ -181,12 +189,20 @@ export class ReplicaWrites {
     this.#finish(id, old);
   }
 
-  #sendTo(p: PendingWrite, nodes: Iterable<string>): void {
+  #sendTo(p: PendingWrite, nodes: Iterable<string>, resend = false): void {
+    const now = this.clock.nowMs();
     for (const t of nodes) {
       const conn = this.heartbeat.connectionTo(t);
       if (!conn) continue; // gone: a table change releases it, or the next retransmission finds it back
+      const last = p.sent.get(t);
+      // On the connection it went out on, still open, it is most likely just slow (TCP does not
+      // lose a frame on a live connection): sent again only after a while, not to pile more on a
+      // busy replica.
+      if (resend && last && last.conn === conn && !conn.closed && now - last.atMs < REPLICA_RESEND_SAME_CONNECTION_MS) continue;
       conn.send(p.frame);
+      p.sent.set(t, { conn, atMs: now });
       this.counters.replica_writes_sent++;
+      if (resend) this.counters.replica_writes_retransmitted++;
     }
   }
 
@@ -195,8 +211,7 @@ export class ReplicaWrites {
       p.retransmit = undefined;
       if (this.#pending.get(id) !== p) return;
       if (this.heartbeat.stopped) return this.#finish(id, p, new ReplicationFailed(ResultCode.TIMEOUT, 'node stopped'));
-      this.counters.replica_writes_retransmitted += p.waiting.size;
-      this.#sendTo(p, p.waiting);
+      this.#sendTo(p, p.waiting, true);
       p.retransmitMs = Math.min(p.retransmitMs * 2, REPLICA_RETRANSMIT_MS_MAX);
       this.#scheduleRetransmit(id, p);
     }, p.retransmitMs);

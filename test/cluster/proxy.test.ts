@@ -49,7 +49,7 @@ function world(seed: number): World {
         timers: sched.timersFor(owner),
         random: seededRandom(seed * 10 + incarnation * 2 + i),
       });
-      const proxy = new ClusterProxy(new Cluster(hb, `A${i + 1}`, 'sim'), hb, sched.timersFor(owner));
+      const proxy = new ClusterProxy(new Cluster(hb, `A${i + 1}`, 'sim'), hb, sched.timersFor(owner), sched.clock);
       proxy.serve((frame) => {
         const k = frame.toString('hex');
         const n = (w.runs.get(k) ?? 0) + 1;

@@ -86,16 +86,25 @@ for (const [seed, what] of [
   });
 }
 
-const KNOWN: Array<[number, string]> = [
-  // Passed once acting masters landed; with proxies retransmitted the schedule changed and it
-  // found this: A2 restarts (gen 18 of key "hot" on its device), the membership flaps (the three
-  // nodes hold three different two-node views for ~150 ms, then A2 is alone, then [A1,A2]); in
-  // the flap A3 writes gen 19 with A1 as replica; at 2621 ms A2 is working master of the
-  // partition with its stale gen 18 and writes another gen 19 over A1's. Traced with
-  // `npm run sim -- --seed 18 --ops 300 --verbose`; the likely fix is duplicate resolution at
-  // transaction time (docs/cluster.md, "Not done yet").
-  [18, 'after a restart and a membership flap a node masters a partition with a stale copy and overwrites a newer acknowledged write: no duplicate resolution at transaction time'],
-];
+// Seed 18 (and 17 with XDR, below) reproduced a bug that is NOT fixed: while nodes disagree on
+// membership after a restart (a flap), two of them master one partition and acknowledge the same
+// generation of a key, one write is lost (no duplicate resolution at transaction time,
+// docs/cluster.md "Not done yet"). Since replica writes and proxied commands are resent only
+// when their connection changed or after 1 s, the schedule of seed 18 changed and it no
+// longer hits it: it runs as an ordinary seed. Seed 27 now pins the class (found by
+// `npm run sim -- --nodes 3 --seed 1 --seeds 40 --ops 300`, the one failure of 40).
+test.serial.failing('cluster seed 27 (known bug: after crashes and restarts two nodes master one partition and acknowledge the same generation of a key: one write is lost; no duplicate resolution at transaction time)', async (t) => {
+  const o: ClusterSimOptions = { seed: 27, ops: OPS };
+  const r = await runClusterSimulation(o);
+  t.true(r.ok, report(r, o));
+});
+
+test.serial('cluster seed 18: acknowledged writes survive and replicas converge under faults (a restart and a membership flap)', async (t) => {
+  const o: ClusterSimOptions = { seed: 18, ops: OPS };
+  const r = await runClusterSimulation(o);
+  t.true(r.ok, report(r, o));
+});
+
 // `npm run sim -- --nodes 3 --xdr --seed 1 --seeds 20` (05:20 UTC, after replica-write
 // retransmission): 19 of 20 pass; 17 fails the ledger, the same with shipping by the table's
 // master (so not the shipper's doing): A3 is cut off and A2 restarted; from 4504 ms A1 sees
@@ -104,17 +113,9 @@ const KNOWN: Array<[number, string]> = [
 // `npm run sim -- --seed 17 --ops 300 --nodes 3 --xdr --verbose`; the class of seed 18.
 // Since the shipper reads only the partitions whose log grew (05:30 UTC) the schedule differs and
 // seed 17 no longer reaches that window (`--nodes 3 --xdr --seed 1 --seeds 30`: 30 of 30 pass):
-// it runs as an ordinary seed; the bug itself is not fixed and stays pinned by seed 18 below.
+// it runs as an ordinary seed; the bug itself is not fixed and is pinned by seed 27 above.
 test.serial('cluster with XDR, seed 17: site A ships to B under faults; B ends equal to A', async (t) => {
   const o: ClusterSimOptions = { seed: 17, ops: OPS, xdr: true };
   const r = await runClusterSimulation(o);
   t.true(r.ok, `${report(r, o)} --xdr`);
 });
-
-for (const [seed, bug] of KNOWN) {
-  test.serial.failing(`cluster seed ${seed} (known bug: ${bug})`, async (t) => {
-    const o: ClusterSimOptions = { seed, ops: OPS };
-    const r = await runClusterSimulation(o);
-    t.true(r.ok, report(r, o));
-  });
-}
