@@ -79,6 +79,13 @@ const CHECKPOINT_WRITES_IN_FLIGHT = 16;
  * makes a new master re-ship a little more.
  */
 const CHECKPOINT_WRITES_PER_INTERVAL_MAX = 1024;
+/**
+ * Checkpoint writes per interval are also held to this share of the records shipped in it (but
+ * CHECKPOINT_WRITES_PER_S_MIN are always allowed): a write spread over all partitions otherwise
+ * dirtied one checkpoint per client write, and every client write cost a second replicated write.
+ */
+const CHECKPOINT_WRITES_SHARE_OF_SHIPPED = 0.25;
+const CHECKPOINT_WRITES_PER_S_MIN = 32;
 /** Checkpoint writes between two yields to the event loop (they may all complete synchronously). */
 const CHECKPOINT_WRITES_PER_YIELD = 64;
 /** Shipped versions remembered to drop repeats. */
@@ -140,6 +147,8 @@ export interface StreamStats {
   /** Batches collected, and how many of them passed over every owned partition (the others read only partitions whose log grew). */
   passes?: number;
   fullPasses?: number;
+  /** Checkpoint records written (each a replicated write in a cluster). */
+  checkpointWrites?: number;
   lastError: string;
   recoveringPartitions: number;
   /** Partitions this node masters, so ships (all 4096 on a node without a cluster). */
@@ -214,7 +223,9 @@ class Stream {
   /** Request size the destination was seen to refuse, halved (bytes; batch-max-bytes until then). */
   private fitBytes = Infinity;
   private lastCheckpointWrite = 0;
-  private readonly counters = { shipped: 0, skipped: 0, retries: 0, errors: 0, tooLarge: 0, passes: 0, fullPasses: 0, rpo0Timeouts: 0 };
+  /** counters.shipped when checkpoints were last written (the share budget counts from there). */
+  private shippedAtCheckpoint = 0;
+  private readonly counters = { shipped: 0, skipped: 0, retries: 0, errors: 0, tooLarge: 0, passes: 0, fullPasses: 0, rpo0Timeouts: 0, checkpointWrites: 0 };
   private lastError = '';
   /** Result code of the last checkpoint write (0 = OK). */
   private checkpointCode = 0;
@@ -493,6 +504,7 @@ class Stream {
       rpo0Timeouts: this.counters.rpo0Timeouts,
       passes: this.counters.passes,
       fullPasses: this.counters.fullPasses,
+      checkpointWrites: this.counters.checkpointWrites,
       lastError: this.lastError,
       recoveringPartitions: recovering,
       masterPartitions: this.masterCount,
@@ -834,11 +846,16 @@ class Stream {
   private async writeCheckpoints(force: boolean): Promise<void> {
     const now = this.rt.clock.nowMs();
     if (this.dirty.size === 0 || (!force && now - this.lastCheckpointWrite < this.dest.checkpointIntervalMs)) return;
+    const elapsedMs = Math.min(now - this.lastCheckpointWrite, this.dest.checkpointIntervalMs * 10);
     this.lastCheckpointWrite = now;
+    const shipped = this.counters.shipped - this.shippedAtCheckpoint;
+    this.shippedAtCheckpoint = this.counters.shipped;
+    const floor = Math.ceil((CHECKPOINT_WRITES_PER_S_MIN * elapsedMs) / 1000);
+    const budget = Math.min(CHECKPOINT_WRITES_PER_INTERVAL_MAX, Math.max(floor, Math.ceil(shipped * CHECKPOINT_WRITES_SHARE_OF_SHIPPED)));
     // Only the master writes a partition's checkpoint (it replicates from there).
     const pids: number[] = [];
     for (const p of this.dirty) {
-      if (!force && pids.length >= CHECKPOINT_WRITES_PER_INTERVAL_MAX) break;
+      if (!force && pids.length >= budget) break;
       this.dirty.delete(p);
       if (this.owned[p] === 1 && this.isMasterNow(p)) pids.push(p);
     }
@@ -860,7 +877,7 @@ class Stream {
         if (r.resultCode !== 0) {
           this.dirty.add(p);
           code = r.resultCode;
-        }
+        } else this.counters.checkpointWrites++;
       }
     };
     await Promise.all(Array.from({ length: Math.min(CHECKPOINT_WRITES_IN_FLIGHT, pids.length) }, worker));

@@ -83,6 +83,7 @@ export interface StreamStatsLite {
   masterPartitions: number;
   shipped: number;
   rpo0Timeouts?: number;
+  checkpointWrites?: number;
 }
 
 export async function xdrStreams(port: number): Promise<StreamStatsLite[]> {
