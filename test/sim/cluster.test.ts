@@ -105,6 +105,15 @@ test.serial('cluster seed 18: acknowledged writes survive and replicas converge 
   t.true(r.ok, report(r, o));
 });
 
+// `npm run sim -- --nodes 3 --xdr --seed 1 --seeds 20 --ops 300` (06:08 UTC, after resends
+// only on a changed connection): 19 of 20 pass; 18 fails the no-balloon checker (A3 stores 110
+// records against a largest share of 74 + 16 within one rebalance). Not traced yet.
+test.serial.failing('cluster with XDR, seed 18 (known bug: during one rebalance a node stores more than 1.1 x its largest share: balloon)', async (t) => {
+  const o: ClusterSimOptions = { seed: 18, ops: OPS, xdr: true };
+  const r = await runClusterSimulation(o);
+  t.true(r.ok, `${report(r, o)} --xdr`);
+});
+
 // `npm run sim -- --nodes 3 --xdr --seed 1 --seeds 20` (05:20 UTC, after replica-write
 // retransmission): 19 of 20 pass; 17 fails the ledger, the same with shipping by the table's
 // master (so not the shipper's doing): A3 is cut off and A2 restarted; from 4504 ms A1 sees
