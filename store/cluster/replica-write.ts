@@ -99,6 +99,8 @@ export class ReplicaWrites {
     replica_writes_retransmitted: 0,
     replica_writes_superseded: 0,
     replica_writes_refused: 0,
+    /** Client writes run after this node stopped being the working master (sent to it and the holders). */
+    replica_writes_late: 0,
   };
   /** Before a received record is applied (the partition's version becomes at least SUBSET). */
   beforeApply: ((namespace: string, pid: number) => void) | undefined;
@@ -139,10 +141,12 @@ export class ReplicaWrites {
     const pid = partitionOf(w.record.digest);
     // This node now has a copy of pid (a node that served while cut off has data no one else has).
     this.beforeApply?.(namespace, pid);
-    // Only the master replicates: a replica applying, or a non-master (never sent client writes;
-    // they are proxied) stores locally only.
-    if (!this.cluster.isWorkingMaster(namespace, pid)) return Promise.resolve();
-    const targets = this.cluster.replicationTargets(namespace, pid);
+    // Replica applies never come here (they replicate nothing). A client write normally runs on
+    // the working master; one that waited on its record lock while this node stopped being the
+    // working master (a hand-off, a table change) is stored here already, and goes to the working
+    // master and every holder like a replica write (version order decides there), so the write
+    // acknowledged is never left on this node alone.
+    const targets = this.cluster.isWorkingMaster(namespace, pid) ? this.cluster.replicationTargets(namespace, pid) : this.#lateTargets(namespace, pid);
     if (targets.length === 0) return Promise.resolve();
     const record = `${namespace}/${w.record.digest.toString('hex')}`;
     this.#supersede(record);
@@ -176,6 +180,16 @@ export class ReplicaWrites {
       this.#sendTo(p, targets);
       this.#scheduleRetransmit(id, p);
     });
+  }
+
+  /** For a write this node ran after it stopped being pid's working master: that master and every holder but this node. */
+  #lateTargets(namespace: string, pid: number): string[] {
+    this.counters.replica_writes_late++;
+    const out = new Set(this.cluster.replicationTargets(namespace, pid));
+    out.add(this.cluster.masterOf(pid, namespace));
+    out.delete(this.cluster.nodeId);
+    out.delete('');
+    return [...out];
   }
 
   /** A behind write of the record is dropped: the new write carries a version that wins over it. */
