@@ -97,8 +97,6 @@ const SHIPPED_CACHE_ENTRIES = 200_000;
 const FULL_PASS_EVERY_MS = 1000;
 /** Idle wait for new write-log entries. */
 const TAIL_WAIT_MS = 50;
-/** A write-log position no partition reaches: what the tail waits for in partitions not ours. */
-const SEQUENCE_NEVER = 2n ** 62n;
 /** Shortest retry pause. */
 const RETRY_BACKOFF_MIN_MS = 50;
 /**
@@ -208,7 +206,7 @@ class Stream {
    * Owned partitions whose log grew since they were last read (fed by the write log's onAppend),
    * in arrival order, each once (`pendingMark`). collect() reads only these unless `scanAll` is
    * set: when ownership changed, a rescan was asked for, a batch failed (its partitions were
-   * taken off the list), the last full pass stopped early, or the log has no onAppend. So a
+   * taken off the list), or the last full pass stopped early. So a
    * batch costs the partitions that changed, not a pass over all 4096 (and the idle tail no
    * pass at all).
    */
@@ -260,7 +258,7 @@ class Stream {
 
   async start(): Promise<void> {
     for (let p = 0; p < PARTITION_COUNT; p++) this.cursor[p] = Number(this.ns.writeLog.nextSequence(p as PartitionId));
-    this.offAppend = this.ns.writeLog.onAppend?.((pid) => this.noteAppend(pid));
+    this.offAppend = this.ns.writeLog.onAppend((pid) => this.noteAppend(pid));
     this.applyOwnership();
     this.ownership?.onChange(() => {
       this.tableChanged = true;
@@ -614,8 +612,7 @@ class Stream {
         };
       });
     }
-    if (wl.waitForEntriesFrom) return wl.waitForEntriesFrom(this.owned, this.cursor, TAIL_WAIT_MS);
-    return wl.waitForEntries('all', (p) => (this.owned[p] ? BigInt(this.cursor[p]!) : SEQUENCE_NEVER), TAIL_WAIT_MS);
+    return wl.waitForEntriesFrom(this.owned, this.cursor, TAIL_WAIT_MS);
   }
 
   /** Reads the next batch from recovering partitions and the logs. Synchronous: a consistent cut. */
@@ -667,7 +664,7 @@ class Stream {
       if (!this.owned[p]) continue;
       const pid = p as PartitionId;
       const wl = this.ns.writeLog;
-      if (!this.recovering[p] && this.cursor[p]! < (wl.firstSequenceNumber ? wl.firstSequenceNumber(pid) : Number(wl.firstSequence(pid)))) {
+      if (!this.recovering[p] && this.cursor[p]! < wl.firstSequenceNumber(pid)) {
         // The log wrapped past our cursor while we could not ship: rescan from the checkpoint.
         this.recovering[p] = 1;
       }
@@ -682,7 +679,7 @@ class Stream {
         drained.set(p, now);
         continue;
       }
-      const next = wl.nextSequenceNumber ? wl.nextSequenceNumber(pid) : Number(wl.nextSequence(pid));
+      const next = wl.nextSequenceNumber(pid);
       let c = this.cursor[p]!;
       if (c >= next) continue;
       const entries = wl.read(pid, BigInt(c), Math.max(1, max - items.length));

@@ -50,17 +50,17 @@ export interface WriteLogReader {
   /**
    * The same for a tail over many partitions without a BigInt per partition and check: resolves
    * when some partition p with `mask[p]` set has an entry with sequence >= `from[p]`, or after
-   * `timeoutMs`. Optional (readers without it are waited on with waitForEntries).
+   * `timeoutMs`.
    */
-  waitForEntriesFrom?(mask: ArrayLike<number>, from: ArrayLike<number>, timeoutMs: number): Promise<void>;
+  waitForEntriesFrom(mask: ArrayLike<number>, from: ArrayLike<number>, timeoutMs: number): Promise<void>;
   /**
    * Calls `cb` with the partition of every entry appended from now on (synchronously, inside the
-   * append: keep it tiny); returns the unsubscribe. Optional: a reader without it is polled.
+   * append: keep it tiny); returns the unsubscribe.
    */
-  onAppend?(cb: (pid: PartitionId) => void): () => void;
-  /** firstSequence and nextSequence as numbers (sequences stay below 2^53). Optional, as above. */
-  firstSequenceNumber?(pid: PartitionId): number;
-  nextSequenceNumber?(pid: PartitionId): number;
+  onAppend(cb: (pid: PartitionId) => void): () => void;
+  /** firstSequence and nextSequence as numbers (sequences stay below 2^53). */
+  firstSequenceNumber(pid: PartitionId): number;
+  nextSequenceNumber(pid: PartitionId): number;
 }
 
 export interface StoreNamespace {

@@ -188,27 +188,19 @@ export class WriteLog implements WriteLogReader {
 
   waitForEntries(pids: PartitionId[] | 'all', fromByPid: (pid: PartitionId) => bigint, timeoutMs: number): Promise<void> {
     const list = pids === 'all' ? Array.from({ length: PARTITION_COUNT }, (_, i) => i as PartitionId) : pids;
-    const check = () => list.some((p) => BigInt(this.nextP[p]!) > fromByPid(p));
-    if (check()) return Promise.resolve();
-    return new Promise((resolve) => {
-      const w = {
-        check,
-        resolve,
-        timer: this.timers.setTimeout(() => {
-          this.waiters = this.waiters.filter((x) => x !== w);
-          resolve();
-        }, timeoutMs),
-      };
-      this.waiters.push(w);
-    });
+    return this.waitUntil(() => list.some((p) => BigInt(this.nextP[p]!) > fromByPid(p)), timeoutMs);
   }
 
   waitForEntriesFrom(mask: ArrayLike<number>, from: ArrayLike<number>, timeoutMs: number): Promise<void> {
     const next = this.nextP;
-    const check = (): boolean => {
+    return this.waitUntil(() => {
       for (let p = 0; p < PARTITION_COUNT; p++) if (mask[p] && next[p]! > from[p]!) return true;
       return false;
-    };
+    }, timeoutMs);
+  }
+
+  /** Resolves once `check` holds (checked now and after appends), or after `timeoutMs`. */
+  private waitUntil(check: () => boolean, timeoutMs: number): Promise<void> {
     if (check()) return Promise.resolve();
     return new Promise((resolve) => {
       const w = {
