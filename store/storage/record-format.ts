@@ -22,6 +22,7 @@
  * The block write sequence inside every record lets a cold scan tell a record written into the
  * block's current incarnation from a stale one left by an earlier use of the same block.
  */
+import assert from 'node:assert/strict';
 import { crc32 } from 'node:zlib';
 import { DIGEST_BYTES, RecordOrigin, isExpiredOrigin, isReplicatedOrigin, type Bin, type ParticleTypeId, type RecordOriginId, type UserKey } from '../types.js';
 
@@ -66,32 +67,48 @@ export function alignUp(n: number): number {
 
 /** Exact encoded size (before padding). */
 export function encodedLength(r: StoredRecord): number {
-  let n = RECORD_HEADER_BYTES + Buffer.byteLength(r.setName);
+  const setLen = Buffer.byteLength(r.setName);
+  if (setLen > 255) throw new RangeError(`set name is ${setLen} bytes; at most 255`);
+  if (r.bins.length > 0xffff) throw new RangeError(`${r.bins.length} bins; at most 65535`);
+  let n = RECORD_HEADER_BYTES + setLen;
   if (r.key) n += 5 + r.key.bytes.length;
   for (const b of r.bins) n += 6 + Buffer.byteLength(b.name) + b.bytes.length;
   return n;
 }
 
-/**
- * Encodes `r` into a new padded buffer with `blockSeq` and its CRC filled in; with `seal` false
- * the caller seals it later (sealRecord), so the CRC is computed once.
- */
+/** Encodes `r` into a buffer of its own (sealed with `blockSeq` unless `seal` is false). */
 export function encodeRecord(r: StoredRecord, blockSeq: number, seal = true): Buffer {
   const length = encodedLength(r);
-  const buf = Buffer.alloc(alignUp(length));
-  buf.writeUInt32LE(RECORD_MAGIC, 0);
-  buf.writeUInt32LE(length, 4);
-  const setLen = buf.write(r.setName, RECORD_HEADER_BYTES, 'utf8');
-  if (setLen > 255) throw new RangeError(`set name is ${setLen} bytes; at most 255`);
-  buf[12] = (r.tombstone ? RecordFlag.TOMBSTONE : 0) | (r.key ? RecordFlag.HAS_KEY : 0) | originFlags(r.origin);
-  buf[13] = setLen;
-  if (r.bins.length > 0xffff) throw new RangeError(`${r.bins.length} bins; at most 65535`);
-  buf.writeUInt16LE(r.bins.length, 14);
-  buf.writeUInt32LE(r.generation >>> 0, 24);
-  buf.writeUInt32LE(r.voidTimeS >>> 0, 28);
-  buf.writeDoubleLE(r.lutMs, 32);
-  r.digest.copy(buf, 40, 0, DIGEST_BYTES);
-  let o = RECORD_HEADER_BYTES + setLen;
+  // Not zero-filled (small records come from Node's pool): encodeRecordInto writes every byte.
+  const buf = Buffer.allocUnsafe(alignUp(length));
+  encodeRecordInto(r, buf, 0, length);
+  if (seal) sealRecord(buf, blockSeq);
+  return buf;
+}
+
+/**
+ * Encodes `r`, whose encodedLength is `length`, at `buf[off..off + alignUp(length))`, unsealed:
+ * every byte is written (CRC, block sequence, reserved header bytes and alignment padding as
+ * zeros), so a record's bytes depend on its contents only, whatever the buffer held before.
+ * The write buffer encodes straight into its open block this way.
+ */
+export function encodeRecordInto(r: StoredRecord, buf: Buffer, off: number, length: number): void {
+  const end = off + alignUp(length);
+  assert(end <= buf.length, 'an encoded record must fit its buffer');
+  buf.writeUInt32LE(RECORD_MAGIC, off);
+  buf.writeUInt32LE(length, off + 4);
+  buf.fill(0, off + 8, off + 12);
+  buf.fill(0, off + 16, off + 24);
+  buf.fill(0, off + 60, off + RECORD_HEADER_BYTES);
+  const setLen = buf.write(r.setName, off + RECORD_HEADER_BYTES, 'utf8');
+  buf[off + 12] = (r.tombstone ? RecordFlag.TOMBSTONE : 0) | (r.key ? RecordFlag.HAS_KEY : 0) | originFlags(r.origin);
+  buf[off + 13] = setLen;
+  buf.writeUInt16LE(r.bins.length, off + 14);
+  buf.writeUInt32LE(r.generation >>> 0, off + 24);
+  buf.writeUInt32LE(r.voidTimeS >>> 0, off + 28);
+  buf.writeDoubleLE(r.lutMs, off + 32);
+  r.digest.copy(buf, off + 40, 0, DIGEST_BYTES);
+  let o = off + RECORD_HEADER_BYTES + setLen;
   if (r.key) {
     buf[o] = r.key.type;
     buf.writeUInt32LE(r.key.bytes.length, o + 1);
@@ -107,15 +124,15 @@ export function encodeRecord(r: StoredRecord, blockSeq: number, seal = true): Bu
     b.bytes.copy(buf, o + 5);
     o += 5 + b.bytes.length;
   }
-  if (seal) sealRecord(buf, blockSeq);
-  return buf;
+  assert(o === off + length, 'a record encodes to its encodedLength');
+  buf.fill(0, o, end);
 }
 
 /** Writes `blockSeq` into an encoded record and recomputes its CRC (defrag rewrites use it). */
-export function sealRecord(buf: Buffer, blockSeq: number): void {
-  buf.writeDoubleLE(blockSeq, 16);
-  const length = buf.readUInt32LE(4);
-  buf.writeUInt32LE(crc32(buf.subarray(12, length)), 8);
+export function sealRecord(buf: Buffer, blockSeq: number, off = 0): void {
+  buf.writeDoubleLE(blockSeq, off + 16);
+  const length = buf.readUInt32LE(off + 4);
+  buf.writeUInt32LE(crc32(buf.subarray(off + 12, off + length)), off + 8);
 }
 
 /** Why bytes at some position are not a valid record. */

@@ -32,7 +32,7 @@ import { coldScan } from './cold-scan.js';
 import { Defragmenter } from './defrag.js';
 import { GroupCommit } from './group-commit.js';
 import { PrimaryIndex, emptyEntry, type IndexEntry } from './primary-index.js';
-import { RECORD_ALIGN_BYTES, decodeRecord, encodeRecord, type StoredRecord } from './record-format.js';
+import { RECORD_ALIGN_BYTES, alignUp, decodeRecord, encodedLength, type StoredRecord } from './record-format.js';
 import { RecordReader } from './record-reader.js';
 import { SetTable } from './set-table.js';
 import { consumeSnapshot, readSnapshot, removeSnapshot, writeSnapshot } from './snapshot.js';
@@ -227,11 +227,12 @@ export class RecordStore {
   write(r: StoredRecord): void {
     this.assertOpen();
     const setId = this.sets.id(r.setName);
-    const bytes = encodeRecord(r, 0, false); // append() seals it with the block's sequence
-    if (bytes.length > this.blockBytes) {
-      throw new StorageError('RECORD_TOO_BIG', `record of ${bytes.length} bytes exceeds the write block (${this.blockBytes} bytes)`);
+    const length = encodedLength(r);
+    const size = alignUp(length);
+    if (size > this.blockBytes) {
+      throw new StorageError('RECORD_TOO_BIG', `record of ${size} bytes exceeds the write block (${this.blockBytes} bytes)`);
     }
-    const address = this.buffer.append(bytes, false);
+    const address = this.buffer.appendRecord(r, length);
     const e = this.entry;
     e.generation = r.generation;
     e.lutMs = r.lutMs;

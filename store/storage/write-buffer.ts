@@ -11,7 +11,7 @@ import { LRUCache } from 'lru-cache';
 import { MemoryDevice, type BlockDevice } from './devices.js';
 import { StorageError } from './errors.js';
 import { BlockState, type BlockTable } from './block-table.js';
-import { RECORD_ALIGN_BYTES, sealRecord } from './record-format.js';
+import { RECORD_ALIGN_BYTES, alignUp, encodeRecordInto, sealRecord, type StoredRecord } from './record-format.js';
 
 /** Blocks only defrag may take, so defrag can always make progress on a nearly full device. */
 export const DEFRAG_RESERVE_BLOCKS = 2;
@@ -60,22 +60,43 @@ export class WriteBuffer {
     return this.#pos;
   }
 
-  /** Appends sealed bytes to the open block and returns their address (16-byte units). */
+  /** Appends an encoded record (sealed here with the block's sequence); returns its address (16-byte units). */
   append(bytes: Buffer, forDefrag: boolean): number {
+    this.makeRoom(bytes.length, forDefrag);
+    sealRecord(bytes, this.table.seq[this.#openBlock]!);
+    bytes.copy(this.#openBuf, this.#pos);
+    return this.advance(bytes.length);
+  }
+
+  /**
+   * Encodes `r` (its encodedLength is `length`) straight into the open block, sealed: no
+   * intermediate buffer and no copy. Returns its address (16-byte units).
+   */
+  appendRecord(r: StoredRecord, length: number): number {
+    const size = alignUp(length);
+    this.makeRoom(size, false);
+    encodeRecordInto(r, this.#openBuf, this.#pos, length);
+    sealRecord(this.#openBuf, this.table.seq[this.#openBlock]!, this.#pos);
+    return this.advance(size);
+  }
+
+  /** Seals the open block and opens another when `size` bytes do not fit what is left of it. */
+  private makeRoom(size: number, forDefrag: boolean): void {
     const blockBytes = this.table.blockBytes;
-    if (this.#pos + bytes.length > blockBytes) {
+    if (this.#pos + size > blockBytes) {
       if (this.table.freeListLength() <= (forDefrag ? 0 : DEFRAG_RESERVE_BLOCKS)) {
         throw new StorageError('DEVICE_FULL', `namespace ${this.name}: no free write block`, { retriable: true });
       }
       this.seal();
       this.openNew();
     }
-    assert(bytes.length % RECORD_ALIGN_BYTES === 0 && this.#pos + bytes.length <= blockBytes, 'a record must fit the open block, aligned');
-    sealRecord(bytes, this.table.seq[this.#openBlock]!);
-    bytes.copy(this.#openBuf, this.#pos);
+    assert(size % RECORD_ALIGN_BYTES === 0 && this.#pos + size <= blockBytes, 'a record must fit the open block, aligned');
+  }
+
+  private advance(size: number): number {
     const address = this.table.address(this.#openBlock, this.#pos);
-    this.#pos += bytes.length;
-    this.table.addLive(this.#openBlock, bytes.length);
+    this.#pos += size;
+    this.table.addLive(this.#openBlock, size);
     return address;
   }
 
