@@ -75,6 +75,8 @@ export function simNodeConfig(nodeId: string, host: string, seeds: string[], dat
       port: SIM_HEARTBEAT_PORT,
       intervalMs: SIM_HEARTBEAT_INTERVAL_MS,
       timeoutCount: SIM_HEARTBEAT_TIMEOUT_COUNT,
+      // The simulated nodes' seeds are fixed (every node is seeded); nothing to remember on disk.
+      rememberPeers: false,
     },
     data: dataDir,
     clusterName,

@@ -47,6 +47,12 @@ const nodeSchema = {
     port: { doc: 'Heartbeat (and fabric) port; 0 = any free port; -1 = off without seeds, any free port with seeds', format: intIn(-1, 65535), default: -1, env: 'FERRY_HEARTBEAT_PORT' },
     'interval-ms': { doc: 'Milliseconds between heartbeat pulses', format: intIn(10, 600_000), default: 150, env: 'FERRY_HEARTBEAT_INTERVAL_MS' },
     'timeout-count': { doc: 'Missed pulses after which a node is gone', format: intIn(3, 1000), default: 10, env: 'FERRY_HEARTBEAT_TIMEOUT_COUNT' },
+    'remember-peers': {
+      doc: 'Remember the peers of the last multi-node membership (data/cluster-peers.json) and use them as seeds at the next start, so a restarted node always rejoins its cluster; false = configured seeds only',
+      format: Boolean,
+      default: true,
+      env: 'FERRY_HEARTBEAT_REMEMBER_PEERS',
+    },
   },
   metrics: {
     port: { doc: 'Prometheus /metrics HTTP port (0 = off)', format: intIn(0, 65535), default: 0, env: 'FERRY_METRICS_PORT', arg: 'metrics-port' },
@@ -138,6 +144,8 @@ export interface HeartbeatConfig {
   port: number;
   intervalMs: number;
   timeoutCount: number;
+  /** Remembered peers (cluster-peers.json in the data directory) join the seeds at start. */
+  rememberPeers: boolean;
 }
 
 export interface NodeConfig {
@@ -206,6 +214,7 @@ export function loadNodeConfig(o: LoadOptions = {}): NodeConfig {
       port: Math.max(hbPort, 0),
       intervalMs: c.get('heartbeat.interval-ms'),
       timeoutCount: c.get('heartbeat.timeout-count'),
+      rememberPeers: c.get('heartbeat.remember-peers'),
     },
     data,
     clusterName: c.get('cluster-name'),

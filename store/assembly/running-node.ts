@@ -15,6 +15,7 @@ import type { InfoHandler, MetricSample, NodeExtension } from '../api.js';
 import type { NodeConfig } from '../config.js';
 import { Cluster, singleNodeDescription } from '../cluster/cluster.js';
 import { Heartbeat } from '../cluster/heartbeat.js';
+import { KnownPeers, mergeSeeds } from '../cluster/known-peers.js';
 import { ClusterProxy } from '../cluster/proxy.js';
 import { PartitionBalance, type BalancedNamespace } from '../cluster/balance.js';
 import { FabricRpc } from '../cluster/fabric-rpc.js';
@@ -139,7 +140,7 @@ export class RunningNode {
       // With seeds, join before the node is reported started, so it does not present itself as
       // a one-node cluster owning every partition when its cluster is one heartbeat away.
       const hb = clustered.cluster.heartbeat;
-      if (!(await hb.joined(hb.nodeTimeoutMs))) log('warn', `no seed answered within ${hb.nodeTimeoutMs} ms: running alone until one does`, { seeds: config.heartbeat.seeds });
+      if (!(await hb.joined(hb.nodeTimeoutMs))) log('warn', `no seed answered within ${hb.nodeTimeoutMs} ms: running alone until one does`, { seeds: hb.seeds.map((e) => `${e.host}:${e.port}`) });
     }
     for (const [i, ext] of extensions.entries()) {
       try {
@@ -297,6 +298,21 @@ function namespaceMigrationMetrics(names: readonly string[], cluster: Cluster): 
 
 /** The heartbeat, partition table and proxy of a node started with seeds or a heartbeat port. */
 function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpoint, rt: Runtime, fabric: FabricTransport, log: NodeLog, simulatedDevices: boolean): Clustered {
+  const known = config.heartbeat.rememberPeers && !simulatedDevices ? new KnownPeers(config.data, config.clusterName) : undefined;
+  let remembered: Endpoint[] = [];
+  try {
+    remembered = known?.load() ?? [];
+  } catch (err) {
+    log('warn', `ignoring the remembered peers: ${(err as Error).message}`);
+  }
+  const self = [
+    { host: config.heartbeat.advertiseHost, port: config.heartbeat.port },
+    { host: config.heartbeat.host, port: config.heartbeat.port },
+  ];
+  const seeds = mergeSeeds(config.heartbeat.seeds, remembered, self);
+  if (seeds.length > config.heartbeat.seeds.length) {
+    log('info', `seeds from the last membership (${known!.path}): ${seeds.slice(config.heartbeat.seeds.length).map((e) => `${e.host}:${e.port}`).join(', ')}`);
+  }
   const hb = new Heartbeat({
     nodeId: node.nodeId,
     clusterName: config.clusterName,
@@ -304,7 +320,7 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
     listen: { host: config.heartbeat.host, port: config.heartbeat.port },
     advertiseHost: config.heartbeat.advertiseHost,
     service,
-    seeds: config.heartbeat.seeds,
+    seeds,
     intervalMs: config.heartbeat.intervalMs,
     timeoutCount: config.heartbeat.timeoutCount,
     transport: fabric,
@@ -326,7 +342,20 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
     balanced.set(nc.name, { ns, versions });
   }
   const rpc = new FabricRpc(hb, rt.timers, (msg, err) => log('warn', msg, { err }));
-  const balance = new PartitionBalance(cluster, rpc, balanced, rt.timers, (msg) => log('info', msg), config.heartbeat.seeds.length === 0);
+  const balance = new PartitionBalance(cluster, rpc, balanced, rt.timers, (msg) => log('info', msg), seeds.length === 0);
+  if (known) {
+    const remember = (): void => {
+      const members = new Set(hb.snapshot().members.map((m) => m.nodeId));
+      if (members.size < 2) return;
+      const peers = hb.peers().filter((p) => members.has(p.nodeId));
+      try {
+        known.save(peers.map((p) => ({ nodeId: p.nodeId, heartbeat: p.heartbeat })));
+      } catch (err) {
+        log('warn', `cannot remember the cluster's peers in ${known.path}: ${(err as Error).message}`);
+      }
+    };
+    hb.onChange(remember);
+  }
   const migrations = new Migrations(balance, rpc, replicas, namespaces, rt.clock, rt.timers, (msg) => log('info', msg));
   replicas.beforeApply = (ns, pid) => balance.markIncoming(ns, pid);
   const observeMembers = (): void => migrations.fillDelay.observe(cluster.table().members.map((m) => m.nodeId), rt.clock.nowMs());

@@ -180,6 +180,11 @@ export class Heartbeat {
     return this.#o.service();
   }
 
+  /** The seeds this node was started with (configured and remembered). */
+  get seeds(): readonly Endpoint[] {
+    return this.#o.seeds;
+  }
+
   get heartbeatPort(): number {
     return this.#heartbeatPort;
   }
