@@ -8,7 +8,8 @@
  *   2. `quiesce` on the node; wait until it reports `effective_is_quiesced` and the cluster is
  *      stable again (its masters moved to its replicas without moving data; the nodes taking its
  *      holder places were filled);
- *   3. restart it (the callback); wait until it answers again unquiesced (a restarted node
+ *   3. wait until no client command reached it for CLIENT_QUIET_MS (clients refreshed their
+ *      maps; at most CLIENT_QUIET_WAIT_MAX_MS), then restart it (the callback); wait until it answers again unquiesced (a restarted node
  *      comes back active) with the full cluster size, and the cluster is stable (it rejoined and
  *      received only what changed while it was away);
  *   4. next node.
@@ -22,6 +23,17 @@ import { OpsError, endpointText, errorText, parseKv, sleep, withNode, type Endpo
 export const POLL_MS = 200;
 /** Default bound of each wait (a stable cluster, a quiesce taking effect, a node coming back). */
 export const STEP_TIMEOUT_MS_DEFAULT = 300_000;
+/**
+ * After the quiesce took effect, the node is restarted only once no client command reached it
+ * for this long: clients learn the new partition map at their next tend (the official client's
+ * default tend interval is 1 s) and until then send it commands it proxies; a client whose map
+ * still names the node when it stops fails a write it does not retry ("Failed to connect").
+ */
+export const CLIENT_QUIET_MS = 2_500;
+/** Longest wait for clients to leave a quiesced node; then it is restarted anyway (and the log says so). */
+export const CLIENT_QUIET_WAIT_MAX_MS = 30_000;
+/** Counters of `ferry-wire` that count commands from clients (not those proxied to this node by peers). */
+const CLIENT_COMMAND_COUNTERS = ['reads', 'writes', 'batches', 'scans', 'proxied', 'not_owner', 'replicated_writes'];
 /** Connect and request timeout of each info command. */
 const INFO_TIMEOUT_MS = 5_000;
 
@@ -35,6 +47,8 @@ export interface RollingRestartOptions {
   restart: (node: RollingNode) => Promise<void>;
   /** Bound of each wait. */
   stepTimeoutMs?: number;
+  /** How long no client command may reach a quiesced node before it is restarted (CLIENT_QUIET_MS). */
+  clientQuietMs?: number;
   log?: (line: string) => void;
   signal?: AbortSignal;
 }
@@ -117,6 +131,32 @@ async function waitNodeState(node: RollingNode, size: number, quiesced: boolean,
   );
 }
 
+/** Commands from clients the node has served or proxied so far. */
+async function clientCommands(e: Endpoint): Promise<number> {
+  const c = parseKv(await info(e, 'ferry-wire'));
+  return CLIENT_COMMAND_COUNTERS.reduce((sum, k) => sum + Number(c.get(k) ?? 0), 0);
+}
+
+/**
+ * Waits until no client command reached the node for `quietMs` (its clients moved to the new
+ * map), at most `maxMs`; answers how long it waited and whether clients were still coming.
+ */
+export async function waitClientsGone(node: RollingNode, quietMs = CLIENT_QUIET_MS, maxMs = CLIENT_QUIET_WAIT_MAX_MS, signal?: AbortSignal): Promise<{ waitedMs: number; quiet: boolean }> {
+  const t0 = Date.now();
+  let last = await clientCommands(node.address);
+  let since = Date.now();
+  for (;;) {
+    if (Date.now() - since >= quietMs) return { waitedMs: Date.now() - t0, quiet: true };
+    if (Date.now() - t0 >= maxMs) return { waitedMs: Date.now() - t0, quiet: false };
+    await sleep(POLL_MS, signal);
+    const now = await clientCommands(node.address);
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    }
+  }
+}
+
 /** Quiesces one node and waits until the cluster is stable with it quiesced. */
 export async function quiesceAndWait(node: RollingNode, nodes: readonly RollingNode[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
   await quiesceNode(node.address);
@@ -137,9 +177,16 @@ export async function rollingRestart(seed: Endpoint, o: RollingRestartOptions): 
     const t0 = Date.now();
     await quiesceAndWait(node, nodes, timeoutMs, o.signal);
     const quiesceMs = Date.now() - t0;
-    log(`node ${node.nodeId} (${address}) quiesced, cluster stable after ${quiesceMs} ms; restarting it`);
+    const drained = await waitClientsGone(node, o.clientQuietMs ?? CLIENT_QUIET_MS, CLIENT_QUIET_WAIT_MAX_MS, o.signal);
+    log(
+      `node ${node.nodeId} (${address}) quiesced, cluster stable after ${quiesceMs} ms, ${drained.quiet ? `no client command for ${o.clientQuietMs ?? CLIENT_QUIET_MS} ms` : `clients still sending it commands after ${drained.waitedMs} ms (their maps are not refreshed)`}; restarting it`,
+    );
     const t1 = Date.now();
-    await o.restart(node);
+    try {
+      await o.restart(node);
+    } catch (err) {
+      throw new OpsError('REFUSED', `${errorText(err)}; node ${node.nodeId} (${address}) is left quiesced for a look: \`ferry cluster quiesce --undo --node ${address}\` brings it back`);
+    }
     await waitNodeState(node, nodes.length, false, timeoutMs, o.signal);
     await waitClusterStable(nodes, timeoutMs, o.signal);
     const restartMs = Date.now() - t1;
