@@ -44,6 +44,17 @@ export class BalanceChecker {
     private readonly factor = BALLOON_FACTOR_MAX,
   ) {}
 
+  /**
+   * Records a table a node switched to. Samples come only when the driver wakes, so a table used
+   * only between two samples (a short split during the faults) would be missed, and with it the
+   * share the node held under it: its copies of that time then look like a balloon.
+   */
+  noteTable(nodeId: string, table: PartitionTable): void {
+    let seen = this.#tables.get(nodeId);
+    if (!seen) this.#tables.set(nodeId, (seen = new Map()));
+    seen.set(table.clusterKey, table);
+  }
+
   sample(nowMs: number): void {
     const up = this.nodes.filter((n) => n.up && n.running?.cluster && n.ns);
     if (up.length === 0) return;

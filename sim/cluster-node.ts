@@ -13,6 +13,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { RunningNode } from '../store/assembly/running-node.js';
 import type { NodeExtension } from '../store/api.js';
+import type { PartitionTable } from '../store/cluster/partition-table.js';
 import type { NamespaceConfig, NodeConfig } from '../store/config.js';
 import type { Namespace } from '../store/namespace/namespace.js';
 import { seededRandom } from '../store/runtime/index.js';
@@ -97,6 +98,8 @@ export class SimClusterNode {
   service: SimService | undefined;
   /** Between a crash (or the start of a clean stop) and the end of the next start. */
   up = false;
+  /** Told every partition table this node uses from the end of each start on (the no-balloon checker). */
+  onTable: ((table: PartitionTable) => void) | undefined;
   /** Extensions of each incarnation (the shipper), made with that incarnation's owner. */
   extensions: ((owner: string) => NodeExtension[]) | undefined;
   readonly #config: NodeConfig;
@@ -143,6 +146,14 @@ export class SimClusterNode {
       log: (level, msg) => this.sched.note(`${owner} ${level} ${msg}`),
     });
     this.up = true;
+    const cluster = this.running.cluster;
+    if (cluster && this.onTable) {
+      this.onTable(cluster.table(SIM_NAMESPACE));
+      // Synchronous listener: no event of its own, so the trace is unchanged.
+      cluster.onTableChange(() => {
+        if (this.running?.cluster === cluster) this.onTable?.(cluster.table(SIM_NAMESPACE));
+      });
+    }
   }
 
   /** Power loss: nothing of this incarnation runs again; the device keeps what was synced. */

@@ -411,6 +411,7 @@ export async function runClusterSimulation(o: ClusterSimOptions): Promise<SimRes
     return new SimClusterNode(sched, net, id, hosts[i]!, hosts.filter((h) => h !== hosts[i]), join(dataRoot, hosts[i]!), newDevice(sched, `${hosts[i]}#1`, seed), seed);
   });
   const w: World = { sched, net, nodes, errors: [], counters: {}, splits: [], violations: [], balance: new BalanceChecker(nodes, o.balanceFactor), balanceSampledMs: -Infinity };
+  for (const node of nodes) node.onTable = (t) => w.balance.noteTable(node.nodeId, t);
   const x = o.xdr ? setUpXdr(w, root, dataRoot) : undefined;
   const ledger = new Map<string, KeyOp[]>();
   const reads = new Map<string, KeyOp[]>();
