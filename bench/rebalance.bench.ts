@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- rebalance [--nodes 4] [--records 1000000] [--rate 2000] [--away-s 20] [--chart docs/rebalance.png]`
+ * `npm run bench -- rebalance [--nodes 4] [--records 1000000] [--rate 2000] [--away-s 20] [--quiesce] [--chart docs/rebalance.png]`
  *
  * The incident this product exists to prevent, scaled to one machine: a cluster of `--nodes`
  * ferry nodes (replication factor 2) holding `--records` 100-byte records under steady writes
@@ -16,6 +16,9 @@
  * - `migrated_vs_changed`: records migrated into the returning node (its migrate_records_received)
  *   over the distinct keys written while it was away (goal <= 1.2).
  * - `rebalance_s` (restart to settled), client `p99_ms` during the rebalance next to before it.
+ * `--quiesce`: the node is stopped as `ferry cluster rolling-restart` stops one (quiesce, wait for a
+ * stable cluster and for clients to leave it), so `write_errors` is the rolling restart's figure
+ * (goal 0); without it the stop is abrupt for clients (the incident's plain restart).
  * The chart of stored bytes per node over time goes to `--chart` (PNG, and the SVG beside it).
  * Ends with one JSON line {"bench":"rebalance", ...}.
  */
@@ -28,6 +31,7 @@ import { IN_FLIGHT, SETTLE_TIMEOUT_MS, connect, loadRecords, info, newFerryNode,
 import { lineChartSvg, writeChart, type Series } from './line-chart.js';
 import { parseKv } from '../ops/util.js';
 import { BenchArgs } from './args.js';
+import { membersOf, quiesceAndWait, waitClientsGone } from '../ops/rolling-restart.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
@@ -117,6 +121,7 @@ export async function main(args: string[]): Promise<void> {
   const records = opts.num('records', 1_000_000);
   const rate = opts.num('rate', 2000);
   const awayS = opts.num('away-s', 20);
+  const quiesce = opts.has('quiesce');
   const Aerospike: Any = createRequire(import.meta.url)('aerospike');
   console.log(`rebalance bench: ${nodeCount} nodes, replication factor 2, ${records} records of ${VALUE_BYTES} bytes, steady writes at ${rate}/s, one node away ${awayS} s`);
 
@@ -170,6 +175,15 @@ export async function main(args: string[]): Promise<void> {
     const victimIndex = nodeCount - 1;
     const victim = nodes[victimIndex]!;
     const shareBefore = nodes.map((_, i) => lastBytes(samples, i));
+    if (quiesce) {
+      const members = await membersOf({ host: '127.0.0.1', port: victim.port });
+      const self = members.find((m) => m.address.port === victim.port)!;
+      markers.push({ x: now(), label: 'quiesce' });
+      writer.phase = 'quiesce';
+      await quiesceAndWait(self, members, SETTLE_TIMEOUT_MS);
+      const drained = await waitClientsGone(self);
+      console.log(`  quiesced node ${self.nodeId}; ${drained.quiet ? 'no client command for' : 'clients still sending after'} ${drained.waitedMs} ms`);
+    }
     writer.phase = 'away';
     markers.push({ x: now(), label: 'node stopped' });
     await stopChild(victim.child);
@@ -207,6 +221,7 @@ export async function main(args: string[]): Promise<void> {
       records,
       write_rate: rate,
       away_s: awayS,
+      quiesce,
       load_s: r2(loadS),
       peak_vs_share: r2(peakVsShare),
       max_node_peak_vs_share: r2(Math.max(...nodePeaks)),
