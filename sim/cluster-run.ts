@@ -23,16 +23,17 @@ import { seededRandom, type Random } from '../store/runtime/index.js';
 import { ConflictPolicy, PARTITION_COUNT, ResultCode } from '../store/types.js';
 import { decodeMsg, encodeMsgFrame } from '../store/wire/message.js';
 import { PROTO_HEADER_BYTES } from '../store/wire/proto.js';
-import { Receiver, type Destination } from '../receiver/receiver.js';
+import type { Destination, Receiver } from '../receiver/receiver.js';
 import { Shipper } from '../shipper/shipper.js';
 import { compareSites } from './checkers.js';
 import { BalanceChecker } from './balance-checker.js';
 import { checkClusterLedger, checkMembership, checkReads, checkReplicas, partitionImage, type KeyOp } from './cluster-checkers.js';
+import { APPLY_TIMEOUT_MS, CLIENT_TIMEOUT_MS, FAULT_WINDOW_MS_MAX, OPS_IN_FLIGHT_MAX, SETTLE_MS_MAX, errorText, runDriver, runFaults, simReceiver, simResult, startRun, type SimResult } from './driver.js';
 import { SimKafkaLog } from './kafka-log.js';
 import { SimClusterNode } from './cluster-node.js';
 import { NETWORK_FAULTS_NONE, SimNetwork } from './network.js';
-import { TOPIC, xdrConfig, type SimResult } from './run.js';
-import { SIM_EPOCH_MS, Scheduler } from './scheduler.js';
+import { xdrConfig } from './run.js';
+import { SIM_EPOCH_MS, type Scheduler } from './scheduler.js';
 import { newDevice } from './site.js';
 import { SIM_NAMESPACE, SIM_SET, Workload, type SimCommand } from './workload.js';
 
@@ -69,25 +70,16 @@ interface Xdr {
 
 /** Largest virtual gap between client commands, ms. */
 const OP_GAP_MS_MAX = 30;
-const OPS_IN_FLIGHT_MAX = 8;
-/** The client gives up on a command after this long (in doubt: it may have been applied). */
-const CLIENT_TIMEOUT_MS = 3000;
 /** The client refreshes its partition map from some node this often (so it is often stale). */
 const MAP_REFRESH_MS = 1500;
 /** Chance a command goes to a random node instead of the map's master (it gets proxied). */
 const RANDOM_NODE_PCT = 20;
 /** Chance a command is a read. */
 const READ_PCT = 20;
-const FAULT_GAP_MS_MAX = 1500;
-const FAULT_WINDOW_MS_MAX = 4000;
 /** A crashed node stays down this long at most. */
 const DOWN_MS_MAX = 4000;
-/** Virtual time the cluster gets to converge once faults stop. */
-const SETTLE_MS_MAX = 60_000;
 /** After a partition heals, writes this long after still count as written in a split. */
 const REFORM_MS = 5000;
-/** The receiver's replicated write to B gives up after this long (and retries the batch). */
-const APPLY_TIMEOUT_MS = 1000;
 
 interface World {
   sched: Scheduler;
@@ -195,13 +187,6 @@ async function injectFault(w: World, r: Random): Promise<void> {
       await w.sched.sleep('faults', 200 + r.int(FAULT_WINDOW_MS_MAX));
       w.net.faults = { ...NETWORK_FAULTS_NONE };
     }
-  }
-}
-
-async function runFaults(w: World, r: Random, stop: () => boolean): Promise<void> {
-  while (!stop()) {
-    await w.sched.sleep('faults', 100 + r.int(FAULT_GAP_MS_MAX));
-    if (!stop()) await injectFault(w, r);
   }
 }
 
@@ -325,7 +310,7 @@ async function runWorkload(w: World, r: Random, ops: number, ledger: Map<string,
       },
       (err: unknown) => {
         client.inFlight--;
-        w.errors.push(`command ${c.kind} ${c.key} threw: ${(err as Error).stack ?? String(err)}`);
+        w.errors.push(`command ${c.kind} ${c.key} threw: ${errorText(err)}`);
       },
     );
   }
@@ -384,24 +369,14 @@ function setUpXdr(w: World, root: Random, dataRoot: string): Xdr {
 }
 
 async function startReceiver(w: World, x: Xdr): Promise<void> {
-  const owner = 'R#1';
-  const rt = { clock: w.sched.clock, timers: w.sched.timersFor(owner), random: seededRandom(101) };
-  x.receiver = new Receiver({
-    brokers: ['sim:9092'], topics: [TOPIC], groupId: 'ferry-B', destination: [], policy: ConflictPolicy.GENERATION, deadLetterTopic: '',
-    applyConcurrency: 4, fromBeginning: true, runtime: rt, kafka: x.log.linkFor(owner), connectDestination: () => Promise.resolve(destinationB(x)),
-    log: (msg, err) => w.sched.note(`R ${msg} ${(err as Error | undefined)?.message ?? ''}`),
-  });
+  x.receiver = simReceiver(w.sched, x.log, 'R#1', 101, ConflictPolicy.GENERATION, () => destinationB(x));
   await x.receiver.start();
 }
 
 export async function runClusterSimulation(o: ClusterSimOptions): Promise<SimResult> {
   const n = o.nodes ?? CLUSTER_NODES_DEFAULT;
   if (!Number.isInteger(n) || n < 2 || n > CLUSTER_NODES_MAX) throw new RangeError(`a simulated cluster has 2 to ${CLUSTER_NODES_MAX} nodes, not ${n}`);
-  const sched = new Scheduler();
-  if (o.log) sched.onNote = o.log;
-  const root = seededRandom(o.seed);
-  const rWork = seededRandom(root.u32());
-  const rFaults = seededRandom(root.u32());
+  const { sched, root, rWork, rFaults } = startRun(o);
   const net = new SimNetwork(sched, seededRandom(root.u32()));
   const dataRoot = mkdtempSync(join(tmpdir(), 'ferry-simc-'));
   const ids = nodeIds(n);
@@ -415,22 +390,18 @@ export async function runClusterSimulation(o: ClusterSimOptions): Promise<SimRes
   const x = o.xdr ? setUpXdr(w, root, dataRoot) : undefined;
   const ledger = new Map<string, KeyOp[]>();
   const reads = new Map<string, KeyOp[]>();
-  const onUnhandled = (err: unknown): void => void w.errors.push(`unhandled rejection: ${(err as Error).stack ?? String(err)}`);
-  process.on('unhandledRejection', onUnhandled);
-  let phase = 'start';
-  let done = false;
   const failures: string[] = [];
-  const main = async (): Promise<void> => {
+  const { done, phase } = await runDriver(sched, w.errors, failures, async (state) => {
     await Promise.all([...nodes, ...(x?.bNodes ?? [])].map((node) => node.start()));
     if (x) await startReceiver(w, x);
-    phase = 'workload';
+    state.phase = 'workload';
     let workloadDone = false;
     const scenario = o.scenario ?? 'random';
-    const faults = o.faults === false ? Promise.resolve() : scenario === 'partial-partition' ? partialPartitionScenario(w) : runFaults(w, rFaults, () => workloadDone);
+    const faults = o.faults === false ? Promise.resolve() : scenario === 'partial-partition' ? partialPartitionScenario(w) : runFaults(sched, rFaults, () => workloadDone, () => injectFault(w, rFaults));
     await runWorkload(w, rWork, o.ops, ledger, reads);
     workloadDone = true;
     await faults;
-    phase = 'settle';
+    state.phase = 'settle';
     net.heal();
     net.clearLinkFaults();
     net.faults = { ...NETWORK_FAULTS_NONE };
@@ -440,22 +411,8 @@ export async function runClusterSimulation(o: ClusterSimOptions): Promise<SimRes
       await sched.sleep('client', 500);
       sampleBalance(w);
     }
-    phase = 'check';
-  };
-  const started = main().then(
-    () => void (done = true),
-    (err: unknown) => {
-      w.errors.push(`driver threw in phase ${phase}: ${(err as Error).stack ?? String(err)}`);
-      done = true;
-    },
-  );
-  try {
-    await sched.runUntil(Number.MAX_SAFE_INTEGER, () => done);
-    if (!done) failures.push(`the run stopped in phase ${phase}: no events left (deadlock)`);
-    else await started;
-  } finally {
-    process.off('unhandledRejection', onUnhandled);
-  }
+    state.phase = 'check';
+  });
   const now = sched.nowMs;
   if (done && phase === 'check') {
     failures.push(...checkMembership(nodes).map((s) => `membership: ${s}`));
@@ -491,5 +448,5 @@ export async function runClusterSimulation(o: ClusterSimOptions): Promise<SimRes
   for (const node of [...nodes, ...(x?.bNodes ?? [])]) sched.kill(node.owner);
   sched.kill('R#1');
   rmSync(dataRoot, { recursive: true, force: true });
-  return { seed: o.seed, ok: failures.length === 0, failures, traceHash: sched.traceHash, summary };
+  return simResult(o.seed, sched, failures, summary);
 }

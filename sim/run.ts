@@ -11,7 +11,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Receiver, type Destination } from '../receiver/receiver.js';
+import type { Destination, Receiver } from '../receiver/receiver.js';
 import { Shipper } from '../shipper/shipper.js';
 import { seededRandom, type Random } from '../store/runtime/index.js';
 import { ConflictPolicy, ResultCode, type ConflictPolicyId, type RecordVersion } from '../store/types.js';
@@ -19,8 +19,9 @@ import type { XdrConfig } from '../shipper/config.js';
 import { NO_KAFKA_SECURITY } from '../kafka/security.js';
 import { checkLedger, compareSites, snapshot, type Acked } from './checkers.js';
 import type { SimDevice } from './device.js';
+import { APPLY_TIMEOUT_MS, CLIENT_TIMEOUT_MS, FAULT_WINDOW_MS_MAX, OPS_IN_FLIGHT_MAX, SETTLE_MS_MAX, TOPIC, errorText, runDriver, runFaults, simReceiver, simResult, startRun, type SimResult } from './driver.js';
 import { SimKafkaLog } from './kafka-log.js';
-import { SIM_EPOCH_MS, Scheduler } from './scheduler.js';
+import { SIM_EPOCH_MS, type Scheduler } from './scheduler.js';
 import { newDevice, openSite, type SimSite } from './site.js';
 import { SIM_NAMESPACE, Workload } from './workload.js';
 
@@ -35,33 +36,14 @@ export interface SimOptions {
   log?: (line: string) => void;
 }
 
-export interface SimResult {
-  seed: number;
-  ok: boolean;
-  failures: string[];
-  traceHash: string;
-  summary: Record<string, number | string>;
-}
+export { TOPIC, type SimResult };
 
 /** Mean virtual gap between client commands, ms. */
 const OP_GAP_MS_MAX = 40;
-/** Commands in flight at most (the hot key sees several at once). */
-const OPS_IN_FLIGHT_MAX = 8;
-/** A client gives up on a command after this long (its node may have crashed). */
-const CLIENT_TIMEOUT_MS = 3000;
-/** Mean virtual gap between faults, ms. */
-const FAULT_GAP_MS_MAX = 1500;
-/** Longest fault window (slow log, lost acks, redelivery, B unreachable), ms. */
-const FAULT_WINDOW_MS_MAX = 4000;
 /** Longest Kafka outage, ms. */
 const KAFKA_DOWN_MS_MAX = 8000;
-/** Virtual time the system gets to converge once faults stop. */
-const SETTLE_MS_MAX = 60_000;
-export const TOPIC = 'ferry.A.sim';
 /** The last fault must have finished this long after the workload ends. */
 const FAULT_FINISH_MS_MAX = 60_000;
-/** The receiver's apply to B gives up after this long. */
-const APPLY_TIMEOUT_MS = 1000;
 /** Largest clock difference between the sites, ms. */
 const CLOCK_SKEW_MS_MAX = 5000;
 /** A crash of A waits up to this long for unsynced writes to be in flight. */
@@ -135,12 +117,7 @@ function destinationB(w: World, owner: string): Destination {
 async function startReceiver(w: World): Promise<void> {
   const owner = `R#${++w.rIncarnation}`;
   w.sched.note(`start ${owner}`);
-  const rt = { clock: w.sched.clock, timers: w.sched.timersFor(owner), random: seededRandom(100 + w.rIncarnation) };
-  w.receiver = new Receiver({
-    brokers: ['sim:9092'], topics: [TOPIC], groupId: 'ferry-B', destination: [], policy: w.policy, deadLetterTopic: '',
-    applyConcurrency: 4, fromBeginning: true, runtime: rt, kafka: w.log.linkFor(owner), connectDestination: () => Promise.resolve(destinationB(w, owner)),
-    log: (msg, err) => w.sched.note(`R ${msg} ${(err as Error | undefined)?.message ?? ''}`),
-  });
+  w.receiver = simReceiver(w.sched, w.log, owner, 100 + w.rIncarnation, w.policy, () => destinationB(w, owner));
   await w.receiver.start();
 }
 
@@ -249,18 +226,11 @@ async function runWorkload(w: World, r: Random, ops: number, ledger: Map<string,
       },
       (err: unknown) => {
         inFlight--;
-        w.errors.push(`command ${c.kind} ${c.key} threw: ${(err as Error).stack ?? String(err)}`);
+        w.errors.push(`command ${c.kind} ${c.key} threw: ${errorText(err)}`);
       },
     );
   }
   while (inFlight > 0) await w.sched.sleep('client', 10);
-}
-
-async function runFaults(w: World, r: Random, stop: () => boolean): Promise<void> {
-  while (!stop()) {
-    await w.sched.sleep('faults', 100 + r.int(FAULT_GAP_MS_MAX));
-    if (!stop()) await injectFault(w, r);
-  }
 }
 
 /** Settled: nothing left to ship, the receiver has applied everything and B equals A. */
@@ -271,28 +241,20 @@ function settled(w: World): boolean {
 }
 
 export async function runSimulation(o: SimOptions): Promise<SimResult> {
-  const sched = new Scheduler();
-  if (o.log) sched.onNote = o.log;
-  const root = seededRandom(o.seed);
-  const rWork = seededRandom(root.u32());
-  const rFaults = seededRandom(root.u32());
+  const { sched, root, rWork, rFaults } = startRun(o);
   const log = new SimKafkaLog(sched, seededRandom(root.u32()));
   const devSeedA = root.u32();
   const devSeedB = root.u32();
   const w = { sched, log, aIncarnation: 0, rIncarnation: 0, bIncarnation: 1, aStopping: false, stateDir: mkdtempSync(join(tmpdir(), 'ferry-sim-')), bSkewMs: root.int(2 * CLOCK_SKEW_MS_MAX + 1) - CLOCK_SKEW_MS_MAX, policy: root.int(2) === 0 ? ConflictPolicy.GENERATION : ConflictPolicy.LAST_UPDATE_TIME, bDown: false, shipExpirations: o.shipExpirations ?? false, errors: [] as string[], counters: {} as Record<string, number> } as World;
   const ledger = new Map<string, Acked & { digest: Buffer }>();
-  const onUnhandled = (err: unknown): void => void w.errors.push(`unhandled rejection: ${(err as Error).stack ?? String(err)}`);
-  process.on('unhandledRejection', onUnhandled);
-  let phase = 'start';
-  let done = false;
   const failures: string[] = [];
-  const main = async (): Promise<void> => {
+  const { done } = await runDriver(sched, w.errors, failures, async (state) => {
     await startA(w, newDevice(sched, 'A#1', devSeedA));
     w.b = await openSite(sched, 'B#1', newDevice(sched, 'B#1', devSeedB), w.bSkewMs);
     await startReceiver(w);
-    phase = 'workload';
+    state.phase = 'workload';
     let workloadDone = false;
-    const faults = o.faults === false ? Promise.resolve() : runFaults(w, rFaults, () => workloadDone);
+    const faults = o.faults === false ? Promise.resolve() : runFaults(sched, rFaults, () => workloadDone, () => injectFault(w, rFaults));
     await runWorkload(w, rWork, o.ops, ledger);
     workloadDone = true;
     let faultsDone = false;
@@ -302,26 +264,12 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     log.slowMs = 0;
     log.faults = { delayMsMax: 5, ackLostPct: 0, redeliverPct: 0 };
     w.bDown = false;
-    phase = 'settle';
+    state.phase = 'settle';
     const settleUntil = sched.nowMs + SETTLE_MS_MAX;
     while (!settled(w) && sched.nowMs < settleUntil) await sched.sleep('client', 500);
     if (!settled(w)) failures.push(`B did not converge with A within ${SETTLE_MS_MAX} ms of virtual time after faults stopped`);
-    phase = 'check';
-  };
-  const started = main().then(
-    () => void (done = true),
-    (err: unknown) => {
-      w.errors.push(`driver threw in phase ${phase}: ${(err as Error).stack ?? String(err)}`);
-      done = true;
-    },
-  );
-  try {
-    await sched.runUntil(Number.MAX_SAFE_INTEGER, () => done);
-    if (!done) failures.push(`the run stopped in phase ${phase}: no events left (deadlock)`);
-    else await started;
-  } finally {
-    process.off('unhandledRejection', onUnhandled);
-  }
+    state.phase = 'check';
+  });
   rmSync(w.stateDir, { recursive: true, force: true });
   const now = sched.nowMs;
   if (done && w.a) {
@@ -349,5 +297,5 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   sched.kill(w.a?.owner ?? '');
   sched.kill(`R#${w.rIncarnation}`);
   sched.kill(w.b?.owner ?? '');
-  return { seed: o.seed, ok: failures.length === 0, failures, traceHash: sched.traceHash, summary };
+  return simResult(o.seed, sched, failures, summary);
 }
