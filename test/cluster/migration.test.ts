@@ -13,14 +13,10 @@
  */
 import test from 'ava';
 import { createRequire } from 'node:module';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { FerryProcess, freePort, waitFor } from '../helpers/procs.js';
-import { parseKv, withNode } from '../../ops/util.js';
+import { waitFor } from '../helpers/procs.js';
+import { ClientLoad, checksumsOf, connectClient, info, startMember as startClusterMember, startMembers, stats, stopMembers, type Member, type MemberOptions } from '../helpers/cluster-members.js';
 import { computePartitionTable } from '../../store/cluster/partition-table.js';
 import { computeDigest } from '../../store/digest.js';
-import { seededRandom } from '../../store/runtime/index.js';
 import { PARTITION_COUNT } from '../../store/types.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -41,31 +37,11 @@ const SEED = Number(process.env['FERRY_TEST_SEED'] ?? Date.now() % 100_000);
 /** Aerospike result code of a read of a missing record. */
 const NOT_FOUND = 2;
 
-interface Member {
-  proc: FerryProcess;
-  port: number;
-  hbPort: number;
-  dir: string;
-  id: string;
-}
 const members: Member[] = [];
 const dirs: string[] = [];
-
-const info = (port: number, cmd: string): Promise<string> => withNode({ host: '127.0.0.1', port }, 5000, (n) => n.info(cmd));
-const stats = async (port: number, cmd = 'statistics'): Promise<Map<string, string>> => parseKv(await info(port, cmd));
-
-async function startMember(seedHb: number | undefined, reuse?: Member): Promise<Member> {
-  const dir = reuse?.dir ?? mkdtempSync(path.join(tmpdir(), 'ferry-mig-'));
-  if (!reuse) dirs.push(dir);
-  const port = reuse?.port ?? (await freePort());
-  const hbPort = reuse?.hbPort ?? (await freePort());
-  const args = ['node', '--port', String(port), '--heartbeat-port', String(hbPort), '--data', dir];
-  if (seedHb !== undefined) args.push('--seed', `127.0.0.1:${seedHb}`);
-  const proc = reuse?.proc ?? new FerryProcess(`node ${port}`, args, /ferry node heartbeat on .*\n[^]*ferry node listening on /, NODE_ENV);
-  await proc.start();
-  const id = await info(port, 'node');
-  return { proc, port, hbPort, dir, id };
-}
+const memberOptions: MemberOptions = { tmpPrefix: 'ferry-mig-', env: NODE_ENV, dirs };
+/** A new process every start (test/helpers/cluster-members.ts); a restart keeps dir and ports. */
+const startMember = (seedHb: number | undefined, reuse?: Member): Promise<Member> => startClusterMember(memberOptions, seedHb, reuse);
 
 /** Waits until the given members agree on one key and report no migration work left. */
 async function stable(list: Member[]): Promise<void> {
@@ -94,8 +70,7 @@ async function stable(list: Member[]): Promise<void> {
 }
 
 /** Writers put fresh keys; readers read acknowledged keys back and count what went wrong. */
-class Load {
-  readonly acked: string[] = [];
+class Load extends ClientLoad {
   /** Keys whose write failed (timeout: in doubt, the master may have it and a replica not). */
   readonly failed: string[] = [];
   notFound = 0;
@@ -105,49 +80,33 @@ class Load {
   reads = 0;
   /** Error codes of failed commands, with counts. */
   readonly errorCodes = new Map<number, number>();
-  #running = true;
-  #next = 0;
-  readonly #done: Array<Promise<void>> = [];
-  readonly #random = seededRandom(SEED);
 
-  constructor(
-    private readonly client: Any,
-    private readonly prefix: string,
-  ) {
-    for (let i = 0; i < 2; i++) this.#done.push(this.#writer(), this.#reader());
+  constructor(client: Any, prefix: string) {
+    super(client, prefix, SEED);
+    this.start(2);
   }
 
-  async #writer(): Promise<void> {
-    while (this.#running) {
-      const k = `${this.prefix}${this.#next++}`;
-      try {
-        await this.client.put(new Aerospike.Key(ns, set, k), { v: k }, {}, { totalTimeout: 3000, maxRetries: 5 });
-        this.acked.push(k);
-      } catch (err) {
-        this.writeErrors++;
-        this.failed.push(k);
-        this.#code(err);
-        await new Promise((r) => setTimeout(r, 20));
-      }
+  protected async write(k: string): Promise<void> {
+    try {
+      await this.client.put(new Aerospike.Key(ns, set, k), { v: k }, {}, { totalTimeout: 3000, maxRetries: 5 });
+      this.acked.push(k);
+    } catch (err) {
+      this.writeErrors++;
+      this.failed.push(k);
+      this.#code(err);
+      await new Promise((r) => setTimeout(r, 20));
     }
   }
 
-  async #reader(): Promise<void> {
-    while (this.#running) {
-      if (this.acked.length === 0) {
-        await new Promise((r) => setTimeout(r, 10));
-        continue;
-      }
-      const k = this.acked[this.#random.u32() % this.acked.length]!;
-      try {
-        const r = await this.client.get(new Aerospike.Key(ns, set, k), { totalTimeout: 3000, maxRetries: 5 });
-        this.reads++;
-        if (r.bins.v !== k) this.wrongValue++;
-      } catch (err) {
-        if ((err as { code?: number }).code === NOT_FOUND) this.notFound++;
-        else this.readErrors++;
-        this.#code(err);
-      }
+  protected async read(k: string): Promise<void> {
+    try {
+      const r = await this.client.get(new Aerospike.Key(ns, set, k), { totalTimeout: 3000, maxRetries: 5 });
+      this.reads++;
+      if (r.bins.v !== k) this.wrongValue++;
+    } catch (err) {
+      if ((err as { code?: number }).code === NOT_FOUND) this.notFound++;
+      else this.readErrors++;
+      this.#code(err);
     }
   }
 
@@ -155,38 +114,17 @@ class Load {
     const c = Number((err as { code?: number }).code);
     this.errorCodes.set(c, (this.errorCodes.get(c) ?? 0) + 1);
   }
-
-  async stop(): Promise<void> {
-    this.#running = false;
-    await Promise.all(this.#done);
-  }
-}
-
-/** Per node: partition -> checksum text of the non-empty partitions it holds. */
-async function checksumsOf(port: number): Promise<Map<number, string>> {
-  const out = new Map<number, string>();
-  const text = await info(port, `ferry-checksums:namespace=${ns}`);
-  for (const part of text.split(';').filter(Boolean)) {
-    const [pid, ...rest] = part.split(':');
-    out.set(Number(pid), rest.join(':'));
-  }
-  return out;
 }
 
 let client: Any;
 
 test.before(async () => {
-  const a = await startMember(undefined);
-  members.push(a, await startMember(a.hbPort), await startMember(a.hbPort));
+  members.push(...(await startMembers(memberOptions, 3)));
   await stable(members);
-  client = await Aerospike.connect({ hosts: [{ addr: '127.0.0.1', port: a.port }], log: { level: Aerospike.log.OFF } });
+  client = await connectClient(members[0]!.port);
 });
 
-test.after.always(async () => {
-  await client?.close();
-  await Promise.all(members.map((m) => m.proc.stop('SIGKILL')));
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+test.after.always(() => stopMembers(client, members, dirs));
 
 test.serial('a join, a kill -9 and a restart under load: every acknowledged write reads back; then rf full copies on the holders only', async (t) => {
   t.timeout(4 * STABLE_TIMEOUT_MS);
@@ -233,7 +171,7 @@ test.serial('a join, a kill -9 and a restart under load: every acknowledged writ
   const table = computePartitionTable(members.map((m) => ({ nodeId: m.id })), RF);
   // Replica writes still being retransmitted (a replica was slow to answer) are let finish first.
   await waitFor(async () => (await Promise.all(members.map((m) => stats(m.port)))).every((s) => s.get('replica_writes_pending') === '0'), STABLE_TIMEOUT_MS, 'no replica write pending');
-  const sums = await Promise.all(members.map((m) => checksumsOf(m.port)));
+  const sums = await Promise.all(members.map((m) => checksumsOf(m.port, ns)));
   const inDoubt = new Set(load.failed.map((k) => computeDigest(set, k).toString('hex')));
   const differingCopies: string[] = [];
   let inDoubtDiffering = 0;

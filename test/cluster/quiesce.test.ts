@@ -20,17 +20,15 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { FerryProcess, ROOT, freePort, waitFor } from '../helpers/procs.js';
-import { parseKv, withNode } from '../../ops/util.js';
+import { ROOT, waitFor } from '../helpers/procs.js';
+import { ClientLoad, checksumsOf, connectClient, info, pause, startMember as startClusterMember, startMembers, stats, stopMembers, type Member, type MemberOptions } from '../helpers/cluster-members.js';
+import { parseKv } from '../../ops/util.js';
 import { DeploymentMonitor } from '../../ops/deployment-monitor.js';
 import { rollingRestart, waitClusterStable, type RollingNode } from '../../ops/rolling-restart.js';
 import type { ClusterReport } from '../../ops/commands/cluster.js';
 import { computePartitionTable } from '../../store/cluster/partition-table.js';
-import { seededRandom } from '../../store/runtime/index.js';
 import { PARTITION_COUNT } from '../../store/types.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -52,37 +50,19 @@ const CLIENT_TIMEOUT = 9;
 const FILL_DELAY_S = 600;
 const SEED = Number(process.env['FERRY_TEST_SEED'] ?? Date.now() % 100_000);
 
-interface Member {
-  proc: FerryProcess;
-  port: number;
-  hbPort: number;
-  metricsPort: number;
-  dir: string;
-  id: string;
-}
 const members: Member[] = [];
 const dirs: string[] = [];
+const memberOptions: MemberOptions = { tmpPrefix: 'ferry-qui-', env: NODE_ENV, metrics: true, dirs };
 
-const info = (port: number, cmd: string): Promise<string> => withNode({ host: '127.0.0.1', port }, 5000, (n) => n.info(cmd));
-const stats = async (port: number, cmd = 'statistics'): Promise<Map<string, string>> => parseKv(await info(port, cmd));
 const rolling = (list: Member[]): RollingNode[] => list.map((m) => ({ nodeId: m.id, address: { host: '127.0.0.1', port: m.port } }));
 const ferry = (...args: string[]) => run(process.execPath, [path.join(ROOT, 'bin/ferry.mjs'), ...args], { cwd: ROOT, timeout: STABLE_TIMEOUT_MS });
 
-async function startMember(seedHb: number | undefined, reuse?: Member): Promise<Member> {
-  const dir = reuse?.dir ?? mkdtempSync(path.join(tmpdir(), 'ferry-qui-'));
-  if (!reuse) dirs.push(dir);
-  const port = reuse?.port ?? (await freePort());
-  const hbPort = reuse?.hbPort ?? (await freePort());
-  const metricsPort = reuse?.metricsPort ?? (await freePort());
-  const args = ['node', '--port', String(port), '--heartbeat-port', String(hbPort), '--metrics-port', String(metricsPort), '--data', dir];
-  if (seedHb !== undefined) args.push('--seed', `127.0.0.1:${seedHb}`);
-  // A new process every time, so a restarted member gets the seed it is given now: reusing the
-  // first member's process would bring it back with no seed, as a one-node cluster of its own.
-  const proc = new FerryProcess(`node ${port}`, args, /ferry node heartbeat on .*\n[^]*ferry node listening on /, NODE_ENV);
-  await proc.start();
-  const id = await info(port, 'node');
-  return { proc, port, hbPort, metricsPort, dir, id };
-}
+/**
+ * A new process every start (test/helpers/cluster-members.ts), so a restarted member gets the
+ * seed it is given now: reusing the first member's process would bring it back with no seed, as
+ * a one-node cluster of its own.
+ */
+const startMember = (seedHb: number | undefined, reuse?: Member): Promise<Member> => startClusterMember(memberOptions, seedHb, reuse);
 
 /** Restarts a member warm (SIGTERM, same data directory and ports), seeding it from another. */
 async function restart(m: Member): Promise<void> {
@@ -96,8 +76,7 @@ async function restart(m: Member): Promise<void> {
 const LOAD_WRITERS = 2;
 
 /** Writers put fresh keys, readers read acknowledged ones back; all with the client's default policies. */
-class Load {
-  readonly acked: string[] = [];
+class Load extends ClientLoad {
   writes = 0;
   reads = 0;
   readonly failures: string[] = [];
@@ -117,48 +96,32 @@ class Load {
   readonly timeouts: string[] = [];
   /** What the test is doing now (failures name it). */
   phase = 'load';
-  #running = true;
-  #next = 0;
-  readonly #done: Array<Promise<void>> = [];
-  readonly #random = seededRandom(SEED);
 
-  constructor(
-    private readonly client: Any,
-    private readonly prefix: string,
-  ) {
-    for (let i = 0; i < LOAD_WRITERS; i++) this.#done.push(this.#writer(), this.#reader());
+  constructor(client: Any, prefix: string) {
+    super(client, prefix, SEED);
+    this.start(LOAD_WRITERS);
   }
 
-  async #writer(): Promise<void> {
-    while (this.#running) {
-      const k = `${this.prefix}${this.#next++}`;
-      this.writes++;
-      try {
-        await this.client.put(new Aerospike.Key(ns, set, k), { v: k });
-        this.acked.push(k);
-      } catch (err) {
-        this.#failed('put', k, err);
-      }
-      await pause(2);
+  protected async write(k: string): Promise<void> {
+    this.writes++;
+    try {
+      await this.client.put(new Aerospike.Key(ns, set, k), { v: k });
+      this.acked.push(k);
+    } catch (err) {
+      this.#failed('put', k, err);
     }
+    await pause(2);
   }
 
-  async #reader(): Promise<void> {
-    while (this.#running) {
-      if (this.acked.length === 0) {
-        await pause(10);
-        continue;
-      }
-      const k = this.acked[this.#random.u32() % this.acked.length]!;
-      this.reads++;
-      try {
-        const r = await this.client.get(new Aerospike.Key(ns, set, k));
-        if (r.bins.v !== k) this.failures.push(`get ${k}: value ${String(r.bins.v)}`);
-      } catch (err) {
-        this.#failed('get', k, err);
-      }
-      await pause(2);
+  protected async read(k: string): Promise<void> {
+    this.reads++;
+    try {
+      const r = await this.client.get(new Aerospike.Key(ns, set, k));
+      if (r.bins.v !== k) this.failures.push(`get ${k}: value ${String(r.bins.v)}`);
+    } catch (err) {
+      this.#failed('get', k, err);
     }
+    await pause(2);
   }
 
   #failed(op: string, k: string, err: unknown): void {
@@ -172,28 +135,17 @@ class Load {
     return `${this.writes} writes (${this.acked.length} acknowledged), ${this.reads} reads, ${this.notFound.length} reads answered NOT_FOUND (known bug)${this.notFound.length ? ` from ${this.notFound[0]}` : ''}, ${this.timeouts.length} timed out${this.timeouts.length ? ` (${this.timeouts.slice(0, 3).join('; ')})` : ''}, ${this.failures.length} other failures${this.failures.length ? `: ${this.failures.slice(0, 5).join('; ')}` : ''}`;
   }
 
-  async stop(): Promise<void> {
-    this.#running = false;
-    await Promise.all(this.#done);
-  }
 }
-
-const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 let client: Any;
 
 test.before(async () => {
-  const a = await startMember(undefined);
-  members.push(a, await startMember(a.hbPort), await startMember(a.hbPort));
+  members.push(...(await startMembers(memberOptions, 3)));
   await waitClusterStable(rolling(members), STABLE_TIMEOUT_MS);
-  client = await Aerospike.connect({ hosts: [{ addr: '127.0.0.1', port: a.port }], log: { level: Aerospike.log.OFF } });
+  client = await connectClient(members[0]!.port);
 });
 
-test.after.always(async () => {
-  await client?.close();
-  await Promise.all(members.map((m) => m.proc.stop('SIGKILL')));
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+test.after.always(() => stopMembers(client, members, dirs));
 
 test.serial('a quiesced node masters and holds nothing, keeps its data, and its restart fails no client command', async (t) => {
   t.timeout(4 * STABLE_TIMEOUT_MS);
@@ -303,7 +255,7 @@ test.serial('a rolling restart of every node under load fails no client command;
   }
   await waitClusterStable(rolling(members), STABLE_TIMEOUT_MS);
   const table = computePartitionTable(members.map((m) => ({ nodeId: m.id })), RF);
-  const sums = await Promise.all(members.map((m) => checksumsOf(m.port)));
+  const sums = await Promise.all(members.map((m) => checksumsOf(m.port, ns)));
   const differing: number[] = [];
   let compared = 0;
   for (let pid = 0; pid < PARTITION_COUNT; pid++) {
@@ -315,17 +267,6 @@ test.serial('a rolling restart of every node under load fails no client command;
   t.true(compared > 1000, 'the load touched most partitions');
   t.deepEqual(differing, [], 'master and replica checksums are equal');
 });
-
-/** Per node: partition -> checksum text of the non-empty partitions it holds. */
-async function checksumsOf(port: number): Promise<Map<number, string>> {
-  const out = new Map<number, string>();
-  const text = await info(port, `ferry-checksums:namespace=${ns}`);
-  for (const part of text.split(';').filter(Boolean)) {
-    const [pid, ...rest] = part.split(':');
-    out.set(Number(pid), rest.join(':'));
-  }
-  return out;
-}
 
 test.serial('migrate-fill-delay: a node back within the delay costs the stand-ins no fill; after the delay they are filled', async (t) => {
   t.timeout(6 * STABLE_TIMEOUT_MS);
