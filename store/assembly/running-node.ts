@@ -16,6 +16,7 @@ import type { NodeConfig } from '../config.js';
 import { Cluster, singleNodeDescription } from '../cluster/cluster.js';
 import { Heartbeat } from '../cluster/heartbeat.js';
 import { KnownPeers, mergeSeeds } from '../cluster/known-peers.js';
+import { DuplicateResolution } from '../cluster/dup-res.js';
 import { ClusterProxy } from '../cluster/proxy.js';
 import { PartitionBalance, type BalancedNamespace } from '../cluster/balance.js';
 import { FabricRpc } from '../cluster/fabric-rpc.js';
@@ -358,6 +359,8 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
   }
   const migrations = new Migrations(balance, rpc, replicas, namespaces, rt.clock, rt.timers, (msg) => log('info', msg));
   replicas.beforeApply = (ns, pid) => balance.markIncoming(ns, pid);
+  const dupRes = new DuplicateResolution(rpc, balance, namespaces);
+  dupRes.attach();
   const observeMembers = (): void => migrations.fillDelay.observe(cluster.table().members.map((m) => m.nodeId), rt.clock.nowMs());
   observeMembers();
   cluster.onTableChange(observeMembers);
@@ -418,6 +421,7 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
     ...migrations.counters,
     ...migrations.limit.counters,
     ...balance.counters,
+    ...dupRes.counters,
   });
   return { cluster, proxy, balance, migrations };
 }

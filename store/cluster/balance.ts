@@ -116,6 +116,8 @@ export class PartitionBalance {
   #previousWorking = new Map<string, string[]>();
   #mine: Snapshot | undefined;
   #plans = new Map<string, PartitionPlan[]>();
+  /** Namespaces whose current plans have a partition with duplicates (duplicatesOf's fast path). */
+  #withDuplicates = new Set<string>();
   readonly #handedOff = new Set<string>();
   /** As a holder still filling: the sources that have not said DONE yet. */
   readonly #expect = new Map<string, Set<string>>();
@@ -253,6 +255,25 @@ export class PartitionBalance {
   /** Whether this node is quiesced in the current table (it keeps every copy it has). */
   isQuiesced(namespace?: string): boolean {
     return this.cluster.table(namespace).members.find((m) => m.nodeId === this.cluster.nodeId)?.quiesced === true;
+  }
+
+  /**
+   * Duplicate resolution at transaction time: the members whose copies of pid may hold versions
+   * this node's copy lacks while this node serves pid as working master: the sources it still
+   * waits for in this round (a merge, copies of another lineage), or, when it serves as acting
+   * master without being a holder (it receives from nobody), every other copy that counts as a
+   * duplicate. [] when there is nothing to ask (the usual case: no rebalance of pid under way).
+   */
+  duplicatesOf(namespace: string, pid: number): string[] {
+    // Every client write asks: outside rebalances this answers without computing roles.
+    if (!this.#ready || (this.#expect.size === 0 && !this.#withDuplicates.has(namespace))) return [];
+    const self = this.cluster.nodeId;
+    if (this.workingMaster(namespace, pid) !== self) return [];
+    const waiting = this.#expect.get(keyOf(namespace, pid));
+    if (waiting && waiting.size > 0) return [...waiting];
+    const plan = this.#plans.get(namespace)?.[pid];
+    if (!plan?.duplicates || plan.holders.includes(self)) return [];
+    return plan.copies.filter((id) => id !== self);
   }
 
   /** Per namespace: partitions still to receive, copies still to drop (migrate_rx / signals). */
@@ -393,6 +414,7 @@ export class PartitionBalance {
     this.#key = key;
     this.#ready = false;
     this.#plans = new Map();
+    this.#withDuplicates = new Set();
     this.#handedOff.clear();
     this.#expect.clear();
     this.#inFlight = new Set();
@@ -508,6 +530,7 @@ export class PartitionBalance {
       }
     }
     this.#plans.set(name, plans);
+    if (plans.some((p) => p.duplicates)) this.#withDuplicates.add(name);
     this.#setOwn(name, changes);
     return tasks;
   }

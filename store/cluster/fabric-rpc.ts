@@ -14,7 +14,7 @@ import { frame, type Heartbeat } from './heartbeat.js';
 /** Fabric kinds of the rebalance messages (heartbeat.ts owns 1..6; these stay clear of them). */
 export const RebalanceFabricKind = { MIGRATE_REQUEST: 16, MIGRATE_RESPONSE: 17 } as const;
 
-export const RebalanceOp = { EXCHANGE: 1, VERSIONS: 2, START: 3, META: 4, DONE: 5, PULL: 6 } as const;
+export const RebalanceOp = { EXCHANGE: 1, VERSIONS: 2, START: 3, META: 4, DONE: 5, PULL: 6, DUP: 7 } as const;
 export type RebalanceOpId = (typeof RebalanceOp)[keyof typeof RebalanceOp];
 
 /** Requests this node may have outstanding before new ones fail at once. */

@@ -33,6 +33,7 @@ import {
   type WriteKindId,
 } from '../types.js';
 import { StorageError } from '../storage/errors.js';
+import { isWriteOp } from './bin-ops.js';
 import { emptyEntry, type IndexEntry } from '../storage/primary-index.js';
 import type { StoredRecord } from '../storage/record-format.js';
 import type { OpenReport, RecordStore } from '../storage/record-store.js';
@@ -112,6 +113,13 @@ export class Namespace implements StoreNamespace {
   private readonly locks: KeyLocks;
   /** Step 4 of every write (the cluster sets it); none on a single node. */
   replicator: Replicator | undefined;
+  /**
+   * Duplicate resolution at transaction time (the cluster sets it): before a client write runs
+   * on the working master, the versions of the key held by copies not merged into this one yet
+   * (store/cluster/dup-res.ts). undefined = nothing to ask; a rejected promise = a copy did not
+   * answer (the write fails with TIMEOUT, nothing applied).
+   */
+  duplicateResolver: ((digest: Buffer) => Promise<StoredRecord[]> | undefined) | undefined;
   /** Client writes wait for these after step 4 (the shipper's RPO-0 mode: acknowledged once in Kafka). */
   private readonly ackGates: AckGate[] = [];
   private readonly durability: Durability;
@@ -135,6 +143,10 @@ export class Namespace implements StoreNamespace {
     client_lang_error: 0,
     fail_generation: 0,
     fail_key_busy: 0,
+    /** Versions taken from a copy not merged yet before a write (duplicate resolution). */
+    dup_res_applied: 0,
+    /** Writes failed with TIMEOUT because a copy not merged yet did not answer. */
+    dup_res_failed: 0,
     fail_record_too_big: 0,
     fail_out_of_space: 0,
     fail_forbidden: 0,
@@ -254,6 +266,26 @@ export class Namespace implements StoreNamespace {
 
   /** Runs a command under its key lock; returns a promise only when it must wait (steps 4-5). */
   private runLocked(cmd: RecordCommand): RecordResult | Promise<RecordResult> {
+    const dup = this.duplicateResolver && cmd.ops.some((o) => isWriteOp(o.op)) ? this.duplicateResolver(cmd.digest) : undefined;
+    if (!dup) return this.runResolved(cmd);
+    return dup.then(
+      async (found) => {
+        // A better version from a copy not merged yet is stored first (version order, no
+        // replication: the write below replicates what supersedes it).
+        for (const r of found) {
+          this.counters.dup_res_applied++;
+          await complete(computeReplica(this.tx, r, r.tombstone ? WriteKind.DELETE : WriteKind.WRITE), this.durability, undefined);
+        }
+        return this.runResolved(cmd);
+      },
+      () => {
+        this.counters.dup_res_failed++;
+        return fail(ResultCode.TIMEOUT);
+      },
+    );
+  }
+
+  private runResolved(cmd: RecordCommand): RecordResult | Promise<RecordResult> {
     let out: Computed<RecordResult>;
     try {
       out = computeCommand(this.tx, cmd);

@@ -289,7 +289,9 @@ test.serial('migrate-fill-delay: a node back within the delay costs the stand-in
   await waitFor(() => load.acked.length >= atStop + 100, STABLE_TIMEOUT_MS, 'writes while the node is away');
   const away = await Promise.all(others.map(received));
   t.log(`stand-ins' migrate_records_received before the stop ${before}, while away ${away}`);
-  t.deepEqual(away, before, 'no fill records went to the stand-ins while the node was expected back');
+  // A write in flight when the node left can reach a stand-in as a one-record repair (one per
+  // writer at most, as below): that is not a fill.
+  for (const [i, n] of away.entries()) t.true(n - before[i]! <= LOAD_WRITERS, `no fill while the node was expected back: stand-in ${i} received ${before[i]} -> ${n}`);
   t.true((await stats(others[0]!.port)).get('migrate_partitions_remaining') !== '0', 'the delayed fills show as remaining');
   members[2] = await startMember(others[0]!.hbPort, c);
   await waitClusterStable(rolling(members), STABLE_TIMEOUT_MS);
