@@ -104,6 +104,11 @@ const DYNAMIC: Record<string, { key: keyof NamespaceSettings; min: number; max: 
   'tomb-raider-eligible-age': { key: 'tombRaiderEligibleAgeS', min: 0, max: 315_360_000 },
 };
 
+/** A write whose duplicate resolution did not complete fails with TIMEOUT (nothing applied). */
+function unresolvedTimeout(): never {
+  throw new ReplicationFailed(ResultCode.TIMEOUT, 'duplicate resolution: a copy of the record did not answer');
+}
+
 /** Records deleted per expiration slice before yielding. */
 const NSUP_SLICE_PARTITIONS = 64;
 /** Distinct bin names remembered for info `bins`. */
@@ -266,21 +271,29 @@ export class Namespace implements StoreNamespace {
 
   /** Runs a command under its key lock; returns a promise only when it must wait (steps 4-5). */
   private runLocked(cmd: RecordCommand): RecordResult | Promise<RecordResult> {
-    const dup = this.duplicateResolver && cmd.ops.some((o) => isWriteOp(o.op)) ? this.duplicateResolver(cmd.digest) : undefined;
-    if (!dup) return this.runResolved(cmd);
+    if (!cmd.ops.some((o) => isWriteOp(o.op))) return this.runResolved(cmd);
+    return this.resolvingDuplicates(cmd.digest, () => this.runResolved(cmd), () => fail(ResultCode.TIMEOUT));
+  }
+
+  /**
+   * Runs a write (key lock held) after duplicate resolution, when the cluster has copies of the
+   * key to ask: a better version found is stored first (version order, no replication: the
+   * write replicates what supersedes it). A copy that did not answer: `unresolved()`.
+   */
+  private resolvingDuplicates<R>(digest: Buffer, run: () => R | Promise<R>, unresolved: () => R = unresolvedTimeout): R | Promise<R> {
+    const dup = this.duplicateResolver?.(digest);
+    if (!dup) return run();
     return dup.then(
       async (found) => {
-        // A better version from a copy not merged yet is stored first (version order, no
-        // replication: the write below replicates what supersedes it).
         for (const r of found) {
           this.counters.dup_res_applied++;
           await complete(computeReplica(this.tx, r, r.tombstone ? WriteKind.DELETE : WriteKind.WRITE), this.durability, undefined);
         }
-        return this.runResolved(cmd);
+        return run();
       },
       () => {
         this.counters.dup_res_failed++;
-        return fail(ResultCode.TIMEOUT);
+        return unresolved();
       },
     );
   }
@@ -404,7 +417,7 @@ export class Namespace implements StoreNamespace {
     const failed = (err: unknown): ApplyResult => ({ resultCode: this.errorResult(err).resultCode, applied: false });
     let r: ApplyResult | Promise<ApplyResult> | typeof KEY_BUSY;
     try {
-      r = this.locks.run(v.digest, () => complete(computeReplicated(this.tx, v, policy), this.durability, this.replicator));
+      r = this.locks.run(v.digest, () => this.resolvingDuplicates(v.digest, () => complete(computeReplicated(this.tx, v, policy), this.durability, this.replicator)));
     } catch (err) {
       return Promise.resolve(failed(err));
     }
