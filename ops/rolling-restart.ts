@@ -9,9 +9,9 @@
  *      stable again (its masters moved to its replicas without moving data; the nodes taking its
  *      holder places were filled);
  *   3. wait until no client command reached it for CLIENT_QUIET_MS (clients refreshed their
- *      maps; at most CLIENT_QUIET_WAIT_MAX_MS), then restart it (the callback); wait until it answers again unquiesced (a restarted node
- *      comes back active) with the full cluster size, and the cluster is stable (it rejoined and
- *      received only what changed while it was away);
+ *      maps; at most CLIENT_QUIET_WAIT_MAX_MS), then restart it (the callback); wait until it
+ *      answers again unquiesced (a restarted node comes back active) with the full cluster size,
+ *      and the cluster is stable (it rejoined and received only what changed while it was away);
  *   4. next node.
  * A failure at any step stops the procedure (the node is left quiesced if the restart failed,
  * so the operator can look; `quiesce-undo` brings it back).

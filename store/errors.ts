@@ -8,6 +8,8 @@ import type { NodeStartError } from './assembly/running-node.js';
 import type { ChecksumFormatError } from './checksums.js';
 import type { PartitionTableError } from './cluster/partition-table.js';
 import type { PartitionVersionsError } from './cluster/partition-versions.js';
+import type { KnownPeersError } from './cluster/known-peers.js';
+import type { DuplicateResolutionFailed } from './cluster/dup-res.js';
 import type { ConfigError } from './config.js';
 import type { StorageErrorCodeId } from './storage/errors.js';
 import type { ReplicationFailed } from './transaction/transaction.js';
@@ -26,6 +28,8 @@ export const StoreErrors = {
   CHECKSUM_FORMAT: { meaning: 'A partition checksum listing (the checksums info command) does not parse.', retriable: false },
   PARTITION_TABLE: { meaning: 'A partition table is inconsistent (members, succession, replication factor).', retriable: false },
   PARTITION_VERSIONS: { meaning: 'The partition versions file of a namespace is unreadable or cannot be written; the node does not start (or retries the write).', retriable: false },
+  KNOWN_PEERS: { meaning: 'The remembered peers file (cluster-peers.json) is unreadable or malformed; it is ignored and the node starts with its configured seeds.', retriable: false },
+  DUP_RES_FAILED: { meaning: 'A copy of a record not yet merged did not answer duplicate resolution in time; the write fails with TIMEOUT, nothing applied.', retriable: true },
   SHIP_DECODE: { meaning: 'A shipped record (Kafka message) does not decode: wrong format, headers or bytes.', retriable: false },
   NODE_START: { meaning: 'A node failed to start; the error says at which step (store, listen, heartbeat, extension).', retriable: false },
   REPLICATION_FAILED: { meaning: 'A write was stored on the master but its replicas did not confirm it; the client sees the result code.', retriable: true },
@@ -38,6 +42,8 @@ true satisfies AllRegistered<
   | ChecksumFormatError['code']
   | PartitionTableError['code']
   | PartitionVersionsError['code']
+  | KnownPeersError['code']
+  | DuplicateResolutionFailed['code']
   | ShipCodecError['code']
   | NodeStartError['code']
   | ReplicationFailed['code'],

@@ -5,7 +5,7 @@
  * copy holds: both writes then carry the same generation and one is lost. So before such a write
  * runs (record lock held), the working master asks each copy not merged yet for its version of
  * the key (PartitionBalance.duplicatesOf) and stores the best first, in version order
- * (generation, then LUT), as a replica write would (Aerospike's duplicate resolution; there the
+ * (generation, then LUT), replicated to its replicas like any write (Aerospike's duplicate resolution; there the
  * "duplicates" are the same set). Outside rebalances nothing is asked.
  *
  * Fabric (RebalanceOp.DUP over FabricRpc): request u8 namespace length, namespace, 20-byte
@@ -24,7 +24,7 @@ import { partitionOf } from '../digest.js';
 export const DUP_RES_TIMEOUT_MS = 500;
 
 export class DuplicateResolutionFailed extends Error {
-  readonly code = 'DUP_RES_FAILED';
+  readonly code = 'DUP_RES_FAILED' as const;
   readonly retriable = true;
   constructor(message: string) {
     super(message);

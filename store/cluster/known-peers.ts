@@ -17,7 +17,7 @@
  * Bad input: an unreadable or malformed file is reported by load() as an error (the caller
  * logs it and starts with the configured seeds only); it never stops the node.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Endpoint } from './transport.js';
 
@@ -32,7 +32,7 @@ export interface KnownPeersFile {
 }
 
 export class KnownPeersError extends Error {
-  readonly code = 'KNOWN_PEERS';
+  readonly code = 'KNOWN_PEERS' as const;
   readonly retriable = false;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -90,8 +90,16 @@ export class KnownPeers {
     const text = JSON.stringify(list);
     if (text === this.#lastWritten) return false;
     const file: KnownPeersFile = { v: 1, clusterName: this.clusterName, peers: list };
+    // Synced before the rename: after a power loss the file is the old list or the new one, never
+    // empty (an empty one would bring the first node back seedless, the case this file is for).
     const tmp = `${this.path}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(file, null, 1)}\n`);
+    const fd = openSync(tmp, 'w');
+    try {
+      writeSync(fd, `${JSON.stringify(file, null, 1)}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, this.path);
     this.#lastWritten = text;
     return true;

@@ -148,7 +148,7 @@ export class Namespace implements StoreNamespace {
     client_lang_error: 0,
     fail_generation: 0,
     fail_key_busy: 0,
-    /** Versions taken from a copy not merged yet before a write (duplicate resolution). */
+    /** Versions taken from a copy not merged yet before a write, because they were newer (duplicate resolution). */
     dup_res_applied: 0,
     /** Writes failed with TIMEOUT because a copy not merged yet did not answer. */
     dup_res_failed: 0,
@@ -277,8 +277,8 @@ export class Namespace implements StoreNamespace {
 
   /**
    * Runs a write (key lock held) after duplicate resolution, when the cluster has copies of the
-   * key to ask: a better version found is stored first (version order, no replication: the
-   * write replicates what supersedes it). A copy that did not answer: `unresolved()`.
+   * key to ask: a better version found is stored and replicated first (version order). A copy
+   * that did not answer: `unresolved()`.
    */
   private resolvingDuplicates<R>(digest: Buffer, run: () => R | Promise<R>, unresolved: () => R = unresolvedTimeout): R | Promise<R> {
     const dup = this.duplicateResolver?.(digest);
@@ -286,8 +286,10 @@ export class Namespace implements StoreNamespace {
     return dup.then(
       async (found) => {
         for (const r of found) {
-          this.counters.dup_res_applied++;
-          await complete(computeReplica(this.tx, r, r.tombstone ? WriteKind.DELETE : WriteKind.WRITE), this.durability, undefined);
+          // Replicated like any write: the command below may store nothing (a failed condition,
+          // a losing XDR version), and the replicas must not stay behind the version kept here.
+          const stored = await complete(computeReplica(this.tx, r, r.tombstone ? WriteKind.DELETE : WriteKind.WRITE), this.durability, this.replicator);
+          if (stored.applied) this.counters.dup_res_applied++;
         }
         return run();
       },

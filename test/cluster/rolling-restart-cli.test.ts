@@ -11,12 +11,10 @@ import test from 'ava';
 import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { FerryProcess, ROOT, freePort, waitFor } from '../helpers/procs.js';
-import { withNode } from '../../ops/util.js';
+import { ROOT, waitFor } from '../helpers/procs.js';
+import { connectClient, info, startMember, startMembers, stopMembers, type Member, type MemberOptions } from '../helpers/cluster-members.js';
 import { waitClusterStable } from '../../ops/rolling-restart.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -26,56 +24,37 @@ const run = promisify(execFile);
 const ns = 'test';
 const set = 'rr';
 const STABLE_TIMEOUT_MS = 90_000;
-/** As in quiesce.test.ts: a 3 s node timeout, so a loaded shared machine does not make the cluster flap. */
-const NODE_ENV = { FERRY_NS_FILESIZE: String(16 * 1024 * 1024), FERRY_HEARTBEAT_TIMEOUT_COUNT: '20' };
 /** Aerospike result code of a command that ran out of time (counted, not failed: see quiesce.test.ts). */
 const CLIENT_TIMEOUT = 9;
 
-interface Member {
-  proc: FerryProcess;
-  args: string[];
-  port: number;
-  id: string;
-}
-const members: Member[] = [];
 const dirs: string[] = [];
+/** As in quiesce.test.ts: a 3 s node timeout, so a loaded shared machine does not make the cluster flap. */
+const MEMBERS: MemberOptions = { tmpPrefix: 'ferry-rr-', env: { FERRY_NS_FILESIZE: String(16 * 1024 * 1024), FERRY_HEARTBEAT_TIMEOUT_COUNT: '20' }, dirs };
+let members: Member[] = [];
 let server: Server | undefined;
 let client: Any;
 
-const info = (port: number, cmd: string): Promise<string> => withNode({ host: '127.0.0.1', port }, 5000, (n) => n.info(cmd));
 const addresses = () => members.map((m) => ({ nodeId: m.id, address: { host: '127.0.0.1', port: m.port } }));
 
-async function startMember(seedHb: number | undefined): Promise<Member> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'ferry-rr-'));
-  dirs.push(dir);
-  const port = await freePort();
-  const hbPort = await freePort();
-  const args = ['node', '--port', String(port), '--heartbeat-port', String(hbPort), '--data', dir, ...(seedHb !== undefined ? ['--seed', `127.0.0.1:${seedHb}`] : [])];
-  const proc = new FerryProcess(`node ${port}`, args, /ferry node heartbeat on .*\n[^]*ferry node listening on /, NODE_ENV);
-  await proc.start();
-  return { proc, args, port, id: await info(port, 'node') };
-}
-
-/** The restart the --exec command asks for: the same command line, warm (SIGTERM, same data). */
+/**
+ * The restart the --exec command asks for: warm (SIGTERM, same data), with the command line the
+ * member was started with (the first one has no seed: it rejoins through its remembered peers).
+ */
 async function restartMember(m: Member): Promise<void> {
   await m.proc.stop('SIGTERM');
-  m.proc = new FerryProcess(`node ${m.port}`, m.args, /ferry node heartbeat on .*\n[^]*ferry node listening on /, NODE_ENV);
-  await m.proc.start();
+  const seedHb = m === members[0] ? undefined : members[0]!.hbPort;
+  members[members.indexOf(m)] = await startMember(MEMBERS, seedHb, m);
 }
 
 test.before(async () => {
-  const first = await startMember(undefined);
-  const hb = Number(first.args[first.args.indexOf('--heartbeat-port') + 1]);
-  members.push(first, await startMember(hb), await startMember(hb));
+  members = await startMembers(MEMBERS, 3);
   await waitClusterStable(addresses(), STABLE_TIMEOUT_MS);
-  client = await Aerospike.connect({ hosts: [{ addr: '127.0.0.1', port: first.port }], log: { level: Aerospike.log.OFF } });
+  client = await connectClient(members[0]!.port);
 });
 
 test.after.always(async () => {
-  await client?.close();
   await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
-  await Promise.all(members.map((m) => m.proc.stop('SIGKILL')));
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  await stopMembers(client, members, dirs);
 });
 
 test.serial('ferry cluster rolling-restart --exec restarts every node in turn; no client command fails', async (t) => {
