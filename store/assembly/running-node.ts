@@ -271,7 +271,7 @@ function nodeMetrics(node: FerryNode, wire: () => Record<string, number>): Metri
     if (value !== undefined) out.push({ name: `ferry_cluster_${k.replace(/^cluster_/, '').replace(/[^a-zA-Z0-9_]/g, '_')}`, help: `cluster statistic ${k}`, type: 'gauge', value });
   }
   const w = wire();
-  for (const k of ['proxied', 'from_proxy', 'proxy_errors', 'not_owner']) out.push({ name: `ferry_wire_${k}`, help: `wire statistic ${k}`, type: 'gauge', value: w[k] ?? 0 });
+  for (const k of ['proxied', 'from_proxy', 'proxy_errors', 'not_owner', 'replica_reads', 'read_not_found_master', 'read_not_found_replica']) out.push({ name: `ferry_wire_${k}`, help: `wire statistic ${k}`, type: 'gauge', value: w[k] ?? 0 });
   for (const name of node.namespaceNames()) {
     for (const [k, v] of Object.entries(node.namespace(name)!.stats())) {
       const value = numeric(v);

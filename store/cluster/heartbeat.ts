@@ -516,13 +516,25 @@ export function agreeMembers(self: string, live: ReadonlyMap<string, AgreementPe
   // A live peer that does not list this node yet (it just started, or we did) will within a
   // pulse: until it does, no clique is final, so wait rather than shrink (a restarted node
   // would otherwise drop to a one-node cluster between two pulses).
-  const handshaking = [...live.values()].some((p) => !p.hears.has(self) && !(p.members.length > 1 && !p.members.includes(self)));
-  // 2. A clique: this node first, then peers in id order, skipping those a lower principal holds without us.
+  let handshaking = [...live.values()].some((p) => !p.hears.has(self) && !(p.members.length > 1 && !p.members.includes(self)));
+  // 2. A clique: this node first, then its current members, then the other peers in id order,
+  // skipping those a lower principal holds without us. Current members come first so that a
+  // newcomer some members do not hear yet is not taken in their place (the cluster would shrink
+  // to the part that hears it, for a few pulses, and both parts would take writes).
   const taken = [self];
-  for (const id of sorted(live.keys())) {
+  const order = sorted(live.keys());
+  for (const id of [...order.filter((x) => current.includes(x)), ...order.filter((x) => !current.includes(x))]) {
+    if (taken.includes(id)) continue;
     const p = live.get(id)!;
-    const elsewhere = p.members.length > 1 && !p.members.includes(self) && compareIds(p.principal, self) < 0;
-    if (!elsewhere && taken.every((x) => mutual(x, id))) taken.push(id);
+    const inOther = p.members.length > 1 && !p.members.includes(self);
+    if (inOther && compareIds(p.principal, self) < 0) continue;
+    // A peer of another cluster comes with all of it or not at all: taking part of a cluster
+    // splits it. Until its members and this node all hear each other (a pulse or two after a
+    // start), wait.
+    const group = inOther ? p.members.filter((m) => m !== self && !taken.includes(m)) : [id];
+    const joins = group.every((m) => live.has(m) && taken.every((x) => mutual(x, m)) && group.every((o) => o === m || mutual(o, m)));
+    if (joins) taken.push(...group);
+    else if (inOther && !current.includes(id)) handshaking = true;
   }
   const clique = sorted(taken);
   if (clique[0] === self && !handshaking) return clique;

@@ -79,6 +79,9 @@ export class CommandHandler {
     proxied: 0,
     from_proxy: 0,
     proxy_errors: 0,
+    replica_reads: 0,
+    read_not_found_master: 0,
+    read_not_found_replica: 0,
   };
 
   constructor(
@@ -180,8 +183,11 @@ export class CommandHandler {
         };
       }
       this.counters[isWrite ? 'writes' : 'reads']!++;
+      const asReplica = !isWrite && !owner.replicas[0]!(pid);
+      if (asReplica) this.counters['replica_reads']!++;
       // The namespace answers TIMEOUT itself when a command waited on its key past timeoutMs.
       const result = await ns.execute(cmd);
+      if (!isWrite && result.resultCode === ResultCode.NOT_FOUND) this.counters[asReplica ? 'read_not_found_replica' : 'read_not_found_master']!++;
       if (result.resultCode === ResultCode.TIMEOUT) this.counters['timeouts']!++;
       if (result.resultCode !== ResultCode.OK) this.counters[isWrite ? 'write_errors' : 'read_errors']!++;
       return { resultCode: result.resultCode, result };

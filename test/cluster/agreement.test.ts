@@ -54,6 +54,24 @@ test('agreement rule: the middle node of a line is not the lowest: A2-A1-A3 give
   t.deepEqual(agreeMembers('A2', view('A2', links, m), ['A2']), ['A1', 'A2']);
 });
 
+test('agreement rule: a newcomer heard by one member only does not split the cluster (migration test, a join)', (t) => {
+  // A1 is the principal of [A1,A3,A4]; A2 starts and so far only A1 hears it (and it A1).
+  const links = ['A1-A3', 'A1-A4', 'A3-A4', 'A1-A2'];
+  const m = { A1: ['A1', 'A3', 'A4'], A3: ['A1', 'A3', 'A4'], A4: ['A1', 'A3', 'A4'] };
+  t.deepEqual(agreeMembers('A1', view('A1', links, m), ['A1', 'A3', 'A4']), ['A1', 'A3', 'A4'], 'the principal keeps its members rather than taking the newcomer in their place');
+  t.deepEqual(agreeMembers('A1', view('A1', [...links, 'A2-A3', 'A2-A4'], m), ['A1', 'A3', 'A4']), ['A1', 'A2', 'A3', 'A4'], 'once all hear it, it is taken');
+});
+
+test('agreement rule: a restarted node with the lowest id takes a cluster whole or waits (migration test, a restart)', (t) => {
+  // A0 restarts and hears only A1 so far; A1 is in [A1,A2,A3]. Proposing [A0,A1] would take A1
+  // away from its cluster for a few pulses, and both parts would take writes.
+  const links = ['A1-A2', 'A1-A3', 'A2-A3', 'A0-A1'];
+  const m = { A1: ['A1', 'A2', 'A3'], A2: ['A1', 'A2', 'A3'], A3: ['A1', 'A2', 'A3'] };
+  t.deepEqual(agreeMembers('A0', view('A0', links, m), ['A0']), ['A0'], 'it waits alone');
+  t.deepEqual(agreeMembers('A1', view('A1', links, m), ['A1', 'A2', 'A3']), ['A1', 'A2', 'A3'], 'the cluster stays as it is');
+  t.deepEqual(agreeMembers('A0', view('A0', [...links, 'A0-A2', 'A0-A3'], m), ['A0']), ['A0', 'A1', 'A2', 'A3'], 'once it hears all of them, it proposes all four');
+});
+
 test('agreement rule: a proposal naming a node this one cannot hear is not followed', (t) => {
   // A1 believes A2 and A3 hear each other (stale), and proposes all three; A3 does not hear A2.
   const live = new Map<string, AgreementPeer>([['A1', { hears: new Set(['A2', 'A3']), members: ['A1', 'A2', 'A3'], principal: 'A1' }]]);

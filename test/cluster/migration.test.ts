@@ -13,8 +13,12 @@
  */
 import test from 'ava';
 import { createRequire } from 'node:module';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { waitFor } from '../helpers/procs.js';
 import { ClientLoad, checksumsOf, connectClient, info, startMember as startClusterMember, startMembers, stats, stopMembers, type Member, type MemberOptions } from '../helpers/cluster-members.js';
+import { parseKv } from '../../ops/util.js';
 import { computePartitionTable } from '../../store/cluster/partition-table.js';
 import { computeDigest } from '../../store/digest.js';
 import { PARTITION_COUNT } from '../../store/types.js';
@@ -147,6 +151,7 @@ test.serial('a join, a kill -9 and a restart under load: every acknowledged writ
   await stable(survivors);
   phase('stable 3');
   const written = load.acked.length;
+  const victimOutput = victim.proc.output;
   members[2] = await startMember(members[0]!.hbPort, victim);
   phase('restarted');
   await stable(members);
@@ -161,6 +166,8 @@ test.serial('a join, a kill -9 and a restart under load: every acknowledged writ
   // after the killed node restarted. Counted and printed until that cause is found; every
   // acknowledged write reads back at the end (asserted below).
   t.log(`reads of acknowledged writes that answered NOT_FOUND while partitions moved: ${load.notFound} (seed ${SEED})`);
+  const wire = await Promise.all(members.map(async (m) => [m.id, parseKv(await info(m.port, 'ferry-wire'))] as const));
+  t.log(`per node (reads as replica, NOT_FOUND as master / as replica, proxied): ${wire.map(([id, w]) => `${id}: ${w.get('replica_reads')}, ${w.get('read_not_found_master')}/${w.get('read_not_found_replica')}, ${w.get('proxied')}`).join('; ')} (the killed node's first process not counted)`);
   t.is(load.wrongValue, 0, 'reads with another value');
   for (let i = 0; i < load.acked.length; i += 500) {
     const keys = load.acked.slice(i, i + 500);
@@ -194,12 +201,29 @@ test.serial('a join, a kill -9 and a restart under load: every acknowledged writ
     const differing = [...listings[0]!].filter((e) => !listings[1]!.has(e)).concat([...listings[1]!].filter((e) => !listings[0]!.has(e)));
     const unexplained = differing.filter((e) => !inDoubt.has(e.split(':')[0]!));
     inDoubtDiffering += differing.length - unexplained.length;
-    if (unexplained.length > 0) differingCopies.push(`partition ${pid}: ${unexplained.slice(0, 4).join(' ')}`);
+    if (unexplained.length > 0) {
+      differingCopies.push(`partition ${pid}: ${unexplained.slice(0, 4).join(' ')}`);
+      // What a failure needs to be understood: the key, and that digest on every member.
+      for (const e of unexplained.slice(0, 4)) {
+        const digest = e.split(':')[0]!;
+        const key = load.acked.find((k) => computeDigest(set, k).toString('hex') === digest);
+        const where = await Promise.all(
+          members.map(async (m) => `${m.id}(pos ${table.positionOf(m.id, pid)}): ${(await info(m.port, `ferry-digests:namespace=${ns};partition=${pid}`)).split(';').find((x) => x.startsWith(digest)) ?? 'absent'}`),
+        );
+        t.log(`partition ${pid} key ${key ?? '(not an acknowledged key)'} acked #${key ? load.acked.indexOf(key) : -1}: ${where.join(', ')}`);
+      }
+    }
   }
   t.true(copies > 1000, 'the load touched most partitions');
   t.log(`copy entries differing by a write in doubt: ${inDoubtDiffering}`);
   // Replica writes are retransmitted until acknowledged: once stable, every replica equals its
   // master except for writes in doubt.
+  if (differingCopies.length > 0) {
+    const dir = mkdtempSync(path.join(tmpdir(), `ferry-mig-fail-${SEED}-`));
+    writeFileSync(path.join(dir, `${victim.id}-killed.log`), victimOutput);
+    for (const m of members) writeFileSync(path.join(dir, `${m.id}.log`), m.proc.output);
+    t.log(`node logs in ${dir}`);
+  }
   t.deepEqual(differingCopies, [], 'master and replica checksums agree in every partition (writes in doubt aside)');
   for (const m of members) {
     const s = await stats(m.port, `namespace/${ns}`);
