@@ -528,13 +528,17 @@ export function agreeMembers(self: string, live: ReadonlyMap<string, AgreementPe
     const p = live.get(id)!;
     const inOther = p.members.length > 1 && !p.members.includes(self);
     if (inOther && compareIds(p.principal, self) < 0) continue;
-    // A peer of another cluster comes with all of it or not at all: taking part of a cluster
-    // splits it. Until its members and this node all hear each other (a pulse or two after a
-    // start), wait.
-    const group = inOther ? p.members.filter((m) => m !== self && !taken.includes(m)) : [id];
+    // A peer in a cluster comes with all of that cluster or not at all (its list may name this
+    // node too): taking part of a cluster splits it. A peer not among our current members waits
+    // until its cluster's members and this node all hear each other (a pulse or two after a start).
+    const group = p.members.length > 1 ? p.members.filter((m) => m !== self && !taken.includes(m)) : [id];
+    if (!group.includes(id)) group.push(id);
     const joins = group.every((m) => live.has(m) && taken.every((x) => mutual(x, m)) && group.every((o) => o === m || mutual(o, m)));
     if (joins) taken.push(...group);
-    else if (inOther && !current.includes(id)) handshaking = true;
+    else if (current.includes(id)) {
+      // A member of ours whose list names others we cannot take (a partial partition): it stays, alone.
+      if (taken.every((x) => mutual(x, id))) taken.push(id);
+    } else if (group.length > 1) handshaking = true;
   }
   const clique = sorted(taken);
   if (clique[0] === self && !handshaking) return clique;

@@ -72,6 +72,13 @@ test('agreement rule: a restarted node with the lowest id takes a cluster whole 
   t.deepEqual(agreeMembers('A0', view('A0', [...links, 'A0-A2', 'A0-A3'], m), ['A0']), ['A0', 'A1', 'A2', 'A3'], 'once it hears all of them, it proposes all four');
 });
 
+test('agreement rule: a peer whose list names members this node cannot take yet is not taken alone (simulator seed 414)', (t) => {
+  // A2 restarted; A3's list still names it with A1, and A1 does not hear A2 yet.
+  const links = ['A1-A3', 'A2-A3'];
+  const m = { A1: ['A1', 'A3'], A3: ['A1', 'A2', 'A3'] };
+  t.deepEqual(agreeMembers('A2', view('A2', links, m), ['A2']), ['A2'], 'A2 waits instead of proposing [A2,A3]');
+});
+
 test('agreement rule: a proposal naming a node this one cannot hear is not followed', (t) => {
   // A1 believes A2 and A3 hear each other (stale), and proposes all three; A3 does not hear A2.
   const live = new Map<string, AgreementPeer>([['A1', { hears: new Set(['A2', 'A3']), members: ['A1', 'A2', 'A3'], principal: 'A1' }]]);
