@@ -38,6 +38,7 @@ import assert from 'node:assert/strict';
 import { RECORD_DIGEST_OFFSET, alignUp, checkRecord, encodeRecordInto, encodedLength, readHeader, recordLayoutOk, sealRecord, type StoredRecord } from '../storage/record-format.js';
 import { DIGEST_BYTES, ResultCode, type ResultCodeId, type WriteKindId } from '../types.js';
 import { ReplicationFailed, type EncodedVersion, type Replicator, type WrittenVersion } from '../transaction/index.js';
+import type { ApplyResult } from '../api.js';
 import type { Namespace } from '../namespace/namespace.js';
 import type { Cluster } from './cluster.js';
 import { FabricKind, type Heartbeat } from './heartbeat.js';
@@ -341,17 +342,28 @@ export class ReplicaWrites {
       this.log('cannot record the partition version before a replica write', err);
       return this.#ack(reply, m.id, ResultCode.SERVER_ERROR);
     }
-    ns.applyReplica(m.version, m.kind).then(
-      (r) => {
-        if (m.migration) this.onMigrationRecord?.(m.namespace);
-        if (r.applied) this.counters.replica_writes_applied++;
-        this.#ack(reply, m.id, r.resultCode);
-      },
-      (err: unknown) => {
-        this.log('replica write failed', err);
-        this.#ack(reply, m.id, ResultCode.SERVER_ERROR);
-      },
+    let r: ApplyResult | Promise<ApplyResult>;
+    try {
+      r = ns.applyReplica(m.version, m.kind);
+    } catch (err) {
+      return this.#applyFailed(reply, m.id, err);
+    }
+    if (!(r instanceof Promise)) return this.#applied(reply, m.id, m.namespace, m.migration, r);
+    r.then(
+      (done) => this.#applied(reply, m.id, m.namespace, m.migration, done),
+      (err: unknown) => this.#applyFailed(reply, m.id, err),
     );
+  }
+
+  #applied(reply: Reply, id: number, namespace: string, migration: boolean, r: ApplyResult): void {
+    if (migration) this.onMigrationRecord?.(namespace);
+    if (r.applied) this.counters.replica_writes_applied++;
+    this.#ack(reply, id, r.resultCode);
+  }
+
+  #applyFailed(reply: Reply, id: number, err: unknown): void {
+    this.log('replica write failed', err);
+    this.#ack(reply, id, ResultCode.SERVER_ERROR);
   }
 
   #ack(reply: Reply, id: number, code: number): void {

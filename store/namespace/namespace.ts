@@ -407,9 +407,11 @@ export class Namespace implements StoreNamespace {
   /**
    * A replica write from this partition's master: stored under the key lock if newer than the
    * local copy (see transaction/replica.ts), committed like any write (durable before the
-   * answer under commit-to-device), never replicated further.
+   * answer under commit-to-device), never replicated further. The answer is a promise only when
+   * the apply had to wait (a queued key, a commit), so the usual replica write acknowledges in
+   * the same turn.
    */
-  applyReplica(v: EncodedVersion, kind: WriteKindId): Promise<ApplyResult> {
+  applyReplica(v: EncodedVersion, kind: WriteKindId): ApplyResult | Promise<ApplyResult> {
     let r: ApplyResult | Promise<ApplyResult> | typeof KEY_BUSY;
     try {
       r = this.locks.run(v.digest, () => {
@@ -417,11 +419,11 @@ export class Namespace implements StoreNamespace {
         return c.stored ? commitStored(c.result, this.durability) : c.result;
       });
     } catch (err) {
-      return Promise.resolve(this.notApplied(err));
+      return this.notApplied(err);
     }
-    if (r === KEY_BUSY) return Promise.resolve({ resultCode: ResultCode.KEY_BUSY, applied: false });
+    if (r === KEY_BUSY) return { resultCode: ResultCode.KEY_BUSY, applied: false };
     if (r instanceof Promise) return r.catch((err: unknown) => this.notApplied(err));
-    return Promise.resolve(r);
+    return r;
   }
 
   private notApplied(err: unknown): ApplyResult {
