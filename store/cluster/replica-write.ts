@@ -26,8 +26,12 @@
  * REPLICA_WRITES_PENDING_MAX (beyond it new writes are refused with DEVICE_OVERLOAD).
  *
  * Fabric messages (on the heartbeat connections):
- *   REPLICA_WRITE u32 id, u8 write kind, u8 namespace length, namespace, record (device format, CRC)
+ *   REPLICA_WRITE u32 id, u8 write kind, u8 namespace length, namespace, u8 sender length,
+ *                 sender node id, record (device format, CRC)
  *   REPLICA_ACK   u32 id, u8 result code, sender node id
+ * A replica acknowledges on its own connection to the sender when it has one (the frames it
+ * sends that node in the same turn, its replica writes among them, then leave in one write and
+ * are read in one read there), else on the connection the write came in on.
  * The record in a REPLICA_WRITE is checked on arrival (CRC and layout), judged by its header and
  * copied into the replica's write block as it came (resealed there): a replica never decodes a
  * record to store it.
@@ -167,7 +171,7 @@ export class ReplicaWrites {
       pid,
       record: undefined,
       startedMs: this.clock.nowMs(),
-      frame: encodeWriteFrame(id, namespace, w),
+      frame: encodeWriteFrame(id, namespace, this.#nodeIdBytes, w),
       waiting: new Set(targets),
       answer: undefined,
       deadline: undefined,
@@ -267,7 +271,7 @@ export class ReplicaWrites {
         resolve(false);
       }, REPLICA_WRITE_TIMEOUT_MS);
       this.#pending.set(id, { migration: true, resolve, timer });
-      conn.send(encodeWriteFrame(id, namespace, { record, kind }, MIGRATION_FLAG));
+      conn.send(encodeWriteFrame(id, namespace, this.#nodeIdBytes, { record, kind }, MIGRATION_FLAG));
     });
   }
 
@@ -333,46 +337,50 @@ export class ReplicaWrites {
   #onWrite(payload: Buffer, reply: Reply): void {
     this.counters.replica_writes_received++;
     const m = decodeWrite(payload);
-    if (!m) return this.#ack(reply, payload.length >= 4 ? payload.readUInt32BE(0) : 0, ResultCode.PARAMETER);
+    if (!m) return this.#ack(reply, '', payload.length >= 4 ? payload.readUInt32BE(0) : 0, ResultCode.PARAMETER);
     const ns = this.namespaces.get(m.namespace);
-    if (!ns) return this.#ack(reply, m.id, ResultCode.NAMESPACE_NOT_FOUND);
+    if (!ns) return this.#ack(reply, m.sender, m.id, ResultCode.NAMESPACE_NOT_FOUND);
     try {
       this.beforeApply?.(m.namespace, partitionOf(m.version.digest));
     } catch (err) {
       this.log('cannot record the partition version before a replica write', err);
-      return this.#ack(reply, m.id, ResultCode.SERVER_ERROR);
+      return this.#ack(reply, m.sender, m.id, ResultCode.SERVER_ERROR);
     }
     let r: ApplyResult | Promise<ApplyResult>;
     try {
       r = ns.applyReplica(m.version, m.kind);
     } catch (err) {
-      return this.#applyFailed(reply, m.id, err);
+      return this.#applyFailed(reply, m.sender, m.id, err);
     }
-    if (!(r instanceof Promise)) return this.#applied(reply, m.id, m.namespace, m.migration, r);
+    if (!(r instanceof Promise)) return this.#applied(reply, m, r);
     r.then(
-      (done) => this.#applied(reply, m.id, m.namespace, m.migration, done),
-      (err: unknown) => this.#applyFailed(reply, m.id, err),
+      (done) => this.#applied(reply, m, done),
+      (err: unknown) => this.#applyFailed(reply, m.sender, m.id, err),
     );
   }
 
-  #applied(reply: Reply, id: number, namespace: string, migration: boolean, r: ApplyResult): void {
-    if (migration) this.onMigrationRecord?.(namespace);
+  #applied(reply: Reply, m: { sender: string; id: number; namespace: string; migration: boolean }, r: ApplyResult): void {
+    if (m.migration) this.onMigrationRecord?.(m.namespace);
     if (r.applied) this.counters.replica_writes_applied++;
-    this.#ack(reply, id, r.resultCode);
+    this.#ack(reply, m.sender, m.id, r.resultCode);
   }
 
-  #applyFailed(reply: Reply, id: number, err: unknown): void {
+  #applyFailed(reply: Reply, sender: string, id: number, err: unknown): void {
     this.log('replica write failed', err);
-    this.#ack(reply, id, ResultCode.SERVER_ERROR);
+    this.#ack(reply, sender, id, ResultCode.SERVER_ERROR);
   }
 
-  #ack(reply: Reply, id: number, code: number): void {
+  /** Acknowledges on this node's own connection to `sender` if it has one, else with `reply`. */
+  #ack(reply: Reply, sender: string, id: number, code: number): void {
     const from = this.#nodeIdBytes;
-    const b = Buffer.allocUnsafe(ACK_HEAD_BYTES + from.length);
-    b.writeUInt32BE(id, 0);
-    b[4] = code;
-    from.copy(b, ACK_HEAD_BYTES);
-    reply(FabricKind.REPLICA_ACK, b);
+    const f = Buffer.allocUnsafe(1 + ACK_HEAD_BYTES + from.length);
+    f[0] = FabricKind.REPLICA_ACK;
+    f.writeUInt32BE(id, 1);
+    f[5] = code;
+    from.copy(f, 1 + ACK_HEAD_BYTES);
+    const conn = sender === '' ? undefined : this.heartbeat.connectionTo(sender);
+    if (conn) conn.send(f);
+    else reply(FabricKind.REPLICA_ACK, f.subarray(1));
   }
 
   /** Client writes already answered whose version some replica has not acknowledged yet. */
@@ -399,6 +407,8 @@ function recordKey(namespace: string, digest: Buffer): string {
 
 /** REPLICA_WRITE payload bytes before the namespace: u32 id, u8 write kind, u8 namespace length. */
 const WRITE_HEAD_BYTES = 6;
+/** Longest namespace name and sender node id a REPLICA_WRITE carries (u8 lengths). */
+const NAME_BYTES_MAX = 0xff;
 /** REPLICA_ACK payload bytes before the sender's node id: u32 id, u8 result code. */
 const ACK_HEAD_BYTES = 5;
 
@@ -406,17 +416,20 @@ const ACK_HEAD_BYTES = 5;
  * The whole REPLICA_WRITE frame (fabric kind byte first) in one buffer: the record is encoded
  * straight into it, in device format with its CRC (block sequence 0: the replica reseals it).
  */
-export function encodeWriteFrame(id: number, namespace: string, w: WrittenVersion, flags = 0): Buffer {
+export function encodeWriteFrame(id: number, namespace: string, sender: Buffer, w: WrittenVersion, flags = 0): Buffer {
   const nsLen = Buffer.byteLength(namespace);
-  assert(nsLen <= 0xff, 'a namespace name fits its u8 length');
+  assert(nsLen <= NAME_BYTES_MAX && sender.length <= NAME_BYTES_MAX, 'namespace and sender fit their u8 lengths');
   const length = encodedLength(w.record);
-  const at = 1 + WRITE_HEAD_BYTES + nsLen;
+  const senderAt = 1 + WRITE_HEAD_BYTES + nsLen;
+  const at = senderAt + 1 + sender.length;
   const buf = Buffer.allocUnsafe(at + alignUp(length));
   buf[0] = FabricKind.REPLICA_WRITE;
   buf.writeUInt32BE(id, 1);
   buf[5] = w.kind | flags;
   buf[6] = nsLen;
   buf.write(namespace, 1 + WRITE_HEAD_BYTES, 'utf8');
+  buf[senderAt] = sender.length;
+  sender.copy(buf, senderAt + 1);
   encodeRecordInto(w.record, buf, at, length);
   sealRecord(buf, 0, at);
   return buf;
@@ -424,14 +437,17 @@ export function encodeWriteFrame(id: number, namespace: string, w: WrittenVersio
 
 /** The digest of the record in a REPLICA_WRITE frame (as encodeWriteFrame built it). */
 function frameDigest(frame: Buffer): Buffer {
-  const at = 1 + WRITE_HEAD_BYTES + frame[6]! + RECORD_DIGEST_OFFSET;
+  const senderAt = 1 + WRITE_HEAD_BYTES + frame[6]!;
+  const at = senderAt + 1 + frame[senderAt]! + RECORD_DIGEST_OFFSET;
   return frame.subarray(at, at + DIGEST_BYTES);
 }
 
 /** A REPLICA_WRITE payload, judged: undefined when it is malformed or its record is damaged. */
-export function decodeWrite(payload: Buffer): { id: number; namespace: string; kind: WriteKindId; migration: boolean; version: EncodedVersion } | undefined {
+export function decodeWrite(payload: Buffer): { id: number; namespace: string; sender: string; kind: WriteKindId; migration: boolean; version: EncodedVersion } | undefined {
   if (payload.length < WRITE_HEAD_BYTES) return undefined;
-  const at = WRITE_HEAD_BYTES + payload[5]!;
+  const senderAt = WRITE_HEAD_BYTES + payload[5]!;
+  if (payload.length < senderAt + 1) return undefined;
+  const at = senderAt + 1 + payload[senderAt]!;
   if (payload.length < at) return undefined;
   // The record carries its CRC: checked before it is applied, with its layout, since it is
   // stored as it came (and checked again by the store on read).
@@ -439,7 +455,8 @@ export function decodeWrite(payload: Buffer): { id: number; namespace: string; k
   const flags = payload[4]!;
   return {
     id: payload.readUInt32BE(0),
-    namespace: payload.toString('utf8', WRITE_HEAD_BYTES, at),
+    namespace: payload.toString('utf8', WRITE_HEAD_BYTES, senderAt),
+    sender: payload.toString('utf8', senderAt + 1, at),
     kind: (flags & ~MIGRATION_FLAG) as WriteKindId,
     migration: (flags & MIGRATION_FLAG) !== 0,
     version: { bytes: payload, off: at, header: readHeader(payload, at), digest: payload.subarray(at + RECORD_DIGEST_OFFSET, at + RECORD_DIGEST_OFFSET + DIGEST_BYTES) },

@@ -13,6 +13,7 @@ import { WriteKind } from '../../store/types.js';
 import { nsConfig, str, tempDir } from '../helpers/store.js';
 
 const T = 1_790_000_000_000;
+const SENDER = Buffer.from('BB9020011AC4202');
 const rec = (generation: number, lutMs = T + generation, value = `v${generation}`): StoredRecord => ({
   digest: computeDigest('demo', 'k'),
   setName: 'demo',
@@ -24,15 +25,16 @@ const rec = (generation: number, lutMs = T + generation, value = `v${generation}
   bins: [{ name: 'v', ...str(value) }],
 });
 
-test('a REPLICA_WRITE frame round-trips: id, namespace, kind, migration flag and the record bytes', (t) => {
+test('a REPLICA_WRITE frame round-trips: id, namespace, sender, kind, migration flag and the record bytes', (t) => {
   const r = rec(3);
   for (const [flags, migration] of [[0, false], [0x80, true]] as const) {
-    const f = encodeWriteFrame(0xfedcba98, 'test', { record: r, kind: WriteKind.WRITE }, flags);
+    const f = encodeWriteFrame(0xfedcba98, 'test', SENDER, { record: r, kind: WriteKind.WRITE }, flags);
     t.is(f[0], FabricKind.REPLICA_WRITE);
     const m = decodeWrite(f.subarray(1));
     if (!m) return t.fail('refused an intact frame');
     t.is(m.id, 0xfedcba98);
     t.is(m.namespace, 'test');
+    t.is(m.sender, SENDER.toString());
     t.is(m.kind, WriteKind.WRITE);
     t.is(m.migration, migration);
     t.deepEqual(decodeRecord(m.version.bytes, m.version.off), decodeRecord(encodeRecord(r, 0), 0));
@@ -42,8 +44,8 @@ test('a REPLICA_WRITE frame round-trips: id, namespace, kind, migration flag and
 });
 
 test('a REPLICA_WRITE with any byte of its record flipped, or cut short, is refused', (t) => {
-  const f = encodeWriteFrame(1, 'test', { record: rec(3), kind: WriteKind.WRITE }).subarray(1);
-  const at = 6 + 4;
+  const f = encodeWriteFrame(1, 'test', SENDER, { record: rec(3), kind: WriteKind.WRITE }).subarray(1);
+  const at = 6 + 4 + 1 + SENDER.length;
   const length = f.readUInt32LE(at + 4);
   for (let i = at; i < at + length; i++) {
     if (i >= at + 16 && i < at + 24) continue; // the block sequence: not covered, the replica reseals it
@@ -63,7 +65,7 @@ test('a replica applies frames in version order only: late, repeated and tied-bu
     cleanup();
   });
   const apply = async (r: StoredRecord) => {
-    const m = decodeWrite(encodeWriteFrame(1, 'test', { record: r, kind: WriteKind.WRITE }).subarray(1));
+    const m = decodeWrite(encodeWriteFrame(1, 'test', SENDER, { record: r, kind: WriteKind.WRITE }).subarray(1));
     if (!m) throw new Error('refused');
     return (await ns.applyReplica(m.version, m.kind)).applied;
   };
