@@ -87,8 +87,14 @@ interface PendingWrite {
   waiting: Set<string>;
   /** The client's answer, until it is given (then the write is behind while nodes still wait). */
   answer: { resolve: () => void; reject: (err: Error) => void } | undefined;
-  deadline: TimerHandle | undefined;
-  retransmit: TimerHandle | undefined;
+  /**
+   * One timer per write, for whichever comes first of its next retransmission and (while the
+   * client waits) its deadline. Times are ms after the first send, counted in timer delays.
+   */
+  timer: TimerHandle | undefined;
+  /** When the timer last fired (0: not yet). */
+  wokeAtMs: number;
+  retransmitAtMs: number;
   retransmitMs: number;
   /** Per replica, the connection it was last sent on and when. */
   sent: Map<string, { conn: FabricConnection; atMs: number }>;
@@ -174,18 +180,18 @@ export class ReplicaWrites {
       frame: encodeWriteFrame(id, namespace, this.#nodeIdBytes, w),
       waiting: new Set(targets),
       answer: undefined,
-      deadline: undefined,
-      retransmit: undefined,
+      timer: undefined,
+      wokeAtMs: 0,
+      retransmitAtMs: REPLICA_RETRANSMIT_MS_MIN,
       retransmitMs: REPLICA_RETRANSMIT_MS_MIN,
       sent: new Map(),
     };
     const answered = new Promise<void>((resolve, reject) => {
       p.answer = { resolve, reject };
     });
-    p.deadline = this.timers.setTimeout(() => this.#deadline(id, p), REPLICA_WRITE_TIMEOUT_MS);
     this.#pending.set(id, p);
     this.#sendTo(p, targets);
-    this.#scheduleRetransmit(id, p);
+    this.#arm(id, p);
     return answered;
   }
 
@@ -234,22 +240,29 @@ export class ReplicaWrites {
     }
   }
 
-  #scheduleRetransmit(id: number, p: PendingWrite): void {
-    p.retransmit = this.timers.setTimeout(() => {
-      p.retransmit = undefined;
-      if (this.#pending.get(id) !== p) return;
+  #arm(id: number, p: PendingWrite): void {
+    const dueMs = p.answer ? Math.min(p.retransmitAtMs, REPLICA_WRITE_TIMEOUT_MS) : p.retransmitAtMs;
+    p.timer = this.timers.setTimeout(() => this.#wake(id, p, dueMs), dueMs - p.wokeAtMs);
+    // A stopped process is not kept alive by writes behind (a client's write keeps it until its deadline).
+    if (!p.answer) p.timer.unref();
+  }
+
+  #wake(id: number, p: PendingWrite, atMs: number): void {
+    p.timer = undefined;
+    p.wokeAtMs = atMs;
+    if (this.#pending.get(id) !== p) return;
+    if (atMs >= REPLICA_WRITE_TIMEOUT_MS) this.#deadline(id, p);
+    if (atMs >= p.retransmitAtMs) {
       if (this.heartbeat.stopped) return this.#finish(id, p, new ReplicationFailed(ResultCode.TIMEOUT, 'node stopped'));
       this.#sendTo(p, p.waiting, true);
       p.retransmitMs = Math.min(p.retransmitMs * 2, REPLICA_RETRANSMIT_MS_MAX);
-      this.#scheduleRetransmit(id, p);
-    }, p.retransmitMs);
-    // A stopped process is not kept alive by writes behind.
-    p.retransmit.unref();
+      p.retransmitAtMs += p.retransmitMs;
+    }
+    this.#arm(id, p);
   }
 
   /** The client is answered TIMEOUT; the write stays pending (behind) and keeps being retransmitted. */
   #deadline(id: number, p: PendingWrite): void {
-    p.deadline = undefined;
     const answer = p.answer;
     if (!answer) return;
     this.#nowBehind(id, p);
@@ -311,8 +324,7 @@ export class ReplicaWrites {
   #finish(id: number, p: PendingWrite, err?: Error): void {
     this.#pending.delete(id);
     if (p.record !== undefined && this.#behind.get(p.record) === id) this.#behind.delete(p.record);
-    this.timers.clearTimeout(p.deadline);
-    this.timers.clearTimeout(p.retransmit);
+    this.timers.clearTimeout(p.timer);
     const answer = p.answer;
     p.answer = undefined;
     if (!answer) return;
