@@ -268,12 +268,13 @@ export class PartitionBalance {
     // Every client write asks: outside rebalances this answers without computing roles.
     if (!this.#ready || (this.#expect.size === 0 && !this.#withDuplicates.has(namespace))) return [];
     const self = this.cluster.nodeId;
-    if (this.workingMaster(namespace, pid) !== self) return [];
-    const waiting = this.#expect.get(keyOf(namespace, pid));
-    if (waiting && waiting.size > 0) return [...waiting];
+    // The partition's own conditions first: the working master (the costly part) is asked only
+    // for a partition that has copies to ask.
+    const waiting = this.#expect.size > 0 ? this.#expect.get(keyOf(namespace, pid)) : undefined;
+    if (waiting && waiting.size > 0) return this.workingMaster(namespace, pid) === self ? [...waiting] : [];
     const plan = this.#plans.get(namespace)?.[pid];
     if (!plan?.duplicates || plan.holders.includes(self)) return [];
-    return plan.copies.filter((id) => id !== self);
+    return this.workingMaster(namespace, pid) === self ? plan.copies.filter((id) => id !== self) : [];
   }
 
   /** Per namespace: partitions still to receive, copies still to drop (migrate_rx / signals). */

@@ -106,6 +106,8 @@ interface Pulse {
 }
 
 interface PeerState extends PeerInfo {
+  /** epKey(heartbeat): its OutLink's key, kept so a send does not build it again. */
+  outKey: string;
   lastSeenMs: number;
   incarnation: string;
   hears: ReadonlySet<string>;
@@ -278,7 +280,7 @@ export class Heartbeat {
     if (this.#stopped) return undefined;
     const p = this.#peers.get(nodeId);
     if (!p) return undefined;
-    const o = this.#out.get(epKey(p.heartbeat));
+    const o = this.#out.get(p.outKey);
     if (!o) return undefined;
     return this.#ensure(o);
   }
@@ -403,6 +405,7 @@ export class Heartbeat {
     this.#peers.set(p.nodeId, {
       nodeId: p.nodeId,
       heartbeat: p.heartbeat,
+      outKey: epKey(p.heartbeat),
       service,
       clusterKey: p.clusterKey,
       lastSeenMs: now,

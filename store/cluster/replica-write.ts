@@ -26,17 +26,26 @@
  * REPLICA_WRITES_PENDING_MAX (beyond it new writes are refused with DEVICE_OVERLOAD).
  *
  * Fabric messages (on the heartbeat connections):
- *   REPLICA_WRITE u32 id, u8 write kind, u8 namespace length, namespace, record (device format, CRC)
+ *   REPLICA_WRITE u32 id, u8 write kind, u8 namespace length, namespace, u8 sender length,
+ *                 sender node id, record (device format, CRC)
  *   REPLICA_ACK   u32 id, u8 result code, sender node id
+ * A replica acknowledges on its own connection to the sender when it has one (the frames it
+ * sends that node in the same turn, its replica writes among them, then leave in one write and
+ * are read in one read there), else on the connection the write came in on.
+ * The record in a REPLICA_WRITE is checked on arrival (CRC and layout), judged by its header and
+ * copied into the replica's write block as it came (resealed there): a replica never decodes a
+ * record to store it.
  */
 import { partitionOf } from '../digest.js';
 import { systemTimers, type TimerHandle, type Timers } from '../runtime/index.js';
-import { checkRecord, decodeRecord, encodeRecord, type StoredRecord } from '../storage/record-format.js';
-import { ResultCode, type ResultCodeId, type WriteKindId } from '../types.js';
-import { ReplicationFailed, type Replicator, type WrittenVersion } from '../transaction/index.js';
+import assert from 'node:assert/strict';
+import { RECORD_DIGEST_OFFSET, alignUp, checkRecord, encodeRecordInto, encodedLength, readHeader, recordLayoutOk, sealRecord, type StoredRecord } from '../storage/record-format.js';
+import { DIGEST_BYTES, ResultCode, type ResultCodeId, type WriteKindId } from '../types.js';
+import { ReplicationFailed, type EncodedVersion, type Replicator, type WrittenVersion } from '../transaction/index.js';
+import type { ApplyResult } from '../api.js';
 import type { Namespace } from '../namespace/namespace.js';
 import type { Cluster } from './cluster.js';
-import { FabricKind, frame, type Heartbeat } from './heartbeat.js';
+import { FabricKind, type Heartbeat } from './heartbeat.js';
 import type { FabricConnection } from './transport.js';
 
 /** Longest a master waits for replicas before the client's write fails with TIMEOUT. */
@@ -71,25 +80,35 @@ interface PendingWrite {
   migration: false;
   namespace: string;
   pid: number;
-  /** namespace + digest: a later write of the record supersedes this one once it is behind. */
-  record: string;
+  /** namespace + digest, set once the write is behind (a later write of the record then supersedes it). */
+  record: string | undefined;
+  startedMs: number;
   frame: Buffer;
   waiting: Set<string>;
   /** The client's answer, until it is given (then the write is behind while nodes still wait). */
   answer: { resolve: () => void; reject: (err: Error) => void } | undefined;
-  deadline: TimerHandle | undefined;
-  retransmit: TimerHandle | undefined;
+  /**
+   * One timer per write, for whichever comes first of its next retransmission and (while the
+   * client waits) its deadline. Times are ms after the first send, counted in timer delays.
+   */
+  timer: TimerHandle | undefined;
+  /** When the timer last fired (0: not yet). */
+  wokeAtMs: number;
+  retransmitAtMs: number;
   retransmitMs: number;
   /** Per replica, the connection it was last sent on and when. */
   sent: Map<string, { conn: FabricConnection; atMs: number }>;
 }
 
 type Pending = PendingPush | PendingWrite;
+type Reply = (kind: number, payload: Buffer) => void;
 
 export class ReplicaWrites {
   readonly #pending = new Map<number, Pending>();
-  /** record (namespace + digest) -> id of its latest pending write. */
-  readonly #latest = new Map<string, number>();
+  /** record (namespace + digest) -> id of its write behind, if any (at most one per record). */
+  readonly #behind = new Map<string, number>();
+  /** This node's id as REPLICA_ACK carries it. */
+  readonly #nodeIdBytes: Buffer;
   #nextId = 1;
   readonly counters = {
     replica_writes_sent: 0,
@@ -117,6 +136,7 @@ export class ReplicaWrites {
     private readonly timers: Timers = systemTimers,
     private readonly log: (msg: string, err?: unknown) => void = () => {},
   ) {
+    this.#nodeIdBytes = Buffer.from(cluster.nodeId);
     heartbeat.handle(FabricKind.REPLICA_WRITE, (payload, reply) => this.#onWrite(payload, reply));
     heartbeat.handle(FabricKind.REPLICA_ACK, (payload) => this.#onAck(payload));
     cluster.onTableChange(() => this.#retarget());
@@ -148,38 +168,38 @@ export class ReplicaWrites {
     // acknowledged is never left on this node alone.
     const targets = this.cluster.isWorkingMaster(namespace, pid) ? this.cluster.replicationTargets(namespace, pid) : this.#lateTargets(namespace, pid);
     if (targets.length === 0) return Promise.resolve();
-    const record = `${namespace}/${w.record.digest.toString('hex')}`;
-    this.#supersede(record);
+    if (this.#behind.size > 0) this.#supersede(recordKey(namespace, w.record.digest));
     if (this.#pending.size >= REPLICA_WRITES_PENDING_MAX) return Promise.reject(new ReplicationFailed(ResultCode.DEVICE_OVERLOAD, 'too many replica writes in flight'));
     const id = this.#takeId();
-    const startedMs = this.clock.nowMs();
-    return new Promise<void>((resolve, reject) => {
-      const done = (): void => {
-        const ms = this.clock.nowMs() - startedMs;
-        this.latency.sumMs += ms;
-        this.latency.count++;
-        if (ms > this.latency.maxMs) this.latency.maxMs = ms;
-        resolve();
-      };
-      const p: PendingWrite = {
-        migration: false,
-        namespace,
-        pid,
-        record,
-        frame: frame(FabricKind.REPLICA_WRITE, encodeMessage(id, namespace, w)),
-        waiting: new Set(targets),
-        answer: { resolve: done, reject },
-        deadline: undefined,
-        retransmit: undefined,
-        retransmitMs: REPLICA_RETRANSMIT_MS_MIN,
-        sent: new Map(),
-      };
-      p.deadline = this.timers.setTimeout(() => this.#deadline(p), REPLICA_WRITE_TIMEOUT_MS);
-      this.#pending.set(id, p);
-      this.#latest.set(record, id);
-      this.#sendTo(p, targets);
-      this.#scheduleRetransmit(id, p);
+    const p: PendingWrite = {
+      migration: false,
+      namespace,
+      pid,
+      record: undefined,
+      startedMs: this.clock.nowMs(),
+      frame: encodeWriteFrame(id, namespace, this.#nodeIdBytes, w),
+      waiting: new Set(targets),
+      answer: undefined,
+      timer: undefined,
+      wokeAtMs: 0,
+      retransmitAtMs: REPLICA_RETRANSMIT_MS_MIN,
+      retransmitMs: REPLICA_RETRANSMIT_MS_MIN,
+      sent: new Map(),
+    };
+    const answered = new Promise<void>((resolve, reject) => {
+      p.answer = { resolve, reject };
     });
+    this.#pending.set(id, p);
+    this.#sendTo(p, targets);
+    this.#arm(id, p);
+    return answered;
+  }
+
+  /** The client has its answer but some replica still misses the version: a later write of the record supersedes it. */
+  #nowBehind(id: number, p: PendingWrite): void {
+    p.answer = undefined;
+    p.record = recordKey(p.namespace, frameDigest(p.frame));
+    this.#behind.set(p.record, id);
   }
 
   /** For a write this node ran after it stopped being pid's working master: that master and every holder but this node. */
@@ -194,7 +214,7 @@ export class ReplicaWrites {
 
   /** A behind write of the record is dropped: the new write carries a version that wins over it. */
   #supersede(record: string): void {
-    const id = this.#latest.get(record);
+    const id = this.#behind.get(record);
     if (id === undefined) return;
     const old = this.#pending.get(id);
     // Still owed to a client: its record lock is held, so no new write of the record can be here.
@@ -220,25 +240,32 @@ export class ReplicaWrites {
     }
   }
 
-  #scheduleRetransmit(id: number, p: PendingWrite): void {
-    p.retransmit = this.timers.setTimeout(() => {
-      p.retransmit = undefined;
-      if (this.#pending.get(id) !== p) return;
+  #arm(id: number, p: PendingWrite): void {
+    const dueMs = p.answer ? Math.min(p.retransmitAtMs, REPLICA_WRITE_TIMEOUT_MS) : p.retransmitAtMs;
+    p.timer = this.timers.setTimeout(() => this.#wake(id, p, dueMs), dueMs - p.wokeAtMs);
+    // A stopped process is not kept alive by writes behind (a client's write keeps it until its deadline).
+    if (!p.answer) p.timer.unref();
+  }
+
+  #wake(id: number, p: PendingWrite, atMs: number): void {
+    p.timer = undefined;
+    p.wokeAtMs = atMs;
+    if (this.#pending.get(id) !== p) return;
+    if (atMs >= REPLICA_WRITE_TIMEOUT_MS) this.#deadline(id, p);
+    if (atMs >= p.retransmitAtMs) {
       if (this.heartbeat.stopped) return this.#finish(id, p, new ReplicationFailed(ResultCode.TIMEOUT, 'node stopped'));
       this.#sendTo(p, p.waiting, true);
       p.retransmitMs = Math.min(p.retransmitMs * 2, REPLICA_RETRANSMIT_MS_MAX);
-      this.#scheduleRetransmit(id, p);
-    }, p.retransmitMs);
-    // A stopped process is not kept alive by writes behind.
-    p.retransmit.unref();
+      p.retransmitAtMs += p.retransmitMs;
+    }
+    this.#arm(id, p);
   }
 
   /** The client is answered TIMEOUT; the write stays pending (behind) and keeps being retransmitted. */
-  #deadline(p: PendingWrite): void {
-    p.deadline = undefined;
+  #deadline(id: number, p: PendingWrite): void {
     const answer = p.answer;
     if (!answer) return;
-    p.answer = undefined;
+    this.#nowBehind(id, p);
     this.counters.replica_write_timeouts++;
     answer.reject(new ReplicationFailed(ResultCode.TIMEOUT, `replica(s) ${[...p.waiting].join(',')} did not acknowledge in ${REPLICA_WRITE_TIMEOUT_MS} ms`));
   }
@@ -257,12 +284,12 @@ export class ReplicaWrites {
         resolve(false);
       }, REPLICA_WRITE_TIMEOUT_MS);
       this.#pending.set(id, { migration: true, resolve, timer });
-      conn.send(frame(FabricKind.REPLICA_WRITE, encodeMessage(id, namespace, { record, kind }, MIGRATION_FLAG)));
+      conn.send(encodeWriteFrame(id, namespace, this.#nodeIdBytes, { record, kind }, MIGRATION_FLAG));
     });
   }
 
   #onAck(payload: Buffer): void {
-    if (payload.length < 5) return;
+    if (payload.length < ACK_HEAD_BYTES) return;
     const id = payload.readUInt32BE(0);
     const code = payload[4]! as ResultCodeId;
     const p = this.#pending.get(id);
@@ -273,7 +300,7 @@ export class ReplicaWrites {
       p.resolve(code === ResultCode.OK);
       return;
     }
-    const from = payload.subarray(5).toString();
+    const from = payload.toString('utf8', ACK_HEAD_BYTES);
     if (!p.waiting.has(from)) return; // a repeat's answer
     if (code !== ResultCode.OK) return this.#refused(id, p, from, code);
     p.waiting.delete(from);
@@ -289,20 +316,24 @@ export class ReplicaWrites {
     const err = new ReplicationFailed(ResultCode.SERVER_ERROR, `replica ${from} answered ${code}`);
     if (p.waiting.size === 0) return this.#finish(id, p, err);
     const answer = p.answer;
-    p.answer = undefined;
-    answer?.reject(err);
+    if (!answer) return;
+    this.#nowBehind(id, p);
+    answer.reject(err);
   }
 
   #finish(id: number, p: PendingWrite, err?: Error): void {
     this.#pending.delete(id);
-    if (this.#latest.get(p.record) === id) this.#latest.delete(p.record);
-    this.timers.clearTimeout(p.deadline);
-    this.timers.clearTimeout(p.retransmit);
+    if (p.record !== undefined && this.#behind.get(p.record) === id) this.#behind.delete(p.record);
+    this.timers.clearTimeout(p.timer);
     const answer = p.answer;
     p.answer = undefined;
     if (!answer) return;
-    if (err) answer.reject(err);
-    else answer.resolve();
+    if (err) return answer.reject(err);
+    const ms = this.clock.nowMs() - p.startedMs;
+    this.latency.sumMs += ms;
+    this.latency.count++;
+    if (ms > this.latency.maxMs) this.latency.maxMs = ms;
+    answer.resolve();
   }
 
   /** After a table change: stop waiting for nodes that are no longer replicas of the partition. */
@@ -315,35 +346,53 @@ export class ReplicaWrites {
     }
   }
 
-  #onWrite(payload: Buffer, reply: (kind: number, payload: Buffer) => void): void {
+  #onWrite(payload: Buffer, reply: Reply): void {
     this.counters.replica_writes_received++;
-    const ack = (code: number): void => {
-      const b = Buffer.alloc(5);
-      b.writeUInt32BE(payload.length >= 4 ? payload.readUInt32BE(0) : 0, 0);
-      b[4] = code;
-      reply(FabricKind.REPLICA_ACK, Buffer.concat([b, Buffer.from(this.cluster.nodeId)]));
-    };
-    const m = decodeMessage(payload);
-    if (!m) return ack(ResultCode.PARAMETER);
+    const m = decodeWrite(payload);
+    if (!m) return this.#ack(reply, '', payload.length >= 4 ? payload.readUInt32BE(0) : 0, ResultCode.PARAMETER);
     const ns = this.namespaces.get(m.namespace);
-    if (!ns) return ack(ResultCode.NAMESPACE_NOT_FOUND);
+    if (!ns) return this.#ack(reply, m.sender, m.id, ResultCode.NAMESPACE_NOT_FOUND);
     try {
-      this.beforeApply?.(m.namespace, partitionOf(m.record.digest));
+      this.beforeApply?.(m.namespace, partitionOf(m.version.digest));
     } catch (err) {
       this.log('cannot record the partition version before a replica write', err);
-      return ack(ResultCode.SERVER_ERROR);
+      return this.#ack(reply, m.sender, m.id, ResultCode.SERVER_ERROR);
     }
-    ns.applyReplica(m.record, m.kind).then(
-      (r) => {
-        if (m.migration) this.onMigrationRecord?.(m.namespace);
-        if (r.applied) this.counters.replica_writes_applied++;
-        ack(r.resultCode);
-      },
-      (err: unknown) => {
-        this.log('replica write failed', err);
-        ack(ResultCode.SERVER_ERROR);
-      },
+    let r: ApplyResult | Promise<ApplyResult>;
+    try {
+      r = ns.applyReplica(m.version, m.kind);
+    } catch (err) {
+      return this.#applyFailed(reply, m.sender, m.id, err);
+    }
+    if (!(r instanceof Promise)) return this.#applied(reply, m, r);
+    r.then(
+      (done) => this.#applied(reply, m, done),
+      (err: unknown) => this.#applyFailed(reply, m.sender, m.id, err),
     );
+  }
+
+  #applied(reply: Reply, m: { sender: string; id: number; namespace: string; migration: boolean }, r: ApplyResult): void {
+    if (m.migration) this.onMigrationRecord?.(m.namespace);
+    if (r.applied) this.counters.replica_writes_applied++;
+    this.#ack(reply, m.sender, m.id, r.resultCode);
+  }
+
+  #applyFailed(reply: Reply, sender: string, id: number, err: unknown): void {
+    this.log('replica write failed', err);
+    this.#ack(reply, sender, id, ResultCode.SERVER_ERROR);
+  }
+
+  /** Acknowledges on this node's own connection to `sender` if it has one, else with `reply`. */
+  #ack(reply: Reply, sender: string, id: number, code: number): void {
+    const from = this.#nodeIdBytes;
+    const f = Buffer.allocUnsafe(1 + ACK_HEAD_BYTES + from.length);
+    f[0] = FabricKind.REPLICA_ACK;
+    f.writeUInt32BE(id, 1);
+    f[5] = code;
+    from.copy(f, 1 + ACK_HEAD_BYTES);
+    const conn = sender === '' ? undefined : this.heartbeat.connectionTo(sender);
+    if (conn) conn.send(f);
+    else reply(FabricKind.REPLICA_ACK, f.subarray(1));
   }
 
   /** Client writes already answered whose version some replica has not acknowledged yet. */
@@ -364,26 +413,64 @@ export class ReplicaWrites {
   }
 }
 
-function encodeMessage(id: number, namespace: string, w: WrittenVersion, flags = 0): Buffer {
-  const ns = Buffer.from(namespace);
-  const head = Buffer.alloc(6);
-  head.writeUInt32BE(id, 0);
-  head[4] = w.kind | flags;
-  head[5] = ns.length;
-  return Buffer.concat([head, ns, encodeRecord(w.record, 0)]);
+function recordKey(namespace: string, digest: Buffer): string {
+  return `${namespace}/${digest.toString('hex')}`;
 }
 
-function decodeMessage(payload: Buffer): { namespace: string; kind: WriteKindId; migration: boolean; record: ReturnType<typeof decodeRecord> } | undefined {
-  if (payload.length < 6) return undefined;
-  const nsLen = payload[5]!;
-  if (payload.length < 6 + nsLen) return undefined;
-  const body = payload.subarray(6 + nsLen);
-  // The record carries its CRC: checked before it is applied (and again by the store on read).
-  if (checkRecord(body, 0) !== 'ok') return undefined;
+/** REPLICA_WRITE payload bytes before the namespace: u32 id, u8 write kind, u8 namespace length. */
+const WRITE_HEAD_BYTES = 6;
+/** Longest namespace name and sender node id a REPLICA_WRITE carries (u8 lengths). */
+const NAME_BYTES_MAX = 0xff;
+/** REPLICA_ACK payload bytes before the sender's node id: u32 id, u8 result code. */
+const ACK_HEAD_BYTES = 5;
+
+/**
+ * The whole REPLICA_WRITE frame (fabric kind byte first) in one buffer: the record is encoded
+ * straight into it, in device format with its CRC (block sequence 0: the replica reseals it).
+ */
+export function encodeWriteFrame(id: number, namespace: string, sender: Buffer, w: WrittenVersion, flags = 0): Buffer {
+  const nsLen = Buffer.byteLength(namespace);
+  assert(nsLen <= NAME_BYTES_MAX && sender.length <= NAME_BYTES_MAX, 'namespace and sender fit their u8 lengths');
+  const length = encodedLength(w.record);
+  const senderAt = 1 + WRITE_HEAD_BYTES + nsLen;
+  const at = senderAt + 1 + sender.length;
+  const buf = Buffer.allocUnsafe(at + alignUp(length));
+  buf[0] = FabricKind.REPLICA_WRITE;
+  buf.writeUInt32BE(id, 1);
+  buf[5] = w.kind | flags;
+  buf[6] = nsLen;
+  buf.write(namespace, 1 + WRITE_HEAD_BYTES, 'utf8');
+  buf[senderAt] = sender.length;
+  sender.copy(buf, senderAt + 1);
+  encodeRecordInto(w.record, buf, at, length);
+  sealRecord(buf, 0, at);
+  return buf;
+}
+
+/** The digest of the record in a REPLICA_WRITE frame (as encodeWriteFrame built it). */
+function frameDigest(frame: Buffer): Buffer {
+  const senderAt = 1 + WRITE_HEAD_BYTES + frame[6]!;
+  const at = senderAt + 1 + frame[senderAt]! + RECORD_DIGEST_OFFSET;
+  return frame.subarray(at, at + DIGEST_BYTES);
+}
+
+/** A REPLICA_WRITE payload, judged: undefined when it is malformed or its record is damaged. */
+export function decodeWrite(payload: Buffer): { id: number; namespace: string; sender: string; kind: WriteKindId; migration: boolean; version: EncodedVersion } | undefined {
+  if (payload.length < WRITE_HEAD_BYTES) return undefined;
+  const senderAt = WRITE_HEAD_BYTES + payload[5]!;
+  if (payload.length < senderAt + 1) return undefined;
+  const at = senderAt + 1 + payload[senderAt]!;
+  if (payload.length < at) return undefined;
+  // The record carries its CRC: checked before it is applied, with its layout, since it is
+  // stored as it came (and checked again by the store on read).
+  if (checkRecord(payload, at) !== 'ok' || !recordLayoutOk(payload, at)) return undefined;
+  const flags = payload[4]!;
   return {
-    namespace: payload.subarray(6, 6 + nsLen).toString(),
-    kind: (payload[4]! & ~MIGRATION_FLAG) as WriteKindId,
-    migration: (payload[4]! & MIGRATION_FLAG) !== 0,
-    record: decodeRecord(body, 0),
+    id: payload.readUInt32BE(0),
+    namespace: payload.toString('utf8', WRITE_HEAD_BYTES, senderAt),
+    sender: payload.toString('utf8', senderAt + 1, at),
+    kind: (flags & ~MIGRATION_FLAG) as WriteKindId,
+    migration: (flags & MIGRATION_FLAG) !== 0,
+    version: { bytes: payload, off: at, header: readHeader(payload, at), digest: payload.subarray(at + RECORD_DIGEST_OFFSET, at + RECORD_DIGEST_OFFSET + DIGEST_BYTES) },
   };
 }

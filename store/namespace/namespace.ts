@@ -50,9 +50,11 @@ import {
   KEY_BUSY,
   KeyLocks,
   ReplicationFailed,
+  commitStored,
   complete,
   computeCommand,
   computeReplica,
+  computeReplicaEncoded,
   computeReplicated,
   fail,
   isExpired,
@@ -60,6 +62,7 @@ import {
   nowVoidS,
   type Computed,
   type Durability,
+  type EncodedVersion,
   type Replicator,
   type TransactionContext,
   type WrittenVersion,
@@ -210,6 +213,10 @@ export class Namespace implements StoreNamespace {
         if (this.bins.size < BIN_NAMES_MAX) for (const b of bins) this.bins.add(b.name);
       },
       storeVersion: (v) => this.writeVersion(v.digest, v.set, v.generation, v.lutMs, v.voidTimeS, v.tombstone, v.key, v.bins, v.kind, v.origin),
+      storeEncoded: (v, kind) => {
+        store.writeEncoded(v.bytes, v.off, v.header);
+        writeLog.append(partitionOf(v.digest), v.digest, v.header.generation, v.header.lutMs, kind);
+      },
     };
     this.updateSpaceFlags();
   }
@@ -400,19 +407,27 @@ export class Namespace implements StoreNamespace {
   /**
    * A replica write from this partition's master: stored under the key lock if newer than the
    * local copy (see transaction/replica.ts), committed like any write (durable before the
-   * answer under commit-to-device), never replicated further.
+   * answer under commit-to-device), never replicated further. The answer is a promise only when
+   * the apply had to wait (a queued key, a commit), so the usual replica write acknowledges in
+   * the same turn.
    */
-  applyReplica(record: StoredRecord, kind: WriteKindId): Promise<ApplyResult> {
-    const failed = (err: unknown): ApplyResult => ({ resultCode: this.errorResult(err).resultCode, applied: false });
+  applyReplica(v: EncodedVersion, kind: WriteKindId): ApplyResult | Promise<ApplyResult> {
     let r: ApplyResult | Promise<ApplyResult> | typeof KEY_BUSY;
     try {
-      r = this.locks.run(record.digest, () => complete(computeReplica(this.tx, record, kind), this.durability, undefined));
+      r = this.locks.run(v.digest, () => {
+        const c = computeReplicaEncoded(this.tx, v, kind);
+        return c.stored ? commitStored(c.result, this.durability) : c.result;
+      });
     } catch (err) {
-      return Promise.resolve(failed(err));
+      return this.notApplied(err);
     }
-    if (r === KEY_BUSY) return Promise.resolve({ resultCode: ResultCode.KEY_BUSY, applied: false });
-    if (r instanceof Promise) return r.catch(failed);
-    return Promise.resolve(r);
+    if (r === KEY_BUSY) return { resultCode: ResultCode.KEY_BUSY, applied: false };
+    if (r instanceof Promise) return r.catch((err: unknown) => this.notApplied(err));
+    return r;
+  }
+
+  private notApplied(err: unknown): ApplyResult {
+    return { resultCode: this.errorResult(err).resultCode, applied: false };
   }
 
   applyReplicated(v: RecordVersion, policy: ConflictPolicyId): Promise<ApplyResult> {

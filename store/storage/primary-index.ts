@@ -92,6 +92,10 @@ class PartitionTable {
 export class PrimaryIndex {
   private readonly tables: PartitionTable[] = [];
   private total = 0;
+  /** Tables grown or resized so far, and memoryBytes as of `bytesAtResizes` of them (it walks every table). */
+  private resizes = 0;
+  private bytesAtResizes = -1;
+  private bytes = 0;
   private loadMax = LOAD_MAX;
   private loadAfterGrow = LOAD_AFTER_GROW;
 
@@ -100,6 +104,7 @@ export class PrimaryIndex {
     this.loadMax = on ? BULK_LOAD_MAX : LOAD_MAX;
     this.loadAfterGrow = on ? BULK_LOAD_AFTER_GROW : LOAD_AFTER_GROW;
     if (!on) {
+      this.resizes++;
       for (const t of this.tables) {
         const target = Math.max(SLOTS_MIN, Math.ceil(t.count / LOAD_AFTER_GROW));
         if (target < t.homeSlots) resize(t, target);
@@ -122,9 +127,13 @@ export class PrimaryIndex {
 
   /** Bytes held by the tables' typed arrays (what the 48-byte budget measures). */
   memoryBytes(): number {
-    let bytes = 0;
-    for (const t of this.tables) bytes += t.words.byteLength;
-    return bytes;
+    if (this.bytesAtResizes !== this.resizes) {
+      let bytes = 0;
+      for (const t of this.tables) bytes += t.words.byteLength;
+      this.bytes = bytes;
+      this.bytesAtResizes = this.resizes;
+    }
+    return this.bytes;
   }
 
   /** Reads an entry into `out`; false when absent. */
@@ -155,9 +164,13 @@ export class PrimaryIndex {
     if (existed) {
       if (prev) readSlot(t.words, slot * SLOT_WORDS, prev);
     } else {
-      if ((t.count + 1) / t.homeSlots > this.loadMax) grow(t, t.count + 1, this.loadAfterGrow);
+      if ((t.count + 1) / t.homeSlots > this.loadMax) {
+        this.resizes++;
+        grow(t, t.count + 1, this.loadAfterGrow);
+      }
       slot = insertPosition(t);
       while (slot < 0) {
+        this.resizes++;
         grow(t, t.count + 1, this.loadAfterGrow);
         slot = insertPosition(t);
       }
@@ -240,6 +253,7 @@ export class PrimaryIndex {
       const t = new PartitionTable(homeSlots, words);
       t.count = count;
       ix.tables[p] = t;
+      ix.resizes++;
       ix.total += count;
     }
     if (off !== buf.length) throw new RangeError(`index snapshot has ${buf.length - off} trailing bytes`);

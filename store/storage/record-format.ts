@@ -29,6 +29,8 @@ import { DIGEST_BYTES, RecordOrigin, isExpiredOrigin, isReplicatedOrigin, type B
 export const RECORD_MAGIC = 0x31435246; // 'FRC1' little-endian
 export const RECORD_HEADER_BYTES = 64;
 export const RECORD_ALIGN_BYTES = 16;
+/** Where the digest sits in the header. */
+export const RECORD_DIGEST_OFFSET = 40;
 
 export const RecordFlag = {
   TOMBSTONE: 1,
@@ -165,6 +167,28 @@ export function checkRecordRun(buf: Buffer, from: number, to: number): string | 
   return off === to ? undefined : `records overrun the range: end ${off} > ${to}`;
 }
 
+/**
+ * Whether the body of the record at `buf[off..]` (checkRecord said 'ok') is laid out as
+ * decodeRecord reads it: set name, user key and bins end exactly at its length. Allocates
+ * nothing, so a record taken as is (a replica write stored without decoding) is checked as
+ * closely as a decoded one.
+ */
+export function recordLayoutOk(buf: Buffer, off: number): boolean {
+  const end = off + buf.readUInt32LE(off + 4);
+  let o = off + RECORD_HEADER_BYTES + buf[off + 13]!;
+  if ((buf[off + 12]! & RecordFlag.HAS_KEY) !== 0) {
+    if (o + 5 > end) return false;
+    o += 5 + buf.readUInt32LE(o + 1);
+  }
+  for (let i = buf.readUInt16LE(off + 14); i > 0; i--) {
+    if (o + 1 > end) return false;
+    o += 1 + buf[o]!;
+    if (o + 5 > end) return false;
+    o += 5 + buf.readUInt32LE(o + 1);
+  }
+  return o === end;
+}
+
 /** Header fields readable without decoding the body (assumes checkRecord said 'ok'). */
 export interface RecordHeader {
   length: number;
@@ -172,6 +196,7 @@ export interface RecordHeader {
   blockSeq: number;
   tombstone: boolean;
   hasKey: boolean;
+  binCount: number;
   generation: number;
   voidTimeS: number;
   lutMs: number;
@@ -188,6 +213,7 @@ export function readHeader(buf: Buffer, off: number): RecordHeader {
     blockSeq: buf.readDoubleLE(off + 16),
     tombstone: (flags & RecordFlag.TOMBSTONE) !== 0,
     hasKey: (flags & RecordFlag.HAS_KEY) !== 0,
+    binCount: buf.readUInt16LE(off + 14),
     generation: buf.readUInt32LE(off + 24),
     voidTimeS: buf.readUInt32LE(off + 28),
     lutMs: buf.readDoubleLE(off + 32),
@@ -196,7 +222,7 @@ export function readHeader(buf: Buffer, off: number): RecordHeader {
 }
 
 export function digestAt(buf: Buffer, off: number): Buffer {
-  return Buffer.from(buf.subarray(off + 40, off + 40 + DIGEST_BYTES));
+  return Buffer.from(buf.subarray(off + RECORD_DIGEST_OFFSET, off + RECORD_DIGEST_OFFSET + DIGEST_BYTES));
 }
 
 /** Decodes a checked record; bin and key bytes are copies, safe to keep. */

@@ -23,7 +23,7 @@
  * Everything but flushing, opening and closing is synchronous: the node is one event loop, so a
  * namespace holding a record lock sees a consistent index.
  */
-import { PARTITION_COUNT, type PartitionId } from '../types.js';
+import { DIGEST_BYTES, PARTITION_COUNT, type PartitionId } from '../types.js';
 import { systemClock, systemTimers, type Clock, type TimerHandle, type Timers } from '../runtime/index.js';
 import { FileDevice, MemoryDevice, type BlockDevice } from './devices.js';
 import { StorageError } from './errors.js';
@@ -32,7 +32,7 @@ import { coldScan } from './cold-scan.js';
 import { Defragmenter } from './defrag.js';
 import { GroupCommit } from './group-commit.js';
 import { PrimaryIndex, emptyEntry, type IndexEntry } from './primary-index.js';
-import { RECORD_ALIGN_BYTES, alignUp, decodeRecord, encodedLength, type StoredRecord } from './record-format.js';
+import { RECORD_ALIGN_BYTES, RECORD_DIGEST_OFFSET, alignUp, decodeRecord, encodedLength, type RecordHeader, type StoredRecord } from './record-format.js';
 import { RecordReader } from './record-reader.js';
 import { SetTable } from './set-table.js';
 import { consumeSnapshot, readSnapshot, removeSnapshot, writeSnapshot } from './snapshot.js';
@@ -232,18 +232,37 @@ export class RecordStore {
     if (size > this.blockBytes) {
       throw new StorageError('RECORD_TOO_BIG', `record of ${size} bytes exceeds the write block (${this.blockBytes} bytes)`);
     }
-    const address = this.buffer.appendRecord(r, length);
+    this.indexVersion(r.digest, this.buffer.appendRecord(r, length), setId, r, r.key !== undefined);
+  }
+
+  /**
+   * Writes a record that is already encoded (a replica write as its master sent it): the bytes
+   * at `src[off..]`, whose header is `h`, are copied into the write block and resealed, not
+   * decoded and encoded again. The caller checked them (checkRecord and recordLayoutOk).
+   */
+  writeEncoded(src: Buffer, off: number, h: RecordHeader): void {
+    this.assertOpen();
+    const setId = this.sets.id(h.setName);
+    if (h.paddedLength > this.blockBytes) {
+      throw new StorageError('RECORD_TOO_BIG', `record of ${h.paddedLength} bytes exceeds the write block (${this.blockBytes} bytes)`);
+    }
+    const address = this.buffer.appendEncoded(src, off, h.length);
+    this.indexVersion(src.subarray(off + RECORD_DIGEST_OFFSET, off + RECORD_DIGEST_OFFSET + DIGEST_BYTES), address, setId, h, h.hasKey);
+  }
+
+  /** Points the index at a version just appended, and moves the set and block counts from the one it replaces. */
+  private indexVersion(digest: Buffer, address: number, setId: number, v: { generation: number; lutMs: number; voidTimeS: number; tombstone: boolean }, hasKey: boolean): void {
     const e = this.entry;
-    e.generation = r.generation;
-    e.lutMs = r.lutMs;
-    e.voidTimeS = r.voidTimeS;
+    e.generation = v.generation;
+    e.lutMs = v.lutMs;
+    e.voidTimeS = v.voidTimeS;
     e.address = address;
     e.setId = setId;
-    e.tombstone = r.tombstone;
-    e.hasKey = r.key !== undefined;
+    e.tombstone = v.tombstone;
+    e.hasKey = hasKey;
     const prev = this.scratch;
-    if (this.ix.put(r.digest, e, prev)) this.uncount(prev);
-    this.sets.count(setId, r.tombstone, 1);
+    if (this.ix.put(digest, e, prev)) this.uncount(prev);
+    this.sets.count(setId, v.tombstone, 1);
   }
 
   /** Forgets a record entirely (memory namespaces expire this way; devices reclaim tombstones). */

@@ -80,6 +80,20 @@ export class WriteBuffer {
     return this.advance(size);
   }
 
+  /**
+   * Copies the encoded record at `src[off..off + length)` (checked by the caller) into the open
+   * block, zero-padded and sealed with the block's sequence: a record that arrives in device
+   * format is stored without decoding it. Returns its address (16-byte units).
+   */
+  appendEncoded(src: Buffer, off: number, length: number): number {
+    const size = alignUp(length);
+    this.makeRoom(size, false);
+    src.copy(this.#openBuf, this.#pos, off, off + length);
+    this.#openBuf.fill(0, this.#pos + length, this.#pos + size);
+    sealRecord(this.#openBuf, this.table.seq[this.#openBlock]!, this.#pos);
+    return this.advance(size);
+  }
+
   /** Seals the open block and opens another when `size` bytes do not fit what is left of it. */
   private makeRoom(size: number, forDefrag: boolean): void {
     const blockBytes = this.table.blockBytes;

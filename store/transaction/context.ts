@@ -5,6 +5,7 @@
  */
 import type { IndexEntry } from '../storage/primary-index.js';
 import type { RecordStore } from '../storage/record-store.js';
+import type { EncodedVersion } from './replica.js';
 import type { Bin, RecordOriginId, UserKey, WriteKindId } from '../types.js';
 import type { WrittenVersion } from './transaction.js';
 
@@ -57,4 +58,6 @@ export interface TransactionContext {
   noteBins(bins: Bin[]): void;
   /** Step 3: stores the version and appends it to its partition's write log. */
   storeVersion(v: VersionToStore): WrittenVersion;
+  /** Step 3 for a version that arrived encoded (a replica write): stored as is and logged. */
+  storeEncoded(v: EncodedVersion, kind: WriteKindId): void;
 }

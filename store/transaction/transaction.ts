@@ -66,11 +66,12 @@ export interface Durability {
 export function complete<R>(c: Computed<R>, durability: Durability, replicator: Replicator | undefined): R | Promise<R> {
   const written = c.written;
   if (!written) return c.result;
-  if (replicator) return replicator.replicate(written).then(() => commit(c.result, durability));
-  return commit(c.result, durability);
+  if (replicator) return replicator.replicate(written).then(() => commitStored(c.result, durability));
+  return commitStored(c.result, durability);
 }
 
-function commit<R>(result: R, d: Durability): R | Promise<R> {
+/** Steps 5-6 of a transaction that stored a version with nothing to replicate (a replica apply). */
+export function commitStored<R>(result: R, d: Durability): R | Promise<R> {
   if (d.commitToDevice) return Promise.all([d.commitStore(), d.commitWriteLog()]).then(() => result);
   // A loop that never yields still lets the flush run, and memory stays bounded.
   if (d.backlogged()) return d.commitStore().then(() => result);

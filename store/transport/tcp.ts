@@ -13,16 +13,19 @@ const PENDING_BYTES_MAX = 16 * 1024 * 1024;
 const COALESCE_BYTES_MAX = 256 * 1024;
 /** Connect attempts give up after this long (heartbeats retry on the next pulse). */
 export const CONNECT_TIMEOUT_MS = 500;
+/** Length prefix of every frame. */
+const FRAME_HEAD_BYTES = 4;
+const EMPTY = Buffer.alloc(0);
 
 class TcpConnection implements FabricConnection {
   #frameCbs: Array<(f: Buffer) => void> = [];
   #closeCbs: Array<() => void> = [];
-  #buf: Buffer = Buffer.alloc(0);
+  #buf: Buffer = EMPTY;
   #closed = false;
   /**
    * Frames sent during one turn of the event loop leave in one write of one buffer: they are
-   * gathered (length prefix and body copied into `#out`) and written by setImmediate, after the
-   * loop's I/O callbacks ran. Replica writes of commands that arrived together, and their
+   * gathered in `#out` and written by setImmediate, after the loop's I/O callbacks ran, length
+   * prefixes and bodies copied into one buffer. Replica writes of commands that arrived together, and their
    * acknowledgements, then cost one syscall and one stream write, not two per frame (the stream
    * layer's per-chunk work and the syscall are the largest costs of a small frame).
    */
@@ -53,10 +56,8 @@ class TcpConnection implements FabricConnection {
   send(frame: Buffer): void {
     if (this.#closed) return;
     if (this.socket.connecting && this.socket.writableLength + this.#outBytes > PENDING_BYTES_MAX) return;
-    const head = Buffer.allocUnsafe(4);
-    head.writeUInt32BE(frame.length, 0);
-    this.#out.push(head, frame);
-    this.#outBytes += 4 + frame.length;
+    this.#out.push(frame);
+    this.#outBytes += FRAME_HEAD_BYTES + frame.length;
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       setImmediate(() => this.#flush());
@@ -71,12 +72,24 @@ class TcpConnection implements FabricConnection {
     this.#outBytes = 0;
     if (this.#closed || parts.length === 0) return;
     if (bytes <= COALESCE_BYTES_MAX) {
-      this.socket.write(Buffer.concat(parts, bytes));
+      const out = Buffer.allocUnsafe(bytes);
+      let at = 0;
+      for (const f of parts) {
+        out.writeUInt32BE(f.length, at);
+        f.copy(out, at + FRAME_HEAD_BYTES);
+        at += FRAME_HEAD_BYTES + f.length;
+      }
+      this.socket.write(out);
       return;
     }
     // Large frames (migrations, proxied batches) are not copied: one corked writev.
     this.socket.cork();
-    for (const p of parts) this.socket.write(p);
+    for (const f of parts) {
+      const head = Buffer.allocUnsafe(FRAME_HEAD_BYTES);
+      head.writeUInt32BE(f.length, 0);
+      this.socket.write(head);
+      this.socket.write(f);
+    }
     this.socket.uncork();
   }
 
@@ -95,19 +108,22 @@ class TcpConnection implements FabricConnection {
   }
 
   #onData(chunk: Buffer): void {
-    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
-    while (this.#buf.length >= 4) {
-      const len = this.#buf.readUInt32BE(0);
+    const buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
+    // Frames are views of `buf`, walked by offset (no view of the rest per frame).
+    let at = 0;
+    while (buf.length - at >= FRAME_HEAD_BYTES) {
+      const len = buf.readUInt32BE(at);
       if (len > FABRIC_FRAME_BYTES_MAX) {
         this.close();
         return;
       }
-      if (this.#buf.length < 4 + len) return;
-      const frame = this.#buf.subarray(4, 4 + len);
-      this.#buf = this.#buf.subarray(4 + len);
+      if (buf.length - at < FRAME_HEAD_BYTES + len) break;
+      const frame = buf.subarray(at + FRAME_HEAD_BYTES, at + FRAME_HEAD_BYTES + len);
+      at += FRAME_HEAD_BYTES + len;
       for (const cb of this.#frameCbs) cb(frame);
       if (this.#closed) return;
     }
+    this.#buf = at === buf.length ? EMPTY : buf.subarray(at);
   }
 
   #end(): void {
