@@ -252,6 +252,8 @@ class Stream {
   /** The express produce running beside the batch in flight, its producer, its dedupe map. */
   private expressing: Promise<void> | undefined;
   private expressScheduled = false;
+  /** An express produce failed: none until the loop's next batch is acknowledged (no retry storm while Kafka is away). */
+  private expressFailed = false;
   private expressProducer: KafkaProducer | undefined;
   private readonly expressBatch = new Map<string, string>();
 
@@ -320,7 +322,7 @@ class Stream {
 
   /** At the next turn (writes arriving together go together), an express produce if a batch is in flight. */
   private scheduleExpress(): void {
-    if (!this.sending || this.expressing || this.expressScheduled) return;
+    if (!this.sending || this.expressing || this.expressScheduled || this.expressFailed) return;
     this.expressScheduled = true;
     this.rt.timers.setImmediate(() => {
       this.expressScheduled = false;
@@ -328,6 +330,7 @@ class Stream {
       this.expressing = this.express()
         .catch((err: unknown) => {
           // The waiting writes are left to the loop's next batch.
+          this.expressFailed = true;
           this.log(`xdr ${this.dest.name}/${this.ns.name}: express produce failed: ${describeKafkaError(err, `destination ${this.dest.name}`, this.dest.brokers, this.dest.security)}`, err);
           const p = this.expressProducer;
           this.expressProducer = undefined;
@@ -652,6 +655,7 @@ class Stream {
           .catch((err: unknown) => this.log(`xdr ${this.dest.name}/${this.ns.name}: checkpoint write failed`, err))
           .finally(() => (this.checkpointing = undefined));
         backoff = RETRY_BACKOFF_MIN_MS;
+        if (batch.items.length > 0) this.expressFailed = false;
         // Partitions mastered elsewhere grow here too (replica writes): they must not wake us.
         if (!batch.more) await this.waitForLog();
         else if (batch.items.length === 0) await yieldToLoop(this.rt.timers);
