@@ -620,7 +620,7 @@ class Stream {
         // Never ship a version the source could still lose: with commit-to-device, what was
         // read is made durable first (one group commit per batch).
         if (batch.items.length > 0) await this.ns.durable?.();
-        if (batch.items.length > 0) await this.sendInFlight(batch.items);
+        const sent = batch.items.length > 0 ? await this.sendInFlight(batch.items) : batch.items;
         // Acknowledged: advance cursors and checkpoints; rescanned partitions are done. A
         // partition gained again while the batch was in flight keeps its new rescan.
         const current = (p: number): boolean => this.owned[p] === 1 && this.gainedAt[p]! <= epoch;
@@ -644,18 +644,18 @@ class Stream {
             if (batch.touched.has(p)) this.dirty.add(p);
           }
         }
-        for (const it of batch.items) {
+        for (const it of sent) {
           this.shippedCache.set(it.hex, it.version);
           if (this.syncWaiters.size > 0) this.releaseWaiters(it.hex, it.version);
         }
-        this.counters.shipped += batch.items.length;
+        this.counters.shipped += sent.length;
         // In the background: the next batch (and RPO-0 writes waiting for it) does not wait for
         // up to CHECKPOINT_WRITES_PER_INTERVAL_MAX replicated checkpoint writes.
         this.checkpointing ??= this.writeCheckpoints(false)
           .catch((err: unknown) => this.log(`xdr ${this.dest.name}/${this.ns.name}: checkpoint write failed`, err))
           .finally(() => (this.checkpointing = undefined));
         backoff = RETRY_BACKOFF_MIN_MS;
-        if (batch.items.length > 0) this.expressFailed = false;
+        if (sent.length > 0) this.expressFailed = false;
         // Partitions mastered elsewhere grow here too (replica writes): they must not wake us.
         if (!batch.more) await this.waitForLog();
         else if (batch.items.length === 0) await yieldToLoop(this.rt.timers);
@@ -857,10 +857,17 @@ class Stream {
 
   /**
    * send() with the batch's keys marked in flight (express produces skip them), after the express
-   * produce running, if any: per key, versions reach Kafka in order.
+   * produce running, if any: per key, versions reach Kafka in order. Versions that express
+   * produce shipped meanwhile are left out (they are in Kafka); returns what was sent.
    */
-  private async sendInFlight(items: Pending[]): Promise<void> {
-    await this.expressing;
+  private async sendInFlight(collected: Pending[]): Promise<Pending[]> {
+    let items = collected;
+    if (this.expressing) {
+      await this.expressing;
+      items = collected.filter((it) => this.shippedCache.get(it.hex) !== it.version);
+      this.counters.skipped += collected.length - items.length;
+      if (items.length === 0) return items;
+    }
     this.inFlight.clear();
     for (const it of items) this.inFlight.add(it.hex);
     this.sending = true;
@@ -872,6 +879,7 @@ class Stream {
       this.sending = false;
       this.inFlight.clear();
     }
+    return items;
   }
 
   /**
