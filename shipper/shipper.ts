@@ -32,7 +32,13 @@
  * RPO 0 (`rpo0-namespaces`, `rpo0-sets`): the stream installs an acknowledgement gate on its
  * namespace; a client write it would ship waits (record lock held) until a batch holding that
  * version, or a newer one of the key, is acknowledged by Kafka, or fails with TIMEOUT after
- * `rpo0-timeout-ms`. The loop is woken for it, so the wait is one produce round trip.
+ * `rpo0-timeout-ms`. The loop is woken for it. A write that arrives while a batch is in flight
+ * would wait for that batch's round trip and then its own: an express produce on a second
+ * producer ships the waiting keys (not in the batch in flight) beside it, so the wait is about one
+ * round trip. Per key, Kafka still gets versions in order: the loop produces its next batch only
+ * once the express produce is acknowledged, and an express produce skips the keys of the batch in
+ * flight. Cursors and checkpoints move only with the loop's batches (what an express produce
+ * shipped is in Kafka, so the loop skips or repeats it; either keeps "LUT <= T is in Kafka").
  */
 import Bottleneck from 'bottleneck';
 import { MessageTooLargeError, kafkajsLink, type KafkaLinkFactory, type KafkaProducer } from '../kafka/index.js';
@@ -117,6 +123,11 @@ const ROLES_CHECK_INTERVAL_MS = 50;
 const HANDOVER_LOG_INTERVAL_MS = 1000;
 /** At stop, how long the producer's disconnect may take. */
 const STOP_DISCONNECT_WAIT_MS = 1000;
+/**
+ * Records an express produce (see Stream.express) carries at most: it is for the RPO-0 writes
+ * waiting now (a few per produce round trip at the rates RPO 0 is for), never a backlog.
+ */
+const EXPRESS_RECORDS_MAX = 256;
 
 interface Pending {
   msg: ShipMessage & { partition: number };
@@ -142,6 +153,8 @@ export interface StreamStats {
   tooLarge: number;
   /** RPO-0 writes failed with TIMEOUT because their version was not in Kafka within rpo0-timeout-ms. */
   rpo0Timeouts?: number;
+  /** Records shipped by express produces (RPO-0 writes that came in while a batch was in flight). */
+  rpo0Express?: number;
   /** Batches collected, and how many of them passed over every owned partition (the others read only partitions whose log grew). */
   passes?: number;
   fullPasses?: number;
@@ -223,7 +236,7 @@ class Stream {
   private lastCheckpointWrite = 0;
   /** counters.shipped when checkpoints were last written (the share budget counts from there). */
   private shippedAtCheckpoint = 0;
-  private readonly counters = { shipped: 0, skipped: 0, retries: 0, errors: 0, tooLarge: 0, passes: 0, fullPasses: 0, rpo0Timeouts: 0, checkpointWrites: 0 };
+  private readonly counters = { shipped: 0, skipped: 0, retries: 0, errors: 0, tooLarge: 0, passes: 0, fullPasses: 0, rpo0Timeouts: 0, rpo0Express: 0, checkpointWrites: 0 };
   private lastError = '';
   /** Result code of the last checkpoint write (0 = OK). */
   private checkpointCode = 0;
@@ -233,6 +246,16 @@ class Stream {
   private removeGate: (() => void) | undefined;
   /** The checkpoint write running beside the loop, if any. */
   private checkpointing: Promise<void> | undefined;
+  /** Keys of the batch being produced (`sending`): an express produce leaves them to it. */
+  private readonly inFlight = new Set<string>();
+  private sending = false;
+  /** The express produce running beside the batch in flight, its producer, its dedupe map. */
+  private expressing: Promise<void> | undefined;
+  private expressScheduled = false;
+  /** An express produce failed: none until the loop's next batch is acknowledged (no retry storm while Kafka is away). */
+  private expressFailed = false;
+  private expressProducer: KafkaProducer | undefined;
+  private readonly expressBatch = new Map<string, string>();
 
   constructor(
     private readonly site: string,
@@ -293,7 +316,73 @@ class Stream {
       if (list) list.push(w);
       else this.syncWaiters.set(hex, [w]);
       this.wake?.();
+      this.scheduleExpress();
     });
+  }
+
+  /** At the next turn (writes arriving together go together), an express produce if a batch is in flight. */
+  private scheduleExpress(): void {
+    if (!this.sending || this.expressing || this.expressScheduled || this.expressFailed) return;
+    this.expressScheduled = true;
+    this.rt.timers.setImmediate(() => {
+      this.expressScheduled = false;
+      if (!this.sending || this.expressing || !this.running) return;
+      this.expressing = this.express()
+        .catch((err: unknown) => {
+          // The waiting writes are left to the loop's next batch.
+          this.expressFailed = true;
+          this.log(`xdr ${this.dest.name}/${this.ns.name}: express produce failed: ${describeKafkaError(err, `destination ${this.dest.name}`, this.dest.brokers, this.dest.security)}`, err);
+          const p = this.expressProducer;
+          this.expressProducer = undefined;
+          return p?.disconnect().catch(() => undefined);
+        })
+        .finally(() => (this.expressing = undefined));
+    });
+  }
+
+  /**
+   * While the loop's batch is in flight: produces the current versions of the keys RPO-0 writes
+   * wait for (those not in that batch) on the express producer, and releases the writes covered.
+   */
+  private async express(): Promise<void> {
+    while (this.running && this.sending) {
+      const items = this.expressItems();
+      if (items.length === 0) return;
+      if (!this.expressProducer) {
+        const link = this.kafka({ role: 'shipper', clientId: `ferry-shipper-${this.site}-${this.dest.name}-rpo0`, brokers: this.dest.brokers, security: this.dest.security });
+        const producer = await link.idempotentProducer();
+        if (!this.running) {
+          await producer.disconnect().catch(() => undefined);
+          return;
+        }
+        this.expressProducer = producer;
+      }
+      await this.produce(items, this.expressProducer);
+      for (const it of items) {
+        this.shippedCache.set(it.hex, it.version);
+        this.releaseWaiters(it.hex, it.version);
+      }
+      this.counters.rpo0Express += items.length;
+    }
+  }
+
+  private expressItems(): Pending[] {
+    const items: Pending[] = [];
+    const limit = Math.min(this.dest.batchMaxBytes, this.fitBytes);
+    let bytes = 0;
+    this.expressBatch.clear();
+    for (const hex of this.syncWaiters.keys()) {
+      if (items.length >= EXPRESS_RECORDS_MAX || bytes >= limit) break;
+      if (this.inFlight.has(hex)) continue;
+      const d = Buffer.from(hex, 'hex');
+      const v = this.ns.readVersion(d);
+      const n = items.length;
+      if (v) this.consider(v, partitionOf(d), items, this.expressBatch);
+      if (items.length > n) bytes += messageBytes(items[n]!);
+    }
+    // One request: a record that does not fit with the others waits for the next round or the loop.
+    if (items.length > 1 && bytes > limit) items.pop();
+    return items;
   }
 
   private dropWaiter(hex: string, w: SyncWaiter): void {
@@ -334,6 +423,10 @@ class Stream {
     const producer = this.producer;
     this.producer = undefined;
     if (producer) await settlesWithin(producer.disconnect(), STOP_DISCONNECT_WAIT_MS, this.rt);
+    await settlesWithin(this.expressing ?? Promise.resolve(), STOP_LOOP_WAIT_MS, this.rt);
+    const express = this.expressProducer;
+    this.expressProducer = undefined;
+    if (express) await settlesWithin(express.disconnect(), STOP_DISCONNECT_WAIT_MS, this.rt);
   }
 
   /** A pause the stop can cut short. */
@@ -500,6 +593,7 @@ class Stream {
       errors: this.counters.errors,
       tooLarge: this.counters.tooLarge,
       rpo0Timeouts: this.counters.rpo0Timeouts,
+      rpo0Express: this.counters.rpo0Express,
       passes: this.counters.passes,
       fullPasses: this.counters.fullPasses,
       checkpointWrites: this.counters.checkpointWrites,
@@ -526,7 +620,7 @@ class Stream {
         // Never ship a version the source could still lose: with commit-to-device, what was
         // read is made durable first (one group commit per batch).
         if (batch.items.length > 0) await this.ns.durable?.();
-        if (batch.items.length > 0) await this.send(batch.items);
+        const sent = batch.items.length > 0 ? await this.sendInFlight(batch.items) : batch.items;
         // Acknowledged: advance cursors and checkpoints; rescanned partitions are done. A
         // partition gained again while the batch was in flight keeps its new rescan.
         const current = (p: number): boolean => this.owned[p] === 1 && this.gainedAt[p]! <= epoch;
@@ -550,17 +644,18 @@ class Stream {
             if (batch.touched.has(p)) this.dirty.add(p);
           }
         }
-        for (const it of batch.items) {
+        for (const it of sent) {
           this.shippedCache.set(it.hex, it.version);
           if (this.syncWaiters.size > 0) this.releaseWaiters(it.hex, it.version);
         }
-        this.counters.shipped += batch.items.length;
+        this.counters.shipped += sent.length;
         // In the background: the next batch (and RPO-0 writes waiting for it) does not wait for
         // up to CHECKPOINT_WRITES_PER_INTERVAL_MAX replicated checkpoint writes.
         this.checkpointing ??= this.writeCheckpoints(false)
           .catch((err: unknown) => this.log(`xdr ${this.dest.name}/${this.ns.name}: checkpoint write failed`, err))
           .finally(() => (this.checkpointing = undefined));
         backoff = RETRY_BACKOFF_MIN_MS;
+        if (sent.length > 0) this.expressFailed = false;
         // Partitions mastered elsewhere grow here too (replica writes): they must not wake us.
         if (!batch.more) await this.waitForLog();
         else if (batch.items.length === 0) await yieldToLoop(this.rt.timers);
@@ -736,7 +831,7 @@ class Stream {
     return c < end;
   }
 
-  private consider(v: RecordVersion, p: number, items: Pending[]): void {
+  private consider(v: RecordVersion, p: number, items: Pending[], inBatch: Map<string, string> = this.inBatch): void {
     if (v.set === SYSTEM_SET) return;
     if (this.dest.shipSets.length > 0 && !this.dest.shipSets.includes(v.set)) return;
     if (this.dest.ignoreSets.includes(v.set)) return;
@@ -749,7 +844,7 @@ class Stream {
     if (!this.dest.forward && isReplicatedOrigin(v.origin)) return;
     const hex = v.digest.toString('hex');
     const version = `${v.generation}:${v.lutMs}:${v.tombstone ? 1 : 0}`;
-    if (this.shippedCache.get(hex) === version || this.inBatch.get(hex) === version) {
+    if (this.shippedCache.get(hex) === version || inBatch.get(hex) === version) {
       this.counters.skipped++;
       return;
     }
@@ -757,7 +852,34 @@ class Stream {
     if (this.dest.shipBins.length > 0 && !v.tombstone) ship = { ...v, bins: v.bins.filter((b) => this.dest.shipBins.includes(b.name)) };
     const msg = encodeVersion(ship, this.site, p);
     items.push({ msg: { ...msg, partition: p % this.kafkaPartitions }, pid: p, version, hex });
-    this.inBatch.set(hex, version);
+    inBatch.set(hex, version);
+  }
+
+  /**
+   * send() with the batch's keys marked in flight (express produces skip them), after the express
+   * produce running, if any: per key, versions reach Kafka in order. Versions that express
+   * produce shipped meanwhile are left out (they are in Kafka); returns what was sent.
+   */
+  private async sendInFlight(collected: Pending[]): Promise<Pending[]> {
+    let items = collected;
+    if (this.expressing) {
+      await this.expressing;
+      items = collected.filter((it) => this.shippedCache.get(it.hex) !== it.version);
+      this.counters.skipped += collected.length - items.length;
+      if (items.length === 0) return items;
+    }
+    this.inFlight.clear();
+    for (const it of items) this.inFlight.add(it.hex);
+    this.sending = true;
+    // Writes that came in since the batch was collected need not wait for its round trip.
+    if (this.syncWaiters.size > 0) this.scheduleExpress();
+    try {
+      await this.send(items);
+    } finally {
+      this.sending = false;
+      this.inFlight.clear();
+    }
+    return items;
   }
 
   /**
@@ -813,8 +935,7 @@ class Stream {
     }
   }
 
-  private async produce(items: Pending[]): Promise<void> {
-    const producer = this.producer;
+  private async produce(items: Pending[], producer = this.producer): Promise<void> {
     if (!producer) throw new ShipperError('NOT_CONNECTED', 'not connected');
     const doSend = () =>
       producer.send(

@@ -325,20 +325,29 @@ export class Namespace implements StoreNamespace {
     };
   }
 
-  /** Step 4, then every gate that wants the version: a gate that fails fails the write with TIMEOUT (in doubt: stored). */
+  /**
+   * Step 4 and every gate that wants the version, side by side: the write is acknowledged once
+   * the replicas and every gate hold it, so waiting for them one after the other only added the
+   * replication round trip to an RPO-0 write (the version is in the write log already, so the
+   * shipper may read it before the replicas answer; it could before too). A gate that fails fails
+   * the write with TIMEOUT (in doubt: stored), as a replica that fails does.
+   */
   private gatedReplicator(): Replicator {
     const base = this.replicator;
     const gates = this.ackGates;
     return {
       async replicate(w) {
-        if (base) await base.replicate(w);
         const r = w.record;
+        const waits: Promise<void>[] = [];
         for (const gate of gates) {
           const p = gate({ digest: r.digest, set: r.setName, generation: r.generation, lutMs: r.lutMs, tombstone: r.tombstone });
-          if (p) await p.catch((err: unknown) => {
+          if (p) waits.push(p.catch((err: unknown) => {
             throw new ReplicationFailed(ResultCode.TIMEOUT, (err as Error).message);
-          });
+          }));
         }
+        if (base) waits.push(base.replicate(w));
+        // Promise.all takes every rejection: a gate still waiting after a replica failed is handled.
+        await Promise.all(waits);
       },
     };
   }

@@ -83,6 +83,7 @@ export interface StreamStatsLite {
   masterPartitions: number;
   shipped: number;
   rpo0Timeouts?: number;
+  rpo0Express?: number;
   checkpointWrites?: number;
 }
 

@@ -23,6 +23,9 @@ const TOPIC = 'ferry.A.rpo0';
 /** Generous: on a loaded machine a produce round trip can take a good part of a second. */
 const RPO0_TIMEOUT_MS = 3000;
 const LATENCY_WRITES = 200;
+/** Concurrent RPO-0 writes: most arrive while a batch is in flight (the express produce's case). */
+const BURST_WRITERS = 16;
+const BURST_WRITES_PER_WRITER = 25;
 
 function pct(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -92,6 +95,20 @@ test.serial('RPO 0: a write is acknowledged only once in Kafka, and survives los
   await broker.start();
   await waitFor(async () => (await xdrStreams(a!.port)).every((s) => s.connected && s.recordsBehind === 0), 60_000, 'the shipper to reconnect and catch up');
 
+  // Concurrent RPO-0 writes (beside ordinary ones): acknowledged only once in Kafka, whichever
+  // produce carried them.
+  const burstKeys: string[] = [];
+  const writer = async (w: number): Promise<void> => {
+    for (let i = 0; i < BURST_WRITES_PER_WRITER; i++) {
+      const k = `burst${w}-${i}`;
+      await Promise.all([putAcked('test', 'pay', k), put('test', 'plain', k)]);
+      burstKeys.push(k);
+    }
+  };
+  await Promise.all(Array.from({ length: BURST_WRITERS }, (_, w) => writer(w)));
+  const express = (await xdrStreams(a!.port)).reduce((n, s) => n + (s.rpo0Express ?? 0), 0);
+  t.log(`burst: ${burstKeys.length} concurrent RPO-0 writes acknowledged, ${express} records shipped by express produces`);
+
   // Acknowledged, then A is lost at once: the version was in Kafka, so B gets it.
   await putAcked('test', 'pay', 'last');
   await putAcked('strict', 'any', 'last');
@@ -117,6 +134,7 @@ test.serial('RPO 0: a write is acknowledged only once in Kafka, and survives los
   const missing = async (): Promise<string[]> => {
     const out: string[] = [];
     for (let i = 0; i < LATENCY_WRITES; i++) if (!(await onB('test', 'pay', `pay${i}`))) out.push(`pay${i}`);
+    for (const k of burstKeys) if (!(await onB('test', 'pay', k))) out.push(k);
     return out;
   };
   let left: string[] = [];
