@@ -10,8 +10,10 @@
  * and A does not hear C. Each pulse also carries the ids the sender hears and the member list it
  * uses with that list's principal. A node follows the lowest-id live principal whose proposed list
  * includes it and whose members it all hears; failing that it computes a clique itself (itself
- * first, then the live peers in id order, each added only if it and every node already taken
- * hear each other, skipping peers already in a lower principal's cluster without it): if it is
+ * first, then its current members, then the other live peers in id order, each added only if it
+ * and every node already taken hear each other, skipping peers already in a lower principal's
+ * cluster without it; a peer whose list names other members comes with all of them, or waits if
+ * it is not a current member, so part of a cluster is never taken away from it): if it is
  * the clique's lowest id it is that clique's principal and proposes it; otherwise (or while a
  * live peer does not list it yet) it waits for that node's proposal, keeping its current
  * members that are still live. So only a clique
