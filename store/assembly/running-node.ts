@@ -409,6 +409,7 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
     heartbeat_pulses_sent: hb.counters.pulses_sent,
     heartbeat_pulses_received: hb.counters.pulses_received,
     heartbeat_refused_cluster_name: hb.counters.refused_cluster_name,
+    heartbeat_refused_fabric_version: hb.counters.refused_fabric_version,
     ...replicas.stats(),
     ...proxy.counters,
     migrate_partitions_remaining: cluster.migrationsRemaining(),

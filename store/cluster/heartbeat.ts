@@ -54,6 +54,15 @@ const REFUSED_GONE_INTERVALS = 2;
 const REFUSAL_LOG_EVERY_MS = 60_000;
 /** A peer may advertise at most this many adjacent nodes (the cluster size limit is lower). */
 const ADJACENCY_MAX = 256;
+/**
+ * Version of the fabric messages (replica writes, migrations, proxy, rebalance). A node whose
+ * pulses carry another version is refused like another cluster-name: the two could form a
+ * cluster and then fail every replica write and migration between them. Pulses without one come
+ * from nodes before version 2 (REPLICA_WRITE did not carry its sender's id).
+ */
+export const FABRIC_PROTOCOL_VERSION = 2;
+/** The version of a pulse that carries none. */
+const FABRIC_PROTOCOL_VERSION_UNSTATED = 1;
 /** Fabric message kinds (first byte of a frame). */
 export const FabricKind = { PULSE: 1, REFUSED: 2, PROXY_REQUEST: 3, PROXY_RESPONSE: 4, REPLICA_WRITE: 5, REPLICA_ACK: 6 } as const;
 
@@ -70,6 +79,8 @@ export interface HeartbeatOptions {
   seeds: readonly Endpoint[];
   intervalMs?: number;
   timeoutCount?: number;
+  /** The fabric protocol version this node speaks (default FABRIC_PROTOCOL_VERSION; tests set another). */
+  fabricVersion?: number;
   transport: Transport;
   clock: Clock;
   timers?: Timers;
@@ -93,6 +104,8 @@ interface Pulse {
   /** Random per process: tells a restarted node or a duplicate id apart from an echo. */
   incarnation: string;
   clusterName: string;
+  /** The sender's FABRIC_PROTOCOL_VERSION; absent from nodes before version 2. */
+  fabric?: number;
   rackId?: number;
   /** Present (true) while the sender is quiesced. */
   quiesced?: true;
@@ -154,7 +167,8 @@ export class Heartbeat {
   #stopped = false;
   #heartbeatPort = 0;
   #quiesced = false;
-  readonly counters = { pulses_sent: 0, pulses_received: 0, refused_cluster_name: 0, membership_changes: 0 };
+  readonly #fabricVersion: number;
+  readonly counters = { pulses_sent: 0, pulses_received: 0, refused_cluster_name: 0, refused_fabric_version: 0, membership_changes: 0 };
 
   constructor(o: HeartbeatOptions) {
     const intervalMs = o.intervalMs ?? HEARTBEAT_INTERVAL_MS_DEFAULT;
@@ -162,6 +176,7 @@ export class Heartbeat {
     assert.ok(Number.isInteger(intervalMs) && intervalMs >= 10, 'heartbeat interval of at least 10 ms');
     assert.ok(Number.isInteger(timeoutCount) && timeoutCount >= 3, 'heartbeat timeout of at least 3 intervals');
     this.#o = { ...o, intervalMs, timeoutCount };
+    this.#fabricVersion = o.fabricVersion ?? FABRIC_PROTOCOL_VERSION;
     const random = o.random ?? systemRandom;
     this.#incarnation = [random.u32(), random.u32()].map((x) => x.toString(16).padStart(8, '0')).join('');
     const self = this.#selfMember();
@@ -359,6 +374,7 @@ export class Heartbeat {
       nodeId: this.#o.nodeId,
       incarnation: this.#incarnation,
       clusterName: this.#o.clusterName,
+      fabric: this.#fabricVersion,
       heartbeat: this.#advertised(),
       service: this.#o.service(),
       clusterKey: this.#snapshot.clusterKey,
@@ -385,6 +401,14 @@ export class Heartbeat {
       this.counters.refused_cluster_name++;
       const reason = `cluster-name "${p.clusterName}" of node ${p.nodeId} differs from ours ("${this.#o.clusterName}")`;
       this.#logOnce(`name:${p.nodeId}`, `refusing node ${p.nodeId} at ${epKey(p.heartbeat)}: ${reason}`);
+      reply(FabricKind.REFUSED, Buffer.from(JSON.stringify({ nodeId: this.#o.nodeId, clusterName: this.#o.clusterName, reason })));
+      return;
+    }
+    const theirs = p.fabric ?? FABRIC_PROTOCOL_VERSION_UNSTATED;
+    if (theirs !== this.#fabricVersion) {
+      this.counters.refused_fabric_version++;
+      const reason = `fabric protocol version ${theirs} of node ${p.nodeId} differs from ours (${this.#fabricVersion}): the two ferry versions cannot replicate or migrate to each other; run one version in a cluster`;
+      this.#logOnce(`fabric:${p.nodeId}`, `refusing node ${p.nodeId} at ${epKey(p.heartbeat)}: ${reason}`);
       reply(FabricKind.REFUSED, Buffer.from(JSON.stringify({ nodeId: this.#o.nodeId, clusterName: this.#o.clusterName, reason })));
       return;
     }
@@ -571,6 +595,7 @@ function parsePulse(payload: Buffer): Pulse | undefined {
   if (typeof p !== 'object' || p === null || p.v !== 1) return undefined;
   if (typeof p.nodeId !== 'string' || !/^[0-9A-F]{1,16}$/.test(p.nodeId)) return undefined;
   if (typeof p.clusterName !== 'string' || typeof p.incarnation !== 'string' || typeof p.clusterKey !== 'string') return undefined;
+  if (p.fabric !== undefined && !(Number.isInteger(p.fabric) && p.fabric > 0)) return undefined;
   if (!isEndpoint(p.heartbeat) || !isEndpoint(p.service)) return undefined;
   if (p.rackId !== undefined && (!Number.isInteger(p.rackId) || p.rackId < 0 || p.rackId > 1_000_000)) return undefined;
   if (p.quiesced !== undefined && typeof p.quiesced !== 'boolean') return undefined;

@@ -126,6 +126,35 @@ test('a pulse with another cluster-name never makes a member', async (t) => {
   t.is(b.snapshot().members.length, 1);
 });
 
+test('a node of another fabric protocol version (an older ferry) never makes a member, and both sides say why', async (t) => {
+  const net = new Network();
+  const logs: string[] = [];
+  const mk = (nodeId: string, host: string, fabricVersion: number | undefined, seeds: Endpoint[]): Heartbeat =>
+    new Heartbeat({
+      nodeId,
+      clusterName: 'one',
+      listen: { host, port: 1 },
+      service: () => ({ host, port: 3000 }),
+      seeds,
+      intervalMs: 20,
+      timeoutCount: 10,
+      ...(fabricVersion !== undefined ? { fabricVersion } : {}),
+      transport: net.transportFor(host),
+      clock: systemClock,
+      timers: systemTimers,
+      log: (_level, msg) => void logs.push(`${nodeId}: ${msg}`),
+    });
+  const a = mk('A1', 'n1', undefined, []);
+  const b = mk('B2', 'n2', 1, [{ host: 'n1', port: 1 }]);
+  t.teardown(() => Promise.all([a.stop(), b.stop()]));
+  await a.start();
+  await b.start();
+  await waitFor(() => a.counters.refused_fabric_version > 0 && logs.some((l) => /^B2: node A1 refused us: fabric protocol version 1/.test(l)), WAIT_MS, 'the refusal on both sides');
+  t.true(logs.some((l) => /^A1: refusing node B2 at n2:1: fabric protocol version 1 of node B2 differs from ours \(2\)/.test(l)), logs.join('\n'));
+  t.is(a.snapshot().members.length, 1);
+  t.is(b.snapshot().members.length, 1);
+});
+
 test('over TCP, a peer whose process is gone (its heartbeat port refuses connects) leaves long before the node timeout', async (t) => {
   const { tcpTransport } = await import('../../store/transport/tcp.js');
   const { freePort } = await import('../helpers/procs.js');
