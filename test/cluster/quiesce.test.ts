@@ -281,6 +281,14 @@ test.serial('migrate-fill-delay: a node back within the delay costs the stand-in
   await setDelay(FILL_DELAY_S);
   t.is(parseKv(await info(others[0]!.port, 'get-config:context=service')).get('migrate-fill-delay'), String(FILL_DELAY_S));
   const before = await Promise.all(others.map(received));
+  const cStats = await stats(c.port, `namespace/${ns}`);
+  const cHeld = Number(cStats.get('master_objects')) + Number(cStats.get('prole_objects'));
+  // A fill would move about half of the records the node held to each stand-in. A write in
+  // flight when the node left can reach a stand-in before the round's exchange and turn its empty
+  // copy of that partition into a subset, which a delta (never delayed) then brings level: that
+  // partition's few records. A CI run saw 3 and 4 such records with 2 writers, so the bound is
+  // 2 % of what the node held (at least one record per writer), far below a fill.
+  const repairs = Math.max(LOAD_WRITERS, Math.ceil(0.02 * cHeld));
   const load = new Load(client, 'f');
   await c.proc.stop('SIGTERM');
   await waitFor(async () => (await Promise.all(others.map(async (m) => (await stats(m.port)).get('cluster_size')))).every((n) => n === '2'), STABLE_TIMEOUT_MS, 'the others to see the node gone');
@@ -289,18 +297,14 @@ test.serial('migrate-fill-delay: a node back within the delay costs the stand-in
   await waitFor(() => load.acked.length >= atStop + 100, STABLE_TIMEOUT_MS, 'writes while the node is away');
   const away = await Promise.all(others.map(received));
   t.log(`stand-ins' migrate_records_received before the stop ${before}, while away ${away}`);
-  // A write in flight when the node left can reach a stand-in as a one-record repair (one per
-  // writer at most, as below): that is not a fill.
-  for (const [i, n] of away.entries()) t.true(n - before[i]! <= LOAD_WRITERS, `no fill while the node was expected back: stand-in ${i} received ${before[i]} -> ${n}`);
+  for (const [i, n] of away.entries()) t.true(n - before[i]! <= repairs, `no fill while the node was expected back: stand-in ${i} received ${before[i]} -> ${n} (the node held ${cHeld})`);
   t.true((await stats(others[0]!.port)).get('migrate_partitions_remaining') !== '0', 'the delayed fills show as remaining');
   members[2] = await startMember(others[0]!.hbPort, c);
   await waitClusterStable(rolling(members), STABLE_TIMEOUT_MS);
   const after = await Promise.all(others.map(received));
   t.log(`after it came back ${after}; the returning node received ${await received(members[2]!)}`);
-  // Nor after it came back (its partitions went back to it). A write in flight while the node
-  // left can reach a stand-in as a one-record repair once the node is back (one per writer at
-  // most): that is not a fill.
-  for (const [i, n] of after.entries()) t.true(n - before[i]! <= LOAD_WRITERS, `no fill after it came back: stand-in ${i} received ${before[i]} -> ${n}`);
+  // Nor after it came back (its partitions went back to it): at most the repairs above.
+  for (const [i, n] of after.entries()) t.true(n - before[i]! <= repairs, `no fill after it came back: stand-in ${i} received ${before[i]} -> ${n} (the node held ${cHeld})`);
   t.true((await received(members[2]!)) > 0, 'the returning node received what changed');
   // After the delay the stand-ins are filled.
   await setDelay(1);
