@@ -357,6 +357,11 @@ class Stream {
         }
         this.expressProducer = producer;
       }
+      // As the loop does: never ship a version the source could still lose (commit-to-device).
+      // The RPO-0 write's own commit step runs only after its gate, so without this an express
+      // produce could put in Kafka a version a crash then takes from the source.
+      await this.ns.durable?.();
+      if (!this.running) return;
       await this.produce(items, this.expressProducer);
       for (const it of items) {
         this.shippedCache.set(it.hex, it.version);
