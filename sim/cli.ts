@@ -10,7 +10,7 @@
  * (sim/run.ts): site A, Kafka, the receiver and site B, one node each.
  */
 import { parseArgs } from 'node:util';
-import { CLUSTER_NODES_MAX, runClusterSimulation } from './cluster-run.js';
+import { CLUSTER_NODES_MAX, CLUSTER_SCENARIOS, runClusterSimulation, type ClusterScenario } from './cluster-run.js';
 import { runSimulation } from './run.js';
 
 const { values } = parseArgs({
@@ -45,9 +45,9 @@ if (nodes !== undefined && nodes > CLUSTER_NODES_MAX) {
   process.stderr.write(`--nodes must be at most ${CLUSTER_NODES_MAX}, got ${nodes}\n`);
   process.exit(2);
 }
-const scenario = values.scenario;
-if (scenario !== 'random' && scenario !== 'partial-partition') {
-  process.stderr.write(`--scenario must be random or partial-partition, got ${scenario}\n`);
+const scenario = values.scenario as ClusterScenario;
+if (!(CLUSTER_SCENARIOS as readonly string[]).includes(scenario)) {
+  process.stderr.write(`--scenario must be one of ${CLUSTER_SCENARIOS.join(', ')}, got ${scenario}\n`);
   process.exit(2);
 }
 if (nodes === undefined && values.xdr) {

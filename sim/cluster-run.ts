@@ -40,8 +40,12 @@ import { SIM_NAMESPACE, SIM_SET, Workload, type SimCommand } from './workload.js
 export const CLUSTER_NODES_DEFAULT = 3;
 export const CLUSTER_NODES_MAX = 8;
 
-/** A fixed fault script instead of random faults (the agreement scenario). */
-export type ClusterScenario = 'random' | 'partial-partition';
+/**
+ * A fixed fault script instead of random faults: the agreement scenario (partial-partition), or
+ * a split that heals before the round it started has finished its migrations (short-split).
+ */
+export type ClusterScenario = 'random' | 'partial-partition' | 'short-split';
+export const CLUSTER_SCENARIOS: readonly ClusterScenario[] = ['random', 'partial-partition', 'short-split'];
 
 export interface ClusterSimOptions {
   seed: number;
@@ -217,6 +221,56 @@ async function partialPartitionScenario(w: World): Promise<void> {
   w.sched.note(`views ${views.join(' ')}`);
   if (b === undefined) return;
   w.net.heal();
+  w.splits.push([start, w.sched.nowMs + REFORM_MS]);
+}
+
+/** short-split: the heal comes this long after every node's member list shows its own side only. */
+const SHORT_SPLIT_HOLD_MS = 100;
+/** short-split: the network's delay while split (slow links: the fills take longer than the split). */
+const SHORT_SPLIT_DELAY_MS: readonly [number, number] = [30, 60];
+/** short-split: how long the scenario waits for the sides to form at most. */
+const SHORT_SPLIT_FORM_MS_MAX = 10_000;
+
+/**
+ * The short-split scenario: the first half of the nodes and the second half cannot see each
+ * other; once every node's member list holds only its side (both sides are clusters, each
+ * serving and filling the partitions it masters), the network heals shortly after, before the
+ * fills finish. Each side acknowledged writes the other lacks; the re-formed cluster must merge
+ * them (the copies' lineages differ), not treat both sides' copies as one.
+ */
+async function shortSplitScenario(w: World): Promise<void> {
+  await w.sched.sleep('faults', 1000);
+  const half = Math.floor(w.nodes.length / 2);
+  const left = w.nodes.slice(0, half);
+  const right = w.nodes.slice(half);
+  const pairs: Array<[string, string]> = [];
+  for (const a of left) for (const b of right) pairs.push([a.host, b.host]);
+  const start = w.sched.nowMs;
+  w.net.cut(...pairs);
+  w.net.faults = { ...NETWORK_FAULTS_NONE, delayMsMin: SHORT_SPLIT_DELAY_MS[0], delayMsMax: SHORT_SPLIT_DELAY_MS[1] };
+  w.sched.note(`cut ${left.map((n) => n.nodeId).join(',')} | ${right.map((n) => n.nodeId).join(',')}`);
+  const sideOf = (id: string): SimClusterNode[] => (left.some((n) => n.nodeId === id) ? left : right);
+  const formed = (): boolean =>
+    w.nodes.every((n) => {
+      const ids = n.running?.cluster?.heartbeat.snapshot().members.map((m) => m.nodeId) ?? [];
+      const side = sideOf(n.nodeId);
+      return ids.length === side.length && ids.every((id) => side.some((x) => x.nodeId === id));
+    });
+  while (!formed() && w.sched.nowMs - start < SHORT_SPLIT_FORM_MS_MAX) await w.sched.sleep('faults', 1);
+  if (!formed()) w.violations.push(`short split: the sides did not form within ${SHORT_SPLIT_FORM_MS_MAX} ms`);
+  const owed = w.nodes.map((n) => n.running?.cluster?.migrationsRemaining() ?? -1);
+  w.sched.note(`sides formed; migrations remaining ${owed.join(',')}`);
+  await w.sched.sleep('faults', SHORT_SPLIT_HOLD_MS);
+  w.net.heal();
+  const lineages = (): string => w.nodes.map((n) => `${n.nodeId}:${n.running?.cluster?.roles?.lineage?.() ?? '?'}`).join(' ');
+  w.sched.note(`heal; migrations remaining ${w.nodes.map((n) => n.running?.cluster?.migrationsRemaining() ?? -1).join(',')}; lineages ${lineages()}`);
+  // The links stay slow until the cluster has re-formed, so the sides' fills are still going then.
+  const healed = w.sched.nowMs;
+  const whole = (): boolean => w.nodes.every((n) => (n.running?.cluster?.heartbeat.snapshot().members.length ?? 0) === w.nodes.length);
+  while (!whole() && w.sched.nowMs - healed < SHORT_SPLIT_FORM_MS_MAX) await w.sched.sleep('faults', 1);
+  w.net.faults = { ...NETWORK_FAULTS_NONE };
+  w.sched.note(`re-formed; lineages ${lineages()}`);
+  w.counters['shortSplitOwedAtHeal'] = w.nodes.reduce((s, n) => s + Math.max(0, n.running?.cluster?.migrationsRemaining() ?? 0), 0);
   w.splits.push([start, w.sched.nowMs + REFORM_MS]);
 }
 
@@ -397,7 +451,7 @@ export async function runClusterSimulation(o: ClusterSimOptions): Promise<SimRes
     state.phase = 'workload';
     let workloadDone = false;
     const scenario = o.scenario ?? 'random';
-    const faults = o.faults === false ? Promise.resolve() : scenario === 'partial-partition' ? partialPartitionScenario(w) : runFaults(sched, rFaults, () => workloadDone, () => injectFault(w, rFaults));
+    const faults = o.faults === false ? Promise.resolve() : scenario === 'partial-partition' ? partialPartitionScenario(w) : scenario === 'short-split' ? shortSplitScenario(w) : runFaults(sched, rFaults, () => workloadDone, () => injectFault(w, rFaults));
     await runWorkload(w, rWork, o.ops, ledger, reads);
     workloadDone = true;
     await faults;

@@ -370,6 +370,7 @@ function createCluster(config: NodeConfig, node: FerryNode, service: () => Endpo
     replicationTargets: (ns, pid) => balance.replicationTargets(ns, pid),
     generation: () => balance.generation(),
     remaining: () => balance.remaining(),
+    lineage: () => balance.lineage,
     migrationsByNamespace: () =>
       Object.fromEntries([...namespaces].map(([name, n]) => [name, { tx: migrations.remaining(name), rx: balance.pending(name).rx, storedBytes: n.store.stats().usedBytes }])),
     namespaceStats: (ns) => {

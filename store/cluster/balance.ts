@@ -33,6 +33,7 @@
  * Concurrency: single event loop; every state change happens in a message, timer or migration
  * callback, and old-round callbacks check the key first.
  */
+import { createHash } from 'node:crypto';
 import { systemTimers, type TimerHandle, type Timers } from '../runtime/index.js';
 import { PARTITION_COUNT, type PartitionId } from '../types.js';
 import type { Namespace } from '../namespace/namespace.js';
@@ -132,11 +133,13 @@ export class PartitionBalance {
    * merges (partition-plan.ts).
    */
   #lineage = '';
+  /** The members of the previous round (a member missing from the next one forks the lineage). */
+  #roundMembers: ReadonlySet<string> | undefined;
   #ticks = 0;
   readonly #unannounced = new Map<string, Array<[number, number]>>();
   #timer: TimerHandle | undefined;
   #planListener: (tasks: MigrationTask[]) => void = () => {};
-  readonly counters = { rebalance_rounds: 0, rebalance_plans: 0, rebalance_replans: 0, partitions_dropped: 0, records_dropped: 0, migrate_rx_partitions_done: 0 };
+  readonly counters = { rebalance_rounds: 0, rebalance_plans: 0, rebalance_replans: 0, partitions_dropped: 0, records_dropped: 0, migrate_rx_partitions_done: 0, lineage_forks: 0 };
 
   constructor(
     private readonly cluster: Cluster,
@@ -178,6 +181,11 @@ export class PartitionBalance {
 
   get key(): string {
     return this.#key;
+  }
+
+  /** This node's lineage now (see #lineage; '' = none yet). */
+  get lineage(): string {
+    return this.#lineage;
   }
 
   get ready(): boolean {
@@ -420,12 +428,35 @@ export class PartitionBalance {
     this.#expect.clear();
     this.#inFlight = new Set();
     this.#generation++;
+    this.#forkIfSplit(key);
     this.#planListener([]);
     const states = new Map<string, Uint8Array>();
     for (const [name, b] of this.namespaces) states.set(name, new Uint8Array(b.versions.states));
     this.#mine = { key, states, live: new Map(), seq: this.#seq, lineage: this.#lineage, liveLineage: this.#lineage };
     this.#exchangeWithMissing();
     this.#checkReady();
+  }
+
+  /**
+   * A round whose members lack one of the previous round's: the cluster split, or a node left.
+   * From now on this node's copies take writes the missing node's copies do not get, so they are
+   * no longer the lineage they were: fork it. Every node of this side forks alike (the new value
+   * depends on the old lineage and the new key only), so their copies stay one lineage; the other
+   * side forks to another value, and when the sides re-form the plan sees duplicates and merges
+   * both sides' writes (partition-plan.ts). Without the fork, a split healed before its round's
+   * migrations finished left both sides' FULL copies one lineage, and a write acknowledged on one
+   * side stayed on that side's copy only. (A node that left for good or crashed comes back with no
+   * lineage, so survivors forking costs no merge then.) A node with no lineage yet keeps none.
+   */
+  #forkIfSplit(key: string): void {
+    const members = this.#members();
+    const previous = this.#roundMembers;
+    this.#roundMembers = new Set(members);
+    if (previous === undefined || this.#lineage === '') return;
+    const now = this.#roundMembers;
+    if ([...previous].every((id) => now.has(id))) return;
+    this.#lineage = forkedLineage(this.#lineage, key);
+    this.counters.lineage_forks++;
   }
 
   #members(): string[] {
@@ -679,6 +710,11 @@ export class PartitionBalance {
       this.#setOwn(name, drops);
     }
   }
+}
+
+/** The lineage a split side forks to from `lineage` in the round of `key` (see #forkIfSplit); never equal to a key. */
+export function forkedLineage(lineage: string, key: string): string {
+  return `fork-${createHash('sha256').update(lineage).update('>').update(key).digest('hex').slice(0, 16)}`;
 }
 
 /** Same namespaces with the same versions. */

@@ -72,6 +72,8 @@ export interface PartitionRoles {
   generation(): number;
   /** Work left on this node besides outgoing migrations. */
   remaining(): number;
+  /** The lineage of this node's copies ('' = none yet; see balance.ts). */
+  lineage?(): string;
   namespaceStats?(namespace: string): Record<string, number>;
   /** Per namespace: partitions to send, to receive, and stored bytes on this node. */
   migrationsByNamespace?(): Record<string, { tx: number; rx: number; storedBytes: number }>;
