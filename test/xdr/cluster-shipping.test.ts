@@ -35,11 +35,16 @@ const WRITES_AFTER_KILL = 1000;
 /** Handover re-ships what the dead master's last checkpoints did not cover (they lag by design: a bounded share of shipping): a fraction, never a second copy of everything (every copy shipping would be >= 2). */
 const KAFKA_MESSAGES_PER_WRITE_MAX = 1.5;
 /**
- * Checkpoint writes per record shipped, at most: the shipper holds them to a quarter of what it
- * ships plus a small floor per interval (they were one per client write when writes spread over
- * every partition).
+ * The shipper's checkpoint budget per interval (shipper.ts): a quarter of what it shipped in the
+ * interval, or a floor of 32 per second, whichever is more (each rounded up: at most one more of
+ * each per interval of 200 ms, so 10/s). With client writes spread over every partition there is
+ * always a checkpoint due, so the floor is spent every second: the bound grows with time, which a
+ * loaded machine stretches (a CI run on a shared machine saw 1220 for 1797 shipped, 0.68 per
+ * record, within this rule; the old ratio bound of 0.6 failed it). Before the budget there was
+ * one checkpoint write per dirty partition, up to 1024 per interval: thousands per second.
  */
-const CHECKPOINT_WRITES_PER_SHIPPED_MAX = 0.6;
+const CHECKPOINT_SHARE_OF_SHIPPED = 0.25;
+const CHECKPOINT_WRITES_PER_S_PER_NODE_MAX = 32 + 10;
 /** The load's client timeout per write (retries included), and its retries. */
 const LOAD_TIMEOUT_MS = 2000;
 const LOAD_RETRIES = 3;
@@ -68,6 +73,7 @@ test.serial('3-node source site: only masters ship; kill -9 of a master under lo
   });
   const broker = await embeddedBroker(dir);
   t.teardown(() => broker.close());
+  const siteStartedAt = Date.now();
   const a = await startSite({
     name: 'a', size: 3, dir, procs,
     xdr: { site: 'A', destinations: [{ name: 'B', brokers: broker.brokers, namespaces: ['test'], topic: TOPIC, 'kafka-partitions': 4, 'checkpoint-interval-ms': 200 }] },
@@ -116,8 +122,10 @@ test.serial('3-node source site: only masters ship; kill -9 of a master under lo
   const streams = (await Promise.all(survivors.map((n) => xdrStreams(n.port)))).map((s) => s[0]!);
   const checkpointWrites = streams.reduce((sum, s) => sum + (s.checkpointWrites ?? 0), 0);
   const shippedBySurvivors = streams.reduce((sum, s) => sum + s.shipped, 0);
-  t.log(`checkpoint writes ${checkpointWrites} for ${shippedBySurvivors} shipped by the survivors`);
-  t.true(checkpointWrites <= shippedBySurvivors * CHECKPOINT_WRITES_PER_SHIPPED_MAX, `${checkpointWrites} checkpoint writes for ${shippedBySurvivors} shipped`);
+  const shippingS = (Date.now() - siteStartedAt) / 1000;
+  const checkpointBound = Math.ceil(shippedBySurvivors * CHECKPOINT_SHARE_OF_SHIPPED + CHECKPOINT_WRITES_PER_S_PER_NODE_MAX * shippingS * survivors.length);
+  t.log(`checkpoint writes ${checkpointWrites} for ${shippedBySurvivors} shipped by the survivors in ${shippingS.toFixed(1)} s (bound ${checkpointBound})`);
+  t.true(checkpointWrites <= checkpointBound, `${checkpointWrites} checkpoint writes for ${shippedBySurvivors} shipped in ${shippingS.toFixed(1)} s: more than ${checkpointBound}`);
   const shippedAt = Date.now();
   await waitFor(async () => {
     const r = await getJson<ReceiverStats>(`http://127.0.0.1:${rPort}/stats`);
