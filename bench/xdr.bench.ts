@@ -522,12 +522,20 @@ async function catchupPhase(sites: BenchSites, writer: Writer, prober: Prober, s
 /** Ordinary writes, then RPO-0 writes (set RPO0_SET), at one rate: put latency p50/p99 of each. */
 async function rpo0Phase(sites: BenchSites, writer: Writer, prober: Prober, rate: number, durationS: number, out: Record<string, unknown>): Promise<void> {
   console.log(`\nRPO 0: put latency at ${rate} writes/s for ${durationS} s each (FerryClient to A, ${RECORD_BYTES} B records), ordinary writes then set "${RPO0_SET}" (rpo0-sets: acknowledged once in Kafka)`);
-  const measure = async (set: string, prefix: string): Promise<{ p50: number; p99: number; achieved: number; errors: number }> => {
+  const measure = async (set: string, prefix: string): Promise<{ p50: number; p99: number; achieved: number; errors: number; cpuMsPerWrite: number; cpu: string }> => {
     const errors0 = writer.errors;
+    const from = cpuMark(sites);
     const w = await writer.run({ rate, durationMs: durationS * 1000, prefix, sink: [], set });
+    // Diagnostics: CPU of this benchmark's processes (and of the bench itself) while writing; the
+    // shipping and applying that trails the writes is left out.
+    const to = cpuMark(sites);
+    const ours = sites.procs.reduce((a, _, i) => a + to.procs[i]! - from.procs[i]!, 0) + to.self - from.self;
     const lat = writer.latencies.sort((x, y) => x - y);
     await waitDrained(sites, prober, `${set} writes`);
-    return { p50: round1(percentile(lat, 0.5)), p99: round1(percentile(lat, 0.99)), achieved: Math.round(w.achievedPerS), errors: writer.errors - errors0 };
+    return {
+      p50: round1(percentile(lat, 0.5)), p99: round1(percentile(lat, 0.99)), achieved: Math.round(w.achievedPerS), errors: writer.errors - errors0,
+      cpuMsPerWrite: round1((ours * 1000) / Math.max(1, lat.length)), cpu: cpuReport(sites, from, to),
+    };
   };
   const normal = await measure('bench', 'n0-');
   const rpo0 = await measure(RPO0_SET, 'z0-');
@@ -537,8 +545,12 @@ async function rpo0Phase(sites: BenchSites, writer: Writer, prober: Prober, rate
   out.rpo0_write_p50_ms = rpo0.p50;
   out.rpo0_write_p99_ms = rpo0.p99;
   out.rpo0_write_errors = rpo0.errors;
+  out.normal_cpu_ms_per_write = normal.cpuMsPerWrite;
+  out.rpo0_cpu_ms_per_write = rpo0.cpuMsPerWrite;
   console.log(`  ordinary: p50 ${normal.p50} ms, p99 ${normal.p99} ms (achieved ${normal.achieved}/s, ${normal.errors} errors)`);
   console.log(`  RPO 0:    p50 ${rpo0.p50} ms, p99 ${rpo0.p99} ms (achieved ${rpo0.achieved}/s, ${rpo0.errors} errors)   (goal p99 <= ${GOALS.rpo0WriteP99Ms} ms: ${rpo0.p99 <= GOALS.rpo0WriteP99Ms ? 'met' : 'MISSED'})`);
+  console.log(`  CPU while writing, ordinary: ${normal.cpuMsPerWrite} ms per write (${normal.cpu})`);
+  console.log(`  CPU while writing, RPO 0:    ${rpo0.cpuMsPerWrite} ms per write (${rpo0.cpu})`);
 }
 
 /** Failover under steady writes, then (records > 0) the failback of a loaded data set with 1% changed on B. */

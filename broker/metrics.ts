@@ -12,6 +12,8 @@ export const brokerCounters = {
   connectionsRefused: 0,
   requests: 0,
   connectionsClosedOnError: 0,
+  /** Produce requests whose group-commit fsync failed (acks=-1 ones answered KAFKA_STORAGE_ERROR). */
+  flushFailures: 0,
 };
 
 const running = new Map<BrokerState, string>();
@@ -64,5 +66,6 @@ export function brokerMetrics(): BrokerMetricSample[] {
   counter('ferry_broker_connections_refused_total', 'Connections closed at once: max-connections reached.', brokerCounters.connectionsRefused);
   counter('ferry_broker_requests_total', 'Requests handled.', brokerCounters.requests);
   counter('ferry_broker_connections_closed_on_error_total', 'Connections closed for bad input.', brokerCounters.connectionsClosedOnError);
+  counter('ferry_broker_flush_failures_total', 'Produce requests whose fsync failed (acks=-1: answered KAFKA_STORAGE_ERROR, not acknowledged).', brokerCounters.flushFailures);
   return out;
 }

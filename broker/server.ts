@@ -125,7 +125,11 @@ export async function startBroker(opts: BrokerOptions): Promise<BrokerHandle> {
     }, opts.retentionCheckIntervalMs ?? retentionCheckIntervalMsDefault),
   ];
   // Everything still dirty (all appends under `os`, offset commits under both) is fsynced this often.
-  timers.push(setInterval(() => void state.flusher.flushAll(), periodicFlushIntervalMs));
+  timers.push(
+    setInterval(() => {
+      state.flusher.flushAll().catch((err: unknown) => opts.onError?.(err));
+    }, periodicFlushIntervalMs),
+  );
   for (const t of timers) t.unref();
   let closing: Promise<void> | null = null;
   return {
@@ -140,7 +144,8 @@ export async function startBroker(opts: BrokerOptions): Promise<BrokerHandle> {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         for (const c of connections) c.close();
         await closed;
-        await state.flusher.flushAll();
+        // A failed flush is reported; close() then fsyncs what is still dirty synchronously (and throws if that fails too).
+        await state.flusher.flushAll().catch((err: unknown) => opts.onError?.(err));
         state.close();
         unregisterBroker(state);
       })();

@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { ErrorCode, KafkaError } from '../protocol/errors.js';
 
 export interface CommittedOffset {
   offset: number;
@@ -96,7 +97,13 @@ export class OffsetStore {
   flush(): Promise<void> {
     if (!this.dirty) return Promise.resolve();
     this.dirty = false;
-    return new Promise((res) => fs.fsync(this.fd, () => res()));
+    return new Promise((res, rej) =>
+      fs.fsync(this.fd, (err) => {
+        if (!err) return res();
+        this.dirty = true; // not on disk: the next flush tries again
+        rej(new KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, `fsync of ${this.file} failed: ${err.message}`, { cause: err }));
+      }),
+    );
   }
 
   close(): void {

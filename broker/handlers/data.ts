@@ -90,7 +90,23 @@ export const handleProduce: Handler = async ({ state, header }, r) => {
   if (appended && state.config.flushPolicy === 'fsync') {
     // Every append is fsynced promptly (it moves the high watermark); only acks=-1 waits for it.
     const durable = state.flusher.whenDurable();
-    if (req.acks === -1) await durable;
+    if (req.acks === -1) {
+      try {
+        await durable;
+      } catch (err) {
+        // The fsync failed: nothing appended here may be acknowledged as durable.
+        const code = err instanceof KafkaError ? err.code : ErrorCode.KAFKA_STORAGE_ERROR;
+        brokerCounters.flushFailures++;
+        for (const t of topics) {
+          for (const p of t.partitions) if (p.errorCode === ErrorCode.NONE) Object.assign(p, { errorCode: code, baseOffset: -1 });
+        }
+      }
+    } else {
+      // acks 0/1 promise no durability; the failed target stays dirty and its high watermark stays put.
+      durable.catch(() => {
+        brokerCounters.flushFailures++;
+      });
+    }
   }
   if (req.acks === 0) return null;
   return encodeProduce({ topics }, header.apiVersion);

@@ -316,7 +316,14 @@ export class Segment {
   fsync(): Promise<void> {
     if (this.closed || !this.dirty) return Promise.resolve();
     this.dirty = false;
-    return new Promise<void>((res) => fs.fsync(this.logFd, () => res()));
+    return new Promise<void>((res, rej) =>
+      fs.fsync(this.logFd, (err) => {
+        if (!err) return res();
+        // Not on disk: still dirty, so the next flush tries again rather than taking it for clean.
+        this.dirty = true;
+        rej(new KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, `fsync of ${segmentFileName(this.baseOffset, '.log')} failed: ${err.message}`, { cause: err }));
+      }),
+    );
   }
 
   fsyncSync(): void {

@@ -21,6 +21,14 @@ export class BlockTable {
   readonly #live: Float64Array;
   readonly #state: Uint8Array;
   readonly #free: number[] = [];
+  /**
+   * The low-water mark of the last pickDefragBlock() that found no block, while nothing that
+   * could make a block a candidate (live bytes going down, a state change, a load) happened
+   * since; -1 otherwise. Lets the defrag timer (every defrag-sleep-ms on every namespace) skip
+   * its scan of every block when nothing changed: on a 16 GiB device that is 16 384 blocks,
+   * 200 times a second.
+   */
+  #noCandidateUnder = -1;
 
   constructor(
     readonly blockBytes: number,
@@ -61,10 +69,12 @@ export class BlockTable {
     const n = this.#live[b]! - bytes;
     assert(n >= 0, `namespace ${this.name}: block ${b} live bytes would drift below zero (${this.#live[b]} - ${bytes}): a record was un-counted twice`);
     this.#live[b] = n;
+    this.#noCandidateUnder = -1;
   }
 
   clearLive(b: number): void {
     this.#live[b] = 0;
+    this.#noCandidateUnder = -1;
   }
 
   usedBytes(): number {
@@ -81,6 +91,7 @@ export class BlockTable {
 
   setState(b: number, s: BlockStateId): void {
     this.#state[b] = s;
+    this.#noCandidateUnder = -1;
   }
 
   freeCount(): number {
@@ -116,11 +127,13 @@ export class BlockTable {
 
   /** The USED block with the fewest live bytes under `lwmBytes`, or -1. */
   pickDefragBlock(lwmBytes: number): number {
+    if (this.#noCandidateUnder === lwmBytes) return -1;
     let best = -1;
     for (let b = 0; b < this.count; b++) {
       if (this.#state[b] !== BlockState.USED || this.#live[b]! >= lwmBytes) continue;
       if (best < 0 || this.#live[b]! < this.#live[best]!) best = b;
     }
+    if (best < 0) this.#noCandidateUnder = lwmBytes;
     return best;
   }
 
@@ -143,6 +156,7 @@ export class BlockTable {
     this.seq.set(new Float64Array(aligned.buffer, aligned.byteOffset, n));
     this.#live.set(new Float64Array(aligned.buffer, aligned.byteOffset + n * 8, n));
     this.#state.set(new Uint8Array(aligned.buffer, aligned.byteOffset + n * 16, n));
+    this.#noCandidateUnder = -1;
     for (let b = 0; b < n; b++) {
       const st = this.#state[b];
       if (st === BlockState.DEFRAG) this.#state[b] = BlockState.USED;
