@@ -425,13 +425,16 @@ const NAME_BYTES_MAX = 0xff;
 const ACK_HEAD_BYTES = 5;
 
 /**
- * The whole REPLICA_WRITE frame (fabric kind byte first) in one buffer: the record is encoded
- * straight into it, in device format with its CRC (block sequence 0: the replica reseals it).
+ * The whole REPLICA_WRITE frame (fabric kind byte first) in one buffer, the record in device
+ * format with its CRC (the replica reseals it with its own block sequence): the bytes the store
+ * just wrote, copied as they are, when the version carries them (a client write); else encoded
+ * straight into the frame (block sequence 0).
  */
 export function encodeWriteFrame(id: number, namespace: string, sender: Buffer, w: WrittenVersion, flags = 0): Buffer {
   const nsLen = Buffer.byteLength(namespace);
   assert(nsLen <= NAME_BYTES_MAX && sender.length <= NAME_BYTES_MAX, 'namespace and sender fit their u8 lengths');
-  const length = encodedLength(w.record);
+  const stored = w.encoded;
+  const length = stored ? stored.length : encodedLength(w.record);
   const senderAt = 1 + WRITE_HEAD_BYTES + nsLen;
   const at = senderAt + 1 + sender.length;
   const buf = Buffer.allocUnsafe(at + alignUp(length));
@@ -442,8 +445,14 @@ export function encodeWriteFrame(id: number, namespace: string, sender: Buffer, 
   buf.write(namespace, 1 + WRITE_HEAD_BYTES, 'utf8');
   buf[senderAt] = sender.length;
   sender.copy(buf, senderAt + 1);
-  encodeRecordInto(w.record, buf, at, length);
-  sealRecord(buf, 0, at);
+  if (stored) {
+    // The store's view must still hold this version (it is read in the turn it was written).
+    assert(stored.length === alignUp(stored.readUInt32LE(4)) && w.record.digest.equals(stored.subarray(RECORD_DIGEST_OFFSET, RECORD_DIGEST_OFFSET + DIGEST_BYTES)), 'the stored bytes of a replica write are its record');
+    stored.copy(buf, at);
+  } else {
+    encodeRecordInto(w.record, buf, at, length);
+    sealRecord(buf, 0, at);
+  }
   return buf;
 }
 

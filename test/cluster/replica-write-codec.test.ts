@@ -43,6 +43,18 @@ test('a REPLICA_WRITE frame round-trips: id, namespace, sender, kind, migration 
   }
 });
 
+test('a REPLICA_WRITE built from the bytes the store wrote carries them as they are, and refuses bytes of another record', (t) => {
+  const r = rec(3);
+  const stored = encodeRecord(r, 77); // sealed with the master's block sequence, as its write block holds it
+  const f = encodeWriteFrame(9, 'test', SENDER, { record: r, kind: WriteKind.WRITE, encoded: stored });
+  const m = decodeWrite(f.subarray(1));
+  if (!m) return t.fail('refused an intact frame');
+  t.deepEqual(m.version.bytes.subarray(m.version.off), stored);
+  t.deepEqual(decodeRecord(m.version.bytes, m.version.off), decodeRecord(encodeRecord(r, 0), 0));
+  const other = encodeRecord({ ...r, digest: computeDigest('demo', 'other') }, 77);
+  t.throws(() => encodeWriteFrame(9, 'test', SENDER, { record: r, kind: WriteKind.WRITE, encoded: other }));
+});
+
 test('a REPLICA_WRITE with any byte of its record flipped, or cut short, is refused', (t) => {
   const f = encodeWriteFrame(1, 'test', SENDER, { record: rec(3), kind: WriteKind.WRITE }).subarray(1);
   const at = 6 + 4 + 1 + SENDER.length;
