@@ -58,9 +58,10 @@ const ADJACENCY_MAX = 256;
  * Version of the fabric messages (replica writes, migrations, proxy, rebalance). A node whose
  * pulses carry another version is refused like another cluster-name: the two could form a
  * cluster and then fail every replica write and migration between them. Pulses without one come
- * from nodes before version 2 (REPLICA_WRITE did not carry its sender's id).
+ * from nodes before version 2 (REPLICA_WRITE did not carry its sender's id). Version 3: one
+ * REPLICA_ACK carries every acknowledgement due on a connection at once (version 2: one each).
  */
-export const FABRIC_PROTOCOL_VERSION = 2;
+export const FABRIC_PROTOCOL_VERSION = 3;
 /** The version of a pulse that carries none. */
 const FABRIC_PROTOCOL_VERSION_UNSTATED = 1;
 /** Fabric message kinds (first byte of a frame). */

@@ -28,10 +28,14 @@
  * Fabric messages (on the heartbeat connections):
  *   REPLICA_WRITE u32 id, u8 write kind, u8 namespace length, namespace, u8 sender length,
  *                 sender node id, record (device format, CRC)
- *   REPLICA_ACK   u32 id, u8 result code, sender node id
+ *   REPLICA_ACK   u8 sender length, sender node id, then (u32 id, u8 result code) for each
+ *                 write acknowledged (at least one, at most ACKS_PER_FRAME_MAX)
  * A replica acknowledges on its own connection to the sender when it has one (the frames it
  * sends that node in the same turn, its replica writes among them, then leave in one write and
- * are read in one read there), else on the connection the write came in on.
+ * are read in one read there), else on the connection the write came in on. The acknowledgements
+ * due on one connection are gathered until the current callback's microtasks run (the replica
+ * writes of one fabric read are applied in that one callback) and leave as one REPLICA_ACK.
+ * (Fabric protocol version 3; version 2 sent one REPLICA_ACK per write.)
  * The record in a REPLICA_WRITE is checked on arrival (CRC and layout), judged by its header and
  * copied into the replica's write block as it came (resealed there): a replica never decodes a
  * record to store it.
@@ -64,6 +68,9 @@ export const REPLICA_RETRANSMIT_MS_MAX = 2000;
 const MIGRATION_FLAG = 0x80;
 /** Replica writes in flight (behind ones included) on one master before new ones are refused (DEVICE_OVERLOAD). */
 export const REPLICA_WRITES_PENDING_MAX = 20_000;
+
+/** Acknowledgements one REPLICA_ACK carries at most (more due at once go in several frames). */
+export const ACKS_PER_FRAME_MAX = 4096;
 
 /** Refusals a retransmission cannot change: the replica is given up (and the client told). */
 const PERMANENT_REFUSALS: ReadonlySet<number> = new Set<number>([ResultCode.PARAMETER, ResultCode.NAMESPACE_NOT_FOUND]);
@@ -102,6 +109,13 @@ interface PendingWrite {
 
 type Pending = PendingPush | PendingWrite;
 type Reply = (kind: number, payload: Buffer) => void;
+/** Acknowledgements due on one connection (this node's own to the sender, or the one a write came in on). */
+interface AckBatch {
+  conn: FabricConnection | undefined;
+  reply: Reply;
+  /** id, result code pairs. */
+  acks: number[];
+}
 
 export class ReplicaWrites {
   readonly #pending = new Map<number, Pending>();
@@ -109,6 +123,9 @@ export class ReplicaWrites {
   readonly #behind = new Map<string, number>();
   /** This node's id as REPLICA_ACK carries it. */
   readonly #nodeIdBytes: Buffer;
+  /** Acknowledgements not sent yet, by the connection (or reply) they go on. */
+  readonly #acksDue = new Map<FabricConnection | Reply, AckBatch>();
+  #acksFlushQueued = false;
   #nextId = 1;
   readonly counters = {
     replica_writes_sent: 0,
@@ -289,9 +306,13 @@ export class ReplicaWrites {
   }
 
   #onAck(payload: Buffer): void {
-    if (payload.length < ACK_HEAD_BYTES) return;
-    const id = payload.readUInt32BE(0);
-    const code = payload[4]! as ResultCodeId;
+    const acks = decodeAcks(payload);
+    if (!acks) return;
+    const from = acks.sender;
+    for (let at = acks.at; at < payload.length; at += ACK_ENTRY_BYTES) this.#onAckOf(payload.readUInt32BE(at), payload[at + 4]! as ResultCodeId, from);
+  }
+
+  #onAckOf(id: number, code: ResultCodeId, from: string): void {
     const p = this.#pending.get(id);
     if (!p) return;
     if (p.migration) {
@@ -300,7 +321,6 @@ export class ReplicaWrites {
       p.resolve(code === ResultCode.OK);
       return;
     }
-    const from = payload.toString('utf8', ACK_HEAD_BYTES);
     if (!p.waiting.has(from)) return; // a repeat's answer
     if (code !== ResultCode.OK) return this.#refused(id, p, from, code);
     p.waiting.delete(from);
@@ -382,17 +402,38 @@ export class ReplicaWrites {
     this.#ack(reply, sender, id, ResultCode.SERVER_ERROR);
   }
 
-  /** Acknowledges on this node's own connection to `sender` if it has one, else with `reply`. */
+  /**
+   * Acknowledges on this node's own connection to `sender` if it has one, else with `reply`:
+   * queued, and sent with the others due on that connection once the current callback's
+   * microtasks run.
+   */
   #ack(reply: Reply, sender: string, id: number, code: number): void {
-    const from = this.#nodeIdBytes;
-    const f = Buffer.allocUnsafe(1 + ACK_HEAD_BYTES + from.length);
-    f[0] = FabricKind.REPLICA_ACK;
-    f.writeUInt32BE(id, 1);
-    f[5] = code;
-    from.copy(f, 1 + ACK_HEAD_BYTES);
     const conn = sender === '' ? undefined : this.heartbeat.connectionTo(sender);
-    if (conn) conn.send(f);
-    else reply(FabricKind.REPLICA_ACK, f.subarray(1));
+    const to = conn ?? reply;
+    let b = this.#acksDue.get(to);
+    if (!b) {
+      b = { conn, reply, acks: [] };
+      this.#acksDue.set(to, b);
+    }
+    b.acks.push(id, code);
+    if (b.acks.length >= 2 * ACKS_PER_FRAME_MAX) this.#sendAcks(b);
+    if (!this.#acksFlushQueued) {
+      this.#acksFlushQueued = true;
+      queueMicrotask(() => this.#flushAcks());
+    }
+  }
+
+  #flushAcks(): void {
+    this.#acksFlushQueued = false;
+    for (const b of this.#acksDue.values()) if (b.acks.length > 0) this.#sendAcks(b);
+    this.#acksDue.clear();
+  }
+
+  #sendAcks(b: AckBatch): void {
+    const f = encodeAcks(this.#nodeIdBytes, b.acks);
+    b.acks = [];
+    if (b.conn) b.conn.send(f);
+    else b.reply(FabricKind.REPLICA_ACK, f.subarray(1));
   }
 
   /** Client writes already answered whose version some replica has not acknowledged yet. */
@@ -421,17 +462,45 @@ function recordKey(namespace: string, digest: Buffer): string {
 const WRITE_HEAD_BYTES = 6;
 /** Longest namespace name and sender node id a REPLICA_WRITE carries (u8 lengths). */
 const NAME_BYTES_MAX = 0xff;
-/** REPLICA_ACK payload bytes before the sender's node id: u32 id, u8 result code. */
-const ACK_HEAD_BYTES = 5;
+/** One acknowledgement in a REPLICA_ACK: u32 id, u8 result code. */
+const ACK_ENTRY_BYTES = 5;
+
+/** A REPLICA_ACK frame (fabric kind byte first) from `sender` for `acks` (id, result code pairs). */
+export function encodeAcks(sender: Buffer, acks: readonly number[]): Buffer {
+  const n = acks.length / 2;
+  assert(sender.length <= NAME_BYTES_MAX && n >= 1 && n <= ACKS_PER_FRAME_MAX && Number.isInteger(n), 'a REPLICA_ACK carries its sender and 1..ACKS_PER_FRAME_MAX acknowledgements');
+  const head = 2 + sender.length;
+  const f = Buffer.allocUnsafe(head + n * ACK_ENTRY_BYTES);
+  f[0] = FabricKind.REPLICA_ACK;
+  f[1] = sender.length;
+  sender.copy(f, 2);
+  for (let i = 0, at = head; i < acks.length; i += 2, at += ACK_ENTRY_BYTES) {
+    f.writeUInt32BE(acks[i]!, at);
+    f[at + 4] = acks[i + 1]!;
+  }
+  return f;
+}
+
+/** A REPLICA_ACK payload: its sender and where its acknowledgements start; undefined when malformed. */
+export function decodeAcks(payload: Buffer): { sender: string; at: number } | undefined {
+  if (payload.length < 1) return undefined;
+  const at = 1 + payload[0]!;
+  const n = (payload.length - at) / ACK_ENTRY_BYTES;
+  if (!Number.isInteger(n) || n < 1 || n > ACKS_PER_FRAME_MAX) return undefined;
+  return { sender: payload.toString('utf8', 1, at), at };
+}
 
 /**
- * The whole REPLICA_WRITE frame (fabric kind byte first) in one buffer: the record is encoded
- * straight into it, in device format with its CRC (block sequence 0: the replica reseals it).
+ * The whole REPLICA_WRITE frame (fabric kind byte first) in one buffer, the record in device
+ * format with its CRC (the replica reseals it with its own block sequence): the bytes the store
+ * just wrote, copied as they are, when the version carries them (a client write); else encoded
+ * straight into the frame (block sequence 0).
  */
 export function encodeWriteFrame(id: number, namespace: string, sender: Buffer, w: WrittenVersion, flags = 0): Buffer {
   const nsLen = Buffer.byteLength(namespace);
   assert(nsLen <= NAME_BYTES_MAX && sender.length <= NAME_BYTES_MAX, 'namespace and sender fit their u8 lengths');
-  const length = encodedLength(w.record);
+  const stored = w.encoded;
+  const length = stored ? stored.length : encodedLength(w.record);
   const senderAt = 1 + WRITE_HEAD_BYTES + nsLen;
   const at = senderAt + 1 + sender.length;
   const buf = Buffer.allocUnsafe(at + alignUp(length));
@@ -442,8 +511,14 @@ export function encodeWriteFrame(id: number, namespace: string, sender: Buffer, 
   buf.write(namespace, 1 + WRITE_HEAD_BYTES, 'utf8');
   buf[senderAt] = sender.length;
   sender.copy(buf, senderAt + 1);
-  encodeRecordInto(w.record, buf, at, length);
-  sealRecord(buf, 0, at);
+  if (stored) {
+    // The store's view must still hold this version (it is read in the turn it was written).
+    assert(stored.length === alignUp(stored.readUInt32LE(4)) && w.record.digest.equals(stored.subarray(RECORD_DIGEST_OFFSET, RECORD_DIGEST_OFFSET + DIGEST_BYTES)), 'the stored bytes of a replica write are its record');
+    stored.copy(buf, at);
+  } else {
+    encodeRecordInto(w.record, buf, at, length);
+    sealRecord(buf, 0, at);
+  }
   return buf;
 }
 

@@ -405,9 +405,9 @@ export class Namespace implements StoreNamespace {
     const rec: StoredRecord = { digest, setName: set, generation, lutMs, voidTimeS, tombstone, bins };
     if (key) rec.key = key;
     if (origin !== RecordOrigin.LOCAL) rec.origin = origin;
-    this.store.write(rec);
+    const encoded = this.store.write(rec);
     this.writeLog.append(partitionOf(digest), digest, generation, lutMs, kind);
-    return { record: rec, kind };
+    return { record: rec, kind, encoded };
   }
 
 

@@ -223,8 +223,12 @@ export class RecordStore {
     return decodeRecord(buf, off);
   }
 
-  /** Writes a record version (or a tombstone when `r.tombstone`). */
-  write(r: StoredRecord): void {
+  /**
+   * Writes a record version (or a tombstone when `r.tombstone`). Returns its bytes as stored
+   * (device format, sealed with its CRC, padded): a view of the write block, to be read before
+   * the next write (the master sends them to its replicas as they are, not encoded again).
+   */
+  write(r: StoredRecord): Buffer {
     this.assertOpen();
     const setId = this.sets.id(r.setName);
     const length = encodedLength(r);
@@ -233,6 +237,7 @@ export class RecordStore {
       throw new StorageError('RECORD_TOO_BIG', `record of ${size} bytes exceeds the write block (${this.blockBytes} bytes)`);
     }
     this.indexVersion(r.digest, this.buffer.appendRecord(r, length), setId, r, r.key !== undefined);
+    return this.buffer.lastAppended(size);
   }
 
   /**

@@ -81,6 +81,15 @@ export class WriteBuffer {
   }
 
   /**
+   * The bytes (padded) of the record appended last, `size` bytes long, as a view of the open
+   * block: valid until the block is freed and reused, so read it in the same turn (to send it on).
+   */
+  lastAppended(size: number): Buffer {
+    assert(size <= this.#pos, 'the record appended last lies in the open block');
+    return this.#openBuf.subarray(this.#pos - size, this.#pos);
+  }
+
+  /**
    * Copies the encoded record at `src[off..off + length)` (checked by the caller) into the open
    * block, zero-padded and sealed with the block's sequence: a record that arrives in device
    * format is stored without decoding it. Returns its address (16-byte units).

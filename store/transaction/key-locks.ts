@@ -15,8 +15,8 @@ import type { Clock } from '../runtime/index.js';
 
 interface KeyQueue {
   pending: number;
-  /** Settles when the last queued command is done; never rejects. */
-  tail: Promise<void>;
+  /** The last queued command (it may reject: the next one runs after it either way). */
+  tail: Promise<unknown>;
 }
 
 /** Returned by `run` instead of running when the key already has `pendingLimit()` commands queued. */
@@ -53,14 +53,15 @@ export class KeyLocks {
     if (q.pending >= this.pendingLimit()) return KEY_BUSY;
     q.pending++;
     const queuedAtMs = this.clock.nowMs();
-    const run = q.tail.then(() => fn(this.clock.nowMs() - queuedAtMs));
-    q.tail = settled(run);
+    const go = (): T | Promise<T> => fn(this.clock.nowMs() - queuedAtMs);
+    const run = q.tail.then(go, go);
+    q.tail = run;
     return this.#release(key, q, run);
   }
 
   /** Resolves when every command queued now has finished. */
   async drain(): Promise<void> {
-    await Promise.all([...this.#queues.values()].map((q) => q.tail));
+    await Promise.allSettled([...this.#queues.values()].map((q) => q.tail));
   }
 
   /** A command that ran at once: if it must wait, the key gets a queue until it is done. */
@@ -68,19 +69,31 @@ export class KeyLocks {
     if (!(r instanceof Promise)) return r;
     const key = known ?? lockKey(digest);
     assert(!this.#queues.has(key), 'a free key already had a queue');
-    const q: KeyQueue = { pending: 1, tail: settled(r) };
+    const q: KeyQueue = { pending: 1, tail: r };
     this.#queues.set(key, q);
     return this.#release(key, q, r);
   }
 
-  async #release<T>(key: string, q: KeyQueue, run: Promise<T>): Promise<T> {
-    try {
-      return await run;
-    } finally {
+  /**
+   * The command's own promise, settled after its lock is released: one reaction on `run` (it is
+   * registered before any later command's, so the count drops before the next one starts).
+   */
+  #release<T>(key: string, q: KeyQueue, run: Promise<T>): Promise<T> {
+    const done = (): void => {
       q.pending--;
       assert(q.pending >= 0, 'key lock released more often than taken');
       if (q.pending === 0 && this.#queues.get(key) === q) this.#queues.delete(key);
-    }
+    };
+    return run.then(
+      (v) => {
+        done();
+        return v;
+      },
+      (err: unknown) => {
+        done();
+        throw err;
+      },
+    );
   }
 }
 
@@ -89,9 +102,3 @@ function lockKey(digest: Buffer): string {
   return digest.toString('latin1');
 }
 
-function settled(p: Promise<unknown>): Promise<void> {
-  return p.then(
-    () => undefined,
-    () => undefined,
-  );
-}

@@ -24,6 +24,12 @@ import type { ResultCodeId, WriteKindId } from '../types.js';
 export interface WrittenVersion {
   record: StoredRecord;
   kind: WriteKindId;
+  /**
+   * The record as the store encoded it (device format, sealed, padded), when step 3 just wrote
+   * it: a view of the write block, valid only in the turn it was written (step 4 copies it into
+   * its replica writes then, so the record is not encoded and checksummed a second time).
+   */
+  encoded?: Buffer;
 }
 
 /**

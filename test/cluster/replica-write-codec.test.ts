@@ -4,7 +4,7 @@
  * late or repeated frame never regresses the record.
  */
 import test from 'ava';
-import { encodeWriteFrame, decodeWrite } from '../../store/cluster/replica-write.js';
+import { ACKS_PER_FRAME_MAX, decodeAcks, encodeAcks, encodeWriteFrame, decodeWrite } from '../../store/cluster/replica-write.js';
 import { FabricKind } from '../../store/cluster/heartbeat.js';
 import { openNamespace } from '../../store/node.js';
 import { computeDigest } from '../../store/digest.js';
@@ -41,6 +41,35 @@ test('a REPLICA_WRITE frame round-trips: id, namespace, sender, kind, migration 
     t.deepEqual(m.version.digest, r.digest);
     t.is(m.version.header.generation, 3);
   }
+});
+
+test('a REPLICA_WRITE built from the bytes the store wrote carries them as they are, and refuses bytes of another record', (t) => {
+  const r = rec(3);
+  const stored = encodeRecord(r, 77); // sealed with the master's block sequence, as its write block holds it
+  const f = encodeWriteFrame(9, 'test', SENDER, { record: r, kind: WriteKind.WRITE, encoded: stored });
+  const m = decodeWrite(f.subarray(1));
+  if (!m) return t.fail('refused an intact frame');
+  t.deepEqual(m.version.bytes.subarray(m.version.off), stored);
+  t.deepEqual(decodeRecord(m.version.bytes, m.version.off), decodeRecord(encodeRecord(r, 0), 0));
+  const other = encodeRecord({ ...r, digest: computeDigest('demo', 'other') }, 77);
+  t.throws(() => encodeWriteFrame(9, 'test', SENDER, { record: r, kind: WriteKind.WRITE, encoded: other }));
+});
+
+test('a REPLICA_ACK carries its sender and every (id, result code) given, in order; a malformed one is refused', (t) => {
+  const f = encodeAcks(SENDER, [1, 0, 0xffffffff, 14, 77, 4]);
+  t.is(f[0], FabricKind.REPLICA_ACK);
+  const p = f.subarray(1);
+  const m = decodeAcks(p);
+  if (!m) return t.fail('refused an intact REPLICA_ACK');
+  t.is(m.sender, SENDER.toString());
+  const got: Array<[number, number]> = [];
+  for (let at = m.at; at < p.length; at += 5) got.push([p.readUInt32BE(at), p[at + 4]!]);
+  t.deepEqual(got, [[1, 0], [0xffffffff, 14], [77, 4]]);
+  t.is(decodeAcks(p.subarray(0, p.length - 1)), undefined, 'cut inside an acknowledgement');
+  t.is(decodeAcks(p.subarray(0, 1 + SENDER.length)), undefined, 'no acknowledgement');
+  t.is(decodeAcks(Buffer.alloc(0)), undefined);
+  t.throws(() => encodeAcks(SENDER, []));
+  t.throws(() => encodeAcks(SENDER, new Array<number>(2 * (ACKS_PER_FRAME_MAX + 1)).fill(0)));
 });
 
 test('a REPLICA_WRITE with any byte of its record flipped, or cut short, is refused', (t) => {

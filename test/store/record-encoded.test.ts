@@ -88,3 +88,22 @@ test('writeEncoded stores the bytes as they came: read back equal, indexed with 
   t.is(store.read(newer.digest)?.generation, 8);
   t.deepEqual(store.setCounts(id), { objects: 3, tombstones: 1 });
 });
+
+test('write returns the record as the store sealed it: valid bytes that decode to the record and store as they are elsewhere', async (t) => {
+  const opts = { name: 't', files: [], fileBytes: 0, memoryBytes: 4 * 1024 * 1024, blockBytes: 64 * 1024, flushMaxMs: 1000, defragLwmPct: 50, defragSleepMs: 10, readCacheBlocks: 4 };
+  const { store } = await openRecordStore(opts);
+  const { store: other } = await openRecordStore(opts);
+  t.teardown(async () => {
+    await store.close();
+    await other.close();
+  });
+  for (const [, r] of shapes) {
+    const bytes = Buffer.from(store.write(r));
+    t.is(bytes.length % 16, 0, 'padded');
+    t.is(checkRecord(bytes, 0), 'ok');
+    t.true(recordLayoutOk(bytes, 0));
+    t.deepEqual(decodeRecord(bytes, 0), store.read(r.digest));
+    other.writeEncoded(bytes, 0, readHeader(bytes, 0));
+    t.deepEqual(other.read(r.digest), store.read(r.digest));
+  }
+});
